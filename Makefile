@@ -1,0 +1,44 @@
+# cpucompat.cluster: set-up, main job, tests and benchmarks. See README.md.
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+COLL := .collections/ansible_collections/cpucompat/cluster
+SOURCES := $(shell find galaxy.yml meta plugins roles playbooks docs README.md LICENSE changelogs tests -type f \
+	-not -path '*/__pycache__/*' -not -path 'tests/output/*' 2>/dev/null)
+
+.PHONY: setup run test unit integration sanity bench clean
+
+setup:
+	@bash tools/setup.sh
+	@$(MAKE) --no-print-directory $(COLL)/MANIFEST.json
+
+# Build the collection artifact and install it into the repo's collections path.
+$(COLL)/MANIFEST.json: $(SOURCES)
+	@rm -rf .build && mkdir -p .build
+	ansible-galaxy collection build --force --output-path .build . >/dev/null
+	ansible-galaxy collection install --force -p .collections .build/cpucompat-cluster-*.tar.gz >/dev/null
+	@echo "installed cpucompat.cluster into .collections"
+
+run: setup
+	ansible-playbook -i localhost, -c local playbooks/probe.yml
+
+unit: setup
+	python -m pytest -q tests/unit
+
+integration: setup
+	python -m pytest -q tests/integration
+
+sanity: setup
+	cd $(COLL) && ansible-test sanity --requirements --python 3.11 --color no
+
+test: setup
+	python -m pytest -q -p no:cacheprovider tests/unit tests/integration
+	$(MAKE) --no-print-directory sanity
+
+bench: setup
+	python bench/bench_probe.py
+
+clean:
+	rm -rf .build .collections .cache

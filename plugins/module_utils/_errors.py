@@ -1,0 +1,48 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Exception hierarchy of cpucompat.cluster. Private to the collection."""
+
+from __future__ import annotations
+
+
+class CpuCompatError(Exception):
+    """Base class of every error the collection's core raises on purpose."""
+
+
+class QMPError(CpuCompatError):
+    """Talking to a QEMU monitor failed (connection, protocol or timeout)."""
+
+
+class QMPTimeout(QMPError):
+    """A QEMU monitor did not answer within the allotted time."""
+
+
+class QMPProtocolError(QMPError):
+    """The peer is not a QMP monitor, or sent something that is not valid QMP."""
+
+
+class QMPCommandError(QMPError):
+    """QEMU answered a command with an error object."""
+
+    def __init__(self, command: str, error_class: str, desc: str) -> None:
+        super().__init__(f"QEMU rejected '{command}': {error_class}: {desc}")
+        self.command = command
+        self.error_class = error_class
+        self.desc = desc
+
+
+class QemuStartError(CpuCompatError):
+    """A throwaway QEMU could not be started, or it exited before answering."""
+
+
+class FactsError(CpuCompatError):
+    """Probe replies or cached facts are missing fields or are malformed."""
+
+
+class BaselineError(CpuCompatError):
+    """A cluster baseline or comparison cannot be computed from the given input."""
+
+
+class LibvirtError(CpuCompatError):
+    """libvirt refused an operation or could not be reached."""

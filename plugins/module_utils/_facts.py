@@ -1,0 +1,203 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Turn the replies of one QMP session into the ``cpucompat`` fact. Private to the collection.
+
+Pure functions: no I/O, no Ansible. The schema is documented in docs/facts.md;
+bump SCHEMA_VERSION on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from . import _catalog
+from ._errors import FactsError
+from ._features import SUPPORTED_ARCHES, canonical_list, enabled_features
+
+SCHEMA_VERSION = 1
+EXPANSION = "query-cpu-model-expansion"
+_IDENTITY_PROPS = ("vendor", "family", "model", "stepping", "model-id")
+
+
+def _expansion_model(reply: Any, where: str) -> dict[str, Any]:
+    model = reply.get("model") if isinstance(reply, dict) else None
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        raise FactsError(f"{where}: expansion reply has no model name")
+    props = model.get("props", {})
+    if not isinstance(props, dict):
+        raise FactsError(f"{where}: expansion reply has malformed props")
+    return model
+
+
+def _support(replies: Mapping[str, Any], errors: Mapping[str, Any], command: str) -> bool | None:
+    """True/False when QEMU said so, None when we cannot tell (e.g. not recorded)."""
+    if command in replies:
+        return True
+    err = errors.get(command)
+    if not isinstance(err, dict):
+        return None
+    if err.get("class") == "CommandNotFound":
+        return False
+    if "not supported" in str(err.get("desc", "")).lower():
+        return False
+    return None
+
+
+def _s390x_base_features(base: str, where: str) -> set[str]:
+    catalog = _catalog.MODELS.get("s390x", {})
+    if base not in catalog:
+        raise FactsError(
+            f"{where}: the host expansion is a delta against {base!r}, which this collection's model catalog "
+            f"(QEMU {_catalog.QEMU_VERSION.get('s390x')}) does not know; probe with a QEMU that supports full expansion")
+    return set(catalog[base].split())
+
+
+def host_features(arch: str, reply: Any, kind: str, where: str) -> tuple[set[str], str]:
+    """Enabled features of a host expansion and where they came from."""
+    model = _expansion_model(reply, where)
+    values = enabled_features(arch, model.get("props", {}), where)
+    enabled = {k for k, v in values.items() if v}
+    if arch == "s390x" and kind == "static":
+        # s390x static expansions are a delta against the named static base model.
+        disabled = {k for k, v in values.items() if not v}
+        return (_s390x_base_features(model["name"], where) | enabled) - disabled, "catalog+delta"
+    return enabled, "expansion"
+
+
+def _models(arch: str, replies: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]] | None:
+    defs = replies.get("query-cpu-definitions")
+    if defs is None:
+        return None
+    if not isinstance(defs, list):
+        raise FactsError(f"{where}: query-cpu-definitions did not return a list")
+    out: dict[str, dict[str, Any]] = {}
+    for entry in defs:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise FactsError(f"{where}: query-cpu-definitions has an entry without a name: {str(entry)[:80]}")
+        name = entry["name"]
+        unavailable = entry.get("unavailable-features")
+        if unavailable is not None and not isinstance(unavailable, list):
+            raise FactsError(f"{where}: model {name}: unavailable-features is not a list")
+        alias_of = entry.get("alias-of")
+        record: dict[str, Any] = {
+            # An old QEMU without unavailable-features tells us nothing: unknown, not runnable.
+            "runnable": None if unavailable is None else not unavailable,
+            # Aliases repeat their target's list; keep one copy to keep facts compact.
+            "unavailable_features": None if unavailable is None or alias_of else canonical_list(arch, unavailable, f"{where}: model {name}"),
+            "migration_safe": entry.get("migration-safe"),
+            "static": entry.get("static"),
+            "deprecated": bool(entry.get("deprecated", False)),
+            "alias_of": alias_of,
+        }
+        for kind in ("static", "full"):
+            key = f"{EXPANSION}:{kind}:{name}"
+            if key in replies:
+                feats, _src = host_features(arch, replies[key], kind, f"{where}: model {name}")
+                record["features"] = sorted(feats)
+                break
+        out[name] = record
+    return dict(sorted(out.items()))
+
+
+def _identity(arch: str, replies: Mapping[str, Any], primary: str) -> dict[str, Any]:
+    ident: dict[str, Any] = {"vendor": None, "family": None, "model": None, "stepping": None, "model_id": None}
+    if arch == "s390x":
+        ident["vendor"] = "IBM"
+    if arch != "x86_64":
+        return ident
+    # The identity props may sit in any host expansion of the session; prefer the primary one.
+    keys = [primary] + sorted(k for k in replies if k.startswith(EXPANSION) and k != primary)
+    for key in keys:
+        reply = replies.get(key)
+        props = reply.get("model", {}).get("props", {}) if isinstance(reply, dict) else {}
+        for prop in _IDENTITY_PROPS:
+            field = prop.replace("-", "_")
+            if ident[field] is None and prop in props:
+                ident[field] = props[prop]
+    if isinstance(ident["model_id"], str):
+        ident["model_id"] = ident["model_id"].strip()
+    return ident
+
+
+def build_facts(
+    replies: Mapping[str, Any],
+    errors: Mapping[str, Any],
+    primary_host_expansion: str,
+    *,
+    where: str,
+    qemu_binary: str | None,
+    probe: Mapping[str, Any],
+    fingerprint_inputs: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Build the ``cpucompat`` fact from one session's replies.
+
+    ``where`` names the host or socket in every error message.
+    """
+    target = replies.get("query-target")
+    if not isinstance(target, dict) or not isinstance(target.get("arch"), str):
+        raise FactsError(f"{where}: query-target reply is missing or has no 'arch'")
+    arch = target["arch"]
+    if arch not in SUPPORTED_ARCHES:
+        raise FactsError(f"{where}: target architecture {arch!r} is not supported (supported: {', '.join(SUPPORTED_ARCHES)})")
+    # A recording may lack query-version (libvirt's cputestdata never kept it):
+    # the version is then unknown (null), never guessed.
+    version = replies.get("query-version")
+    qemu_version: str | None = None
+    if version is not None:
+        qv = version.get("qemu") if isinstance(version, dict) else None
+        try:
+            qemu_version = f"{int(qv['major'])}.{int(qv['minor'])}.{int(qv['micro'])}"  # type: ignore[index]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FactsError(f"{where}: query-version reply has no usable major/minor/micro: {str(version)[:80]}") from exc
+    kvm = replies.get("query-kvm")
+    if not isinstance(kvm, dict) or "enabled" not in kvm:
+        raise FactsError(f"{where}: query-kvm reply is missing or has no 'enabled'")
+    accel = "kvm" if kvm["enabled"] else "tcg"
+
+    if primary_host_expansion not in replies:
+        err = errors.get(primary_host_expansion, {})
+        raise FactsError(f"{where}: no host CPU expansion ({primary_host_expansion}): {err.get('desc', 'no reply')}")
+    kind = primary_host_expansion.split(":")[1]
+    features, features_source = host_features(arch, replies[primary_host_expansion], kind, f"{where}: {primary_host_expansion}")
+    host_model = _expansion_model(replies[primary_host_expansion], where)
+
+    non_migratable: list[str] | None = None
+    if arch == "x86_64":
+        for key in (f"{EXPANSION}:static:host:migratable=false", f"{EXPANSION}:static:max:migratable=false"):
+            if key in replies:
+                wider, _src = host_features(arch, replies[key], "static", f"{where}: {key}")
+                non_migratable = sorted(wider - features)
+                break
+
+    models = _models(arch, replies, where)
+    identity = _identity(arch, replies, primary_host_expansion)
+    facts: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "arch": arch,
+        **identity,
+        "base_model": host_model["name"] if arch == "s390x" else None,
+        "accel": accel,
+        "qemu": {"binary": qemu_binary, "version": qemu_version, "package": str(version.get("package", "")).strip() if version else None},
+        "host_cpu": {"expansion": primary_host_expansion[len(EXPANSION) + 1:], "features_source": features_source},
+        "features": sorted(features),
+        "non_migratable_features": non_migratable,
+        "models": models,
+        "capabilities": {
+            "comparison": _support(replies, errors, "query-cpu-model-comparison"),
+            "baseline": _support(replies, errors, "query-cpu-model-baseline"),
+            "unavailable_features": None if models is None else any(m["runnable"] is not None for m in models.values()),
+        },
+        "probe": dict(probe),
+    }
+    facts["fingerprint"] = fingerprint(fingerprint_inputs)
+    return facts
+
+
+def fingerprint(inputs: Mapping[str, Any]) -> str:
+    """A stable digest of everything that can change a probe's answer."""
+    blob = json.dumps({"schema_version": SCHEMA_VERSION, **inputs}, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,322 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Talk to QEMU about its CPU models: spawn or attach, then query. Private to the collection.
+
+The conversation produces a :class:`Session` keyed exactly like the recorded
+sessions in the test fixtures (``query-cpu-model-expansion:static:host`` ...),
+so that the pure conversion in ``_facts`` serves live probes and recordings alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _facts
+from ._errors import QemuStartError, QMPError
+from ._qmp import QMPClient, Reply
+
+QEMU_ARCH_BY_MACHINE = {
+    "x86_64": "x86_64", "amd64": "x86_64",
+    "aarch64": "aarch64", "arm64": "aarch64",
+    "s390x": "s390x",
+}
+
+EXPANSION = "query-cpu-model-expansion"
+
+
+@dataclass
+class Session:
+    """Replies of one QMP conversation, keyed like the recorded fixtures."""
+
+    replies: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    primary_host_expansion: str | None = None
+    host_model_name: str | None = None
+
+    def record(self, key: str, reply: Reply) -> None:
+        if reply.ok:
+            self.replies[key] = reply.value
+        else:
+            self.errors[key] = {"class": reply.error_class or "GenericError", "desc": reply.error_desc or ""}
+
+
+def expansion_key(kind: str, model: str, props: dict[str, Any] | None = None) -> str:
+    key = f"{EXPANSION}:{kind}:{model}"
+    if props:
+        key += ":" + ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sorted(props.items()))
+    return key
+
+
+def kvm_usable() -> bool:
+    """True when /dev/kvm can be opened read-write by this process."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def default_qemu_binary(machine: str | None = None) -> str:
+    machine = machine or platform.machine()
+    arch = QEMU_ARCH_BY_MACHINE.get(machine, machine)
+    return f"qemu-system-{arch}"
+
+
+def binary_arch(binary: str) -> str | None:
+    base = os.path.basename(binary)
+    if base.startswith("qemu-system-"):
+        return QEMU_ARCH_BY_MACHINE.get(base[len("qemu-system-"):], base[len("qemu-system-"):])
+    return None
+
+
+def resolve_accel(requested: str, binary: str) -> str:
+    """Pick kvm or tcg; 'kvm' fails clearly when it cannot work."""
+    host_arch = QEMU_ARCH_BY_MACHINE.get(platform.machine(), platform.machine())
+    target = binary_arch(binary) or host_arch
+    if requested == "tcg":
+        return "tcg"
+    native = target == host_arch
+    usable = native and kvm_usable()
+    if requested == "kvm":
+        if not native:
+            raise QemuStartError(f"accel=kvm requested, but {binary} emulates {target} and this host is {host_arch}")
+        if not usable:
+            raise QemuStartError("accel=kvm requested, but /dev/kvm is missing or not accessible read-write on this host")
+        return "kvm"
+    if requested != "auto":
+        raise QemuStartError(f"unknown accel {requested!r}: use auto, kvm or tcg")
+    return "kvm" if usable else "tcg"
+
+
+def find_binary(binary: str) -> str:
+    path = shutil.which(binary) if os.sep not in binary else binary
+    if not path or not os.access(path, os.X_OK):
+        raise QemuStartError(f"QEMU binary {binary!r} not found or not executable (install the qemu-system package for this architecture)")
+    return os.path.realpath(path)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def spawn_qemu(binary: str, accel: str, timeout: float) -> Iterator[QMPClient]:
+    """Start a throwaway ``-machine none`` QEMU and yield a QMP client to it.
+
+    We listen on a socket in a private 0700 directory and QEMU connects to us,
+    so there is no polling for a socket file. QEMU runs in its own process
+    group; on every exit path the group is killed and the directory removed.
+    """
+    tmpdir = tempfile.mkdtemp(prefix="cpucompat-probe-")
+    os.chmod(tmpdir, 0o700)
+    path = os.path.join(tmpdir, "qmp.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    proc: subprocess.Popen[bytes] | None = None
+    client: QMPClient | None = None
+    try:
+        listener.bind(path)
+        listener.listen(1)
+        listener.settimeout(0.02)
+        errlog = open(os.path.join(tmpdir, "stderr"), "w+b")  # pylint: disable=consider-using-with
+        argv = [binary, "-machine", f"none,accel={accel}", "-nodefaults", "-no-user-config",
+                "-display", "none", "-S", "-chardev", f"socket,id=qmp,path={path}",
+                "-mon", "chardev=qmp,mode=control"]
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                                    stderr=errlog, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            raise QemuStartError(f"cannot start {binary}: {exc.strerror or exc}") from exc
+        deadline = time.monotonic() + timeout
+        conn: socket.socket | None = None
+        while conn is None:
+            try:
+                conn, _addr = listener.accept()
+            except socket.timeout:
+                if proc.poll() is not None:
+                    errlog.seek(0)
+                    stderr = errlog.read().decode(errors="replace").strip()
+                    raise QemuStartError(
+                        f"{binary} (accel={accel}) exited with status {proc.returncode} before its QMP monitor connected"
+                        + (f": {stderr[-800:]}" if stderr else "")) from None
+                if time.monotonic() > deadline:
+                    raise QemuStartError(f"{binary} (accel={accel}) did not connect its QMP monitor within {timeout:g} s; it was killed") from None
+        errlog.close()
+        client = QMPClient(conn, f"{binary} (accel={accel})", max(0.1, deadline - time.monotonic()))
+        client.handshake()
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+        listener.close()
+        if proc is not None:
+            _kill_group(proc)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def attach(path: str, timeout: float) -> Iterator[QMPClient]:
+    """Attach to an existing QMP socket (a running QEMU, a daemon, a replay)."""
+    client = QMPClient.connect(path, timeout)
+    try:
+        client.handshake()
+        yield client
+    finally:
+        client.close()
+
+
+def _model_props_for_static(static_reply: Any) -> dict[str, Any] | None:
+    if isinstance(static_reply, dict) and isinstance(static_reply.get("model"), dict):
+        return static_reply["model"]
+    return None
+
+
+def converse(client: QMPClient, expand_models: bool = True) -> Session:
+    """Ask everything the facts need, pipelining independent commands."""
+    session = Session()
+    basics = ["query-version", "query-target", "query-kvm", "query-cpu-definitions"]
+    for name, reply in zip(basics, client.execute_many([(c, None) for c in basics])):
+        session.record(name, reply)
+    for name in ("query-target", "query-kvm"):
+        if name in session.errors:
+            err = session.errors[name]
+            raise QMPError(f"QEMU rejected '{name}': {err['class']}: {err['desc']}")
+    kvm = session.replies.get("query-kvm") or {}
+    host = "host" if isinstance(kvm, dict) and kvm.get("enabled") else "max"
+    session.host_model_name = host
+    arch = (session.replies.get("query-target") or {}).get("arch")
+
+    plan: list[tuple[str, dict[str, Any]]] = [
+        (expansion_key("static", host), {"type": "static", "model": {"name": host}}),
+        (expansion_key("full", host), {"type": "full", "model": {"name": host}}),
+    ]
+    if arch == "x86_64":
+        plan.append((expansion_key("static", host, {"migratable": False}),
+                     {"type": "static", "model": {"name": host, "props": {"migratable": False}}}))
+    # Support of comparison/baseline is recorded from QEMU's own answer, not
+    # guessed from query-commands: some builds have the command and answer
+    # "not supported on this target".
+    plan.append(("query-cpu-model-comparison", {"modela": {"name": host}, "modelb": {"name": host}}))
+    plan.append(("query-cpu-model-baseline", {"modela": {"name": host}, "modelb": {"name": host}}))
+    replies = client.execute_many([(EXPANSION if k.startswith(EXPANSION) else k, a) for k, a in plan])
+    for (key, _args), reply in zip(plan, replies):
+        session.record(key, reply)
+    # x86: the static expansion is the migratable CPUID feature set and nothing
+    # else; s390x/aarch64: the full expansion lists every feature true/false.
+    for kind in (("static", "full") if arch == "x86_64" else ("full", "static")):
+        if expansion_key(kind, host) in session.replies:
+            session.primary_host_expansion = expansion_key(kind, host)
+            break
+
+    defs = session.replies.get("query-cpu-definitions")
+    if expand_models and isinstance(defs, list) and expansion_key("static", host) in session.replies:
+        names = [d["name"] for d in defs
+                 if isinstance(d, dict) and d.get("unavailable-features") == [] and not d.get("alias-of")
+                 and d.get("name") not in ("host", "max")]
+        if names:
+            kind = "full" if arch == "s390x" else "static"
+            mplan = [(expansion_key(kind, n), {"type": kind, "model": {"name": n}}) for n in names]
+            for (key, _args), reply in zip(mplan, client.execute_many([(EXPANSION, a) for _k, a in mplan])):
+                session.record(key, reply)
+    return session
+
+
+def _cpuinfo_identity() -> dict[str, str]:
+    """Microcode revision, CPU model name and a digest of the flags of CPU 0."""
+    out: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    break  # first processor only
+                key, _sep, value = line.partition(":")
+                key = key.strip()
+                if key in ("microcode", "model name", "vendor_id", "cpu family", "model", "stepping", "processor 0"):
+                    out[key] = value.strip()
+                elif key in ("flags", "features", "Features"):
+                    out["flags_sha256"] = hashlib.sha256(value.strip().encode()).hexdigest()
+    except OSError:
+        pass
+    return out
+
+
+def environment_fingerprint_inputs(binary: str, accel: str) -> dict[str, Any]:
+    """What can change a spawned probe's answer, readable without starting QEMU."""
+    st = os.stat(binary)
+    return {
+        "mode": "spawn",
+        "binary": binary,
+        "binary_stat": [st.st_size, st.st_mtime_ns, st.st_ino],
+        "accel": accel,
+        "kvm_usable": kvm_usable(),
+        "kernel": platform.release(),
+        "cpu": _cpuinfo_identity(),
+    }
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What the cpu_probe module was asked to do."""
+
+    qemu_binary: str | None = None
+    accel: str = "auto"
+    qmp_socket: str | None = None
+    timeout: float = 10.0
+    expand_models: bool = True
+
+
+def current_fingerprint(req: ProbeRequest) -> str | None:
+    """The fingerprint a fresh spawned probe would report, or None in socket mode."""
+    if req.qmp_socket:
+        return None
+    binary = find_binary(req.qemu_binary or default_qemu_binary())
+    return _facts.fingerprint(environment_fingerprint_inputs(binary, resolve_accel(req.accel, binary)))
+
+
+def probe(req: ProbeRequest) -> dict[str, Any]:
+    """Probe one QEMU and return the ``cpucompat`` fact."""
+    if req.timeout <= 0:
+        raise QemuStartError(f"timeout must be positive, got {req.timeout}")
+    started = time.monotonic()
+    if req.qmp_socket:
+        where = f"QMP socket {req.qmp_socket}"
+        with attach(req.qmp_socket, req.timeout) as client:
+            session = converse(client, req.expand_models)
+        binary: str | None = None
+        inputs: dict[str, Any] = {"mode": "socket", "socket": req.qmp_socket}
+    else:
+        binary = find_binary(req.qemu_binary or default_qemu_binary())
+        accel = resolve_accel(req.accel, binary)
+        where = f"{binary} (accel={accel})"
+        inputs = environment_fingerprint_inputs(binary, accel)
+        with spawn_qemu(binary, accel, req.timeout) as client:
+            session = converse(client, req.expand_models)
+    if session.primary_host_expansion is None:
+        errs = "; ".join(f"{k}: {v['desc']}" for k, v in session.errors.items() if k.startswith(EXPANSION))
+        raise QMPError(f"{where}: QEMU expanded no host CPU model ({errs or 'no reply'})")
+    duration = round(time.monotonic() - started, 4)
+    probe_info = {"mode": inputs["mode"], "socket": req.qmp_socket, "duration_s": duration}
+    facts = _facts.build_facts(session.replies, session.errors, session.primary_host_expansion, where=where,
+                               qemu_binary=binary, probe=probe_info, fingerprint_inputs=inputs)
+    if req.qmp_socket:
+        # Without a binary to stat, the answer itself is what we fingerprint.
+        answer = {k: facts[k] for k in ("arch", "accel", "qemu", "features", "models")}
+        facts["fingerprint"] = _facts.fingerprint({**inputs, "answer": answer})
+    return facts

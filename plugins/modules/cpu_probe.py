@@ -1,0 +1,160 @@
+#!/usr/bin/python
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cpu_probe
+short_description: Probe a hypervisor's CPU capabilities through QEMU's QMP monitor
+version_added: 0.1.0
+description:
+  - Starts a throwaway C(qemu-system-<arch> -machine none) (or attaches to an existing QMP socket) and asks QEMU which
+    named CPU models run on this host, which features block the others, and which features the host CPU model exposes.
+  - Returns the answers as the cacheable fact C(ansible_facts['cpucompat']), whose schema is documented in the
+    collection's C(docs/facts.md).
+  - The throwaway QEMU listens on nothing and runs no guest; it is killed, and its private socket directory removed,
+    on every exit path, including timeouts.
+author:
+  - cpucompat.cluster contributors
+extends_documentation_fragment:
+  - cpucompat.cluster.qmp
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it runs the same way in check mode.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+options:
+  expand_models:
+    description:
+      - Also ask QEMU for the feature sets of the named models that run here, so a baseline can compare models by their
+        features. Costs a few milliseconds.
+    type: bool
+    default: true
+  cached_fingerprint:
+    description:
+      - The RV(ansible_facts.cpucompat.fingerprint) of facts the caller already has.
+      - When it equals the fingerprint of this host as it is now, QEMU is not started and no facts are returned
+        (RV(probed=false)); the cached facts are still valid.
+      - Has no effect with O(qmp_socket), whose answer can only be known by asking.
+    type: str
+requirements:
+  - QEMU (C(qemu-system-x86_64), C(qemu-system-s390x) or C(qemu-system-aarch64)) on the managed host, unless O(qmp_socket) is used.
+notes:
+  - A TCG probe describes QEMU's emulated C(max) CPU, not the host's; do not mix TCG facts with KVM facts when computing
+    a baseline for KVM guests.
+seealso:
+  - module: cpucompat.cluster.cluster_cpu_facts
+"""
+
+EXAMPLES = r"""
+- name: Probe this hypervisor (KVM when usable)
+  cpucompat.cluster.cpu_probe:
+
+- name: Probe the emulated s390x CPU models under TCG
+  cpucompat.cluster.cpu_probe:
+    qemu_binary: qemu-system-s390x
+    accel: tcg
+
+- name: Ask a running QEMU through its QMP socket
+  cpucompat.cluster.cpu_probe:
+    qmp_socket: /run/qemu/vm1.qmp
+
+- name: Re-probe only when the host changed since the cached facts were taken
+  cpucompat.cluster.cpu_probe:
+    cached_fingerprint: "{{ ansible_facts['cpucompat']['fingerprint'] | default(omit) }}"
+
+- name: Show which named models run here
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts['cpucompat']['models'] | dict2items | selectattr('value.runnable') | map(attribute='key') | list }}"
+"""
+
+RETURN = r"""
+probed:
+  description: Whether QEMU was asked. V(false) when O(cached_fingerprint) still matches this host.
+  returned: always
+  type: bool
+  sample: true
+fingerprint:
+  description: Digest of everything that can change the answer (QEMU binary, kernel, microcode, accelerator).
+  returned: success
+  type: str
+  sample: sha256:7db6ff2b7496e0c5e4a1f1b6b7c2f7c5b0a9e0f3c8d1e2f3a4b5c6d7e8f90a1b
+ansible_facts:
+  description: Facts to add to ansible_facts.
+  returned: when probed
+  type: complex
+  contains:
+    cpucompat:
+      description: The CPU capabilities of this host; full schema in C(docs/facts.md).
+      returned: when probed
+      type: dict
+      sample:
+        schema_version: 1
+        arch: x86_64
+        vendor: AuthenticAMD
+        family: 25
+        model: 1
+        stepping: 1
+        model_id: AMD EPYC
+        base_model: null
+        accel: kvm
+        qemu: {binary: /usr/bin/qemu-system-x86_64, version: 7.2.22, package: "Debian 1:7.2+dfsg-7+deb12u18+b3"}
+        host_cpu: {expansion: "static:host", features_source: expansion}
+        features: [abm, adx, aes, apic, avx, avx2]
+        non_migratable_features: [invtsc]
+        models:
+          EPYC-v1:
+            runnable: true
+            unavailable_features: []
+            migration_safe: true
+            static: false
+            deprecated: false
+            alias_of: null
+            features: [abm, adx, aes]
+        capabilities: {comparison: false, baseline: false, unavailable_features: true}
+        probe: {mode: spawn, socket: null, duration_s: 0.11}
+        fingerprint: sha256:7db6ff2b7496e0c5e4a1f1b6b7c2f7c5b0a9e0f3c8d1e2f3a4b5c6d7e8f90a1b
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils._common_args import QMP_ARGS
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._probe import ProbeRequest, current_fingerprint, probe
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            **QMP_ARGS,
+            expand_models=dict(type="bool", default=True),
+            cached_fingerprint=dict(type="str", no_log=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    req = ProbeRequest(
+        qemu_binary=params["qemu_binary"],
+        accel=params["accel"],
+        qmp_socket=params["qmp_socket"],
+        timeout=params["timeout"],
+        expand_models=params["expand_models"],
+    )
+    try:
+        if params["cached_fingerprint"]:
+            now = current_fingerprint(req)
+            if now is not None and now == params["cached_fingerprint"]:
+                module.exit_json(changed=False, probed=False, fingerprint=now)
+        facts = probe(req)
+    except CpuCompatError as exc:
+        module.fail_json(msg=f"CPU probe failed: {exc}")
+    module.exit_json(changed=False, probed=True, fingerprint=facts["fingerprint"], ansible_facts={"cpucompat": facts})
+
+
+if __name__ == "__main__":
+    main()

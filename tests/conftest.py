@@ -1,0 +1,63 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared pytest set-up: import the installed collection, helpers for live QEMU and processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TESTS)
+for path in (os.path.join(ROOT, ".collections"), TESTS):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+# pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils._probe import kvm_usable  # noqa: E402
+from utils.qmp_replay import ReplayServer  # noqa: E402
+from utils.recordings import load  # noqa: E402
+
+KVM = pytest.mark.skipif(not kvm_usable(), reason="/dev/kvm is missing or not usable: KVM path not testable here")
+
+
+def qemu_processes() -> set[int]:
+    """PIDs of running qemu-system-* processes started by the probe (-machine none)."""
+    out = subprocess.run(["pgrep", "-f", "qemu-system-.*-machine none"], capture_output=True, text=True, check=False)
+    return {int(p) for p in out.stdout.split()}
+
+
+@pytest.fixture
+def no_leftover_qemu() -> Iterator[None]:
+    """Fail the test when a probe QEMU outlives it."""
+    before = qemu_processes()
+    yield
+    leftover = qemu_processes() - before
+    assert not leftover, f"QEMU processes outlived the probe: {sorted(leftover)}"
+
+
+@pytest.fixture
+def sockdir() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="cpucompat-test-") as tmp:
+        yield tmp
+
+
+@pytest.fixture
+def replay(sockdir: str):
+    """Factory: serve a named recording on a fresh socket; stopped at teardown."""
+    servers: list[ReplayServer] = []
+
+    def start(name: str, fault: str | None = None) -> ReplayServer:
+        server = ReplayServer(load(name), os.path.join(sockdir, f"{name}-{len(servers)}.sock"), fault=fault).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,164 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A QMP replay server: serves a recorded QEMU session over a real Unix socket.
+
+The probe talks to it exactly as to QEMU (greeting, qmp_capabilities, pipelined
+commands with ids). Commands are answered from the recording; a command the
+recording does not hold gets the GenericError a QEMU would give for something it
+cannot answer, naming the missing key, so nothing is invented.
+
+Faults for tests: ``hang`` (accept, never greet), ``garbage`` (a non-JSON line),
+``not-qmp`` (a JSON greeting without "QMP"), ``truncate`` (half a reply, then close),
+``close`` (close right after the greeting).
+
+Run standalone: python qmp_replay.py RECORDING.json SOCKET_PATH
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from utils.recordings import EXPANSION, expansion_alias, served_replies  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def request_key(command: str, arguments: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """Key of a command in the recording's reply map, plus (type, model) for expansions."""
+    if command != EXPANSION:
+        return command, None, None
+    kind = str(arguments.get("type"))
+    model = arguments.get("model") or {}
+    name = str(model.get("name"))
+    props = model.get("props") or {}
+    key = f"{EXPANSION}:{kind}:{name}"
+    if props:
+        key += ":" + ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(props.items()))
+    return key, kind, name
+
+
+class ReplayServer:
+    """Serve one recording on ``path`` until stop()."""
+
+    def __init__(self, recording: dict[str, Any], path: str, fault: str | None = None) -> None:
+        self.recording = recording
+        self.replies, self.errors = served_replies(recording)
+        self.path = path
+        self.fault = fault
+        self.commands: list[str] = []
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(path)
+        self._sock.listen(8)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._conns: list[socket.socket] = []
+
+    def start(self) -> ReplayServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._sock.close()
+        self._thread.join(timeout=5)
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def __enter__(self) -> ReplayServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _serve(self) -> None:
+        self._sock.settimeout(0.05)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self._conns.append(conn)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _greeting(self) -> dict[str, Any]:
+        version = self.replies.get("query-version") or {
+            "qemu": {"major": 0, "minor": 0, "micro": 0}, "package": "replay: version not recorded"}
+        return {"QMP": {"version": version, "capabilities": []}}
+
+    def answer(self, command: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        if command == "qmp_capabilities":
+            return {"return": {}}
+        key, kind, model = request_key(command, arguments)
+        if key not in self.replies and key not in self.errors and kind and model:
+            key = expansion_alias(self.recording, kind, model) or key
+        self.commands.append(key)
+        if key in self.replies:
+            return {"return": self.replies[key]}
+        if key in self.errors:
+            return {"error": self.errors[key]}
+        return {"error": {"class": "GenericError", "desc": f"replay: {self.recording['host']} has no recorded reply for {key}"}}
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            if self.fault == "hang":
+                self._stop.wait()
+                return
+            if self.fault == "garbage":
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+                return
+            if self.fault == "not-qmp":
+                conn.sendall(b'{"hello": "world"}\n')
+                return
+            conn.sendall(json.dumps(self._greeting()).encode() + b"\n")
+            if self.fault == "close":
+                return
+            buf = b""
+            while not self._stop.is_set():
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    msg = json.loads(line)
+                    reply = self.answer(msg["execute"], msg.get("arguments") or {})
+                    if "id" in msg:
+                        reply["id"] = msg["id"]
+                    data = json.dumps(reply).encode() + b"\n"
+                    if self.fault == "truncate" and msg["execute"] != "qmp_capabilities":
+                        conn.sendall(data[: len(data) // 2])
+                        return
+                    conn.sendall(data)
+
+
+def main() -> None:
+    with open(sys.argv[1], encoding="utf-8") as fh:
+        recording = json.load(fh)
+    server = ReplayServer(recording, sys.argv[2])
+    server.start()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Copyright (c) 2026 cpucompat.cluster contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Everything this project needs on a fresh Debian 12 machine, idempotent and fast
+# when nothing is missing: Debian packages, the pinned virtualenv, ansible-test's
+# offline pip bootstrap, and running libvirt daemons. Run as root (make does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+log() { printf 'setup: %s\n' "$*"; }
+
+# --- Debian packages ------------------------------------------------------
+PKGS=(qemu-system-x86 qemu-system-misc qemu-system-arm qemu-utils
+      libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
+      pkg-config gcc python3 python3-venv python3-dev make git)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- virtualenv -----------------------------------------------------------
+PY=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv with $($PY --version)"
+  $PY -m venv .venv
+fi
+if [[ ! -f .venv/.requirements.stamp ]] || ! cmp -s requirements.txt .venv/.requirements.stamp; then
+  log "installing pinned Python requirements into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  cp requirements.txt .venv/.requirements.stamp
+fi
+
+# --- ansible-test's pip bootstrap, offline ---------------------------------
+# ansible-test downloads get-pip.py to bootstrap its sanity virtualenvs; this
+# network cannot reach it. The stand-in uses ensurepip, then installs the pip
+# version ansible-test asks for from the package index.
+pip_version=$(.venv/bin/python - <<'PY'
+import re, pathlib, ansible_test
+src = pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py"
+print(re.search(r"pip='([0-9.]+)'", src.read_text()).group(1))
+PY
+)
+getpip="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+if [[ ! -f $getpip ]]; then
+  log "writing offline pip bootstrap $getpip"
+  mkdir -p "$(dirname "$getpip")"
+  cat > "$getpip" <<'PY'
+"""Offline stand-in for get-pip.py, written by cpucompat.cluster's tools/setup.sh."""
+import subprocess
+import sys
+
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+subprocess.run([sys.executable, "-m", "ensurepip", "--default-pip"], check=True, stdout=subprocess.DEVNULL)
+subprocess.run([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", *args], check=True)
+PY
+fi
+
+# --- libvirt ----------------------------------------------------------------
+# Without libvirt-daemon-system there is no qemu.conf: libvirt's built-in default
+# runs guests as libvirt-qemu:libvirt-qemu, which must exist.
+getent group kvm >/dev/null || groupadd -r kvm
+getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+getent passwd libvirt-qemu >/dev/null || useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /var/cache/libvirt/qemu /run/libvirt /var/lib/libvirt/images
+[[ -e /dev/kvm ]] && chmod 0666 /dev/kvm 2>/dev/null || true
+if ! pgrep -x virtlogd >/dev/null; then log "starting virtlogd"; virtlogd -d; fi
+if ! pgrep -x libvirtd >/dev/null; then log "starting libvirtd"; libvirtd -d; fi
+for _ in $(seq 1 50); do
+  virsh -q -c qemu:///system version >/dev/null 2>&1 && break
+  sleep 0.1
+done
+virsh -q -c qemu:///system version >/dev/null || { echo "setup: libvirtd does not answer on qemu:///system" >&2; exit 1; }
+log "ready ($ROOT)"

@@ -93,7 +93,8 @@ def _models(arch: str, replies: Mapping[str, Any], where: str) -> dict[str, dict
             "deprecated": bool(entry.get("deprecated", False)),
             "alias_of": alias_of,
         }
-        for kind in ("static", "full"):
+        # "host" and "max" are the host CPU itself: their features are the top-level ones.
+        for kind in (("static", "full") if name not in ("host", "max") else ()):
             key = f"{EXPANSION}:{kind}:{name}"
             if key in replies:
                 feats, _src = host_features(arch, replies[key], kind, f"{where}: model {name}")

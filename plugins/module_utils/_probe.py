@@ -158,9 +158,21 @@ def spawn_qemu(binary: str, accel: str, timeout: float) -> Iterator[QMPClient]:
                         + (f": {stderr[-800:]}" if stderr else "")) from None
                 if time.monotonic() > deadline:
                     raise QemuStartError(f"{binary} (accel={accel}) did not connect its QMP monitor within {timeout:g} s; it was killed") from None
+        client = QMPClient(conn, f"{binary} (accel={accel})", timeout, first_deadline=deadline)
+        try:
+            client.handshake()
+        except QMPError as exc:
+            # QEMU connects its monitor before it checks all options; if it
+            # died, its exit status and stderr say why, not the closed socket.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
+            if proc.returncode is None:
+                raise
+            errlog.seek(0)
+            stderr = errlog.read().decode(errors="replace").strip()
+            raise QemuStartError(f"{binary} (accel={accel}) exited with status {proc.returncode} during the QMP handshake"
+                                 + (f": {stderr[-800:]}" if stderr else "")) from exc
         errlog.close()
-        client = QMPClient(conn, f"{binary} (accel={accel})", max(0.1, deadline - time.monotonic()))
-        client.handshake()
         yield client
     finally:
         if client is not None:

@@ -46,10 +46,12 @@ class Reply:
 class QMPClient:
     """QMP over an already connected stream socket."""
 
-    def __init__(self, sock: socket.socket, peer: str, timeout: float) -> None:
+    def __init__(self, sock: socket.socket, peer: str, timeout: float, first_deadline: float | None = None) -> None:
         self._sock = sock
         self._peer = peer
         self._timeout = timeout
+        # The handshake may have less than `timeout` left when QEMU took time to start.
+        self._first_deadline = first_deadline
         self._buf = b""
         self._next_id = 0
         self.greeting: dict[str, Any] = {}
@@ -104,6 +106,8 @@ class QMPClient:
                 chunk = self._sock.recv(65536)
             except socket.timeout as exc:
                 raise QMPTimeout(f"no answer from {self._peer} within {self._timeout:g} s while {what}") from exc
+            except ConnectionResetError:
+                chunk = b""
             except OSError as exc:
                 raise QMPProtocolError(f"reading from {self._peer} failed while {what}: {exc}") from exc
             if not chunk:
@@ -120,7 +124,7 @@ class QMPClient:
     # -- protocol ---------------------------------------------------------
     def handshake(self) -> dict[str, Any]:
         """Read the greeting and leave capabilities negotiation mode."""
-        deadline = time.monotonic() + self._timeout
+        deadline = self._first_deadline or time.monotonic() + self._timeout
         greeting = self._read_message(deadline, "waiting for the QMP greeting")
         if not isinstance(greeting.get("QMP"), dict):
             raise QMPProtocolError(f"{self._peer} is not a QMP monitor: its first message has no 'QMP' member")
@@ -139,13 +143,21 @@ class QMPClient:
         """
         deadline = time.monotonic() + self._timeout
         pending: dict[int, str] = {}
+        send_error: QMPProtocolError | None = None
         for command, arguments in commands:
             self._next_id += 1
             payload: dict[str, Any] = {"execute": command, "id": self._next_id}
             if arguments:
                 payload["arguments"] = arguments
+            try:
+                self._send(payload, f"sending '{command}'")
+            except QMPProtocolError as exc:
+                # The peer went away: what it said before closing explains why better than EPIPE does.
+                send_error = exc
+                if not pending:
+                    self._read_message(deadline, f"sending '{command}'")
+                break
             pending[self._next_id] = command
-            self._send(payload, f"sending '{command}'")
         replies: dict[int, Reply] = {}
         while len(replies) < len(pending):
             waiting = next(c for i, c in pending.items() if i not in replies)
@@ -163,4 +175,6 @@ class QMPClient:
                 replies[msg_id] = Reply(command, error_class=str(err.get("class", "GenericError")), error_desc=str(err.get("desc", "")))
             else:
                 raise QMPProtocolError(f"{self._peer} sent a reply to '{command}' with neither 'return' nor 'error'")
+        if send_error is not None:
+            raise send_error
         return [replies[i] for i in sorted(pending)]

@@ -124,6 +124,7 @@ class ReplayServer:
             if self.fault == "close":
                 return
             buf = b""
+            decoder = json.JSONDecoder()
             while not self._stop.is_set():
                 try:
                     chunk = conn.recv(65536)
@@ -132,11 +133,17 @@ class ReplayServer:
                 if not chunk:
                     return
                 buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if not line.strip():
-                        continue
-                    msg = json.loads(line)
+                # Like QEMU's streaming parser: objects need not end in a newline.
+                while True:
+                    text = buf.decode(errors="replace").lstrip()
+                    if not text:
+                        buf = b""
+                        break
+                    try:
+                        msg, end = decoder.raw_decode(text)
+                    except ValueError:
+                        break
+                    buf = text[end:].encode()
                     reply = self.answer(msg["execute"], msg.get("arguments") or {})
                     if "id" in msg:
                         reply["id"] = msg["id"]

@@ -1,0 +1,218 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The probe over real sockets: replayed recordings, real QEMU, and every fault we promise to survive."""
+
+from __future__ import annotations
+
+import glob
+import os
+import stat
+import time
+
+import pytest
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import QemuStartError, QMPError, QMPProtocolError, QMPTimeout
+from ansible_collections.cpucompat.cluster.plugins.module_utils._qmp import QMPClient
+from conftest import KVM
+from utils.recordings import load, names, served_replies
+
+pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
+
+
+def _probe_dirs() -> set[str]:
+    return set(glob.glob("/tmp/cpucompat-probe-*"))
+
+
+@pytest.mark.parametrize("name", names())
+def test_replayed_recording_gives_the_same_facts_as_the_pure_conversion(replay, name: str) -> None:
+    rec = load(name)
+    server = replay(name)
+    facts = _probe.probe(_probe.ProbeRequest(qmp_socket=server.path, timeout=5))
+    replies, errors = served_replies(rec)
+    direct = _facts.build_facts(replies, errors, rec["primary_host_expansion"], where=name, qemu_binary=None, probe={}, fingerprint_inputs={})
+    for key in ("arch", "vendor", "model_id", "accel", "features", "models", "base_model"):
+        assert facts[key] == direct[key], key
+    assert facts["probe"]["mode"] == "socket"
+    # The probe asked the recorded questions and nothing that would need invention
+    assert "query-cpu-definitions" in server.commands
+
+
+def test_replay_speaks_qmp_to_an_independent_client(replay) -> None:
+    """qemu.qmp, QEMU's own Python client, accepts the replay server as a QMP peer."""
+    from qemu.qmp.legacy import QEMUMonitorProtocol  # pylint: disable=import-outside-toplevel
+
+    server = replay("x86_64-epyc-9654-qemu-10.0.0")
+    mon = QEMUMonitorProtocol(server.path)
+    mon.connect()
+    try:
+        assert mon.cmd("query-target") == {"arch": "x86_64"}
+        assert mon.cmd("query-kvm")["enabled"] is True
+    finally:
+        mon.close()
+
+
+LIVE = [
+    pytest.param("qemu-system-x86_64", "kvm", "x86_64", marks=KVM, id="x86_64-kvm"),
+    pytest.param("qemu-system-x86_64", "tcg", "x86_64", id="x86_64-tcg"),
+    pytest.param("qemu-system-s390x", "tcg", "s390x", id="s390x-tcg"),
+    pytest.param("qemu-system-aarch64", "tcg", "aarch64", id="aarch64-tcg"),
+]
+
+
+@pytest.mark.parametrize("binary, accel, arch", LIVE)
+def test_live_probe(binary: str, accel: str, arch: str) -> None:
+    before = _probe_dirs()
+    facts = _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel=accel))
+    assert _probe_dirs() == before, "the private socket directory must be removed"
+    assert (facts["arch"], facts["accel"]) == (arch, accel)
+    assert facts["qemu"]["version"].count(".") == 2
+    assert facts["qemu"]["binary"].endswith(binary)
+    feats = set(facts["features"])
+    runnable = {m: info for m, info in facts["models"].items() if info["runnable"]}
+    if arch == "aarch64":
+        # QEMU reports no runnability on ARM: unknown, never guessed
+        assert all(info["runnable"] is None for info in facts["models"].values())
+        assert {"aarch64", "pmu"} <= feats
+        return
+    assert runnable, "some named model runs here"
+    expanded = {m: info["features"] for m, info in runnable.items() if info.get("features") is not None}
+    assert expanded
+    soft = _probe_soft(arch, accel)
+    for model, needs in expanded.items():
+        # Real content: the host model offers everything a runnable model needs.
+        assert set(needs) - feats <= soft, f"{model} runs here but needs {sorted(set(needs) - feats)}"
+    blocked = {m: i["unavailable_features"] for m, i in facts["models"].items() if i["runnable"] is False and not i["alias_of"]}
+    for model, missing in blocked.items():
+        assert missing and not set(missing) <= feats, f"{model} is blocked by features the host has: {missing}"
+    if arch == "s390x":
+        assert facts["capabilities"]["comparison"] is True and facts["capabilities"]["baseline"] is True
+        assert facts["base_model"].endswith("-base")
+    else:
+        assert facts["capabilities"]["comparison"] is False
+    if accel == "kvm":
+        assert facts["non_migratable_features"] is not None
+
+
+def _probe_soft(arch: str, accel: str) -> set[str]:
+    from ansible_collections.cpucompat.cluster.plugins.module_utils._features import X86_KVM_SOFT_FEATURES  # pylint: disable=import-outside-toplevel
+    return set(X86_KVM_SOFT_FEATURES) if arch == "x86_64" and accel == "kvm" else set()
+
+
+def test_fingerprint_is_stable_and_predictable() -> None:
+    req = _probe.ProbeRequest(qemu_binary="qemu-system-s390x", accel="tcg")
+    first = _probe.probe(req)
+    assert _probe.current_fingerprint(req) == first["fingerprint"] == _probe.probe(req)["fingerprint"]
+    assert _probe.current_fingerprint(_probe.ProbeRequest(qemu_binary="qemu-system-x86_64", accel="tcg")) != first["fingerprint"]
+
+
+# --- faults --------------------------------------------------------------------------
+
+def _alive(pid: str) -> bool:
+    """A process exists and is not a zombie awaiting its reaper."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _script(tmp_path, body: str) -> str:
+    path = tmp_path / "qemu-system-x86_64"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_missing_binary(tmp_path) -> None:
+    with pytest.raises(QemuStartError, match=r"QEMU binary '.*/nope' not found"):
+        _probe.probe(_probe.ProbeRequest(qemu_binary=str(tmp_path / "nope")))
+
+
+def test_kvm_for_a_foreign_architecture_is_refused() -> None:
+    with pytest.raises(QemuStartError, match="accel=kvm requested, but .*qemu-system-s390x emulates s390x"):
+        _probe.probe(_probe.ProbeRequest(qemu_binary="qemu-system-s390x", accel="kvm"))
+
+
+@pytest.mark.skipif(_probe.kvm_usable(), reason="KVM is usable here; the 'KVM unusable' message is tested where it is not")
+def test_kvm_unusable() -> None:
+    with pytest.raises(QemuStartError, match="/dev/kvm is missing or not accessible"):
+        _probe.probe(_probe.ProbeRequest(accel="kvm"))
+
+
+def test_qemu_exits_at_start_reports_its_stderr(tmp_path) -> None:
+    binary = _script(tmp_path, 'echo "qemu: could not load PC BIOS" >&2; exit 1')
+    with pytest.raises(QemuStartError, match="exited with status 1 before its QMP monitor connected: qemu: could not load PC BIOS"):
+        _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel="tcg"))
+
+
+def test_real_qemu_refusing_its_options(tmp_path) -> None:
+    """A real QEMU that dies on start (an accelerator it does not have) is reported with QEMU's own words."""
+    binary = _script(tmp_path, 'exec qemu-system-x86_64 -accel nosuchaccel "$@"')
+    with pytest.raises(QemuStartError, match="exited with status 1 .*accel"):
+        _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel="tcg"))
+
+
+def test_hanging_qemu_is_killed_at_the_timeout(tmp_path) -> None:
+    pids = tmp_path / "pids"
+    binary = _script(tmp_path, f'sleep 600 & echo "$$ $!" > {pids}; wait')
+    before = _probe_dirs()
+    started = time.monotonic()
+    with pytest.raises(QemuStartError, match="did not connect its QMP monitor within 0.5 s; it was killed"):
+        _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel="tcg", timeout=0.5))
+    assert time.monotonic() - started < 5
+    alive = [pid for pid in pids.read_text().split() if _alive(pid)]
+    assert not alive, f"processes of the hung QEMU survive: {alive}"
+    assert _probe_dirs() == before
+
+
+def test_qemu_that_connects_but_never_greets_is_killed(tmp_path) -> None:
+    """A monitor that accepts the connection and then says nothing."""
+    pidfile = tmp_path / "pid"
+    binary = _script(tmp_path, f"""echo $$ > {pidfile}
+exec python3 -c '
+import socket, sys, time
+path = [a for a in sys.argv if a.startswith("socket,")][0].split("path=")[1]
+s = socket.socket(socket.AF_UNIX); s.connect(path); time.sleep(600)' "$@" """)
+    with pytest.raises(QMPTimeout, match="no answer from .* within 1 s while waiting for the QMP greeting"):
+        _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel="tcg", timeout=1))
+    assert not _alive(pidfile.read_text().strip())
+
+
+@pytest.mark.parametrize("fault, error, message", [
+    ("hang", QMPTimeout, "within 0.5 s while waiting for the QMP greeting"),
+    ("garbage", QMPProtocolError, "is not a QMP monitor or sent a malformed reply"),
+    ("not-qmp", QMPProtocolError, "is not a QMP monitor: its first message has no 'QMP' member"),
+    ("close", QMPProtocolError, "closed the connection while waiting for the reply to 'qmp_capabilities'"),
+    ("truncate", QMPProtocolError, r"closed the connection while waiting for the reply to 'query-version' \(truncated message"),
+])
+def test_socket_faults(replay, fault: str, error: type, message: str) -> None:
+    server = replay("x86_64-epyc-9654-qemu-10.0.0", fault=fault)
+    with pytest.raises(error, match=message) as info:
+        _probe.probe(_probe.ProbeRequest(qmp_socket=server.path, timeout=0.5))
+    assert server.path in str(info.value)
+
+
+def test_socket_that_does_not_exist(tmp_path) -> None:
+    with pytest.raises(QMPProtocolError, match="cannot connect to QMP socket .*/none.sock"):
+        _probe.probe(_probe.ProbeRequest(qmp_socket=str(tmp_path / "none.sock")))
+
+
+def test_unknown_reply_id_is_a_protocol_error(replay) -> None:
+    server = replay("x86_64-epyc-9654-qemu-10.0.0")
+    client = QMPClient.connect(server.path, 2)
+    client.handshake()
+    client._next_id = 10**6  # pylint: disable=protected-access
+    client._sock.sendall(b'{"execute": "query-kvm", "id": 7}\n')  # pylint: disable=protected-access
+    with pytest.raises(QMPProtocolError, match="unknown command id 7"):
+        client.execute("query-target")
+    client.close()
+
+
+def test_missing_host_expansion_is_reported(replay) -> None:
+    """aarch64 QEMU 6.0 recording: the probe gets definitions but asks for an expansion key the recording lacks."""
+    server = replay("aarch64-unidentified-nosve-qemu-8.2.0")
+    server.replies.pop("query-cpu-model-expansion:full:host")
+    with pytest.raises(QMPError, match="expanded no host CPU model"):
+        _probe.probe(_probe.ProbeRequest(qmp_socket=server.path, timeout=2))

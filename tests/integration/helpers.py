@@ -1,0 +1,33 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Run real ansible-playbook processes against the installed collection."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run_playbook(playbook: str, tmp_path, inventory: str = "localhost,", extra: dict[str, Any] | None = None,
+                 check: bool = False, diff: bool = False, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "play.yml"
+    path.write_text(playbook)
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, "-c", "local", str(path),
+           "-e", f"ansible_python_interpreter={sys.executable}"]
+    if extra:
+        cmd += ["-e", json.dumps(extra)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    full_env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
+                "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".collections"),
+                "ANSIBLE_FACT_CACHING_CONNECTION": str(tmp_path / "facts"), "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=600, check=False)

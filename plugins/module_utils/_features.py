@@ -44,7 +44,7 @@ _X86_NON_FEATURE_PROPS = frozenset({
     "tcg-cpuid", "l3-cache", "legacy-cache", "host-cache-info", "host-phys-bits",
     "fill-mtrr-mask", "full-cpuid-auto-level", "cpuid-0xb", "vmware-cpuid-freq",
     "kvm-no-smi-migration", "kvm-pv-enforce-cpuid", "hotplugged", "hotpluggable",
-    "lbr-fmt", "host-phys-bits-limit", "kvm-pv-enforce-cpuid", "hv-passthrough",
+    "lbr-fmt", "host-phys-bits-limit", "hv-passthrough",
 })
 _X86_NON_FEATURE_PREFIXES = ("hv-", "x-")
 

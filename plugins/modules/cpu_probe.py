@@ -17,7 +17,7 @@ description:
   - The throwaway QEMU listens on nothing and runs no guest; it is killed, and its private socket directory removed,
     on every exit path, including timeouts.
 author:
-  - cpucompat.cluster contributors
+  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.qmp
 attributes:
@@ -26,8 +26,10 @@ attributes:
     description: The module only reads; it runs the same way in check mode.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is nothing to diff.
   facts:
     support: full
+    description: Returns the C(cpucompat) fact, which Ansible's fact cache keeps between runs.
 options:
   expand_models:
     description:
@@ -37,7 +39,7 @@ options:
     default: true
   cached_fingerprint:
     description:
-      - The RV(ansible_facts.cpucompat.fingerprint) of facts the caller already has.
+      - The C(fingerprint) of cached C(cpucompat) facts the caller already has.
       - When it equals the fingerprint of this host as it is now, QEMU is not started and no facts are returned
         (RV(probed=false)); the cached facts are still valid.
       - Has no effect with O(qmp_socket), whose answer can only be known by asking.

@@ -85,7 +85,7 @@ class ReplayServer:
         self._sock.settimeout(0.05)
         while not self._stop.is_set():
             try:
-                conn, _ = self._sock.accept()
+                conn = self._sock.accept()[0]
             except OSError:
                 continue
             self._conns.append(conn)

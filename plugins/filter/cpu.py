@@ -9,8 +9,36 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, compare, compute_baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._summary import probe_summary
+
+
+def _names(value: Any, option: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise AnsibleFilterError(f"cpu_baseline: {option} must be a list of feature names, got {value!r}")
+    return tuple(value)
+
+
+def cpu_baseline(hosts: Any, migratable_only: bool = True, allow_deprecated: bool = False, require_features: Any = None,
+                 min_model: str | None = None, exclude_features: Any = None, vendor_neutral: bool = False) -> dict[str, Any]:
+    opts = BaselineOptions(
+        migratable_only=bool(migratable_only), allow_deprecated=bool(allow_deprecated),
+        require_features=_names(require_features, "require_features"), min_model=min_model,
+        exclude_features=_names(exclude_features, "exclude_features"), vendor_neutral=bool(vendor_neutral))
+    try:
+        return compute_baseline(hosts, opts)
+    except CpuCompatError as exc:
+        raise AnsibleFilterError(f"cpu_baseline: {exc}") from exc
+
+
+def cpu_compare(cpu: Any, facts: Any, host: str = "host") -> dict[str, Any]:
+    try:
+        return compare(cpu, host, facts)
+    except CpuCompatError as exc:
+        raise AnsibleFilterError(f"cpu_compare: {exc}") from exc
 
 
 def cpu_summary(facts: Any, host: str = "this host") -> list[str]:
@@ -24,4 +52,4 @@ class FilterModule:
     """cpucompat.cluster filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"cpu_summary": cpu_summary}
+        return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare}

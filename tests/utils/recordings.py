@@ -53,3 +53,13 @@ def expansion_alias(rec: dict[str, Any], kind: str, model: str) -> str | None:
     primary = rec["primary_host_expansion"]
     primary_kind = "full" if primary.endswith("converted-from-qom-get") else primary.split(":")[1]
     return primary if primary_kind == kind else None
+
+
+def facts_of(name: str) -> dict[str, Any]:
+    """The cpucompat fact the probe gives for a recording (pure conversion, no socket)."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts  # pylint: disable=import-outside-toplevel
+
+    rec = load(name)
+    replies, errors = served_replies(rec)
+    return _facts.build_facts(replies, errors, rec["primary_host_expansion"], where=name, qemu_binary=None,
+                              probe={"mode": "recording"}, fingerprint_inputs={"recording": name})

@@ -11,6 +11,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, compare, compute_baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import DEFAULT_CPU_MAP, load_cpu_map, render
 from ansible_collections.cpucompat.cluster.plugins.module_utils._summary import probe_summary
 
 
@@ -48,8 +49,15 @@ def cpu_summary(facts: Any, host: str = "this host") -> list[str]:
         raise AnsibleFilterError(f"cpu_summary: {exc}") from exc
 
 
+def libvirt_cpu_xml(baseline: Any, cpu_map: str = DEFAULT_CPU_MAP) -> str:
+    try:
+        return render(baseline, load_cpu_map(cpu_map) if baseline.get("arch") == "x86_64" else None)["xml"]
+    except (CpuCompatError, AttributeError) as exc:
+        raise AnsibleFilterError(f"libvirt_cpu_xml: {exc}") from exc
+
+
 class FilterModule:
     """cpucompat.cluster filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare}
+        return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare, "libvirt_cpu_xml": libvirt_cpu_xml}

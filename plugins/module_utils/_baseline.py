@@ -22,6 +22,8 @@ from ._features import X86_KVM_SOFT_FEATURES, validate_feature_name
 
 _NOT_NAMED = frozenset({"host", "max", "base"})
 _VERSION_RE = re.compile(r"-v([0-9]+)$")
+# x86 models whose definition carries no vendor's identity.
+_VENDOR_NEUTRAL = frozenset({"qemu64", "kvm64", "qemu32", "kvm32", "486", "pentium", "pentium2", "pentium3"})
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
             candidates[model] = feats
     if opts.vendor_neutral and vendor is None and arch == "x86_64":
         # Vendor-specific models carry their vendor's CPUID identity; keep the generic ones.
-        candidates = {m: f for m, f in candidates.items() if m.split("-v")[0] in ("qemu64", "kvm64", "qemu32", "kvm32")}
+        candidates = {m: f for m, f in candidates.items() if _VERSION_RE.sub("", m) in _VENDOR_NEUTRAL}
 
     model = _choose(candidates, common, soft)
     if opts.min_model is not None:
@@ -260,6 +262,7 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
         "vendor": vendor,
         "accel": hosts[0].facts["accel"],
         "model": model,
+        "candidates": sorted(candidates),
         "require": require,
         "disable": disable,
         "features": sorted(common),

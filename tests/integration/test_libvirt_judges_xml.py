@@ -1,0 +1,85 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""libvirt itself judges the rendered <cpu>: this machine (probed live) plus recorded hosts."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _libvirt_xml, _probe
+from utils.recordings import facts_of
+
+pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
+ACCEL = "kvm" if _probe.kvm_usable() else "tcg"
+VIRTTYPE = "kvm" if ACCEL == "kvm" else "qemu"
+URI = "qemu:///system"
+
+
+@pytest.fixture(scope="module")
+def this_machine() -> dict:
+    facts = _probe.probe(_probe.ProbeRequest(accel=ACCEL))
+    if ACCEL == "tcg":
+        pytest.skip("recorded hosts are KVM probes; mixing them with a TCG probe of this machine is refused by design")
+    return facts
+
+
+def _virsh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, check=False, timeout=120)
+
+
+@pytest.mark.parametrize("recorded", ["x86_64-xeon-gold-6130", "x86_64-epyc-7502", "x86_64-core-i7-8700", "x86_64-epyc-9654-qemu-10.0.0"])
+def test_libvirt_accepts_and_starts_the_baseline(tmp_path, this_machine: dict, recorded: str) -> None:
+    hosts = {"this-machine": this_machine, recorded: facts_of(recorded)}
+    base = _baseline.compute_baseline(hosts, _baseline.BaselineOptions(vendor_neutral=True))
+    rendered = _libvirt_xml.render(base)
+    xml = tmp_path / "cpu.xml"
+    xml.write_text(rendered["xml"])
+    verdict = _virsh("hypervisor-cpu-compare", str(xml), "--virttype", VIRTTYPE)
+    assert verdict.returncode == 0 and "incompatible" not in verdict.stdout.lower(), verdict.stdout + verdict.stderr
+    name = f"cpucompat-test-{uuid.uuid4().hex[:8]}"
+    domain = tmp_path / "domain.xml"
+    domain.write_text(f"""<domain type='{VIRTTYPE}'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  {rendered['xml']}
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+</domain>
+""")
+    try:
+        defined = _virsh("define", str(domain))
+        assert defined.returncode == 0, defined.stderr
+        started = _virsh("start", "--paused", name)
+        if started.returncode != 0 and "failed to set MSR" in started.stderr:
+            # Known gap (see the issue notes): this machine's nested KVM lists
+            # arch-capabilities bits in CPUID that it cannot set in the MSR.
+            # libvirt's compare accepted the CPU above; QEMU dies at start.
+            pytest.xfail(f"KVM here cannot set an MSR the common features need: {started.stderr.strip()[:200]}")
+        assert started.returncode == 0, f"libvirt refused to start the baseline CPU: {started.stderr}\n{rendered['xml']}"
+        state = _virsh("domstate", name)
+        assert state.stdout.strip() == "paused"
+    finally:
+        _virsh("destroy", name)
+        _virsh("undefine", name)
+
+
+def test_render_rejects_what_is_not_a_feature_name() -> None:
+    with pytest.raises(Exception, match="not a valid CPU feature name"):
+        _libvirt_xml.render({"arch": "x86_64", "vendor": "GenuineIntel", "model": None, "features": ["sse2", "x'/><evil"]})
+
+
+def test_libvirt_spelling_and_model_mapping() -> None:
+    cpu_map = _libvirt_xml.load_cpu_map()
+    assert _libvirt_xml.libvirt_feature_name("pclmulqdq", cpu_map) == "pclmuldq"
+    assert _libvirt_xml.libvirt_feature_name("lahf-lm", cpu_map) == "lahf_lm"
+    assert _libvirt_xml.libvirt_feature_name("kvmclock", cpu_map) is None
+    facts = facts_of("x86_64-xeon-gold-6130")
+    out = _libvirt_xml.render(_baseline.compute_baseline({"gold": facts}))
+    assert out["model"] in cpu_map.models and not out["model"].endswith(("-v1", "-v2", "-v3", "-v4", "-v5"))
+    assert out["xml"].startswith("<cpu mode='custom' match='exact' check='full'>")
+    assert "<vendor>Intel</vendor>" in out["xml"]

@@ -155,7 +155,7 @@ class QMPClient:
                 # The peer went away: what it said before closing explains why better than EPIPE does.
                 send_error = exc
                 if not pending:
-                    self._read_message(deadline, f"sending '{command}'")
+                    self._read_message(deadline, f"waiting for the reply to '{command}'")
                 break
             pending[self._next_id] = command
         replies: dict[int, Reply] = {}

@@ -12,16 +12,9 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils import _catalog, _facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import FactsError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._features import FEATURE_NAME_RE, X86_KVM_SOFT_FEATURES, enabled_features
-from utils.recordings import load, names, served_replies
+from utils.recordings import facts_of, load, names, served_replies
 
 ALL = names()
-
-
-def facts_of(name: str) -> dict:
-    rec = load(name)
-    replies, errors = served_replies(rec)
-    return _facts.build_facts(replies, errors, rec["primary_host_expansion"], where=name, qemu_binary=None,
-                              probe={"mode": "recording"}, fingerprint_inputs={"recording": name})
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -10,7 +10,6 @@ runnable plus exactly the common migratable features the model lacks.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,10 +17,10 @@ from typing import Any
 from . import _catalog
 from ._errors import BaselineError
 from ._facts import SCHEMA_VERSION
+from ._features import MODEL_VERSION_RE as _VERSION_RE
 from ._features import X86_KVM_SOFT_FEATURES, validate_feature_name
 
 _NOT_NAMED = frozenset({"host", "max", "base"})
-_VERSION_RE = re.compile(r"-v([0-9]+)$")
 # x86 models whose definition carries no vendor's identity.
 _VENDOR_NEUTRAL = frozenset({"qemu64", "kvm64", "qemu32", "kvm32", "486", "pentium", "pentium2", "pentium3"})
 
@@ -184,13 +183,20 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
                             + "; ".join(f"{f} (lacking on {', '.join(lost.get(f) or ['every host'])})" for f in missing_required))
 
     soft = X86_KVM_SOFT_FEATURES if arch == "x86_64" and hosts[0].facts["accel"] == "kvm" else frozenset()
+    memo: dict[str, frozenset[str] | None] = {}
+
+    def features_of(name: str) -> frozenset[str] | None:
+        if name not in memo:
+            memo[name] = model_features(hosts, arch, name)
+        return memo[name]
+
     runnable_everywhere = frozenset.intersection(*(h.runnable for h in hosts))
     deprecated = {m for h in hosts for m, i in (h.facts.get("models") or {}).items() if isinstance(i, Mapping) and i.get("deprecated")}
     unsafe = {m for h in hosts for m, i in (h.facts.get("models") or {}).items() if isinstance(i, Mapping) and i.get("migration_safe") is False}
     candidates: dict[str, frozenset[str]] = {}
     unknown_features: list[str] = []
     for model in sorted(runnable_everywhere - unsafe - (set() if opts.allow_deprecated else deprecated)):
-        feats = model_features(hosts, arch, model)
+        feats = features_of(model)
         if feats is None:
             unknown_features.append(model)
         else:
@@ -201,7 +207,7 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
 
     model = _choose(candidates, common, soft)
     if opts.min_model is not None:
-        floor = model_features(hosts, arch, opts.min_model)
+        floor = features_of(opts.min_model)
         if floor is None:
             raise BaselineError(f"min_model {opts.min_model!r}: no host and no catalog entry knows its features")
         if opts.min_model not in runnable_everywhere:
@@ -239,7 +245,7 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
         if models:
             pool = dict(candidates)
             for m in models:
-                mf = model_features(hosts, arch, m)
+                mf = features_of(m)
                 if mf is not None and m not in unsafe and (opts.allow_deprecated or m not in deprecated):
                     pool[m] = mf
             better = _choose(pool, common | frozenset(feats), soft)
@@ -248,8 +254,8 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
 
     # Why not a better model: the larger models some hosts run, and who blocks them.
     blocked: dict[str, dict[str, list[str]]] = {}
-    others = sorted((m for m in model_holders if model_features(hosts, arch, m) is not None),
-                    key=lambda m: _model_key(m, model_features(hosts, arch, m) or frozenset()), reverse=True)
+    others = sorted((m for m in model_holders if features_of(m) is not None),
+                    key=lambda m: _model_key(m, features_of(m) or frozenset()), reverse=True)
     for m in others[:5]:
         blocked[m] = {}
         for h in hosts:

@@ -19,6 +19,9 @@ from ._errors import FactsError
 
 SUPPORTED_ARCHES = ("x86_64", "s390x", "aarch64")
 
+# QEMU's versioned x86 model suffix ("Skylake-Server-v4"); group 1 is the version.
+MODEL_VERSION_RE = re.compile(r"-v([0-9]+)$")
+
 # A feature name as it may appear in facts and, later, in libvirt XML.
 FEATURE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

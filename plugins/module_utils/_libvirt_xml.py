@@ -12,17 +12,16 @@ are spelled as libvirt's map spells them.
 from __future__ import annotations
 
 import os
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ._errors import BaselineError
+from ._features import MODEL_VERSION_RE as _VERSION_RE
 from ._features import validate_feature_name
 
 DEFAULT_CPU_MAP = "/usr/share/libvirt/cpu_map"
-_VERSION_RE = re.compile(r"-v[0-9]+$")
 _LIBVIRT_VENDOR = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD", "HygonGenuine": "Hygon"}
 # QEMU canonical names libvirt spells differently, beyond the dash/underscore rule.
 _QEMU_TO_LIBVIRT = {"pclmulqdq": "pclmuldq"}

@@ -131,11 +131,18 @@ def spawn_qemu(binary: str, accel: str, timeout: float) -> Iterator[QMPClient]:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     proc: subprocess.Popen[bytes] | None = None
     client: QMPClient | None = None
+    errlog = open(os.path.join(tmpdir, "stderr"), "w+b")  # pylint: disable=consider-using-with
+
+    def exited(when: str) -> QemuStartError:
+        errlog.seek(0)
+        stderr = errlog.read().decode(errors="replace").strip()
+        return QemuStartError(f"{binary} (accel={accel}) exited with status {proc.returncode if proc else '?'} {when}"
+                              + (f": {stderr[-800:]}" if stderr else ""))
+
     try:
         listener.bind(path)
         listener.listen(1)
         listener.settimeout(0.02)
-        errlog = open(os.path.join(tmpdir, "stderr"), "w+b")  # pylint: disable=consider-using-with
         argv = [binary, "-machine", f"none,accel={accel}", "-nodefaults", "-no-user-config",
                 "-display", "none", "-S", "-chardev", f"socket,id=qmp,path={path}",
                 "-mon", "chardev=qmp,mode=control"]
@@ -148,14 +155,10 @@ def spawn_qemu(binary: str, accel: str, timeout: float) -> Iterator[QMPClient]:
         conn: socket.socket | None = None
         while conn is None:
             try:
-                conn, _addr = listener.accept()
+                conn = listener.accept()[0]
             except socket.timeout:
                 if proc.poll() is not None:
-                    errlog.seek(0)
-                    stderr = errlog.read().decode(errors="replace").strip()
-                    raise QemuStartError(
-                        f"{binary} (accel={accel}) exited with status {proc.returncode} before its QMP monitor connected"
-                        + (f": {stderr[-800:]}" if stderr else "")) from None
+                    raise exited("before its QMP monitor connected") from None
                 if time.monotonic() > deadline:
                     raise QemuStartError(f"{binary} (accel={accel}) did not connect its QMP monitor within {timeout:g} s; it was killed") from None
         client = QMPClient(conn, f"{binary} (accel={accel})", timeout, first_deadline=deadline)
@@ -168,13 +171,10 @@ def spawn_qemu(binary: str, accel: str, timeout: float) -> Iterator[QMPClient]:
                 proc.wait(timeout=1)
             if proc.returncode is None:
                 raise
-            errlog.seek(0)
-            stderr = errlog.read().decode(errors="replace").strip()
-            raise QemuStartError(f"{binary} (accel={accel}) exited with status {proc.returncode} during the QMP handshake"
-                                 + (f": {stderr[-800:]}" if stderr else "")) from exc
-        errlog.close()
+            raise exited("during the QMP handshake") from exc
         yield client
     finally:
+        errlog.close()
         if client is not None:
             client.close()
         listener.close()

@@ -85,11 +85,10 @@ def test_every_recording_through_the_module(tmp_path, replay) -> None:
       register: probes
     - name: dump
       ansible.builtin.copy:
-        content: "{{{{ probes.results | items2dict(key_name='item', value_name='ansible_facts') | to_json }}}}"
+        content: "{{{{ probes.results | map(attribute='ansible_facts') | list | to_json }}}}"
         dest: "{out}"
 """
-    proc = run_playbook(play.replace("items2dict(key_name='item', value_name='ansible_facts')", "map(attribute='ansible_facts') | list"),
-                        tmp_path, extra={"sockets": {n: s.path for n, s in servers.items()}})
+    proc = run_playbook(play, tmp_path, extra={"sockets": {n: s.path for n, s in servers.items()}})
     assert proc.returncode == 0, proc.stdout[-3000:]
     results = json.loads(out.read_text())
     assert len(results) == len(servers)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _catalog
+from . import _catalog, _s390x
 from ._errors import BaselineError
 from ._facts import SCHEMA_VERSION
 from ._features import MODEL_VERSION_RE as _VERSION_RE
@@ -162,6 +162,39 @@ def _choose(candidates: dict[str, frozenset[str]], common: frozenset[str], soft:
     return chosen
 
 
+def _s390x_host_model(h: _Host, exclude: frozenset[str]) -> _s390x.S390Model:
+    base = h.facts.get("base_model")
+    if not isinstance(base, str):
+        raise BaselineError(f"host {h.name}: s390x facts lack 'base_model' (the static host model); re-probe the host")
+    return _s390x.S390Model(_s390x.definition_of(base), h.features - exclude)
+
+
+def _s390x_fold(models: list[_s390x.S390Model]) -> _s390x.S390Model | None:
+    out = None
+    for m in models:
+        out = m if out is None else _s390x.baseline(out, m)
+    return out
+
+
+def _s390x_cluster_model(hosts: list[_Host], exclude: frozenset[str]) -> tuple[str, dict[str, str | None]]:
+    """The cluster's s390x base model, and for each host the one the others alone would get."""
+    models = [_s390x_host_model(h, exclude) for h in hosts]
+    total = _s390x_fold(models)
+    assert total is not None  # hosts is never empty here
+    prefix: list[_s390x.S390Model | None] = [None]
+    for m in models:
+        prefix.append(m if prefix[-1] is None else _s390x.baseline(prefix[-1], m))
+    suffix: list[_s390x.S390Model | None] = [None]
+    for m in reversed(models):
+        suffix.append(m if suffix[-1] is None else _s390x.baseline(m, suffix[-1]))
+    suffix.reverse()
+    without: dict[str, str | None] = {}
+    for i, h in enumerate(hosts):
+        rest = _s390x_fold([m for m in (prefix[i], suffix[i + 1]) if m is not None])
+        without[h.name] = f"{rest.definition.name}-base" if rest is not None else None
+    return f"{total.definition.name}-base", without
+
+
 def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict[str, Any]:
     """The best CPU every host can run, and why it is not better."""
     opts = opts or BaselineOptions()
@@ -206,6 +239,12 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
         candidates = {m: f for m, f in candidates.items() if _VERSION_RE.sub("", m) in _VENDOR_NEUTRAL}
 
     model = _choose(candidates, common, soft)
+    s390x_leave_one_out: dict[str, str | None] = {}
+    if arch == "s390x":
+        # QEMU's own s390x rules: fold query-cpu-model-baseline over the hosts'
+        # static host models; works without unavailable-features (old QEMU).
+        model, s390x_leave_one_out = _s390x_cluster_model(hosts, exclude)
+        candidates = {model: _s390x.base_features(_s390x.definition_of(model))}
     if opts.min_model is not None:
         floor = features_of(opts.min_model)
         if floor is None:
@@ -238,6 +277,8 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
     for h in hosts:
         feats = gain_features.get(h.name, [])
         models = gain_models.get(h.name, [])
+        if arch == "s390x" and s390x_leave_one_out.get(h.name) not in (None, model):
+            models = models or [str(s390x_leave_one_out[h.name])]
         if not feats and not models:
             continue
         entry: dict[str, Any] = {"features": sorted(feats)}
@@ -249,6 +290,8 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
                 if mf is not None and m not in unsafe and (opts.allow_deprecated or m not in deprecated):
                     pool[m] = mf
             better = _choose(pool, common | frozenset(feats), soft)
+        if arch == "s390x":
+            better = s390x_leave_one_out.get(h.name)
         entry["model"] = better if better and better != model else None
         bottlenecks[h.name] = entry
 
@@ -293,11 +336,14 @@ def _definition(cpu: Any, arch: str) -> tuple[str | None, frozenset[str]]:
 
 
 def compare(cpu: Any, host_name: str, facts: Any) -> dict[str, Any]:
-    """Compare a CPU definition with one host, in the sense of QEMU's query-cpu-model-comparison.
+    """Compare one host with a CPU definition, in the sense of QEMU's query-cpu-model-comparison.
 
-    ``identical``: same features; ``superset``: the host offers more; ``subset``:
-    the definition asks for more than the host has; ``incompatible``: each has
-    features the other lacks. ``runnable`` is true when the host lacks nothing
+    The result describes the host relative to the definition, as QEMU's
+    comparison with modela=host and modelb=definition (and as libvirt's
+    hypervisor-cpu-compare words it): ``identical``: same features;
+    ``superset``: the host offers more; ``subset``: the definition asks for
+    more than the host has; ``incompatible``: each has features the other
+    lacks. On s390x the CPU generation counts too, as in QEMU. ``runnable`` is true when the host lacks nothing
     the definition needs and runs its named model.
     """
     hosts = _validated([(host_name, facts)], BaselineOptions())
@@ -317,6 +363,11 @@ def compare(cpu: Any, host_name: str, facts: Any) -> dict[str, Any]:
     else:
         result = "incompatible"
     model_ok = model is None or model in host.runnable
+    if host.facts["arch"] == "s390x" and model and isinstance(host.facts.get("base_model"), str):
+        # QEMU's s390x rules also weigh the CPU generation ("type").
+        result, _responsible = _s390x.compare(_s390x.S390Model(_s390x.definition_of(host.facts["base_model"]), have),
+                                              _s390x.S390Model(_s390x.definition_of(model), wanted))
+        model_ok = result in ("identical", "superset")
     models = host.facts.get("models") or {}
     blocking = list((models.get(model) or {}).get("unavailable_features") or []) if model and not model_ok else []
     return {

@@ -120,12 +120,26 @@ def test_vendor_neutral() -> None:
 
 
 def test_s390x_baseline_from_static_expansions() -> None:
-    """Old s390x QEMU (3.0, 4.0) and newer hosts: the feature sets come from static expansions plus the base model."""
+    """Old s390x QEMU (3.0, 4.0) and newer hosts: feature sets from static expansions plus the base model."""
     hosts = {n: _facts(n) for n in names("s390x")}
     result = compute_baseline(hosts)
     assert result["vendor"] == "IBM"
     assert set(result["features"]) == set.intersection(*(set(f["features"]) for f in hosts.values()))
     assert {"esan3", "zarch"} <= set(result["features"])
+    # QEMU's rule: the oldest generation in the cluster bounds the model (z14 GA1 here)
+    assert result["model"] == "z14-base"
+    for name, facts in hosts.items():
+        verdict = compare(result, name, facts)
+        assert verdict["runnable"] and verdict["result"] in ("identical", "superset"), (name, verdict)
+    # without the z14 GA1 host, the z14 GA2 host bounds the cluster
+    assert result["bottlenecks"]["s390x-z14-qemu-3.0.0"]["model"] == "z14.2-base"
+
+
+def test_s390x_newer_definition_is_not_runnable_on_older_host() -> None:
+    newer = compute_baseline({"z16": _facts("s390x-gen16a-qemu-9.2.0")})
+    assert newer["model"] == "gen16a-base"
+    verdict = compare(newer, "z14", _facts("s390x-z14-qemu-3.0.0"))
+    assert not verdict["runnable"] and verdict["result"] in ("subset", "incompatible")
 
 
 @pytest.mark.parametrize("cpu_features, host_features, verdict", [

@@ -1,0 +1,71 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""libvirt's own CPU-baseline test cases over real hosts (tests/fixtures/cpu-data/libvirt-baseline-cases).
+
+For each case whose inputs are recorded real hosts, our baseline of those
+hosts must run on every one of them and keep at least the features of
+libvirt's expected result (libvirt 11.3's answer, expanded with the CPU map
+installed here). One difference is by design: a feature some input host's
+QEMU had no property for (vmx-* on hosts recorded before QEMU knew them)
+is unknown for that host, and we keep only what every host reported, where
+libvirt assumes its model definition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _libvirt_xml
+from ansible_collections.cpucompat.cluster.plugins.module_utils._features import enabled_features
+from utils.recordings import FIXTURES, facts_of, load
+
+CASES_DIR = os.path.join(FIXTURES, "libvirt-baseline-cases")
+with open(os.path.join(CASES_DIR, "cases.json"), encoding="utf-8") as _fh:
+    CASES = [c for c in json.load(_fh)["cases"] if c.get("input_hosts")]
+
+
+def _norm(name: str) -> str:
+    """One spelling for QEMU's and libvirt's names of a feature."""
+    name = {"pclmuldq": "pclmulqdq", "sse4_1": "sse4.1", "sse4_2": "sse4.2"}.get(name, name)
+    return name.replace("_", "-")
+
+
+def expected_features(case: dict, cpu_map: _libvirt_xml.CpuMap) -> tuple[str, set[str]]:
+    root = ET.parse(os.path.join(CASES_DIR, case["expected"])).getroot()
+    model = root.findtext("model")
+    if model not in cpu_map.models:
+        pytest.skip(f"libvirt's expected model {model} is not in the CPU map of the libvirt installed here")
+    feats = {_norm(f) for f in cpu_map.models[model]}
+    for elem in root.findall("feature"):
+        name = _norm(elem.get("name", ""))
+        if elem.get("policy") == "disable":
+            feats.discard(name)
+        else:
+            feats.add(name)
+    return model, feats
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_our_baseline_keeps_what_libvirt_keeps(case: dict) -> None:
+    cpu_map = _libvirt_xml.load_cpu_map()
+    hosts = {name: facts_of(name) for name in case["input_hosts"]}
+    ours = _baseline.compute_baseline(hosts)
+    for name, facts in hosts.items():
+        assert _baseline.compare(ours, name, facts)["runnable"], name
+    model, expected = expected_features(case, cpu_map)
+    kept = {_norm(f) for f in ours["features"]}
+    unknown: set[str] = set()
+    for name in hosts:
+        known: set[str] = set()
+        for key, reply in load(name)["replies"].items():
+            if key.startswith("query-cpu-model-expansion"):
+                known |= {_norm(f) for f in enabled_features("x86_64", reply["model"].get("props", {}), name)}
+        unknown |= expected - known
+    assert not {f for f in unknown if not f.startswith("vmx-")}, "only QEMU's late vmx-* vocabulary is unknown to old hosts"
+    missing = sorted(expected - kept - unknown)
+    assert not missing, f"libvirt keeps {missing} over {model} that our baseline drops"

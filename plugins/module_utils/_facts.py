@@ -133,6 +133,8 @@ def build_facts(
     qemu_binary: str | None,
     probe: Mapping[str, Any],
     fingerprint_inputs: Mapping[str, Any],
+    rejected_features: list[str] | tuple[str, ...] = (),
+    rejection_detail: str | None = None,
 ) -> dict[str, Any]:
     """Build the ``cpucompat`` fact from one session's replies.
 
@@ -165,6 +167,10 @@ def build_facts(
     kind = primary_host_expansion.split(":")[1]
     features, features_source = host_features(arch, replies[primary_host_expansion], kind, f"{where}: {primary_host_expansion}")
     host_model = _expansion_model(replies[primary_host_expansion], where)
+    # Features QEMU offers but KVM refuses when a vCPU is created (see
+    # _probe.kvm_rejected_features) are not features of this host.
+    rejected = frozenset(rejected_features)
+    features -= rejected
 
     non_migratable: list[str] | None = None
     if arch == "x86_64":
@@ -175,6 +181,12 @@ def build_facts(
                 break
 
     models = _models(arch, replies, where)
+    for info in (models or {}).values():
+        blocked = sorted(rejected & set(info.get("features") or []))
+        if blocked and info["runnable"]:
+            info["runnable"] = False
+            info["unavailable_features"] = blocked
+            info.pop("features")
     identity = _identity(arch, replies, primary_host_expansion)
     facts: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -183,7 +195,8 @@ def build_facts(
         "base_model": host_model["name"] if arch == "s390x" else None,
         "accel": accel,
         "qemu": {"binary": qemu_binary, "version": qemu_version, "package": str(version.get("package", "")).strip() if version else None},
-        "host_cpu": {"expansion": primary_host_expansion[len(EXPANSION) + 1:], "features_source": features_source},
+        "host_cpu": {"expansion": primary_host_expansion[len(EXPANSION) + 1:], "features_source": features_source,
+                     "kvm_rejected_features": sorted(rejected), "kvm_vcpu_check": rejection_detail},
         "features": sorted(features),
         "non_migratable_features": non_migratable,
         "models": models,

@@ -59,6 +59,26 @@ _X86_NON_FEATURE_PREFIXES = ("hv-", "x-")
 # Intel hosts without svm.
 X86_KVM_SOFT_FEATURES = frozenset({"svm", "monitor", "acpi", "topoext"})
 
+# Bits of IA32_ARCH_CAPABILITIES (MSR 0x10a) and QEMU's names for them
+# (target/i386/cpu.c, FEAT_ARCH_CAPABILITIES), to name what KVM rejects.
+_MSR_FEATURE_BITS: dict[int, dict[int, str]] = {
+    0x10A: {0: "rdctl-no", 1: "ibrs-all", 2: "rsba", 3: "skip-l1dfl-vmentry", 4: "ssb-no", 5: "mds-no",
+            6: "pschange-mc-no", 7: "tsx-ctrl", 8: "taa-no", 13: "sbdr-ssdp-no", 14: "fbsdp-no", 15: "psdp-no",
+            17: "fb-clear", 24: "pbrsb-no", 26: "gds-no", 27: "rfds-no"},
+}
+
+
+def msr_features(index: int, value: int) -> list[str] | None:
+    """QEMU feature names of the bits set in a value written to a feature MSR, None if unknown."""
+    bits = _MSR_FEATURE_BITS.get(index)
+    if bits is None:
+        return None
+    names = [name for bit, name in sorted(bits.items()) if value >> bit & 1]
+    if value >> max(bits) + 1 or any(value >> bit & 1 and bit not in bits for bit in range(max(bits) + 1)):
+        return None  # a bit we cannot name: do not guess
+    return names
+
+
 # aarch64 properties that tune KVM rather than describe the CPU.
 _ARM_NON_FEATURE_PREFIXES = ("kvm-",)
 

@@ -14,11 +14,13 @@ import contextlib
 import hashlib
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import Any
 
 from . import _facts
 from ._errors import QemuStartError, QMPError
+from ._features import msr_features
 from ._qmp import QMPClient, Reply
 
 QEMU_ARCH_BY_MACHINE = {
@@ -118,8 +121,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def spawn_qemu(binary: str, accel: str, timeout: float) -> Iterator[QMPClient]:
-    """Start a throwaway ``-machine none`` QEMU and yield a QMP client to it.
+def spawn_qemu(binary: str, accel: str, timeout: float, machine: str = "none",
+               extra_args: tuple[str, ...] = ()) -> Iterator[QMPClient]:
+    """Start a throwaway QEMU (``-machine none`` unless told) and yield a QMP client to it.
 
     We listen on a socket in a private 0700 directory and QEMU connects to us,
     so there is no polling for a socket file. QEMU runs in its own process
@@ -143,9 +147,9 @@ def spawn_qemu(binary: str, accel: str, timeout: float) -> Iterator[QMPClient]:
         listener.bind(path)
         listener.listen(1)
         listener.settimeout(0.02)
-        argv = [binary, "-machine", f"none,accel={accel}", "-nodefaults", "-no-user-config",
+        argv = [binary, "-machine", f"{machine},accel={accel}", "-nodefaults", "-no-user-config",
                 "-display", "none", "-S", "-chardev", f"socket,id=qmp,path={path}",
-                "-mon", "chardev=qmp,mode=control"]
+                "-mon", "chardev=qmp,mode=control", *extra_args]
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
                                     stderr=errlog, start_new_session=True, close_fds=True)
@@ -250,6 +254,35 @@ def converse(client: QMPClient, expand_models: bool = True) -> Session:
     return session
 
 
+_MSR_FAILURE_RE = re.compile(r"failed to set MSR (0x[0-9a-fA-F]+) to (0x[0-9a-fA-F]+)")
+
+
+def kvm_rejected_features(binary: str, timeout: float, rounds: int = 4) -> tuple[list[str], str | None]:
+    """Features QEMU offers for ``-cpu host`` that this KVM refuses when a vCPU is created.
+
+    Seen on nested hypervisors: QEMU lists arch-capabilities bits
+    (rdctl-no, mds-no, ...) in the host model, but KVM rejects the MSR write
+    and every guest that asks for them dies at start ("failed to set MSR
+    0x10a to 0x69"). A ``-machine none`` probe creates no vCPU and cannot
+    see this, so a second QEMU creates one. Returns the rejected features and,
+    when the failure cannot be traced to features, QEMU's message.
+    """
+    rejected: list[str] = []
+    for _round in range(rounds):
+        cpu = "host" + "".join(f",-{f}" for f in rejected)
+        try:
+            with spawn_qemu(binary, "kvm", timeout, machine="q35", extra_args=("-cpu", cpu)) as client:
+                client.execute("query-cpus-fast")
+            return rejected, None
+        except (QemuStartError, QMPError) as exc:
+            match = _MSR_FAILURE_RE.search(str(exc))
+            bits = msr_features(int(match.group(1), 16), int(match.group(2), 16)) if match else None
+            if not bits or set(bits) <= set(rejected):
+                return rejected, f"a KVM vCPU with -cpu {cpu} does not start: {exc}"
+            rejected += [b for b in bits if b not in rejected]
+    return rejected, f"KVM still rejects -cpu host after disabling {', '.join(rejected)}"
+
+
 def _cpuinfo_identity() -> dict[str, str]:
     """Microcode revision, CPU model name and a digest of the flags of CPU 0."""
     out: dict[str, str] = {}
@@ -307,6 +340,8 @@ def probe(req: ProbeRequest) -> dict[str, Any]:
     if req.timeout <= 0:
         raise QemuStartError(f"timeout must be positive, got {req.timeout}")
     started = time.monotonic()
+    rejected: list[str] = []
+    rejection_detail: str | None = None
     if req.qmp_socket:
         where = f"QMP socket {req.qmp_socket}"
         with attach(req.qmp_socket, req.timeout) as client:
@@ -318,15 +353,27 @@ def probe(req: ProbeRequest) -> dict[str, Any]:
         accel = resolve_accel(req.accel, binary)
         where = f"{binary} (accel={accel})"
         inputs = environment_fingerprint_inputs(binary, accel)
-        with spawn_qemu(binary, accel, req.timeout) as client:
-            session = converse(client, req.expand_models)
+        check: list[tuple[list[str], str | None]] = []
+        checker = None
+        if accel == "kvm" and binary_arch(binary) in (None, "x86_64"):
+            checker = threading.Thread(target=lambda: check.append(kvm_rejected_features(binary, req.timeout)), daemon=True)
+            checker.start()
+        try:
+            with spawn_qemu(binary, accel, req.timeout) as client:
+                session = converse(client, req.expand_models)
+        finally:
+            if checker is not None:
+                checker.join()
+        if check:
+            rejected, rejection_detail = check[0]
     if session.primary_host_expansion is None:
         errs = "; ".join(f"{k}: {v['desc']}" for k, v in session.errors.items() if k.startswith(EXPANSION))
         raise QMPError(f"{where}: QEMU expanded no host CPU model ({errs or 'no reply'})")
     duration = round(time.monotonic() - started, 4)
     probe_info = {"mode": inputs["mode"], "socket": req.qmp_socket, "duration_s": duration}
     facts = _facts.build_facts(session.replies, session.errors, session.primary_host_expansion, where=where,
-                               qemu_binary=binary, probe=probe_info, fingerprint_inputs=inputs)
+                               qemu_binary=binary, probe=probe_info, fingerprint_inputs=inputs,
+                               rejected_features=rejected, rejection_detail=rejection_detail)
     if req.qmp_socket:
         # Without a binary to stat, the answer itself is what we fingerprint.
         answer = {k: facts[k] for k in ("arch", "accel", "qemu", "features", "models")}

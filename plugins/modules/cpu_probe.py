@@ -12,6 +12,8 @@ version_added: 0.1.0
 description:
   - Starts a throwaway C(qemu-system-<arch> -machine none) (or attaches to an existing QMP socket) and asks QEMU which
     named CPU models run on this host, which features block the others, and which features the host CPU model exposes.
+  - Under KVM on x86_64 a second throwaway QEMU creates one vCPU of the host model, concurrently, to find features
+    KVM refuses although QEMU offers them (nested hypervisors); they are left out of the facts.
   - Returns the answers as the cacheable fact C(ansible_facts['cpucompat']), whose schema is documented in the
     collection's C(docs/facts.md).
   - The throwaway QEMU listens on nothing and runs no guest; it is killed, and its private socket directory removed,
@@ -106,7 +108,7 @@ ansible_facts:
         base_model: null
         accel: kvm
         qemu: {binary: /usr/bin/qemu-system-x86_64, version: 7.2.22, package: "Debian 1:7.2+dfsg-7+deb12u18+b3"}
-        host_cpu: {expansion: "static:host", features_source: expansion}
+        host_cpu: {expansion: "static:host", features_source: expansion, kvm_rejected_features: [mds-no, rdctl-no], kvm_vcpu_check: null}
         features: [abm, adx, aes, apic, avx, avx2]
         non_migratable_features: [invtsc]
         models:

@@ -55,11 +55,6 @@ def test_libvirt_accepts_and_starts_the_baseline(tmp_path, this_machine: dict, r
         defined = _virsh("define", str(domain))
         assert defined.returncode == 0, defined.stderr
         started = _virsh("start", "--paused", name)
-        if started.returncode != 0 and "failed to set MSR" in started.stderr:
-            # Known gap (see the issue notes): this machine's nested KVM lists
-            # arch-capabilities bits in CPUID that it cannot set in the MSR.
-            # libvirt's compare accepted the CPU above; QEMU dies at start.
-            pytest.xfail(f"KVM here cannot set an MSR the common features need: {started.stderr.strip()[:200]}")
         assert started.returncode == 0, f"libvirt refused to start the baseline CPU: {started.stderr}\n{rendered['xml']}"
         state = _virsh("domstate", name)
         assert state.stdout.strip() == "paused"

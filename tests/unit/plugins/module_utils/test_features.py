@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import FactsError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._features import canonical_name, enabled_features, is_cpu_feature
+from ansible_collections.cpucompat.cluster.plugins.module_utils._features import canonical_name, enabled_features, is_cpu_feature, msr_features
 from utils.recordings import load, names
 
 
@@ -45,3 +45,13 @@ def test_filtered_full_expansion_equals_static(name: str) -> None:
 def test_bad_name_is_rejected() -> None:
     with pytest.raises(FactsError, match="not a valid CPU feature name"):
         enabled_features("x86_64", {"a b": True}, "h")
+
+
+@pytest.mark.parametrize("index, value, names", [
+    (0x10A, 0x69, ["rdctl-no", "skip-l1dfl-vmentry", "mds-no", "pschange-mc-no"]),  # seen on this project's machine
+    (0x10A, 0x8, ["skip-l1dfl-vmentry"]),
+    (0x10A, 0x200, None),  # bit 9 has no name: never guess
+    (0x345, 0x1, None),  # an MSR we cannot decode
+])
+def test_msr_features(index: int, value: int, names) -> None:
+    assert msr_features(index, value) == names

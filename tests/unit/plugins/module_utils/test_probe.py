@@ -215,3 +215,33 @@ def test_missing_host_expansion_is_reported(replay) -> None:
     server.replies.pop("query-cpu-model-expansion:full:host")
     with pytest.raises(QMPError, match="expanded no host CPU model"):
         _probe.probe(_probe.ProbeRequest(qmp_socket=server.path, timeout=2))
+
+
+def test_kvm_rejected_features_are_found_and_confirmed(tmp_path) -> None:
+    """A QEMU whose KVM refuses two arch-capabilities bits, like a nested hypervisor's: both are named."""
+    binary = _script(tmp_path, """case "$*" in
+  *"-cpu host,-rdctl-no,-mds-no"*) exec python3 -c 'import socket,sys,json,time
+p=[a for a in sys.argv if a.startswith("socket,")][0].split("path=")[1]
+s=socket.socket(socket.AF_UNIX); s.connect(p); f=s.makefile("rw")
+f.write(json.dumps({"QMP": {"version": {}, "capabilities": []}})+"\\n"); f.flush()
+for line in f:
+    m=json.loads(line); f.write(json.dumps({"return": [] if m["execute"]!="qmp_capabilities" else {}, "id": m.get("id")})+"\\n"); f.flush()' "$@";;
+  *) echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x21" >&2; exit 1;;
+esac""")
+    rejected, detail = _probe.kvm_rejected_features(binary, 5)
+    assert rejected == ["rdctl-no", "mds-no"] and detail is None
+
+
+def test_kvm_vcpu_failure_that_names_no_feature_is_reported(tmp_path) -> None:
+    binary = _script(tmp_path, 'echo "qemu-system-x86_64: kvm_init_vcpu: kvm_arch_init_vcpu failed (-22)" >&2; exit 1')
+    rejected, detail = _probe.kvm_rejected_features(binary, 5)
+    assert rejected == []
+    assert "does not start" in detail and "kvm_arch_init_vcpu failed" in detail
+
+
+@KVM
+def test_live_kvm_facts_leave_out_what_kvm_rejects() -> None:
+    facts = _probe.probe(_probe.ProbeRequest(accel="kvm"))
+    rejected = facts["host_cpu"]["kvm_rejected_features"]
+    assert isinstance(rejected, list) and not set(rejected) & set(facts["features"])
+    assert facts["host_cpu"]["kvm_vcpu_check"] is None, facts["host_cpu"]["kvm_vcpu_check"]

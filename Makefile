@@ -44,6 +44,7 @@ test: setup
 
 bench: setup
 	python bench/bench_probe.py
+	python bench/bench_baseline.py
 
 clean:
 	rm -rf .build .collections .cache

@@ -49,9 +49,9 @@ def cpu_summary(facts: Any, host: str = "this host") -> list[str]:
         raise AnsibleFilterError(f"cpu_summary: {exc}") from exc
 
 
-def libvirt_cpu_xml(baseline: Any, cpu_map: str = DEFAULT_CPU_MAP) -> str:
+def libvirt_cpu_xml(baseline: Any, cpu_map: str = DEFAULT_CPU_MAP, unknown_features: str = "drop") -> str:
     try:
-        return render(baseline, load_cpu_map(cpu_map) if baseline.get("arch") == "x86_64" else None)["xml"]
+        return render(baseline, load_cpu_map(cpu_map) if baseline.get("arch") == "x86_64" else None, unknown_features)["xml"]
     except (CpuCompatError, AttributeError) as exc:
         raise AnsibleFilterError(f"libvirt_cpu_xml: {exc}") from exc
 

@@ -10,6 +10,8 @@ runnable plus exactly the common migratable features the model lacks.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +20,8 @@ from . import _catalog, _s390x
 from ._errors import BaselineError
 from ._facts import SCHEMA_VERSION
 from ._features import MODEL_VERSION_RE as _VERSION_RE
-from ._features import X86_KVM_SOFT_FEATURES, validate_feature_name
+from ._features import FEATURE_NAME_RE, X86_KVM_SOFT_FEATURES, validate_feature_name
 
-_NOT_NAMED = frozenset({"host", "max", "base"})
 # x86 models whose definition carries no vendor's identity.
 _VENDOR_NEUTRAL = frozenset({"qemu64", "kvm64", "qemu32", "kvm32", "486", "pentium", "pentium2", "pentium3"})
 
@@ -35,13 +36,25 @@ class BaselineOptions:
     vendor_neutral: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Host:
     name: str
     facts: Mapping[str, Any]
     features: frozenset[str]
     all_features: frozenset[str]
     runnable: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass
+class _Profile:
+    """Hosts whose facts give identical answers: the engine works once per profile."""
+
+    rep: _Host
+    members: list[str]
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
 
 
 def _hosts_from(hosts: Any) -> list[tuple[str, Any]]:
@@ -64,34 +77,52 @@ def _hosts_from(hosts: Any) -> list[tuple[str, Any]]:
     raise BaselineError(f"expected a mapping of host name to cpucompat facts or a list of hosts, got {type(hosts).__name__}")
 
 
+_EMPTY: frozenset[str] = frozenset()
+
+
+def _feature_set(name: str, value: Any, key: str) -> frozenset[str]:
+    if not value:
+        return _EMPTY
+    if type(value) is not list:  # pylint: disable=unidiomatic-typecheck  # the hot path of 10,000-host clusters
+        raise BaselineError(f"host {name}: field {key!r} is not a list")
+    try:
+        return frozenset(value)
+    except TypeError as exc:
+        raise BaselineError(f"host {name}: field {key!r} holds something that is not a feature name") from exc
+
+
 def _validated(raw: list[tuple[str, Any]], opts: BaselineOptions) -> list[_Host]:
+    """Check every host's facts; cheap per host, since clusters reach 10,000 hosts."""
     if not raw:
         raise BaselineError("no hosts given: a baseline needs at least one host's cpucompat facts")
     seen: set[str] = set()
     hosts: list[_Host] = []
+    migratable_only = opts.migratable_only
     for name, facts in raw:
         if name in seen:
             raise BaselineError(f"host {name} is listed twice")
         seen.add(name)
-        if not isinstance(facts, Mapping):
-            raise BaselineError(f"host {name} has no cpucompat facts (probe it with cpucompat.cluster.cpu_probe first)")
+        if not isinstance(facts, dict):
+            if not isinstance(facts, Mapping):
+                raise BaselineError(f"host {name} has no cpucompat facts (probe it with cpucompat.cluster.cpu_probe first)")
         if facts.get("schema_version") != SCHEMA_VERSION:
             raise BaselineError(f"host {name}: facts have schema_version {facts.get('schema_version')!r}, this collection reads "
                                 f"{SCHEMA_VERSION}; re-probe the host")
-        for key in ("arch", "accel", "features"):
-            if key not in facts:
-                raise BaselineError(f"host {name}: facts lack the field {key!r}")
-        if not isinstance(facts["features"], list):
-            raise BaselineError(f"host {name}: field 'features' is not a list")
-        feats = frozenset(validate_feature_name(f, f"host {name}: features") for f in facts["features"])
-        nonmig = frozenset(validate_feature_name(f, f"host {name}: non_migratable_features") for f in facts.get("non_migratable_features") or [])
-        wanted = feats if opts.migratable_only else feats | nonmig
-        models = facts.get("models") or {}
+        if "features" not in facts or "arch" not in facts or "accel" not in facts:
+            missing = next(k for k in ("arch", "accel", "features") if k not in facts)
+            raise BaselineError(f"host {name}: facts lack the field {missing!r}")
+        feats = _feature_set(name, facts["features"], "features")
+        nonmig = _feature_set(name, facts.get("non_migratable_features"), "non_migratable_features")
         # Aliases stay: QEMU before 4.1 knows "Broadwell" only, newer QEMU both
         # "Broadwell" (alias of Broadwell-v1) and "Broadwell-v1". Mixed clusters meet on the alias.
-        runnable = frozenset(m for m, info in models.items() if isinstance(info, Mapping) and info.get("runnable") is True
-                             and m not in _NOT_NAMED)
-        hosts.append(_Host(name, facts, wanted, feats | nonmig, runnable))
+        runnable = _feature_set(name, facts.get("runnable_models"), "runnable_models")
+        everything = feats | nonmig if nonmig else feats
+        hosts.append(_Host(name, facts, feats if migratable_only else everything, everything, runnable))
+    # Names are checked once each, not once per host; the message names a host that has the bad one.
+    for feature in frozenset().union(*(h.all_features for h in hosts)):
+        if not isinstance(feature, str) or not FEATURE_NAME_RE.match(feature):
+            culprit = next(h.name for h in hosts if feature in h.all_features)
+            validate_feature_name(feature, f"host {culprit}: features")
     # Deterministic whatever the input order: where recorded hosts of different
     # QEMU releases disagree on a model's expansion, the first host by name answers.
     hosts.sort(key=lambda h: h.name)
@@ -108,6 +139,19 @@ def _validated(raw: list[tuple[str, Any]], opts: BaselineOptions) -> list[_Host]
     return hosts
 
 
+def _profiles(hosts: list[_Host]) -> list[_Profile]:
+    """Group hosts (sorted by name) whose facts answer alike; the first member by name represents them."""
+    groups: dict[tuple[Any, ...], _Profile] = {}
+    for h in hosts:
+        qemu = h.facts.get("qemu") if isinstance(h.facts.get("qemu"), Mapping) else {}
+        key = (h.features, h.all_features, h.runnable, h.facts.get("vendor"), h.facts.get("base_model"), qemu.get("version"))
+        if key in groups:
+            groups[key].members.append(h.name)
+        else:
+            groups[key] = _Profile(h, [h.name])
+    return list(groups.values())
+
+
 def _vendors(hosts: list[_Host], opts: BaselineOptions) -> str | None:
     by_vendor: dict[str, list[str]] = {}
     for h in hosts:
@@ -122,27 +166,55 @@ def _vendors(hosts: list[_Host], opts: BaselineOptions) -> str | None:
     return None
 
 
-def model_features(hosts: Iterable[_Host], arch: str, model: str) -> frozenset[str] | None:
+@dataclass
+class _ModelIndex:
+    """What the hosts' QEMU said about named models, gathered once per baseline."""
+
+    features: dict[str, frozenset[str]]
+    aliases: dict[str, str]
+    deprecated: set[str]
+    unsafe: set[str]
+
+
+def _model_index(reps: Iterable[_Host]) -> _ModelIndex:
+    index = _ModelIndex({}, {}, set(), set())
+    for h in reps:  # sorted by name: the first host that expanded a model answers
+        for model, info in (h.facts.get("models") or {}).items():
+            if not isinstance(info, dict):
+                continue
+            if info.get("deprecated"):
+                index.deprecated.add(model)
+            if info.get("migration_safe") is False:
+                index.unsafe.add(model)
+            if info.get("alias_of"):
+                index.aliases.setdefault(model, str(info["alias_of"]))
+            if model not in index.features and isinstance(info.get("features"), list):
+                index.features[model] = frozenset(info["features"])
+    return index
+
+
+def model_features(index: _ModelIndex, arch: str, model: str) -> frozenset[str] | None:
     """A model's features as the hosts' own QEMU expanded them, else from the bundled catalog."""
-    hosts = list(hosts)
     targets = [model]
-    for h in hosts:
-        info = (h.facts.get("models") or {}).get(model)
-        if isinstance(info, Mapping) and info.get("alias_of") and info["alias_of"] not in targets:
-            targets.append(str(info["alias_of"]))
+    if model in index.aliases:
+        targets.append(index.aliases[model])
     # Before QEMU 4.1 an unversioned model was what is now its -v1.
     if arch == "x86_64" and not _VERSION_RE.search(model):
         targets.append(f"{model}-v1")
     for name in targets:
-        for h in hosts:
-            info = (h.facts.get("models") or {}).get(name)
-            if isinstance(info, Mapping) and isinstance(info.get("features"), list):
-                return frozenset(info["features"])
+        if name in index.features:
+            return index.features[name]
     for name in targets:
-        entry = _catalog.MODELS.get(arch, {}).get(name)
+        entry = _catalog_features(arch, name)
         if entry is not None:
-            return frozenset(entry.split())
+            return entry
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def _catalog_features(arch: str, model: str) -> frozenset[str] | None:
+    entry = _catalog.MODELS.get(arch, {}).get(model)
+    return frozenset(entry.split()) if entry is not None else None
 
 
 def _model_key(model: str, feats: frozenset[str]) -> tuple[int, int, str]:
@@ -169,29 +241,31 @@ def _s390x_host_model(h: _Host, exclude: frozenset[str]) -> _s390x.S390Model:
     return _s390x.S390Model(_s390x.definition_of(base), h.features - exclude)
 
 
-def _s390x_fold(models: list[_s390x.S390Model]) -> _s390x.S390Model | None:
+def _s390x_fold(models: list[_s390x.S390Model | None]) -> _s390x.S390Model | None:
     out = None
     for m in models:
-        out = m if out is None else _s390x.baseline(out, m)
+        if m is not None:
+            out = m if out is None else _s390x.baseline(out, m)
     return out
 
 
-def _s390x_cluster_model(hosts: list[_Host], exclude: frozenset[str]) -> tuple[str, dict[str, str | None]]:
-    """The cluster's s390x base model, and for each host the one the others alone would get."""
-    models = [_s390x_host_model(h, exclude) for h in hosts]
-    total = _s390x_fold(models)
-    assert total is not None  # hosts is never empty here
+def _s390x_cluster_model(profiles: list[_Profile], exclude: frozenset[str]) -> tuple[str, dict[str, str | None]]:
+    """The cluster's s390x base model, and for each lone host the one the others alone would get."""
+    models = [_s390x_host_model(p.rep, exclude) for p in profiles]
+    total = _s390x_fold(list(models))
+    assert total is not None  # there is always a host here
     prefix: list[_s390x.S390Model | None] = [None]
     for m in models:
-        prefix.append(m if prefix[-1] is None else _s390x.baseline(prefix[-1], m))
+        prefix.append(_s390x_fold([prefix[-1], m]))
     suffix: list[_s390x.S390Model | None] = [None]
     for m in reversed(models):
-        suffix.append(m if suffix[-1] is None else _s390x.baseline(m, suffix[-1]))
+        suffix.append(_s390x_fold([m, suffix[-1]]))
     suffix.reverse()
     without: dict[str, str | None] = {}
-    for i, h in enumerate(hosts):
-        rest = _s390x_fold([m for m in (prefix[i], suffix[i + 1]) if m is not None])
-        without[h.name] = f"{rest.definition.name}-base" if rest is not None else None
+    for i, p in enumerate(profiles):
+        if p.size == 1:  # removing one of several identical hosts changes nothing
+            rest = _s390x_fold([prefix[i], suffix[i + 1]])
+            without[p.members[0]] = f"{rest.definition.name}-base" if rest is not None else None
     return f"{total.definition.name}-base", without
 
 
@@ -199,16 +273,22 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
     """The best CPU every host can run, and why it is not better."""
     opts = opts or BaselineOptions()
     hosts = _validated(_hosts_from(hosts_in), opts)
+    profiles = _profiles(hosts)
+    reps = [p.rep for p in profiles]
     arch = str(hosts[0].facts["arch"])
     vendor = _vendors(hosts, opts)
     exclude = frozenset(opts.exclude_features)
+    n = len(hosts)
 
-    common = frozenset.intersection(*(h.features for h in hosts)) - exclude
-    union = frozenset.union(*(h.features for h in hosts))
-    lost = {f: sorted(h.name for h in hosts if f not in h.features) for f in sorted(union - common - exclude)}
+    common = frozenset.intersection(*(p.rep.features for p in profiles)) - exclude
+    union = frozenset.union(*(p.rep.features for p in profiles))
+    lost: dict[str, list[str]] = {}
+    for f in sorted(union - common - exclude):
+        lacking = [p.members for p in profiles if f not in p.rep.features]
+        lost[f] = lacking[0] if len(lacking) == 1 else sorted(itertools.chain.from_iterable(lacking))
     non_migratable_left_out: list[str] = []
     if opts.migratable_only:
-        non_migratable_left_out = sorted(frozenset.intersection(*(h.all_features for h in hosts)) - common - exclude)
+        non_migratable_left_out = sorted(frozenset.intersection(*(p.rep.all_features for p in profiles)) - common - exclude)
 
     missing_required = sorted(set(opts.require_features) - common)
     if missing_required:
@@ -216,19 +296,22 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
                             + "; ".join(f"{f} (lacking on {', '.join(lost.get(f) or ['every host'])})" for f in missing_required))
 
     soft = X86_KVM_SOFT_FEATURES if arch == "x86_64" and hosts[0].facts["accel"] == "kvm" else frozenset()
+    index = _model_index(reps)
     memo: dict[str, frozenset[str] | None] = {}
 
     def features_of(name: str) -> frozenset[str] | None:
         if name not in memo:
-            memo[name] = model_features(hosts, arch, name)
+            memo[name] = model_features(index, arch, name)
         return memo[name]
 
-    runnable_everywhere = frozenset.intersection(*(h.runnable for h in hosts))
-    deprecated = {m for h in hosts for m, i in (h.facts.get("models") or {}).items() if isinstance(i, Mapping) and i.get("deprecated")}
-    unsafe = {m for h in hosts for m, i in (h.facts.get("models") or {}).items() if isinstance(i, Mapping) and i.get("migration_safe") is False}
+    runnable_everywhere = frozenset.intersection(*(p.rep.runnable for p in profiles))
+
+    def allowed(model: str) -> bool:
+        return model not in index.unsafe and (opts.allow_deprecated or model not in index.deprecated)
+
     candidates: dict[str, frozenset[str]] = {}
     unknown_features: list[str] = []
-    for model in sorted(runnable_everywhere - unsafe - (set() if opts.allow_deprecated else deprecated)):
+    for model in sorted(m for m in runnable_everywhere if allowed(m)):
         feats = features_of(model)
         if feats is None:
             unknown_features.append(model)
@@ -243,68 +326,60 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
     if arch == "s390x":
         # QEMU's own s390x rules: fold query-cpu-model-baseline over the hosts'
         # static host models; works without unavailable-features (old QEMU).
-        model, s390x_leave_one_out = _s390x_cluster_model(hosts, exclude)
+        model, s390x_leave_one_out = _s390x_cluster_model(profiles, exclude)
         candidates = {model: _s390x.base_features(_s390x.definition_of(model))}
     if opts.min_model is not None:
-        floor = features_of(opts.min_model)
-        if floor is None:
+        if features_of(opts.min_model) is None:
             raise BaselineError(f"min_model {opts.min_model!r}: no host and no catalog entry knows its features")
         if opts.min_model not in runnable_everywhere:
-            blockers = sorted(h.name for h in hosts if opts.min_model not in h.runnable)
+            blockers = sorted(itertools.chain.from_iterable(p.members for p in profiles if opts.min_model not in p.rep.runnable))
             raise BaselineError(f"the cluster falls below min_model {opts.min_model}: it does not run on {', '.join(blockers)}")
     mfeats = candidates.get(model, frozenset()) if model else frozenset()
-    require = sorted(common - mfeats)
-    disable = sorted(mfeats - common)
 
     # Bottlenecks: what the baseline would gain without each host. A feature
-    # (model) comes back exactly when every host but this one has (runs) it.
-    n = len(hosts)
+    # (model) comes back exactly when every host but one has (runs) it.
     gain_features: dict[str, list[str]] = {}
-    for f, lacking in lost.items():
-        if len(lacking) == 1 and n > 1:
-            gain_features.setdefault(lacking[0], []).append(f)
-    model_holders: dict[str, list[str]] = {}
     if n > 1:
-        for h in hosts:
-            for m in h.runnable - runnable_everywhere:
-                model_holders.setdefault(m, []).append(h.name)
+        for f, lacking in lost.items():
+            if len(lacking) == 1:
+                gain_features.setdefault(lacking[0], []).append(f)
+    holders: dict[str, int] = {}
+    for p in profiles:
+        for m in p.rep.runnable - runnable_everywhere:
+            holders[m] = holders.get(m, 0) + p.size
     gain_models: dict[str, list[str]] = {}
-    for m, holders in model_holders.items():
-        if len(holders) == n - 1:
-            missing = ({h.name for h in hosts} - set(holders)).pop()
-            gain_models.setdefault(missing, []).append(m)
+    if n > 1:
+        for m, count in holders.items():
+            if count == n - 1:
+                lone = next(p for p in profiles if m not in p.rep.runnable)
+                gain_models.setdefault(lone.members[0], []).append(m)
     bottlenecks: dict[str, dict[str, Any]] = {}
-    for h in hosts:
-        feats = gain_features.get(h.name, [])
-        models = gain_models.get(h.name, [])
-        if arch == "s390x" and s390x_leave_one_out.get(h.name) not in (None, model):
-            models = models or [str(s390x_leave_one_out[h.name])]
-        if not feats and not models:
-            continue
-        entry: dict[str, Any] = {"features": sorted(feats)}
-        better = None
-        if models:
+    for name in sorted(set(gain_features) | set(gain_models) | {h for h, m in s390x_leave_one_out.items() if m not in (None, model)}):
+        feats = gain_features.get(name, [])
+        better: str | None = None
+        if arch == "s390x":
+            better = s390x_leave_one_out.get(name)
+        elif gain_models.get(name):
             pool = dict(candidates)
-            for m in models:
+            for m in gain_models[name]:
                 mf = features_of(m)
-                if mf is not None and m not in unsafe and (opts.allow_deprecated or m not in deprecated):
+                if mf is not None and allowed(m):
                     pool[m] = mf
             better = _choose(pool, common | frozenset(feats), soft)
-        if arch == "s390x":
-            better = s390x_leave_one_out.get(h.name)
-        entry["model"] = better if better and better != model else None
-        bottlenecks[h.name] = entry
+        bottlenecks[name] = {"features": sorted(feats), "model": better if better and better != model else None}
 
     # Why not a better model: the larger models some hosts run, and who blocks them.
     blocked: dict[str, dict[str, list[str]]] = {}
-    others = sorted((m for m in model_holders if features_of(m) is not None),
+    others = sorted((m for m in holders if features_of(m) is not None),
                     key=lambda m: _model_key(m, features_of(m) or frozenset()), reverse=True)
     for m in others[:5]:
         blocked[m] = {}
-        for h in hosts:
-            if m not in h.runnable:
-                info = (h.facts.get("models") or {}).get(m) or {}
-                blocked[m][h.name] = list(info.get("unavailable_features") or [])
+        for p in profiles:
+            if m not in p.rep.runnable:
+                info = (p.rep.facts.get("models") or {}).get(m) or {}
+                missing = info.get("unavailable_features") or []
+                for member in p.members:
+                    blocked[m][member] = missing
 
     return {
         "arch": arch,
@@ -312,10 +387,10 @@ def compute_baseline(hosts_in: Any, opts: BaselineOptions | None = None) -> dict
         "accel": hosts[0].facts["accel"],
         "model": model,
         "candidates": sorted(candidates),
-        "require": require,
-        "disable": disable,
+        "require": sorted(common - mfeats),
+        "disable": sorted(mfeats - common),
         "features": sorted(common),
-        "hosts": sorted(h.name for h in hosts),
+        "hosts": [h.name for h in hosts],
         "lost": lost,
         "bottlenecks": bottlenecks,
         "blocked_models": blocked,

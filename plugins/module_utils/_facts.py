@@ -200,6 +200,8 @@ def build_facts(
         "features": sorted(features),
         "non_migratable_features": non_migratable,
         "models": models,
+        "runnable_models": None if models is None else sorted(
+            m for m, info in models.items() if info["runnable"] and m not in ("host", "max", "base")),
         "capabilities": {
             "comparison": _support(replies, errors, "query-cpu-model-comparison"),
             "baseline": _support(replies, errors, "query-cpu-model-baseline"),

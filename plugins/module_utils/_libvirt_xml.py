@@ -111,8 +111,16 @@ def _libvirt_model(model: str | None, candidates: list[str], common: frozenset[s
     return best[2]
 
 
-def render(baseline: Any, cpu_map: CpuMap | None = None) -> dict[str, Any]:
-    """The ``<cpu>`` element and what it is made of."""
+def render(baseline: Any, cpu_map: CpuMap | None = None, unknown_features: str = "drop") -> dict[str, Any]:
+    """The ``<cpu>`` element and what it is made of.
+
+    Features libvirt's map has no name for cannot be written (QEMU's
+    paravirtual ``kvm*`` features, which QEMU enables by itself, or ``lmce``).
+    They are left out and named in an XML comment, never silently; with
+    ``unknown_features='fail'`` any such feature other than ``kvm*`` is an error.
+    """
+    if unknown_features not in ("fail", "drop"):
+        raise BaselineError(f"unknown_features must be 'fail' or 'drop', got {unknown_features!r}")
     if not isinstance(baseline, Mapping) or "features" not in baseline or "arch" not in baseline:
         raise BaselineError("expected a baseline as returned by cpu_baseline (with 'arch' and 'features')")
     arch = baseline["arch"]
@@ -130,6 +138,10 @@ def render(baseline: Any, cpu_map: CpuMap | None = None) -> dict[str, Any]:
                 unexpressible.append(f)
             else:
                 common.add(name)
+        unknown = [f for f in unexpressible if not f.startswith("kvm")]
+        if unknown and unknown_features == "fail":
+            raise BaselineError(f"libvirt's CPU map does not know these baseline features: {', '.join(unknown)} "
+                                "(use the CPU map of the libvirt the hypervisors run, or unknown_features='drop' to leave them out)")
         vendor = _LIBVIRT_VENDOR.get(str(baseline.get("vendor")))
         lv_model = _libvirt_model(model, list(baseline.get("candidates") or []), frozenset(common), vendor, cpu_map)
         mfeats = cpu_map.models[lv_model]
@@ -147,6 +159,8 @@ def render(baseline: Any, cpu_map: CpuMap | None = None) -> dict[str, Any]:
         lines.append(f"  <vendor>{vendor}</vendor>")
     lines += [f"  <feature policy='require' name='{f}'/>" for f in require]
     lines += [f"  <feature policy='disable' name='{f}'/>" for f in disable]
+    if unexpressible:
+        lines.append(f"  <!-- left out, libvirt's CPU map has no name for: {', '.join(sorted(unexpressible))} -->")
     lines.append("</cpu>")
     xml = "\n".join(lines) + "\n"
     ET.fromstring(xml)  # well-formed by construction; this guards the construction

@@ -78,3 +78,14 @@ def test_libvirt_spelling_and_model_mapping() -> None:
     assert out["model"] in cpu_map.models and not out["model"].endswith(("-v1", "-v2", "-v3", "-v4", "-v5"))
     assert out["xml"].startswith("<cpu mode='custom' match='exact' check='full'>")
     assert "<vendor>Intel</vendor>" in out["xml"]
+
+
+def test_features_libvirt_does_not_know_are_named_never_silently_dropped() -> None:
+    base = {"arch": "x86_64", "vendor": "GenuineIntel", "model": None, "candidates": ["pentium3-v1"],
+            "features": ["fpu", "sse", "kvmclock", "future-feature"]}
+    with pytest.raises(Exception, match="does not know these baseline features: future-feature"):
+        _libvirt_xml.render(base, unknown_features="fail")
+    dropped = _libvirt_xml.render(base)
+    assert dropped["unexpressible"] == ["future-feature", "kvmclock"]
+    assert "name='future-feature'" not in dropped["xml"] and "name='kvmclock'" not in dropped["xml"]
+    assert "<!-- left out, libvirt's CPU map has no name for: future-feature, kvmclock -->" in dropped["xml"]

@@ -252,11 +252,12 @@ def _s390x_fold(models: list[_s390x.S390Model | None]) -> _s390x.S390Model | Non
 def _s390x_cluster_model(profiles: list[_Profile], exclude: frozenset[str]) -> tuple[str, dict[str, str | None]]:
     """The cluster's s390x base model, and for each lone host the one the others alone would get."""
     models = [_s390x_host_model(p.rep, exclude) for p in profiles]
-    total = _s390x_fold(list(models))
-    assert total is not None  # there is always a host here
     prefix: list[_s390x.S390Model | None] = [None]
     for m in models:
         prefix.append(_s390x_fold([prefix[-1], m]))
+    total = prefix[-1]
+    if total is None:
+        raise BaselineError("no s390x hosts to baseline")
     suffix: list[_s390x.S390Model | None] = [None]
     for m in reversed(models):
         suffix.append(_s390x_fold([m, suffix[-1]]))

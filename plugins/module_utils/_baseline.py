@@ -20,7 +20,7 @@ from . import _catalog, _s390x
 from ._errors import BaselineError
 from ._facts import SCHEMA_VERSION
 from ._features import MODEL_VERSION_RE as _VERSION_RE
-from ._features import FEATURE_NAME_RE, X86_KVM_SOFT_FEATURES, validate_feature_name
+from ._features import FEATURE_NAME_RE, X86_KVM_SOFT_FEATURES, compare_feature_sets, validate_feature_name
 
 # x86 models whose definition carries no vendor's identity.
 _VENDOR_NEUTRAL = frozenset({"qemu64", "kvm64", "qemu32", "kvm32", "486", "pentium", "pentium2", "pentium3"})
@@ -430,14 +430,7 @@ def compare(cpu: Any, host_name: str, facts: Any) -> dict[str, Any]:
     have = host.all_features
     missing = sorted(wanted - have)
     extra = sorted(have - wanted)
-    if not missing and not extra:
-        result = "identical"
-    elif not missing:
-        result = "superset"
-    elif not extra:
-        result = "subset"
-    else:
-        result = "incompatible"
+    result = compare_feature_sets(have, wanted)  # the host relative to the definition
     model_ok = model is None or model in host.runnable
     if host.facts["arch"] == "s390x" and model and isinstance(host.facts.get("base_model"), str):
         # QEMU's s390x rules also weigh the CPU generation ("type").

@@ -135,3 +135,14 @@ def enabled_features(arch: str, props: Mapping[str, Any], where: str) -> dict[st
 def canonical_list(arch: str, names: Iterable[Any], where: str) -> list[str]:
     """Canonical, validated, de-duplicated, sorted feature names."""
     return sorted({validate_feature_name(canonical_name(arch, str(n)), where) for n in names})
+
+
+def compare_feature_sets(a: frozenset[str], b: frozenset[str]) -> str:
+    """QEMU's comparison verdict for feature sets: how ``a`` stands to ``b``."""
+    if a == b:
+        return "identical"
+    if a <= b:
+        return "subset"
+    if a >= b:
+        return "superset"
+    return "incompatible"

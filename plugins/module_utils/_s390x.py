@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from . import _catalog
 from ._errors import BaselineError
+from ._features import compare_feature_sets
 
 
 @dataclass(frozen=True)
@@ -85,17 +86,8 @@ def compare(a: S390Model, b: S390Model) -> tuple[str, list[str]]:
     """QEMU's query-cpu-model-comparison of model a with model b: (result, responsible properties)."""
     gen_result = _gen_order(a.definition, b.definition)
     responsible: list[str] = [] if gen_result == "identical" else ["type"]
-    missing = a.features - b.features
-    added = b.features - a.features
-    responsible += sorted(missing | added)
-    if not missing and not added:
-        feat_result = "identical"
-    elif not missing:
-        feat_result = "subset"
-    elif not added:
-        feat_result = "superset"
-    else:
-        feat_result = "incompatible"
+    responsible += sorted(a.features ^ b.features)
+    feat_result = compare_feature_sets(a.features, b.features)
     if gen_result == feat_result or feat_result == "identical":
         return gen_result, responsible
     if gen_result == "identical":

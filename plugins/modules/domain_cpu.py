@@ -1,0 +1,160 @@
+#!/usr/bin/python
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: domain_cpu
+short_description: Set the CPU of a libvirt domain's persistent definition
+version_added: 0.1.0
+description:
+  - Makes the C(<cpu>) element of a libvirt domain's persistent definition equal to the given one; every other element
+    of the definition stays as it was.
+  - The desired C(<cpu>) is compared, normalised, with the one in the inactive definition before anything is written,
+    so check mode and the real run report the same C(changed), and a second run changes nothing.
+  - A running domain gets the new persistent definition only; nothing is changed in the running guest, and
+    RV(restart_required) says that the guest needs a restart (or a migration) to get the new CPU.
+  - libvirt replaces a definition atomically. When it refuses the new one, or the connection drops, the domain keeps
+    exactly its old definition and the module fails naming the domain and libvirt's reason. A domain that disappears
+    while it is being updated is not recreated.
+author:
+  - cpucompat.cluster contributors (@cpucompat)
+extends_documentation_fragment:
+  - cpucompat.cluster.libvirt
+attributes:
+  check_mode:
+    support: full
+    description: Compares and reports without defining anything.
+  diff_mode:
+    support: full
+    description: Shows the C(<cpu>) element before and after.
+options:
+  name:
+    description: Name of the domain.
+    type: str
+    required: true
+  cpu_xml:
+    description:
+      - The C(<cpu>) element to set, for example the output of P(cpucompat.cluster.libvirt_cpu_xml#filter).
+      - Model and feature names are validated; anything that is not a plain name is refused.
+    type: str
+  baseline:
+    description:
+      - A baseline as returned by P(cpucompat.cluster.cpu_baseline#filter), rendered on the managed host against the CPU
+        map of the libvirt installed there.
+      - Mutually exclusive with O(cpu_xml).
+    type: dict
+  cpu_map:
+    description: Directory of libvirt's CPU map on the managed host, used with O(baseline).
+    type: path
+    default: /usr/share/libvirt/cpu_map
+  state:
+    description:
+      - V(present) sets the C(<cpu>) element; V(absent) removes it, so that the domain runs libvirt's default CPU.
+    type: str
+    default: present
+    choices: [present, absent]
+  backup:
+    description: Keep the previous definition in O(backup_dir) before changing it, and return its path.
+    type: bool
+    default: false
+  backup_dir:
+    description: Where backups of previous definitions go on the managed host.
+    type: path
+    default: /var/lib/libvirt/cpucompat-backups
+seealso:
+  - module: cpucompat.cluster.domain_cpu_info
+"""
+
+EXAMPLES = r"""
+- name: Put domain web1 on the cluster CPU
+  cpucompat.cluster.domain_cpu:
+    name: web1
+    cpu_xml: "{{ cpucompat_cluster['xml'] }}"
+    backup: true
+
+- name: Back to libvirt's default CPU
+  cpucompat.cluster.domain_cpu:
+    name: web1
+    state: absent
+"""
+
+RETURN = r"""
+domain:
+  description: The domain's name.
+  returned: always
+  type: str
+  sample: web1
+restart_required:
+  description: The domain is running and its persistent CPU changed; the guest sees the new CPU after a restart.
+  returned: always
+  type: bool
+  sample: false
+backup_file:
+  description: Path of the previous definition kept by O(backup).
+  returned: when changed and O(backup) is true and not in check mode
+  type: str
+  sample: /var/lib/libvirt/cpucompat-backups/web1-20261125T101500.000000Z.xml
+cpu_xml:
+  description: The C(<cpu>) element the persistent definition has after the run (empty when absent).
+  returned: always
+  type: str
+  sample: "<cpu mode=\"custom\" match=\"exact\" check=\"full\">...</cpu>"
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import apply_cpu, connect
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import load_cpu_map, render
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            **LIBVIRT_ARGS,
+            name=dict(type="str", required=True),
+            cpu_xml=dict(type="str"),
+            baseline=dict(type="dict"),
+            cpu_map=dict(type="path", default="/usr/share/libvirt/cpu_map"),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            backup=dict(type="bool", default=False),
+            backup_dir=dict(type="path", default="/var/lib/libvirt/cpucompat-backups"),
+        ),
+        mutually_exclusive=[("cpu_xml", "baseline")],
+        required_if=[("state", "present", ("cpu_xml", "baseline"), True)],
+        supports_check_mode=True,
+    )
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=LIBVIRT_IMPORT_ERROR)
+    p = module.params
+    try:
+        cpu_xml = None
+        if p["state"] == "present":
+            if p["baseline"] is not None:
+                arch = p["baseline"].get("arch")
+                cpu_xml = render(p["baseline"], load_cpu_map(p["cpu_map"]) if arch == "x86_64" else None)["xml"]
+            else:
+                cpu_xml = p["cpu_xml"]
+        conn = connect(p["uri"])
+        try:
+            change = apply_cpu(conn, p["name"], cpu_xml, check_mode=module.check_mode,
+                               backup_dir=p["backup_dir"] if p["backup"] else None)
+        finally:
+            conn.close()
+    except CpuCompatError as exc:
+        module.fail_json(msg=f"setting the CPU of domain {p['name']} failed: {exc}", domain=p["name"])
+    result = dict(changed=change.changed, domain=change.domain, restart_required=change.restart_required, cpu_xml=change.after)
+    if change.backup:
+        result["backup_file"] = change.backup
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = dict(before=change.before, after=change.after,
+                              before_header=f"{p['name']} <cpu> (persistent)", after_header=f"{p['name']} <cpu> (persistent)")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+#!/usr/bin/python
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: domain_cpu_info
+short_description: List libvirt domains with the CPU of their definitions
+version_added: 0.1.0
+description:
+  - Lists the domains of a libvirt connection, with their state and the C(<cpu>) element of the persistent definition
+    (the live one for transient domains). Read-only.
+author:
+  - cpucompat.cluster contributors (@cpucompat)
+extends_documentation_fragment:
+  - cpucompat.cluster.libvirt
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+options:
+  names:
+    description: Only these domains (all when omitted). A name that does not exist fails the module, naming it.
+    type: list
+    elements: str
+  pattern:
+    description: Only domains whose name matches this regular expression (Python C(re.search)).
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Domains whose name starts with web
+  cpucompat.cluster.domain_cpu_info:
+    pattern: "^web"
+  register: web_domains
+"""
+
+RETURN = r"""
+domains:
+  description: The selected domains, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: web1, uuid: 6f0e..., active: true, persistent: true, cpu_xml: "<cpu mode=\"host-model\" />"}
+"""
+
+import re
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import connect, list_domains
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(**LIBVIRT_ARGS, names=dict(type="list", elements="str"), pattern=dict(type="str")),
+        supports_check_mode=True,
+    )
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=LIBVIRT_IMPORT_ERROR)
+    p = module.params
+    try:
+        regex = re.compile(p["pattern"]) if p["pattern"] else None
+    except re.error as exc:
+        module.fail_json(msg=f"pattern {p['pattern']!r} is not a valid regular expression: {exc}")
+    try:
+        conn = connect(p["uri"])
+        try:
+            domains = list_domains(conn)
+        finally:
+            conn.close()
+    except CpuCompatError as exc:
+        module.fail_json(msg=str(exc))
+    if p["names"] is not None:
+        missing = sorted(set(p["names"]) - {d["name"] for d in domains})
+        if missing:
+            module.fail_json(msg=f"no such domain on {p['uri']}: {', '.join(missing)}")
+        domains = [d for d in domains if d["name"] in p["names"]]
+    if regex:
+        domains = [d for d in domains if regex.search(d["name"])]
+    module.exit_json(changed=False, domains=domains)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Real libvirt domains for tests: defined on qemu:///system, removed afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils._probe import kvm_usable
+
+URI = "qemu:///system"
+VIRTTYPE = "kvm" if kvm_usable() else "qemu"
+
+
+def virsh(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, check=check, timeout=120)
+
+
+def domain_xml(name: str, cpu: str = "") -> str:
+    return f"""<domain type='{VIRTTYPE}'>
+  <name>{name}</name>
+  <description>cpucompat test domain</description>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <features><acpi/></features>
+  {cpu}
+  <on_poweroff>destroy</on_poweroff>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+</domain>
+"""
+
+
+def define(tmp_path, cpu: str = "", prefix: str = "cpucompat-test") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / f"{name}.xml"
+    path.write_text(domain_xml(name, cpu))
+    virsh("define", str(path), check=True)
+    return name
+
+
+def remove(name: str) -> None:
+    virsh("destroy", name)
+    virsh("undefine", name)
+
+
+def ensure_libvirtd() -> None:
+    """Start libvirtd again (fault tests stop it) and wait until it answers."""
+    if virsh("version").returncode == 0:
+        return
+    for _ in range(100):  # a stopped daemon may still be shutting down
+        if subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, check=False).returncode != 0:
+            break
+        time.sleep(0.1)
+    subprocess.run(["libvirtd", "-d"], check=True)
+    for _ in range(100):
+        if virsh("version").returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("libvirtd does not answer")

@@ -1,0 +1,178 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""cpucompat.cluster.domain_cpu against a real libvirtd: the check/real/again triple, diffs, faults."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _domain, _libvirt_xml, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import LibvirtError
+from integration.helpers import run_playbook
+from integration.libvirt_helpers import URI, define, ensure_libvirtd, remove, virsh
+
+pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
+
+
+@pytest.fixture(scope="module")
+def cluster_cpu() -> str:
+    """The CPU of a real cluster: this machine (probed live) and a recorded host of its vendor."""
+    from utils.recordings import facts_of  # pylint: disable=import-outside-toplevel
+
+    me = _probe.probe(_probe.ProbeRequest())
+    other = "x86_64-epyc-7502" if me["vendor"] == "AuthenticAMD" else "x86_64-xeon-gold-6130"
+    hosts = {"this": me} if me["accel"] == "tcg" else {"this": me, other: facts_of(other)}
+    return _libvirt_xml.render(_baseline.compute_baseline(hosts))["xml"]
+
+
+@pytest.fixture
+def domain(tmp_path):
+    ensure_libvirtd()
+    # A CPU every KVM host here can start (this machine's KVM refuses host-model's MSR bits).
+    name = define(tmp_path, cpu="<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>486</model></cpu>")
+    yield name
+    ensure_libvirtd()
+    remove(name)
+
+
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: set the cpu
+      cpucompat.cluster.domain_cpu:
+        name: "{{ domain }}"
+        cpu_xml: "{{ cpu }}"
+        backup: "{{ backup | default(false) }}"
+        backup_dir: "{{ backup_dir | default(omit) }}"
+      register: result
+    - name: dump
+      check_mode: false
+      ansible.builtin.copy:
+        content: "{{ result | to_json }}"
+        dest: "{{ out }}"
+"""
+
+
+def _run(tmp_path, domain: str, cpu: str, check: bool = False, **extra) -> dict:
+    out = tmp_path / "out.json"
+    if out.exists():
+        out.unlink()
+    proc = run_playbook(PLAY, tmp_path, extra={"domain": domain, "cpu": cpu, "out": str(out), **extra}, check=check, diff=True)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return {**json.loads(out.read_text()), "_stdout": proc.stdout}
+
+
+def test_check_real_again_and_only_cpu_changes(tmp_path, domain: str, cluster_cpu: str) -> None:
+    before = virsh("dumpxml", "--inactive", domain, check=True).stdout
+    checked = _run(tmp_path, domain, cluster_cpu, check=True)
+    assert checked["changed"] is True
+    assert virsh("dumpxml", "--inactive", domain, check=True).stdout == before, "check mode must not modify"
+    assert "486" in checked["_stdout"] and "+<cpu" in checked["_stdout"].replace(" ", ""), "diff shows before/after"
+    real = _run(tmp_path, domain, cluster_cpu, backup=True, backup_dir=str(tmp_path / "backups"))
+    assert real["changed"] is True and real["restart_required"] is False
+    assert open(real["backup_file"], encoding="utf-8").read().strip() == before.strip()
+    again = _run(tmp_path, domain, cluster_cpu)
+    assert again["changed"] is False
+    after = virsh("dumpxml", "--inactive", domain, check=True).stdout
+    changed_lines = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+                     if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    outside_cpu = [line for line in changed_lines if not any(t in line for t in ("<cpu", "</cpu>", "<model", "<vendor", "<feature"))]
+    assert changed_lines and not outside_cpu, outside_cpu
+    # the guest starts on the new CPU
+    started = virsh("start", "--paused", domain)
+    assert started.returncode == 0, started.stderr
+
+
+def test_running_domain_gets_the_persistent_definition_only(tmp_path, domain: str, cluster_cpu: str) -> None:
+    started = virsh("start", "--paused", domain)
+    assert started.returncode == 0, started.stderr
+    live_before = virsh("dumpxml", domain, check=True).stdout
+    result = _run(tmp_path, domain, cluster_cpu)
+    assert result["changed"] is True and result["restart_required"] is True
+    live_cpu = _domain.normalized(_domain._parse(virsh("dumpxml", domain, check=True).stdout, "x").find("cpu"))  # pylint: disable=protected-access
+    assert live_cpu == _domain.normalized(_domain._parse(live_before, "x").find("cpu")), "nothing is hot-changed"  # pylint: disable=protected-access
+    inactive = virsh("dumpxml", "--inactive", domain, check=True).stdout
+    assert _domain.normalized(_domain._parse(inactive, "x").find("cpu")) == _domain.normalized(_domain.parse_cpu(cluster_cpu))  # pylint: disable=protected-access
+
+
+def test_libvirt_refusing_the_definition_leaves_the_domain_as_it_was(tmp_path, domain: str) -> None:
+    before = virsh("dumpxml", "--inactive", domain, check=True).stdout
+    out = tmp_path / "out.json"
+    proc = run_playbook(PLAY, tmp_path, extra={"domain": domain, "cpu": "<cpu mode='no-such-mode'><model>qemu64</model></cpu>", "out": str(out)})
+    assert proc.returncode == 2
+    assert f"libvirt refused the new definition of domain {domain}" in proc.stdout
+    assert virsh("dumpxml", "--inactive", domain, check=True).stdout == before
+
+
+@pytest.mark.parametrize("cpu, message", [
+    ("<cpu><feature policy='require' name='x\"/&gt;'/></cpu>", "not a valid CPU feature name"),
+    ("<domain/>", "must be a <cpu> element"),
+    ("<cpu>", "not well-formed"),
+])
+def test_bad_cpu_xml_is_refused_before_libvirt(tmp_path, domain: str, cpu: str, message: str) -> None:
+    proc = run_playbook(PLAY, tmp_path, extra={"domain": domain, "cpu": cpu, "out": str(tmp_path / "o.json")})
+    assert proc.returncode == 2 and message in proc.stdout, proc.stdout[-2000:]
+
+
+def test_missing_domain_is_named(tmp_path) -> None:
+    proc = run_playbook(PLAY, tmp_path, extra={"domain": "cpucompat-no-such-domain", "cpu": "<cpu mode='host-model'/>",
+                                                 "out": str(tmp_path / "o.json")})
+    assert proc.returncode == 2 and "reading domain cpucompat-no-such-domain" in proc.stdout
+
+
+class _Interfering:
+    """A real libvirt connection on which something else happens right before the write."""
+
+    def __init__(self, conn, before_write) -> None:
+        self._conn = conn
+        self._before_write = before_write
+        self._fired = False
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def lookupByUUIDString(self, uuid):  # noqa: N802  (libvirt's name)
+        if not self._fired:
+            self._fired = True
+            self._before_write()
+        return self._conn.lookupByUUIDString(uuid)
+
+
+def test_domain_that_vanishes_between_read_and_write_is_not_recreated(domain: str, cluster_cpu: str) -> None:
+    conn = _domain.connect(URI)
+    try:
+        with pytest.raises(LibvirtError, match=f"domain {domain}"):
+            _domain.apply_cpu(_Interfering(conn, lambda: virsh("undefine", domain, check=True)), domain, cluster_cpu, check_mode=False)
+    finally:
+        conn.close()
+    assert virsh("dominfo", domain).returncode != 0, "the vanished domain must not come back"
+
+
+def test_libvirtd_stopped_mid_run_leaves_the_definition_whole(domain: str, cluster_cpu: str) -> None:
+    before = virsh("dumpxml", "--inactive", domain, check=True).stdout
+    conn = _domain.connect(URI)
+
+    def stop() -> None:
+        subprocess.run(["pkill", "-x", "libvirtd"], check=True)
+        for _ in range(50):
+            if subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, check=False).returncode != 0:
+                break
+            os.sched_yield()
+
+    try:
+        with pytest.raises(LibvirtError, match=f"domain {domain}"):
+            _domain.apply_cpu(_Interfering(conn, stop), domain, cluster_cpu, check_mode=False)
+    finally:
+        try:
+            conn.close()
+        except Exception:  # pylint: disable=broad-exception-caught  # the daemon is gone; closing may fail
+            pass
+    ensure_libvirtd()
+    assert virsh("dumpxml", "--inactive", domain, check=True).stdout == before

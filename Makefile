@@ -22,7 +22,7 @@ $(COLL)/MANIFEST.json: $(SOURCES)
 	@echo "installed cpucompat.cluster into .collections"
 
 run: setup
-	ansible-playbook -i localhost, -c local -e ansible_python_interpreter=$(VENV)/bin/python playbooks/probe.yml
+	bash tools/demo.sh
 
 unit: setup
 	python -m pytest -q tests/unit

@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, compare, compute_baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import DEFAULT_CPU_MAP, load_cpu_map, render
+from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown
 from ansible_collections.cpucompat.cluster.plugins.module_utils._summary import probe_summary
 
 
@@ -56,8 +57,16 @@ def libvirt_cpu_xml(baseline: Any, cpu_map: str = DEFAULT_CPU_MAP, unknown_featu
         raise AnsibleFilterError(f"libvirt_cpu_xml: {exc}") from exc
 
 
+def cpu_report_markdown(report: Any) -> str:
+    try:
+        return report_markdown(report)
+    except CpuCompatError as exc:
+        raise AnsibleFilterError(f"cpu_report_markdown: {exc}") from exc
+
+
 class FilterModule:
     """cpucompat.cluster filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare, "libvirt_cpu_xml": libvirt_cpu_xml}
+        return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare, "libvirt_cpu_xml": libvirt_cpu_xml,
+                "cpu_report_markdown": cpu_report_markdown}

@@ -177,7 +177,7 @@ def build_facts(
         for key in (f"{EXPANSION}:static:host:migratable=false", f"{EXPANSION}:static:max:migratable=false"):
             if key in replies:
                 wider, _src = host_features(arch, replies[key], "static", f"{where}: {key}")
-                non_migratable = sorted(wider - features)
+                non_migratable = sorted(wider - features - rejected)
                 break
 
     models = _models(arch, replies, where)

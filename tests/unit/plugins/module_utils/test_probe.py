@@ -244,4 +244,5 @@ def test_live_kvm_facts_leave_out_what_kvm_rejects() -> None:
     facts = _probe.probe(_probe.ProbeRequest(accel="kvm"))
     rejected = facts["host_cpu"]["kvm_rejected_features"]
     assert isinstance(rejected, list) and not set(rejected) & set(facts["features"])
+    assert not set(rejected) & set(facts["non_migratable_features"]), "refused by KVM is not 'non-migratable'"
     assert facts["host_cpu"]["kvm_vcpu_check"] is None, facts["host_cpu"]["kvm_vcpu_check"]

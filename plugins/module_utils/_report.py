@@ -1,0 +1,67 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Markdown renderings of reports (schema cpucompat.report/1, docs/reports.md). Private to the collection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import CpuCompatError
+
+
+def _names(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def baseline_markdown(view: Mapping[str, Any]) -> str:
+    if view.get("schema") != "cpucompat.report/1":
+        raise CpuCompatError(f"not a cpucompat report (schema {view.get('schema')!r})")
+    out = ["# CPU baseline report", ""]
+    hosts = view.get("hosts") or {}
+    out.append(f"{len(hosts)} host(s) with facts; architectures: "
+               + "; ".join(f"{a}: {_names(n)}" for a, n in (view.get("by_arch") or {}).items()))
+    out.append("QEMU versions: " + "; ".join(f"{v}: {_names(n)}" for v, n in (view.get("qemu_versions") or {}).items()))
+    for key, title in (("unreachable", "Unreachable or failed"), ("missing_facts", "Without facts"), ("other_schema", "Facts of another schema")):
+        if view.get(key):
+            out.append(f"**{title}:** {_names(view[key], 50)}")
+    for name, error in (view.get("probe_errors") or {}).items():
+        out.append(f"**Probe failed on {name}:** {error}")
+    if view.get("error"):
+        out += ["", f"**Not computed:** {view['error']}"]
+    base = view.get("baseline")
+    if base:
+        out += ["", "## Baseline", "",
+                f"- model: `{base.get('model')}` ({base.get('arch')}, {base.get('vendor') or 'no vendor'})",
+                f"- features kept: {len(base.get('features') or [])}; required beyond the model: {len(base.get('require') or [])}"
+                f"; disabled: {len(base.get('disable') or [])}"]
+        if base.get("non_migratable_left_out"):
+            out.append(f"- left out as not migratable: {', '.join(base['non_migratable_left_out'])}")
+        if view.get("xml"):
+            out += ["", "```xml", view["xml"].rstrip(), "```"]
+        out += ["", "## Hosts", "", "| host | CPU | QEMU | accel | verdict |", "|---|---|---|---|---|"]
+        for name, summary in sorted(hosts.items()):
+            verdict = (view.get("verdicts") or {}).get(name, {})
+            cpu = summary.get("model_id") or summary.get("base_model") or summary.get("arch")
+            out.append(f"| {name} | {cpu} | {summary.get('qemu_version') or '?'} | {summary.get('accel')} | "
+                       f"{verdict.get('result', '?')}{'' if verdict.get('runnable', True) else ' (cannot run it!)'} |")
+        lost = base.get("lost") or {}
+        if lost:
+            out += ["", "## Features lost, and the hosts responsible", "", "| feature | lacking on |", "|---|---|"]
+            out += [f"| {f} | {_names(h)} |" for f, h in sorted(lost.items(), key=lambda kv: (len(kv[1]), kv[0]))]
+        if base.get("bottlenecks"):
+            out += ["", "## Bottlenecks: what the baseline gains without one host", ""]
+            for name, gain in sorted(base["bottlenecks"].items()):
+                model = f"model {gain['model']}, " if gain.get("model") else ""
+                out.append(f"- **{name}**: {model}{len(gain.get('features') or [])} features"
+                           + (f" ({', '.join(gain['features'][:10])}{', ...' if len(gain['features']) > 10 else ''})" if gain.get("features") else ""))
+    return "\n".join(out) + "\n"
+
+
+def report_markdown(view: Mapping[str, Any]) -> str:
+    kind = view.get("kind")
+    if kind == "baseline":
+        return baseline_markdown(view)
+    raise CpuCompatError(f"no Markdown rendering for report kind {kind!r}")

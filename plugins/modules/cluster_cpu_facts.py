@@ -1,0 +1,123 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cluster_cpu_facts
+short_description: Aggregate the CPU facts of a group and compute its baseline
+version_added: 0.1.0
+description:
+  - Reads C(ansible_facts['cpucompat']) of every host of a group (probed by M(cpucompat.cluster.cpu_probe)) on the
+    controller and returns the cluster view as the fact C(cpucompat_cluster). per-host summary, grouping by
+    architecture, vendor and QEMU version, the baseline from P(cpucompat.cluster.cpu_baseline#filter), each host's
+    verdict against it, and the libvirt C(<cpu>) XML.
+  - Hosts without facts, with facts of another schema version, whose latest probe failed (the host variable
+    C(cpucompat_probe_error) set by the C(cpucompat.cluster.probe) role), or that failed or were unreachable in this play
+    are listed by name in C(missing_facts), C(other_schema), C(probe_failed) and C(unreachable); they are never skipped
+    silently. The
+    baseline is then not computed (C(error) says why) unless O(allow_partial=true).
+  - This is an action plugin; it runs on the controller only.
+author:
+  - cpucompat.cluster contributors (@cpucompat)
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+  facts:
+    support: full
+    description: Returns C(cpucompat_cluster).
+  action:
+    support: full
+    description: Runs on the controller.
+options:
+  hosts:
+    description: The hosts to aggregate. Defaults to all hosts of the play (C(ansible_play_hosts_all)).
+    type: list
+    elements: str
+  allow_partial:
+    description: Compute the baseline from the hosts that have facts even when others do not.
+    type: bool
+    default: false
+  migratable_only:
+    description: As in P(cpucompat.cluster.cpu_baseline#filter).
+    type: bool
+    default: true
+  allow_deprecated:
+    description: As in P(cpucompat.cluster.cpu_baseline#filter).
+    type: bool
+    default: false
+  require_features:
+    description: As in P(cpucompat.cluster.cpu_baseline#filter).
+    type: list
+    elements: str
+    default: []
+  min_model:
+    description: As in P(cpucompat.cluster.cpu_baseline#filter).
+    type: str
+  exclude_features:
+    description: As in P(cpucompat.cluster.cpu_baseline#filter).
+    type: list
+    elements: str
+    default: []
+  vendor_neutral:
+    description: As in P(cpucompat.cluster.cpu_baseline#filter).
+    type: bool
+    default: false
+  cpu_map:
+    description:
+      - libvirt's CPU map on the controller, used to render the x86_64 XML. Use the map of the libvirt version the
+        hypervisors run; M(cpucompat.cluster.domain_cpu) with O(cpucompat.cluster.domain_cpu#module:baseline) renders
+        on each hypervisor with its own map instead.
+    type: path
+    default: /usr/share/libvirt/cpu_map
+notes:
+  - With C(run_once), the action runs once and Ansible gives its C(ansible_facts) to every host of the play, so
+    C(cpucompat_cluster) is the same on all of them; without C(run_once) each host computes the same view again.
+  - The view follows the report schema C(cpucompat.report/1) documented in the collection's C(docs/reports.md).
+seealso:
+  - module: cpucompat.cluster.cpu_probe
+"""
+
+EXAMPLES = r"""
+- name: Aggregate the hypervisors and compute their common CPU
+  cpucompat.cluster.cluster_cpu_facts:
+  run_once: true
+
+- name: Show the XML
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts['cpucompat_cluster']['xml'] }}"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to ansible_facts.
+  returned: always
+  type: complex
+  contains:
+    cpucompat_cluster:
+      description: The cluster view (schema C(cpucompat.report/1)).
+      returned: always
+      type: dict
+      sample:
+        schema: cpucompat.report/1
+        kind: baseline
+        complete: true
+        hosts: {hv1: {arch: x86_64, vendor: GenuineIntel, qemu_version: 7.2.22, features: 98}}
+        unreachable: []
+        probe_failed: []
+        probe_errors: {}
+        missing_facts: []
+        other_schema: []
+        by_arch: {x86_64: [hv1, hv2]}
+        by_vendor: {GenuineIntel: [hv1, hv2]}
+        qemu_versions: {7.2.22: [hv1, hv2]}
+        baseline: {model: Skylake-Server-v4, require: [], disable: [], lost: {}, bottlenecks: {}}
+        verdicts: {hv1: {result: superset, runnable: true}}
+        xml: "<cpu mode='custom' match='exact' check='full'>...</cpu>"
+        error: null
+"""

@@ -28,6 +28,6 @@ def run_playbook(playbook: str, tmp_path, inventory: str = "localhost,", extra: 
         cmd.append("--diff")
     full_env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
                 "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".collections"),
-                "ANSIBLE_FACT_CACHING_CONNECTION": str(tmp_path / "facts"), "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"), "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=600, check=False)

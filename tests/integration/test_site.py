@@ -1,0 +1,127 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The site playbook (probe -> baseline -> deploy) on this machine plus replayed hosts, with a real libvirtd."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+import yaml
+
+from integration.helpers import ROOT, run_playbook
+from integration.libvirt_helpers import define, ensure_libvirtd, remove, virsh
+from utils.recordings import load
+
+pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
+VENDOR = "AuthenticAMD" if "AuthenticAMD" in open("/proc/cpuinfo", encoding="utf-8").read() else "GenuineIntel"
+RECORDED = ["x86_64-epyc-7502", "x86_64-epyc-9654-qemu-10.0.0"] if VENDOR == "AuthenticAMD" else ["x86_64-xeon-gold-6130", "x86_64-core-i7-8700"]
+SITE = os.path.join(ROOT, "playbooks", "site.yml")
+
+
+def inventory(tmp_path, replay, domains: list[str], broken: bool = False) -> str:
+    hosts: dict = {"this-machine": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                    "cpucompat_deploy_domains": domains}}
+    for name in RECORDED:
+        hosts[f"rec-{name}"] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                                "cpucompat_probe_qmp_socket": replay(name).path, "cpucompat_deploy_enabled": False}
+    if broken:
+        hosts["broken"] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                           "cpucompat_probe_qmp_socket": str(tmp_path / "nothing-listens-here.sock"), "cpucompat_deploy_enabled": False}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump({"hypervisors": {"hosts": hosts}}))
+    return str(path)
+
+
+def site(tmp_path, inv: str, check: bool = False, extra: dict | None = None):
+    reports = tmp_path / "reports"
+    play = open(SITE, encoding="utf-8").read()
+    return run_playbook(play, tmp_path, inventory=inv, check=check, diff=True,
+                        extra={"cpucompat_baseline_report_dir": str(reports), **(extra or {})}), reports
+
+
+@pytest.fixture
+def domain(tmp_path):
+    ensure_libvirtd()
+    name = define(tmp_path, cpu="<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>486</model></cpu>")
+    yield name
+    remove(name)
+
+
+def _cpu_of(domain: str) -> str:
+    xml = virsh("dumpxml", "--inactive", domain, check=True).stdout
+    return xml[xml.index("<cpu"):xml.index("</cpu>")]
+
+
+def test_site_check_real_again(tmp_path, replay, domain: str) -> None:
+    inv = inventory(tmp_path, replay, [domain])
+    before = virsh("dumpxml", "--inactive", domain, check=True).stdout
+
+    proc, reports = site(tmp_path, inv, check=True)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert f"changed: [this-machine] => (item={domain})" in proc.stdout
+    assert virsh("dumpxml", "--inactive", domain, check=True).stdout == before, "check mode changed the domain"
+    report = json.loads((reports / "baseline.json").read_text())
+    assert report["schema"] == "cpucompat.report/1" and report["complete"] is True
+    assert sorted(report["hosts"]) == sorted(["this-machine"] + [f"rec-{n}" for n in RECORDED])
+    assert all(v["runnable"] for v in report["verdicts"].values())
+    markdown = (reports / "baseline.md").read_text()
+    assert "## Features lost, and the hosts responsible" in markdown and report["baseline"]["model"] in markdown
+
+    proc, _ = site(tmp_path, inv)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert f"changed: [this-machine] => (item={domain})" in proc.stdout
+    assert "<cpu mode='custom' match='exact' check='full'>" in _cpu_of(domain)
+    proc, _ = site(tmp_path, inv)
+    assert proc.returncode == 0
+    assert f"ok: [this-machine] => (item={domain})" in proc.stdout, "a second run changes nothing"
+    # only <cpu> changed, and the guest starts on it
+    after = virsh("dumpxml", "--inactive", domain, check=True).stdout
+    strip = lambda xml: xml[:xml.index("<cpu")] + xml[xml.index("</cpu>"):]  # noqa: E731
+    assert strip(after) == strip(before)
+    started = virsh("start", "--paused", domain)
+    assert started.returncode == 0, started.stderr
+
+
+def test_failed_probe_is_named_and_no_partial_baseline(tmp_path, replay, domain: str) -> None:
+    inv = inventory(tmp_path, replay, [domain], broken=True)
+    before = virsh("dumpxml", "--inactive", domain, check=True).stdout
+    proc, reports = site(tmp_path, inv)
+    assert proc.returncode != 0
+    assert "No CPU baseline for hypervisors: the baseline is not computed from a partial group: no usable facts from broken" in proc.stdout
+    report = json.loads((reports / "baseline.json").read_text())
+    assert report["probe_failed"] == ["broken"] and report["baseline"] is None
+    assert "cannot connect to QMP socket" in report["probe_errors"]["broken"]
+    assert "**Probe failed on broken:**" in (reports / "baseline.md").read_text()
+    assert virsh("dumpxml", "--inactive", domain, check=True).stdout == before, "nothing deployed from a partial group"
+    # the user may allow a partial group
+    proc, reports = site(tmp_path, inv, extra={"cpucompat_baseline_allow_partial": True})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    report = json.loads((reports / "baseline.json").read_text())
+    assert report["baseline"] is not None and report["probe_failed"] == ["broken"]
+
+
+def test_warm_run_uses_the_fact_cache(tmp_path, replay) -> None:
+    inv = inventory(tmp_path, replay, [])
+    play = """
+- hosts: this-machine
+  gather_facts: false
+  roles: [cpucompat.cluster.probe]
+  post_tasks:
+    - ansible.builtin.copy:
+        content: "{{ cpucompat_probe_result | to_json }}"
+        dest: "{{ out }}"
+"""
+    out = tmp_path / "probe.json"
+    cold = run_playbook(play, tmp_path, inventory=inv, extra={"out": str(out)})
+    assert cold.returncode == 0, cold.stdout[-2000:]
+    assert json.loads(out.read_text())["probed"] is True
+    warm = run_playbook(play, tmp_path, inventory=inv, extra={"out": str(out)})
+    assert warm.returncode == 0
+    assert json.loads(out.read_text())["probed"] is False, "cached facts whose fingerprint matches: QEMU not started"
+    forced = run_playbook(play, tmp_path, inventory=inv, extra={"out": str(out), "cpucompat_probe_force": True})
+    assert json.loads(out.read_text())["probed"] is True and forced.returncode == 0
+    assert load(RECORDED[0])["host"] == RECORDED[0]  # the replays served the other hosts' recordings

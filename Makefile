@@ -8,7 +8,7 @@ COLL := .collections/ansible_collections/cpucompat/cluster
 SOURCES := $(shell find galaxy.yml meta plugins roles playbooks docs README.md LICENSE changelogs tests -type f \
 	-not -path '*/__pycache__/*' -not -path 'tests/output/*' 2>/dev/null)
 
-.PHONY: setup run test unit integration sanity bench clean
+.PHONY: setup run test unit integration molecule sanity bench clean
 
 setup:
 	@bash tools/setup.sh
@@ -38,8 +38,13 @@ sanity: setup
 	tar -xzf .build/cpucompat-cluster-*.tar.gz -C $(SANITY_DIR)
 	cd $(SANITY_DIR) && ansible-test sanity --requirements --python 3.11 --color no
 
+# Molecule's default (delegated) driver on this machine; scenarios in extensions/molecule.
+molecule: setup
+	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule test -s site
+
 test: setup
 	python -m pytest -q -p no:cacheprovider tests/unit tests/integration
+	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory sanity
 
 bench: setup

@@ -40,6 +40,7 @@ sanity: setup
 
 # Molecule's default (delegated) driver on this machine; scenarios in extensions/molecule.
 molecule: setup
+	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule reset -s site
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule test -s site
 
 test: setup

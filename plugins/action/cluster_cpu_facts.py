@@ -14,6 +14,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import
 from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_view
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import DEFAULT_CPU_MAP, load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils._report import write_reports
 
 ARGUMENT_SPEC = {
     "hosts": {"type": "list", "elements": "str"},
@@ -25,6 +26,7 @@ ARGUMENT_SPEC = {
     "exclude_features": {"type": "list", "elements": "str", "default": []},
     "vendor_neutral": {"type": "bool", "default": False},
     "cpu_map": {"type": "path", "default": DEFAULT_CPU_MAP},
+    "report_dir": {"type": "path"},
 }
 
 
@@ -62,4 +64,10 @@ class ActionModule(ActionBase):
         if view["baseline"] is not None and view["xml"] is None:
             view["error"] = f"libvirt's CPU map not found at {args['cpu_map']} on the controller: the XML was not rendered"
         result.update(changed=False, ansible_facts={"cpucompat_cluster": view})
+        if args["report_dir"]:
+            # Reports live on the controller, where this action runs: written directly, in check mode too.
+            try:
+                result["report_files"] = write_reports(view, args["report_dir"], "baseline")
+            except (OSError, CpuCompatError) as exc:
+                raise AnsibleActionFail(f"cluster_cpu_facts: writing the reports to {args['report_dir']} failed: {exc}") from exc
         return result

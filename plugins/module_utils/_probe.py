@@ -370,7 +370,7 @@ def probe(req: ProbeRequest) -> dict[str, Any]:
         errs = "; ".join(f"{k}: {v['desc']}" for k, v in session.errors.items() if k.startswith(EXPANSION))
         raise QMPError(f"{where}: QEMU expanded no host CPU model ({errs or 'no reply'})")
     duration = round(time.monotonic() - started, 4)
-    probe_info = {"mode": inputs["mode"], "socket": req.qmp_socket, "duration_s": duration}
+    probe_info = {"mode": inputs["mode"], "socket": req.qmp_socket, "duration_s": duration, "probed_at": int(time.time())}
     facts = _facts.build_facts(session.replies, session.errors, session.primary_host_expansion, where=where,
                                qemu_binary=binary, probe=probe_info, fingerprint_inputs=inputs,
                                rejected_features=rejected, rejection_detail=rejection_detail)

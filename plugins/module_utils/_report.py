@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,3 +68,25 @@ def report_markdown(view: Mapping[str, Any]) -> str:
     if kind == "baseline":
         return baseline_markdown(view)
     raise CpuCompatError(f"no Markdown rendering for report kind {kind!r}")
+
+
+def write_reports(view: Mapping[str, Any], directory: str, stem: str) -> list[str]:
+    """Write ``<stem>.json`` and ``<stem>.md`` atomically; files whose content is unchanged are left alone."""
+    os.makedirs(directory, exist_ok=True)
+    written = []
+    for suffix, text in ((".json", json.dumps(view, indent=2, sort_keys=True) + "\n"), (".md", report_markdown(view))):
+        path = os.path.join(directory, stem + suffix)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                if fh.read() == text:
+                    written.append(path)
+                    continue
+        except OSError:
+            pass
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}{suffix}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        written.append(path)
+    return written

@@ -75,6 +75,12 @@ options:
         on each hypervisor with its own map instead.
     type: path
     default: /usr/share/libvirt/cpu_map
+  report_dir:
+    description:
+      - Directory on the controller where C(baseline.json) (the view) and C(baseline.md) (its Markdown rendering) are
+        written, atomically, also in check mode since they change nothing on the hosts. Files whose content is the same
+        are left alone.
+    type: path
 notes:
   - With C(run_once), the action runs once and Ansible gives its C(ansible_facts) to every host of the play, so
     C(cpucompat_cluster) is the same on all of them; without C(run_once) each host computes the same view again.
@@ -94,6 +100,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+report_files:
+  description: The report files written.
+  returned: when O(report_dir) is set
+  type: list
+  elements: str
+  sample: [/srv/reports/baseline.json, /srv/reports/baseline.md]
 ansible_facts:
   description: Facts to add to ansible_facts.
   returned: always

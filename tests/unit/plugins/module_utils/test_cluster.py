@@ -1,0 +1,75 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The cluster view and its reports, over recorded hosts."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
+from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_view
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown, write_reports
+from utils.recordings import facts_of
+
+INTEL = ["x86_64-xeon-gold-6130", "x86_64-xeon-e5-2650-v4", "x86_64-core-i7-8700"]
+
+
+@pytest.fixture(scope="module")
+def cpu_map():
+    return load_cpu_map()
+
+
+def test_complete_group(cpu_map) -> None:
+    view = cluster_view({n: facts_of(n) for n in INTEL}, [], BaselineOptions(), cpu_map)
+    assert view["complete"] and view["error"] is None
+    assert view["by_vendor"] == {"GenuineIntel": sorted(INTEL)}
+    assert view["qemu_versions"] == {"unknown": sorted(INTEL)}
+    assert view["xml"].startswith("<cpu mode='custom'") and view["xml_details"]["model"]
+    assert all(v["runnable"] for v in view["verdicts"].values())
+    md = report_markdown(view)
+    assert "## Baseline" in md and "## Features lost, and the hosts responsible" in md and "| avx512f |" in md
+
+
+@pytest.mark.parametrize("facts, unreachable, probe_errors, key", [
+    (None, [], {}, "missing_facts"),
+    ({"schema_version": 0}, [], {}, "other_schema"),
+    ("ok", ["h-extra"], {}, "unreachable"),
+    ("ok", [], {"h-extra": "cannot connect to QMP socket /x.sock"}, "probe_failed"),
+])
+def test_incomplete_group_is_named_and_not_baselined(cpu_map, facts, unreachable, probe_errors, key) -> None:
+    hosts = {n: facts_of(n) for n in INTEL}
+    hosts["h-extra"] = facts_of("x86_64-core-i7-2600") if facts == "ok" else facts
+    view = cluster_view(hosts, unreachable, BaselineOptions(), cpu_map, probe_errors=probe_errors)
+    assert view[key] == ["h-extra"] and view["complete"] is False
+    assert view["baseline"] is None and "h-extra" in view["error"]
+    partial = cluster_view(hosts, unreachable, BaselineOptions(), cpu_map, allow_partial=True, probe_errors=probe_errors)
+    assert partial["baseline"] is not None and "h-extra" not in partial["baseline"]["hosts"]
+    assert "h-extra" in report_markdown(partial)
+
+
+def test_engine_errors_land_in_the_view(cpu_map) -> None:
+    view = cluster_view({"amd": facts_of("x86_64-epyc-7502"), "intel": facts_of("x86_64-xeon-gold-6130")}, [], BaselineOptions(), cpu_map)
+    assert view["baseline"] is None and "different CPU vendors" in view["error"]
+    assert "**Not computed:** hosts of different CPU vendors" in report_markdown(view)
+
+
+def test_reports_are_written_atomically_and_left_alone_when_unchanged(tmp_path, cpu_map) -> None:
+    view = cluster_view({n: facts_of(n) for n in INTEL}, [], BaselineOptions(), cpu_map)
+    paths = write_reports(view, str(tmp_path), "baseline")
+    assert [os.path.basename(p) for p in paths] == ["baseline.json", "baseline.md"]
+    assert json.loads((tmp_path / "baseline.json").read_text())["schema"] == "cpucompat.report/1"
+    stamps = [os.stat(p).st_mtime_ns for p in paths]
+    write_reports(view, str(tmp_path), "baseline")
+    assert [os.stat(p).st_mtime_ns for p in paths] == stamps
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")], "no temporary files left"
+
+
+def test_unknown_report_kind() -> None:
+    with pytest.raises(CpuCompatError, match="not a cpucompat report"):
+        report_markdown({"kind": "baseline", "schema": "x"})

@@ -51,12 +51,12 @@ def ensure_libvirtd() -> None:
     """Start libvirtd again (fault tests stop it) and wait until it answers."""
     if virsh("version").returncode == 0:
         return
-    for _ in range(100):  # a stopped daemon may still be shutting down
+    for _attempt in range(100):  # a stopped daemon may still be shutting down
         if subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, check=False).returncode != 0:
             break
         time.sleep(0.1)
     subprocess.run(["libvirtd", "-d"], check=True)
-    for _ in range(100):
+    for _attempt in range(100):
         if virsh("version").returncode == 0:
             return
         time.sleep(0.1)

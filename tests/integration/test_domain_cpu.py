@@ -9,6 +9,7 @@ import difflib
 import json
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -90,16 +91,20 @@ def test_check_real_again_and_only_cpu_changes(tmp_path, domain: str, cluster_cp
     assert started.returncode == 0, started.stderr
 
 
+def _cpu_meaning(domain_xml: str) -> dict | None:
+    return _domain.normalized(ET.fromstring(domain_xml).find("cpu"))
+
+
 def test_running_domain_gets_the_persistent_definition_only(tmp_path, domain: str, cluster_cpu: str) -> None:
     started = virsh("start", "--paused", domain)
     assert started.returncode == 0, started.stderr
     live_before = virsh("dumpxml", domain, check=True).stdout
     result = _run(tmp_path, domain, cluster_cpu)
     assert result["changed"] is True and result["restart_required"] is True
-    live_cpu = _domain.normalized(_domain._parse(virsh("dumpxml", domain, check=True).stdout, "x").find("cpu"))  # pylint: disable=protected-access
-    assert live_cpu == _domain.normalized(_domain._parse(live_before, "x").find("cpu")), "nothing is hot-changed"  # pylint: disable=protected-access
+    live_cpu = _cpu_meaning(virsh("dumpxml", domain, check=True).stdout)
+    assert live_cpu == _cpu_meaning(live_before), "nothing is hot-changed"
     inactive = virsh("dumpxml", "--inactive", domain, check=True).stdout
-    assert _domain.normalized(_domain._parse(inactive, "x").find("cpu")) == _domain.normalized(_domain.parse_cpu(cluster_cpu))  # pylint: disable=protected-access
+    assert _cpu_meaning(inactive) == _domain.normalized(_domain.parse_cpu(cluster_cpu))
 
 
 def test_libvirt_refusing_the_definition_leaves_the_domain_as_it_was(tmp_path, domain: str) -> None:
@@ -122,8 +127,8 @@ def test_bad_cpu_xml_is_refused_before_libvirt(tmp_path, domain: str, cpu: str, 
 
 
 def test_missing_domain_is_named(tmp_path) -> None:
-    proc = run_playbook(PLAY, tmp_path, extra={"domain": "cpucompat-no-such-domain", "cpu": "<cpu mode='host-model'/>",
-                                                 "out": str(tmp_path / "o.json")})
+    extra = {"domain": "cpucompat-no-such-domain", "cpu": "<cpu mode='host-model'/>", "out": str(tmp_path / "o.json")}
+    proc = run_playbook(PLAY, tmp_path, extra=extra)
     assert proc.returncode == 2 and "reading domain cpucompat-no-such-domain" in proc.stdout
 
 
@@ -161,7 +166,7 @@ def test_libvirtd_stopped_mid_run_leaves_the_definition_whole(domain: str, clust
 
     def stop() -> None:
         subprocess.run(["pkill", "-x", "libvirtd"], check=True)
-        for _ in range(50):
+        for _attempt in range(50):
             if subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, check=False).returncode != 0:
                 break
             os.sched_yield()

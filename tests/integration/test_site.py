@@ -56,6 +56,10 @@ def _cpu_of(domain: str) -> str:
     return xml[xml.index("<cpu"):xml.index("</cpu>")]
 
 
+def _without_cpu(xml: str) -> str:
+    return xml[:xml.index("<cpu")] + xml[xml.index("</cpu>"):]
+
+
 def test_site_check_real_again(tmp_path, replay, domain: str) -> None:
     inv = inventory(tmp_path, replay, [domain])
     before = virsh("dumpxml", "--inactive", domain, check=True).stdout
@@ -71,17 +75,16 @@ def test_site_check_real_again(tmp_path, replay, domain: str) -> None:
     markdown = (reports / "baseline.md").read_text()
     assert "## Features lost, and the hosts responsible" in markdown and report["baseline"]["model"] in markdown
 
-    proc, _ = site(tmp_path, inv)
+    proc, _reports = site(tmp_path, inv)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert f"changed: [this-machine] => (item={domain})" in proc.stdout
     assert "<cpu mode='custom' match='exact' check='full'>" in _cpu_of(domain)
-    proc, _ = site(tmp_path, inv)
+    proc, _reports = site(tmp_path, inv)
     assert proc.returncode == 0
     assert f"ok: [this-machine] => (item={domain})" in proc.stdout, "a second run changes nothing"
     # only <cpu> changed, and the guest starts on it
     after = virsh("dumpxml", "--inactive", domain, check=True).stdout
-    strip = lambda xml: xml[:xml.index("<cpu")] + xml[xml.index("</cpu>"):]  # noqa: E731
-    assert strip(after) == strip(before)
+    assert _without_cpu(after) == _without_cpu(before)
     started = virsh("start", "--paused", domain)
     assert started.returncode == 0, started.stderr
 

@@ -1,0 +1,147 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: cpu_groups
+short_description: Group hosts by CPU capability from cached cpucompat facts
+version_added: 0.1.0
+description:
+  - Adds the hosts that other inventory sources already defined to groups built from their cached C(cpucompat) facts
+    (Ansible's fact cache, as configured), the way node labels work in cluster schedulers.
+  - "Groups: C(<prefix>arch_<arch>), C(<prefix>vendor_<vendor>), C(<prefix>model_<model>) for every named model a host
+    can run (C(cpu_model_Skylake_Server_v4)), C(<prefix>feature_<feature>) for the features listed in O(features),
+    C(<prefix>facts_missing) for hosts without facts and C(<prefix>facts_stale) for facts of another schema version
+    or older than O(max_age)."
+  - List this source after the sources that define the hosts, for example C(-i hosts.ini -i cpu_groups.yml).
+  - The C(constructed) options (O(compose), O(groups), O(keyed_groups)) see the fact as C(cpucompat).
+author:
+  - cpucompat.cluster contributors (@cpucompat)
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+options:
+  plugin:
+    description: The name of this plugin.
+    type: str
+    required: true
+    choices: [cpucompat.cluster.cpu_groups]
+  group_prefix:
+    description: Prefix of every group this plugin creates.
+    type: str
+    default: cpu_
+  features:
+    description: Features that get a group of their own (QEMU's spelling).
+    type: list
+    elements: str
+    default: []
+  models:
+    description: Create a group for each named model a host can run.
+    type: bool
+    default: true
+  max_age:
+    description: Facts probed longer ago than this many seconds go to the stale group; V(0) never.
+    type: int
+    default: 0
+"""
+
+EXAMPLES = r"""
+# cpu_groups.yml, used as: ansible-inventory -i hosts.ini -i cpu_groups.yml --graph
+plugin: cpucompat.cluster.cpu_groups
+features: [avx512f, vmx]
+max_age: 604800
+keyed_groups:
+  - key: cpucompat.qemu.version
+    prefix: qemu
+"""
+
+import re
+import time
+from typing import Any
+
+from ansible import constants as C
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.plugins.loader import cache_loader
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils._facts import SCHEMA_VERSION
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def host_groups(facts: Any, prefix: str, features: list[str], models: bool, max_age: int, now: float) -> list[str]:
+    """The groups one host belongs to, from its cpucompat fact (None when it has none)."""
+    if not isinstance(facts, dict):
+        return [f"{prefix}facts_missing"]
+    if facts.get("schema_version") != SCHEMA_VERSION:
+        return [f"{prefix}facts_stale"]
+    groups = [f"{prefix}arch_{_safe(str(facts.get('arch')))}"]
+    if facts.get("vendor"):
+        groups.append(f"{prefix}vendor_{_safe(str(facts['vendor']))}")
+    if max_age and now - (facts.get("probe") or {}).get("probed_at", 0) > max_age:
+        groups.append(f"{prefix}facts_stale")
+    if models:
+        groups += [f"{prefix}model_{_safe(m)}" for m in facts.get("runnable_models") or []]
+    have = set(facts.get("features") or [])
+    groups += [f"{prefix}feature_{_safe(f)}" for f in features if f in have]
+    return groups
+
+
+def _cached(facts_cache: Any, host: str) -> dict[str, Any]:
+    try:
+        return facts_cache.get(host) or {}
+    except KeyError:
+        return {}
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    """Groups from cached cpucompat facts."""
+
+    NAME = "cpucompat.cluster.cpu_groups"
+
+    def verify_file(self, path: str) -> bool:
+        return super().verify_file(path) and path.endswith(("cpu_groups.yml", "cpu_groups.yaml"))
+
+    def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option("cache") and cache
+        memberships: dict[str, list[str]] | None = None
+        if use_cache:
+            try:
+                memberships = self._cache[cache_key]
+            except KeyError:
+                memberships = None
+        facts_cache = cache_loader.get(C.CACHE_PLUGIN)  # Ansible's fact cache, as ansible.cfg configures it
+        if facts_cache is None:
+            raise AnsibleParserError(f"cpu_groups: the fact cache plugin {C.CACHE_PLUGIN!r} could not be loaded")
+        if memberships is None:
+            prefix = self.get_option("group_prefix")
+            now = time.time()
+            memberships = {}
+            for host in inventory.hosts:
+                try:
+                    facts = _cached(facts_cache, host)
+                except Exception as exc:  # pylint: disable=broad-exception-caught  # any cache backend error
+                    raise AnsibleParserError(f"cpu_groups: reading the fact cache for {host} failed: {exc}") from exc
+                memberships[host] = host_groups(facts.get("cpucompat"), prefix, self.get_option("features"),
+                                                self.get_option("models"), self.get_option("max_age"), now)
+            if self.get_option("cache"):
+                self._cache[cache_key] = memberships
+        strict = self.get_option("strict")
+        for host, groups in memberships.items():
+            if host not in inventory.hosts:
+                continue  # the cache may name hosts other sources no longer define
+            for group in groups:
+                self.inventory.add_group(group)
+                self.inventory.add_child(group, host)
+            hostfacts = _cached(facts_cache, host)
+            variables = {"cpucompat": hostfacts.get("cpucompat")}
+            self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), variables, host, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, host, strict=strict)

@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, compare, compute_baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import DEFAULT_CPU_MAP, load_cpu_map, render
+from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown
 from ansible_collections.cpucompat.cluster.plugins.module_utils._summary import probe_summary
 
@@ -57,6 +58,23 @@ def libvirt_cpu_xml(baseline: Any, cpu_map: str = DEFAULT_CPU_MAP, unknown_featu
         raise AnsibleFilterError(f"libvirt_cpu_xml: {exc}") from exc
 
 
+def cpu_expansion_plan(current: Any, candidates: Any, domains: Any = None, fail_on: str = "incompatible",
+                       cpu_map: str = DEFAULT_CPU_MAP, migratable_only: bool = True, vendor_neutral: bool = False,
+                       exclude_features: Any = None) -> dict[str, Any]:
+    if not isinstance(current, dict) or not isinstance(candidates, dict):
+        raise AnsibleFilterError("cpu_expansion_plan: current and candidates must be mappings of host name to cpucompat facts")
+    opts = BaselineOptions(migratable_only=bool(migratable_only), vendor_neutral=bool(vendor_neutral),
+                           exclude_features=_names(exclude_features, "exclude_features"))
+    try:
+        try:
+            lv_map = load_cpu_map(cpu_map)
+        except CpuCompatError:
+            lv_map = None  # the domain part needs libvirt's map; the rest does not
+        return plan_expansion(current, candidates, domains or {}, opts, lv_map, fail_on)
+    except CpuCompatError as exc:
+        raise AnsibleFilterError(f"cpu_expansion_plan: {exc}") from exc
+
+
 def cpu_report_markdown(report: Any) -> str:
     try:
         return report_markdown(report)
@@ -69,4 +87,4 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare, "libvirt_cpu_xml": libvirt_cpu_xml,
-                "cpu_report_markdown": cpu_report_markdown}
+                "cpu_report_markdown": cpu_report_markdown, "cpu_expansion_plan": cpu_expansion_plan}

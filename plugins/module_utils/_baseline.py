@@ -83,7 +83,7 @@ _EMPTY: frozenset[str] = frozenset()
 def _feature_set(name: str, value: Any, key: str) -> frozenset[str]:
     if not value:
         return _EMPTY
-    if type(value) is not list:  # pylint: disable=unidiomatic-typecheck  # the hot path of 10,000-host clusters
+    if not isinstance(value, (list, tuple)):  # Ansible may hand in list subclasses (lazy templated lists)
         raise BaselineError(f"host {name}: field {key!r} is not a list")
     try:
         return frozenset(value)

@@ -63,10 +63,44 @@ def baseline_markdown(view: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def expansion_markdown(view: Mapping[str, Any]) -> str:
+    verdict = view.get("verdict") or {}
+    out = ["# Cluster expansion plan", "",
+           f"Verdict: **{'OK' if verdict.get('ok') else 'NOT OK'}** (policy fail_on={view.get('fail_on')})"]
+    out += [f"- {reason}" for reason in verdict.get("reasons", [])]
+    current = view.get("current") or {}
+    out += ["", "## Candidates", "", "| candidate | runs the current baseline | missing |", "|---|---|---|"]
+    for name, cand in sorted((view.get("candidates") or {}).items()):
+        out.append(f"| {name} | {'yes' if cand['runs_current_baseline'] else 'no'} | {', '.join(cand['missing_features']) or '-'} |")
+    if view.get("error"):
+        out += ["", f"**No common CPU with the candidates:** {view['error']}"]
+    delta = view.get("delta")
+    if delta:
+        out += ["", "## If the candidates join", "",
+                f"- model: `{delta['model_before']}` -> `{delta['model_after']}`" + (" (changes)" if delta["model_changes"] else " (same)"),
+                f"- current baseline keeps {len(current.get('features') or [])} features; lost: {len(delta['features_lost'])}"]
+        for feature, hosts in sorted(delta["lost_because_of"].items()):
+            out.append(f"  - {feature}: lacking on {_names(hosts)}")
+    domains = view.get("domains") or {}
+    if domains:
+        must = sorted(k for k, d in domains.items() if d["status"] == "must-change")
+        out += ["", "## Domains", "", f"- must change: {len(must)}" + (f" ({_names(must)})" if must else ""),
+                f"- unchanged: {sum(1 for d in domains.values() if d['status'] == 'unchanged')}",
+                f"- follow their host (host-model/passthrough) or use libvirt's default: "
+                f"{sum(1 for d in domains.values() if d['status'] in ('follows-host', 'unknown'))}"]
+        for key in must:
+            out.append(f"  - {key}: needs {', '.join(domains[key]['missing'])}")
+    return "\n".join(out) + "\n"
+
+
 def report_markdown(view: Mapping[str, Any]) -> str:
     kind = view.get("kind")
+    if view.get("schema") != "cpucompat.report/1":
+        raise CpuCompatError(f"not a cpucompat report (schema {view.get('schema')!r})")
     if kind == "baseline":
         return baseline_markdown(view)
+    if kind == "expansion":
+        return expansion_markdown(view)
     raise CpuCompatError(f"no Markdown rendering for report kind {kind!r}")
 
 

@@ -1,0 +1,64 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Expansion planning over recorded real hosts."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, compute_baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import load_cpu_map, render
+from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import plan_expansion
+from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown
+from utils.recordings import facts_of
+
+SKYLAKE = {"gold": facts_of("x86_64-xeon-gold-6130"), "platinum": facts_of("x86_64-xeon-platinum-9242")}
+
+
+@pytest.fixture(scope="module")
+def cpu_map():
+    return load_cpu_map()
+
+
+def test_candidate_that_lowers_the_baseline_names_features_and_domains(cpu_map) -> None:
+    current_xml = render(compute_baseline(SKYLAKE), cpu_map)["xml"]
+    domains = {"gold": [{"name": "db1", "cpu_xml": current_xml},
+                        {"name": "old", "cpu_xml": "<cpu mode='custom' match='exact'><model>Nehalem</model></cpu>"},
+                        {"name": "pt", "cpu_xml": "<cpu mode='host-passthrough'/>"}]}
+    plan = plan_expansion(SKYLAKE, {"broadwell": facts_of("x86_64-xeon-e5-2650-v4")}, domains, BaselineOptions(), cpu_map,
+                          fail_on="lowers_baseline")
+    cand = plan["candidates"]["broadwell"]
+    assert cand["runs_current_baseline"] is False and "avx512f" in cand["missing_features"]
+    assert "avx512f" in plan["delta"]["features_lost"]
+    assert plan["delta"]["lost_because_of"]["avx512f"] == ["broadwell"]
+    assert plan["domains"]["gold/db1"]["status"] == "must-change" and "avx512f" in plan["domains"]["gold/db1"]["lost_by_expansion"]
+    assert plan["domains"]["gold/old"]["status"] == "unchanged"
+    assert plan["domains"]["gold/pt"]["status"] == "follows-host"
+    assert plan["verdict"]["ok"] is False and any("cannot run the current baseline" in r for r in plan["verdict"]["reasons"])
+    md = report_markdown(plan)
+    assert "broadwell" in md and "must change" in md and "avx512f" in md
+
+
+def test_candidate_that_changes_nothing(cpu_map) -> None:
+    current = {"gold": facts_of("x86_64-xeon-gold-6130"), "broadwell": facts_of("x86_64-xeon-e5-2650-v4")}
+    plan = plan_expansion(current, {"platinum": facts_of("x86_64-xeon-platinum-9242")}, {}, BaselineOptions(), cpu_map,
+                          fail_on="lowers_baseline")
+    assert plan["candidates"]["platinum"]["runs_current_baseline"] is True
+    assert plan["delta"]["features_lost"] == [] and plan["delta"]["model_changes"] is False
+    assert plan["verdict"] == {"ok": True, "reasons": []}
+
+
+def test_policy_never_and_vendor_mismatch(cpu_map) -> None:
+    plan = plan_expansion(SKYLAKE, {"amd": facts_of("x86_64-epyc-7502")}, {}, BaselineOptions(), cpu_map, fail_on="never")
+    assert "different CPU vendors" in plan["error"] and plan["verdict"]["ok"] is True
+    strict = plan_expansion(SKYLAKE, {"amd": facts_of("x86_64-epyc-7502")}, {}, BaselineOptions(), cpu_map)
+    assert strict["verdict"]["ok"] is False
+
+
+def test_bad_input(cpu_map) -> None:
+    with pytest.raises(BaselineError, match="both in the cluster and as candidates: gold"):
+        plan_expansion(SKYLAKE, {"gold": SKYLAKE["gold"]}, {}, BaselineOptions(), cpu_map)
+    with pytest.raises(BaselineError, match="fail_on must be one of"):
+        plan_expansion(SKYLAKE, {}, {}, BaselineOptions(), cpu_map, fail_on="sometimes")

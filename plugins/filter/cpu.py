@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, compare, compute_baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import DEFAULT_CPU_MAP, load_cpu_map, render
-from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import plan_expansion
+from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import domain_cpus, migration_matrix, plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown
 from ansible_collections.cpucompat.cluster.plugins.module_utils._summary import probe_summary
 
@@ -75,6 +75,22 @@ def cpu_expansion_plan(current: Any, candidates: Any, domains: Any = None, fail_
         raise AnsibleFilterError(f"cpu_expansion_plan: {exc}") from exc
 
 
+def cpu_migration_matrix(domains: Any, targets: Any, libvirt_verdicts: Any = None, requested: Any = None,
+                         cpu_map: str = DEFAULT_CPU_MAP) -> dict[str, Any]:
+    if not isinstance(domains, dict) or not isinstance(targets, dict):
+        raise AnsibleFilterError("cpu_migration_matrix: domains and targets must be mappings keyed by host name")
+    try:
+        return migration_matrix(domains, targets, load_cpu_map(cpu_map), libvirt_verdicts or {}, list(requested or []))
+    except CpuCompatError as exc:
+        raise AnsibleFilterError(f"cpu_migration_matrix: {exc}") from exc
+
+
+def cpu_domain_cpus(domains: Any) -> list[str]:
+    if not isinstance(domains, dict):
+        raise AnsibleFilterError("cpu_domain_cpus: expected a mapping of host name to domain_cpu_info domains")
+    return domain_cpus(domains)
+
+
 def cpu_report_markdown(report: Any) -> str:
     try:
         return report_markdown(report)
@@ -87,4 +103,5 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare, "libvirt_cpu_xml": libvirt_cpu_xml,
-                "cpu_report_markdown": cpu_report_markdown, "cpu_expansion_plan": cpu_expansion_plan}
+                "cpu_report_markdown": cpu_report_markdown, "cpu_expansion_plan": cpu_expansion_plan,
+                "cpu_migration_matrix": cpu_migration_matrix, "cpu_domain_cpus": cpu_domain_cpus}

@@ -172,8 +172,12 @@ def list_domains(conn: Any) -> list[dict[str, Any]]:
             persistent = bool(dom.isPersistent())
             flags = libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0
             cpu = _parse(dom.XMLDesc(flags), f"domain {dom.name()} definition").find("cpu")
-            out.append({"name": dom.name(), "uuid": dom.UUIDString(), "active": bool(dom.isActive()),
-                        "persistent": persistent, "cpu_xml": canonical_text(cpu) or None})
+            active = bool(dom.isActive())
+            # A running guest has the CPU of its live definition (host-model expanded there).
+            live = _parse(dom.XMLDesc(0), f"domain {dom.name()} live definition").find("cpu") if active else None
+            out.append({"name": dom.name(), "uuid": dom.UUIDString(), "active": active,
+                        "persistent": persistent, "cpu_xml": canonical_text(cpu) or None,
+                        "live_cpu_xml": canonical_text(live) or None})
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"listing domains: {str(exc).strip()}") from exc
     return sorted(out, key=lambda d: d["name"])

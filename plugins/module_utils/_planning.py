@@ -92,3 +92,78 @@ def plan_expansion(current: Mapping[str, Any], candidates: Mapping[str, Any], do
                        + (f" and change model {now['model']} -> {joined['model']}" if view["delta"]["model_changes"] else ""))
     view["verdict"] = {"ok": not reasons, "reasons": reasons}
     return view
+
+
+def domain_cpus(domains: Mapping[str, list[Mapping[str, Any]]]) -> list[str]:
+    """The distinct CPUs the domains run (live <cpu> of running ones, else persistent), in a stable order."""
+    seen: dict[str, None] = {}
+    for _host, entries in sorted(domains.items()):
+        for dom in entries:
+            cpu = dom.get("live_cpu_xml") or dom.get("cpu_xml")
+            if cpu:
+                seen.setdefault(cpu, None)
+    return list(seen)
+
+
+def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Mapping[str, Any], cpu_map: CpuMap,
+                     libvirt_verdicts: Mapping[str, Mapping[str, str]] | None = None,
+                     requested: list[Mapping[str, str]] | None = None) -> dict[str, Any]:
+    """Can each domain's current CPU run on each target? Our verdict, libvirt's where it was asked, and every disagreement.
+
+    ``domains``: source host -> domain_cpu_info entries. ``targets``: host ->
+    cpucompat facts. ``libvirt_verdicts``: target -> {cpu_xml: libvirt's
+    compareHypervisorCPU result}. ``requested``: [{domain: "host/name", target: t}]
+    migrations the user intends; an impossible one makes ``ok`` false.
+    """
+    target_sets: dict[str, frozenset[str]] = {}
+    problems: dict[str, str] = {}
+    for name, facts in sorted(targets.items()):
+        if not isinstance(facts, Mapping) or not isinstance(facts.get("features"), list):
+            problems[name] = "no cpucompat facts"
+            continue
+        target_sets[name] = frozenset(n for n in (libvirt_feature_name(f, cpu_map) for f in facts["features"]) if n)
+    needs_of: dict[str, frozenset[str] | None | str] = {}
+    matrix: dict[str, dict[str, Any]] = {}
+    disagreements = []
+    for host, entries in sorted(domains.items()):
+        for dom in entries:
+            key = f"{host}/{dom['name']}"
+            cpu_xml = dom.get("live_cpu_xml") or dom.get("cpu_xml")  # as domain_cpus() picks it
+            if not cpu_xml:
+                matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in target_sets}
+                continue
+            if cpu_xml not in needs_of:
+                try:
+                    needs_of[cpu_xml] = libvirt_cpu_features(cpu_xml, cpu_map)
+                except BaselineError as exc:
+                    needs_of[cpu_xml] = str(exc)
+            needs = needs_of[cpu_xml]
+            row: dict[str, Any] = {}
+            for target, have in target_sets.items():
+                if isinstance(needs, str):
+                    cell: dict[str, Any] = {"ok": None, "why": needs}
+                elif needs is None:
+                    cell = {"ok": None, "why": "host-model/host-passthrough CPU not expanded (domain not running)"}
+                else:
+                    blocking = sorted(needs - have)
+                    cell = {"ok": not blocking, "blocking": blocking}
+                verdict = (libvirt_verdicts or {}).get(target, {}).get(cpu_xml)
+                if verdict is not None:
+                    cell["libvirt"] = verdict
+                    libvirt_ok = verdict in ("identical", "superset")
+                    if cell["ok"] is not None and cell["ok"] != libvirt_ok:
+                        cell["disagreement"] = True
+                        disagreements.append({"domain": key, "target": target, "ours": cell["ok"], "libvirt": verdict})
+                row[target] = cell
+            matrix[key] = row
+    failures = []
+    for pair in requested or []:
+        cell = matrix.get(pair.get("domain", ""), {}).get(pair.get("target", ""))
+        if cell is None:
+            failures.append(f"{pair.get('domain')} -> {pair.get('target')}: unknown domain or target")
+        elif cell["ok"] is not True:
+            failures.append(f"{pair['domain']} -> {pair['target']}: "
+                            + (f"target lacks {', '.join(cell['blocking'])}" if cell.get("blocking") else cell.get("why", "cannot tell")))
+    return {"schema": REPORT_SCHEMA, "kind": "migration", "targets": sorted(target_sets), "target_problems": problems,
+            "matrix": matrix, "disagreements": disagreements, "requested": list(requested or []),
+            "verdict": {"ok": not failures, "reasons": failures}}

@@ -93,6 +93,30 @@ def expansion_markdown(view: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def migration_markdown(view: Mapping[str, Any]) -> str:
+    verdict = view.get("verdict") or {}
+    targets = view.get("targets") or []
+    out = ["# Pre-migration check", "", f"Requested migrations: **{'all possible' if verdict.get('ok') else 'NOT all possible'}**"]
+    out += [f"- {reason}" for reason in verdict.get("reasons", [])]
+    for target, problem in (view.get("target_problems") or {}).items():
+        out.append(f"- target {target}: {problem}")
+    out += ["", "| domain | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
+    for domain, row in sorted((view.get("matrix") or {}).items()):
+        cells = []
+        for target in targets:
+            cell = row.get(target, {})
+            text = "yes" if cell.get("ok") else ("?" if cell.get("ok") is None else "no: " + ", ".join(cell.get("blocking", [])[:6]))
+            if "libvirt" in cell:
+                text += f" (libvirt: {cell['libvirt']}{', DISAGREES' if cell.get('disagreement') else ''})"
+            cells.append(text)
+        out.append(f"| {domain} | " + " | ".join(cells) + " |")
+    if view.get("disagreements"):
+        out += ["", f"**{len(view['disagreements'])} disagreement(s) between our verdict and libvirt's**, e.g. "
+                + "; ".join(f"{d['domain']} -> {d['target']}: ours {'yes' if d['ours'] else 'no'}, libvirt {d['libvirt']}"
+                            for d in view["disagreements"][:5])]
+    return "\n".join(out) + "\n"
+
+
 def report_markdown(view: Mapping[str, Any]) -> str:
     kind = view.get("kind")
     if view.get("schema") != "cpucompat.report/1":
@@ -101,6 +125,8 @@ def report_markdown(view: Mapping[str, Any]) -> str:
         return baseline_markdown(view)
     if kind == "expansion":
         return expansion_markdown(view)
+    if kind == "migration":
+        return migration_markdown(view)
     raise CpuCompatError(f"no Markdown rendering for report kind {kind!r}")
 
 

@@ -10,8 +10,9 @@ module: domain_cpu_info
 short_description: List libvirt domains with the CPU of their definitions
 version_added: 0.1.0
 description:
-  - Lists the domains of a libvirt connection, with their state and the C(<cpu>) element of the persistent definition
-    (the live one for transient domains). Read-only.
+  - Lists the domains of a libvirt connection, with their state, the C(<cpu>) element of the persistent definition
+    (the live one for transient domains) and, for running domains, the C(<cpu>) of the live definition, which is what
+    the guest runs (libvirt expands C(host-model) there). Read-only.
 author:
   - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
@@ -47,7 +48,12 @@ domains:
   type: list
   elements: dict
   sample:
-    - {name: web1, uuid: 6f0e..., active: true, persistent: true, cpu_xml: "<cpu mode=\"host-model\" />"}
+    - name: web1
+      uuid: 6f0e2b1c-0d5e-4c8e-9f1a-2b3c4d5e6f70
+      active: true
+      persistent: true
+      cpu_xml: "<cpu mode=\"host-model\" />"
+      live_cpu_xml: "<cpu mode=\"custom\" match=\"exact\"><model>EPYC-Rome</model></cpu>"
 """
 
 import re

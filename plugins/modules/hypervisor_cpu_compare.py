@@ -1,0 +1,98 @@
+#!/usr/bin/python
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: hypervisor_cpu_compare
+short_description: Ask this host's libvirt whether it can run given guest CPUs
+version_added: 0.1.0
+description:
+  - For each C(<cpu>) element, asks libvirt on the managed host (C(virConnectCompareHypervisorCPU), what
+    C(virsh hypervisor-cpu-compare) does) whether the CPU the hypervisor provides is identical to, a superset of, or
+    incompatible with it. Read-only; used as the second opinion of the pre-migration check.
+author:
+  - cpucompat.cluster contributors (@cpucompat)
+extends_documentation_fragment:
+  - cpucompat.cluster.libvirt
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing is changed.
+options:
+  cpus:
+    description: The C(<cpu>) elements to compare.
+    type: list
+    elements: str
+    required: true
+  virttype:
+    description: Virtualization type; V(kvm) when usable, else V(qemu), unless given.
+    type: str
+  arch:
+    description: Guest architecture.
+    type: str
+    default: x86_64
+"""
+
+EXAMPLES = r"""
+- name: Can this host run the cluster CPU, according to libvirt?
+  cpucompat.cluster.hypervisor_cpu_compare:
+    cpus: ["{{ ansible_facts['cpucompat_cluster']['xml'] }}"]
+  register: libvirt_says
+"""
+
+RETURN = r"""
+verdicts:
+  description: Each given CPU to libvirt's verdict, C(identical), C(superset), C(incompatible), or C(error: <message>).
+  returned: always
+  type: dict
+  sample: {"<cpu mode='custom' match='exact'>...</cpu>": superset}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import connect
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
+
+_RESULTS = {0: "incompatible", 1: "identical", 2: "superset"}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(**LIBVIRT_ARGS, cpus=dict(type="list", elements="str", required=True),
+                           virttype=dict(type="str"), arch=dict(type="str", default="x86_64")),
+        supports_check_mode=True,
+    )
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=LIBVIRT_IMPORT_ERROR)
+    import libvirt  # pylint: disable=import-outside-toplevel
+
+    p = module.params
+    virttype = p["virttype"] or ("kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu")
+    try:
+        conn = connect(p["uri"])
+    except CpuCompatError as exc:
+        module.fail_json(msg=str(exc))
+    verdicts = {}
+    try:
+        for cpu in p["cpus"]:
+            try:
+                code = conn.compareHypervisorCPU(None, p["arch"], None, virttype, cpu, 0)
+                verdicts[cpu] = _RESULTS.get(code, f"error: unknown result {code}")
+            except libvirt.libvirtError as exc:
+                verdicts[cpu] = f"error: {str(exc).strip()}"
+    finally:
+        conn.close()
+    module.exit_json(changed=False, verdicts=verdicts)
+
+
+if __name__ == "__main__":
+    main()

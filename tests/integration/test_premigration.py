@@ -1,0 +1,67 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/premigration_check.yml: real domains on this machine, a replayed target, libvirt's second opinion."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+import yaml
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _libvirt_xml, _probe
+from integration.helpers import ROOT, run_playbook
+from integration.libvirt_helpers import define, ensure_libvirtd, remove
+from utils.recordings import facts_of
+
+pytestmark = [pytest.mark.usefixtures("no_leftover_qemu"),
+              pytest.mark.skipif(not _probe.kvm_usable(), reason="recorded targets are KVM probes; this machine needs KVM")]
+AMD = "AuthenticAMD" in open("/proc/cpuinfo", encoding="utf-8").read()
+TARGET = "x86_64-epyc-7601-ibpb" if AMD else "x86_64-xeon-e5-2650-v4"
+PLAYBOOK = open(os.path.join(ROOT, "playbooks", "premigration_check.yml"), encoding="utf-8").read()
+
+
+@pytest.fixture
+def domains(tmp_path):
+    ensure_libvirtd()
+    me = _probe.probe(_probe.ProbeRequest())
+    portable = _libvirt_xml.render(_baseline.compute_baseline({"me": me, "target": facts_of(TARGET)}))["xml"]
+    local_only = _libvirt_xml.render(_baseline.compute_baseline({"me": me}))["xml"]
+    names = {"portable": define(tmp_path, cpu=portable, prefix="cpucompat-mig-portable"),
+             "local_only": define(tmp_path, cpu=local_only, prefix="cpucompat-mig-local")}
+    yield names
+    for name in names.values():
+        remove(name)
+
+
+def test_matrix_agrees_with_libvirt_and_names_blocking_features(tmp_path, replay, domains) -> None:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv = {"hypervisors": {"hosts": {"this-machine": {**local, "cpucompat_migration_domains": list(domains.values())},
+                                     "target": {**local, "cpucompat_probe_qmp_socket": replay(TARGET).path,
+                                                "cpucompat_migration_libvirt": False}}}}
+    (tmp_path / "inv.yml").write_text(yaml.safe_dump(inv))
+    reports = tmp_path / "reports"
+    requested = [{"domain": f"this-machine/{domains['portable']}", "target": "target"}]
+    proc = run_playbook(PLAYBOOK, tmp_path, inventory=str(tmp_path / "inv.yml"),
+                        extra={"cpucompat_migration_requested": requested, "cpucompat_migration_report_dir": str(reports)})
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    report = json.loads((reports / "migration.json").read_text())
+    portable = report["matrix"][f"this-machine/{domains['portable']}"]
+    local_only = report["matrix"][f"this-machine/{domains['local_only']}"]
+    assert portable["target"]["ok"] is True and portable["this-machine"]["ok"] is True
+    assert local_only["this-machine"]["ok"] is True
+    assert local_only["target"]["ok"] is False and local_only["target"]["blocking"]
+    # libvirt on this machine was asked, and agrees with us for both domains
+    assert portable["this-machine"]["libvirt"] in ("identical", "superset")
+    assert local_only["this-machine"]["libvirt"] in ("identical", "superset")
+    assert report["disagreements"] == []
+    assert "| domain | target | this-machine |" in (reports / "migration.md").read_text()
+
+    requested = [{"domain": f"this-machine/{domains['local_only']}", "target": "target"}]
+    proc = run_playbook(PLAYBOOK, tmp_path, inventory=str(tmp_path / "inv.yml"),
+                        extra={"cpucompat_migration_requested": requested, "cpucompat_migration_report_dir": str(reports)})
+    assert proc.returncode != 0
+    assert f"this-machine/{domains['local_only']} -> target: target lacks" in proc.stdout

@@ -51,6 +51,7 @@ test: setup
 bench: setup
 	python bench/bench_probe.py
 	python bench/bench_baseline.py
+	python bench/bench_planning.py
 	python bench/bench_site.py
 
 clean:

@@ -48,7 +48,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 verdicts:
-  description: Each given CPU to libvirt's verdict, C(identical), C(superset), C(incompatible), or C(error: <message>).
+  description: "Each given CPU to libvirt's verdict: C(identical), C(superset), C(incompatible), or C(error) followed by libvirt's message."
   returned: always
   type: dict
   sample: {"<cpu mode='custom' match='exact'>...</cpu>": superset}

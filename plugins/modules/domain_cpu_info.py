@@ -17,13 +17,7 @@ author:
   - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.libvirt
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed.
+  - cpucompat.cluster.attributes.read_only
 options:
   names:
     description: Only these domains (all when omitted). A name that does not exist fails the module, naming it.

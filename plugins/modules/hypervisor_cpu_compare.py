@@ -17,13 +17,7 @@ author:
   - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.libvirt
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed.
+  - cpucompat.cluster.attributes.read_only
 options:
   cpus:
     description: The C(<cpu>) elements to compare.

@@ -21,13 +21,9 @@ description:
   - This is an action plugin; it runs on the controller only.
 author:
   - cpucompat.cluster contributors (@cpucompat)
+extends_documentation_fragment:
+  - cpucompat.cluster.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing is changed.
   facts:
     support: full
     description: Returns C(cpucompat_cluster).

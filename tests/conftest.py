@@ -20,7 +20,7 @@ for path in (os.path.join(ROOT, ".collections"), TESTS):
         sys.path.insert(0, path)
 
 # pylint: disable=wrong-import-position
-from ansible_collections.cpucompat.cluster.plugins.module_utils._probe import kvm_usable  # noqa: E402
+from ansible_collections.cpucompat.cluster.plugins.module_utils._fingerprint import kvm_usable  # noqa: E402
 from utils.qmp_replay import ReplayServer  # noqa: E402
 from utils.recordings import load  # noqa: E402
 

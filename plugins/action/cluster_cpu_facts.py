@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
@@ -28,6 +30,13 @@ ARGUMENT_SPEC = {
     "cpu_map": {"type": "path", "default": DEFAULT_CPU_MAP},
     "report_dir": {"type": "path"},
 }
+
+
+def _probe_error(registered: Any) -> str:
+    """The reason of a failed probe, from the result the probe role registers (cpucompat_probe_result)."""
+    if isinstance(registered, Mapping) and registered.get("failed"):
+        return str(registered.get("msg") or "probe failed")
+    return ""
 
 
 class ActionModule(ActionBase):
@@ -59,10 +68,13 @@ class ActionModule(ActionBase):
             cpu_map = load_cpu_map(args["cpu_map"])
         except CpuCompatError:
             cpu_map = None  # s390x/aarch64 need none; for x86_64 the view says the XML could not be rendered
-        probe_errors = {n: str(hostvars[n].get("cpucompat_probe_error") or "") for n in names}
+        probe_errors = {n: _probe_error(hostvars[n].get("cpucompat_probe_result")) for n in names}
         view = cluster_view(facts_by_host, unreachable, opts, cpu_map, args["allow_partial"], probe_errors)
         if view["baseline"] is not None and view["xml"] is None:
             view["error"] = f"libvirt's CPU map not found at {args['cpu_map']} on the controller: the XML was not rendered"
+        # Plain JSON data: host names templated from the inventory carry Ansible's origin tags, which would otherwise be
+        # serialised into every host's fact cache entry (run_once gives the fact to every host of the play).
+        view = json.loads(json.dumps(view))
         result.update(changed=False, ansible_facts={"cpucompat_cluster": view})
         if args["report_dir"]:
             # Reports live on the controller, where this action runs: written directly, in check mode too.

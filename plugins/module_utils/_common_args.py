@@ -13,3 +13,9 @@ QMP_ARGS: dict[str, dict[str, Any]] = {
     "qmp_socket": {"type": "path"},
     "timeout": {"type": "float", "default": 10.0},
 }
+
+CPU_PROBE_ARGS: dict[str, dict[str, Any]] = {
+    **QMP_ARGS,
+    "expand_models": {"type": "bool", "default": True},
+    "cached_fingerprint": {"type": "str", "no_log": False},
+}

@@ -9,12 +9,10 @@ bump SCHEMA_VERSION on any incompatible change.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from . import _catalog
+from . import _catalog, _fingerprint
 from ._errors import FactsError
 from ._features import SUPPORTED_ARCHES, canonical_list, enabled_features
 
@@ -215,5 +213,4 @@ def build_facts(
 
 def fingerprint(inputs: Mapping[str, Any]) -> str:
     """A stable digest of everything that can change a probe's answer."""
-    blob = json.dumps({"schema_version": SCHEMA_VERSION, **inputs}, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+    return _fingerprint.digest(inputs, SCHEMA_VERSION)

@@ -11,9 +11,7 @@ so that the pure conversion in ``_facts`` serves live probes and recordings alik
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import platform
 import re
 import shutil
 import signal
@@ -26,16 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _facts
+from . import _facts, _fingerprint
 from ._errors import QemuStartError, QMPError
 from ._features import msr_features
+from ._fingerprint import binary_arch, default_qemu_binary
 from ._qmp import QMPClient, Reply
-
-QEMU_ARCH_BY_MACHINE = {
-    "x86_64": "x86_64", "amd64": "x86_64",
-    "aarch64": "aarch64", "arm64": "aarch64",
-    "s390x": "s390x",
-}
 
 EXPANSION = "query-cpu-model-expansion"
 
@@ -63,53 +56,19 @@ def expansion_key(kind: str, model: str, props: dict[str, Any] | None = None) ->
     return key
 
 
-def kvm_usable() -> bool:
-    """True when /dev/kvm can be opened read-write by this process."""
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
-
-
-def default_qemu_binary(machine: str | None = None) -> str:
-    machine = machine or platform.machine()
-    arch = QEMU_ARCH_BY_MACHINE.get(machine, machine)
-    return f"qemu-system-{arch}"
-
-
-def binary_arch(binary: str) -> str | None:
-    base = os.path.basename(binary)
-    if base.startswith("qemu-system-"):
-        return QEMU_ARCH_BY_MACHINE.get(base[len("qemu-system-"):], base[len("qemu-system-"):])
-    return None
-
-
 def resolve_accel(requested: str, binary: str) -> str:
     """Pick kvm or tcg; 'kvm' fails clearly when it cannot work."""
-    host_arch = QEMU_ARCH_BY_MACHINE.get(platform.machine(), platform.machine())
-    target = binary_arch(binary) or host_arch
-    if requested == "tcg":
-        return "tcg"
-    native = target == host_arch
-    usable = native and kvm_usable()
-    if requested == "kvm":
-        if not native:
-            raise QemuStartError(f"accel=kvm requested, but {binary} emulates {target} and this host is {host_arch}")
-        if not usable:
-            raise QemuStartError("accel=kvm requested, but /dev/kvm is missing or not accessible read-write on this host")
-        return "kvm"
-    if requested != "auto":
-        raise QemuStartError(f"unknown accel {requested!r}: use auto, kvm or tcg")
-    return "kvm" if usable else "tcg"
+    try:
+        return _fingerprint.resolve_accel(requested, binary)
+    except _fingerprint.EnvironmentProblem as exc:
+        raise QemuStartError(str(exc)) from None
 
 
 def find_binary(binary: str) -> str:
-    path = shutil.which(binary) if os.sep not in binary else binary
-    if not path or not os.access(path, os.X_OK):
-        raise QemuStartError(f"QEMU binary {binary!r} not found or not executable (install the qemu-system package for this architecture)")
-    return os.path.realpath(path)
+    try:
+        return _fingerprint.find_binary(binary)
+    except _fingerprint.EnvironmentProblem as exc:
+        raise QemuStartError(str(exc)) from None
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -283,37 +242,9 @@ def kvm_rejected_features(binary: str, timeout: float, rounds: int = 4) -> tuple
     return rejected, f"KVM still rejects -cpu host after disabling {', '.join(rejected)}"
 
 
-def _cpuinfo_identity() -> dict[str, str]:
-    """Microcode revision, CPU model name and a digest of the flags of CPU 0."""
-    out: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.strip():
-                    break  # first processor only
-                key, _sep, value = line.partition(":")
-                key = key.strip()
-                if key in ("microcode", "model name", "vendor_id", "cpu family", "model", "stepping", "processor 0"):
-                    out[key] = value.strip()
-                elif key in ("flags", "features", "Features"):
-                    out["flags_sha256"] = hashlib.sha256(value.strip().encode()).hexdigest()
-    except OSError:
-        pass
-    return out
-
-
 def environment_fingerprint_inputs(binary: str, accel: str) -> dict[str, Any]:
     """What can change a spawned probe's answer, readable without starting QEMU."""
-    st = os.stat(binary)
-    return {
-        "mode": "spawn",
-        "binary": binary,
-        "binary_stat": [st.st_size, st.st_mtime_ns, st.st_ino],
-        "accel": accel,
-        "kvm_usable": kvm_usable(),
-        "kernel": platform.release(),
-        "cpu": _cpuinfo_identity(),
-    }
+    return _fingerprint.environment_inputs(binary, accel)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ description:
     architecture, vendor and QEMU version, the baseline from P(cpucompat.cluster.cpu_baseline#filter), each host's
     verdict against it, and the libvirt C(<cpu>) XML.
   - Hosts without facts, with facts of another schema version, whose latest probe failed (the host variable
-    C(cpucompat_probe_error) set by the C(cpucompat.cluster.probe) role), or that failed or were unreachable in this play
+    C(cpucompat_probe_result) registered by the C(cpucompat.cluster.probe) role has C(failed=true)), or that failed or were unreachable in this play
     are listed by name in C(missing_facts), C(other_schema), C(probe_failed) and C(unreachable); they are never skipped
     silently. The
     baseline is then not computed (C(error) says why) unless O(allow_partial=true).

@@ -127,18 +127,14 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._common_args import QMP_ARGS
+from ansible_collections.cpucompat.cluster.plugins.module_utils._common_args import CPU_PROBE_ARGS
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._probe import ProbeRequest, current_fingerprint, probe
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(
-            **QMP_ARGS,
-            expand_models=dict(type="bool", default=True),
-            cached_fingerprint=dict(type="str", no_log=False),
-        ),
+        argument_spec=CPU_PROBE_ARGS,
         supports_check_mode=True,
     )
     params = module.params

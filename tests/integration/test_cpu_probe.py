@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -67,6 +68,40 @@ def test_cached_fingerprint_skips_qemu(tmp_path) -> None:
     assert second["result"]["fingerprint"] == first["result"]["fingerprint"]
     _proc, third = _probe(tmp_path, {"qemu_binary": "qemu-system-s390x", "cached_fingerprint": "sha256:stale"})
     assert third["result"]["probed"] is True
+
+
+def test_quick_fingerprint_check_sends_no_module(tmp_path) -> None:
+    """A matching cached fingerprint is confirmed by the action plugin's small script: no AnsiballZ module is sent."""
+    _proc, first = _probe(tmp_path, {"qemu_binary": "qemu-system-s390x"})
+    cached = first["result"]["fingerprint"]
+    out = tmp_path / "out.json"
+    play = PROBE_AND_DUMP.format(args=json.dumps({"qemu_binary": "qemu-system-s390x", "cached_fingerprint": cached}), out=out)
+    proc = run_playbook(play, tmp_path, env={"ANSIBLE_VERBOSITY": "3"})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert json.loads(out.read_text())["result"]["probed"] is False
+    assert "AnsiballZ_cpu_probe" not in proc.stdout, "the module was sent although the cached fingerprint matched"
+    # a stale fingerprint: the module runs and probes
+    play = PROBE_AND_DUMP.format(args=json.dumps({"qemu_binary": "qemu-system-s390x", "cached_fingerprint": "sha256:stale"}), out=out)
+    proc = run_playbook(play, tmp_path, env={"ANSIBLE_VERBOSITY": "3"})
+    assert proc.returncode == 0 and "AnsiballZ_cpu_probe" in proc.stdout
+    assert json.loads(out.read_text())["result"]["probed"] is True
+
+
+def test_quick_check_waits_for_interpreter_discovery(tmp_path) -> None:
+    """With interpreter discovery, the first run goes through the module (which discovers); later runs use the quick path."""
+    _proc, first = _probe(tmp_path, {"qemu_binary": "qemu-system-s390x"})
+    cached = first["result"]["fingerprint"]
+    out = tmp_path / "out.json"
+    play = PROBE_AND_DUMP.format(args=json.dumps({"qemu_binary": "qemu-system-s390x", "cached_fingerprint": cached}), out=out)
+    # discovery among one candidate: this machine's other Pythons may lack the modules' requirements
+    auto = {"ansible_python_interpreter": "auto_silent", "ansible_interpreter_python_fallback": [sys.executable]}
+    sent = []
+    for _ in range(2):
+        proc = run_playbook(play, tmp_path, extra=auto, env={"ANSIBLE_VERBOSITY": "3"})
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        assert json.loads(out.read_text())["result"]["probed"] is False
+        sent.append("AnsiballZ_cpu_probe" in proc.stdout)
+    assert sent == [True, False]
 
 
 def test_every_recording_through_the_module(tmp_path, replay) -> None:

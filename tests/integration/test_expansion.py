@@ -12,13 +12,13 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _libvirt_xml, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _fingerprint, _libvirt_xml, _probe
 from integration.helpers import ROOT, run_playbook
 from integration.libvirt_helpers import define, ensure_libvirtd, remove, virsh
 from utils.recordings import facts_of
 
 pytestmark = [pytest.mark.usefixtures("no_leftover_qemu"),
-              pytest.mark.skipif(not _probe.kvm_usable(), reason="recorded hosts are KVM probes; this machine needs KVM to join them")]
+              pytest.mark.skipif(not _fingerprint.kvm_usable(), reason="recorded hosts are KVM probes; this machine needs KVM to join them")]
 AMD = "AuthenticAMD" in open("/proc/cpuinfo", encoding="utf-8").read()
 CLUSTER_REC = "x86_64-epyc-7502" if AMD else "x86_64-xeon-gold-6130"
 LOWERS = "x86_64-epyc-7601-ibpb" if AMD else "x86_64-xeon-e5-2650-v4"

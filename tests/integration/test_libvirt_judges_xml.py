@@ -10,11 +10,11 @@ import uuid
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _libvirt_xml, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _fingerprint, _libvirt_xml, _probe
 from utils.recordings import facts_of
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
-ACCEL = "kvm" if _probe.kvm_usable() else "tcg"
+ACCEL = "kvm" if _fingerprint.kvm_usable() else "tcg"
 VIRTTYPE = "kvm" if ACCEL == "kvm" else "qemu"
 URI = "qemu:///system"
 

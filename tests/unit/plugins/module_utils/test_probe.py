@@ -6,12 +6,16 @@
 from __future__ import annotations
 
 import glob
+import inspect
+import json
 import stat
+import subprocess
+import sys
 import time
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts, _fingerprint, _probe
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import QemuStartError, QMPError, QMPProtocolError, QMPTimeout
 from ansible_collections.cpucompat.cluster.plugins.module_utils._qmp import QMPClient
 from conftest import KVM
@@ -106,6 +110,27 @@ def test_fingerprint_is_stable_and_predictable() -> None:
     assert _probe.current_fingerprint(_probe.ProbeRequest(qemu_binary="qemu-system-x86_64", accel="tcg")) != first["fingerprint"]
 
 
+@pytest.mark.parametrize("binary, accel", [("qemu-system-s390x", "auto"), ("qemu-system-x86_64", "tcg"), (None, "auto")])
+def test_standalone_fingerprint_script_agrees_with_the_module(binary, accel) -> None:
+    """The script the cpu_probe action sends (python -c, standard library only) computes the module's fingerprint."""
+    code = _fingerprint.script(inspect.getsource(_fingerprint), {"qemu_binary": binary, "accel": accel, "schema_version": _facts.SCHEMA_VERSION})
+    proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    reply = json.loads(proc.stdout)
+    assert reply == {"fingerprint": _probe.current_fingerprint(_probe.ProbeRequest(qemu_binary=binary, accel=accel))}
+
+
+def test_standalone_fingerprint_script_names_the_problem() -> None:
+    code = _fingerprint.script(inspect.getsource(_fingerprint), {"qemu_binary": "/nonexistent/qemu", "accel": "auto", "schema_version": 1})
+    reply = json.loads(subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert reply["fingerprint"] is None and "'/nonexistent/qemu' not found" in reply["error"]
+
+
+def test_fingerprint_changes_with_the_facts_schema() -> None:
+    inputs = {"mode": "spawn", "binary": "/usr/bin/qemu-system-x86_64"}
+    assert _fingerprint.digest(inputs, 1) != _fingerprint.digest(inputs, 2)
+    assert _facts.fingerprint(inputs) == _fingerprint.digest(inputs, _facts.SCHEMA_VERSION)
+
+
 # --- faults --------------------------------------------------------------------------
 
 def _alive(pid: str) -> bool:
@@ -134,7 +159,7 @@ def test_kvm_for_a_foreign_architecture_is_refused() -> None:
         _probe.probe(_probe.ProbeRequest(qemu_binary="qemu-system-s390x", accel="kvm"))
 
 
-@pytest.mark.skipif(_probe.kvm_usable(), reason="KVM is usable here; the 'KVM unusable' message is tested where it is not")
+@pytest.mark.skipif(_fingerprint.kvm_usable(), reason="KVM is usable here; the 'KVM unusable' message is tested where it is not")
 def test_kvm_unusable() -> None:
     with pytest.raises(QemuStartError, match="/dev/kvm is missing or not accessible"):
         _probe.probe(_probe.ProbeRequest(accel="kvm"))

@@ -1,0 +1,146 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What can change a spawned probe's answer, read without starting QEMU. Private to the collection.
+
+Standard library only, and no imports of the collection: besides serving
+``_probe``, the ``cpu_probe`` action plugin sends this file's text to the
+managed host as a plain ``python -c`` script (:func:`script`) to confirm cached
+facts without shipping and starting the whole module. Both paths compute the
+fingerprint with the same code, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+QEMU_ARCH_BY_MACHINE = {
+    "x86_64": "x86_64", "amd64": "x86_64",
+    "aarch64": "aarch64", "arm64": "aarch64",
+    "s390x": "s390x",
+}
+
+_CPUINFO_KEYS = ("microcode", "model name", "vendor_id", "cpu family", "model", "stepping", "processor 0")
+
+
+class EnvironmentProblem(Exception):
+    """The host cannot run the requested probe (no binary, no KVM...)."""
+
+
+def kvm_usable() -> bool:
+    """True when /dev/kvm can be opened read-write by this process."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def default_qemu_binary(machine: str | None = None) -> str:
+    machine = machine or platform.machine()
+    arch = QEMU_ARCH_BY_MACHINE.get(machine, machine)
+    return f"qemu-system-{arch}"
+
+
+def binary_arch(binary: str) -> str | None:
+    base = os.path.basename(binary)
+    if base.startswith("qemu-system-"):
+        return QEMU_ARCH_BY_MACHINE.get(base[len("qemu-system-"):], base[len("qemu-system-"):])
+    return None
+
+
+def resolve_accel(requested: str, binary: str) -> str:
+    """Pick kvm or tcg; 'kvm' fails clearly when it cannot work."""
+    host_arch = QEMU_ARCH_BY_MACHINE.get(platform.machine(), platform.machine())
+    target = binary_arch(binary) or host_arch
+    if requested == "tcg":
+        return "tcg"
+    native = target == host_arch
+    usable = native and kvm_usable()
+    if requested == "kvm":
+        if not native:
+            raise EnvironmentProblem(f"accel=kvm requested, but {binary} emulates {target} and this host is {host_arch}")
+        if not usable:
+            raise EnvironmentProblem("accel=kvm requested, but /dev/kvm is missing or not accessible read-write on this host")
+        return "kvm"
+    if requested != "auto":
+        raise EnvironmentProblem(f"unknown accel {requested!r}: use auto, kvm or tcg")
+    return "kvm" if usable else "tcg"
+
+
+def find_binary(binary: str) -> str:
+    path = shutil.which(binary) if os.sep not in binary else binary
+    if not path or not os.access(path, os.X_OK):
+        raise EnvironmentProblem(f"QEMU binary {binary!r} not found or not executable "
+                                 "(install the qemu-system package for this architecture)")
+    return os.path.realpath(path)
+
+
+def cpuinfo_identity() -> dict[str, str]:
+    """Microcode revision, CPU model name and a digest of the flags of CPU 0."""
+    out: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line.strip():
+                    break  # first processor only
+                key, _sep, value = line.partition(":")
+                key = key.strip()
+                if key in _CPUINFO_KEYS:
+                    out[key] = value.strip()
+                elif key in ("flags", "features", "Features"):
+                    out["flags_sha256"] = hashlib.sha256(value.strip().encode()).hexdigest()
+    except OSError:
+        pass
+    return out
+
+
+def environment_inputs(binary: str, accel: str) -> dict[str, Any]:
+    """What can change a spawned probe's answer, readable without starting QEMU."""
+    st = os.stat(binary)
+    return {
+        "mode": "spawn",
+        "binary": binary,
+        "binary_stat": [st.st_size, st.st_mtime_ns, st.st_ino],
+        "accel": accel,
+        "kvm_usable": kvm_usable(),
+        "kernel": platform.release(),
+        "cpu": cpuinfo_identity(),
+    }
+
+
+def digest(inputs: Mapping[str, Any], schema_version: int) -> str:
+    """A stable digest of everything that can change a probe's answer, under one facts schema."""
+    blob = json.dumps({"schema_version": schema_version, **inputs}, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def current(qemu_binary: str | None, accel: str, schema_version: int) -> str:
+    """The fingerprint a spawned probe of this host would report now (raises EnvironmentProblem)."""
+    binary = find_binary(qemu_binary or default_qemu_binary())
+    try:
+        inputs = environment_inputs(binary, resolve_accel(accel, binary))
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot read {binary}: {exc}") from exc
+    return digest(inputs, schema_version)
+
+
+def report(request: Mapping[str, Any]) -> str:
+    """One JSON line for the action plugin: the current fingerprint, or why there is none."""
+    try:
+        return json.dumps({"fingerprint": current(request.get("qemu_binary"), request.get("accel") or "auto",
+                                                  int(request["schema_version"]))})
+    except EnvironmentProblem as exc:
+        return json.dumps({"fingerprint": None, "error": str(exc)})
+
+
+def script(source: str, request: Mapping[str, Any]) -> str:
+    """Python code (this module's ``source`` plus one call) printing :func:`report` for ``request``."""
+    return f"{source}\nprint(report(json.loads({json.dumps(json.dumps(dict(request)))})))\n"

@@ -66,7 +66,8 @@ class ActionModule(ActionBase):
             return None
         request = {"qemu_binary": args.get("qemu_binary"), "accel": args.get("accel"), "schema_version": SCHEMA_VERSION}
         code = _fingerprint.script(inspect.getsource(_fingerprint), request)
-        cmd = f"{shlex.quote(interpreter)} -c {shlex.quote(code)}"
+        # -I -S: no environment variables, user or site directories; the script needs the standard library only.
+        cmd = f"{shlex.quote(interpreter)} -I -S -c {shlex.quote(code)}"
         env = self._compute_environment_string()
         if env:
             cmd = f"{env} {cmd}"

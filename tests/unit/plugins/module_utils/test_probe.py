@@ -114,14 +114,14 @@ def test_fingerprint_is_stable_and_predictable() -> None:
 def test_standalone_fingerprint_script_agrees_with_the_module(binary, accel) -> None:
     """The script the cpu_probe action sends (python -c, standard library only) computes the module's fingerprint."""
     code = _fingerprint.script(inspect.getsource(_fingerprint), {"qemu_binary": binary, "accel": accel, "schema_version": _facts.SCHEMA_VERSION})
-    proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True, cwd="/")
     reply = json.loads(proc.stdout)
     assert reply == {"fingerprint": _probe.current_fingerprint(_probe.ProbeRequest(qemu_binary=binary, accel=accel))}
 
 
 def test_standalone_fingerprint_script_names_the_problem() -> None:
     code = _fingerprint.script(inspect.getsource(_fingerprint), {"qemu_binary": "/nonexistent/qemu", "accel": "auto", "schema_version": 1})
-    reply = json.loads(subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout)
+    reply = json.loads(subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True).stdout)
     assert reply["fingerprint"] is None and "'/nonexistent/qemu' not found" in reply["error"]
 
 

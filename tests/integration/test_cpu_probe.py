@@ -96,7 +96,7 @@ def test_quick_check_waits_for_interpreter_discovery(tmp_path) -> None:
     # discovery among one candidate: this machine's other Pythons may lack the modules' requirements
     auto = {"ansible_python_interpreter": "auto_silent", "ansible_interpreter_python_fallback": [sys.executable]}
     sent = []
-    for _ in range(2):
+    for _run in range(2):
         proc = run_playbook(play, tmp_path, extra=auto, env={"ANSIBLE_VERBOSITY": "3"})
         assert proc.returncode == 0, proc.stdout[-3000:]
         assert json.loads(out.read_text())["result"]["probed"] is False

@@ -65,8 +65,9 @@ def main() -> None:
     cold = statistics.median(t for t, _ in runs["cold"])
     for name, samples in runs.items():
         median = statistics.median(t for t, _ in samples)
+        per_round = [t / c * 100 for (t, _), (c, _) in zip(samples, runs["cold"])]
         print(f"  {name:40s} {median:7.2f} s  {median / HOSTS * 1000:7.1f} ms/host  {median / cold * 100:5.1f} % of cold"
-              f"  QEMU starts per run {[n for _, n in samples]}")
+              f"  (rounds {min(per_round):.1f}-{max(per_round):.1f} %)  QEMU starts per run {[n for _, n in samples]}")
     print("  target: a warm run starts no QEMU and takes <= 40 % of the cold run")
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ options:
       - The C(fingerprint) of cached C(cpucompat) facts the caller already has.
       - When it equals the fingerprint of this host as it is now, QEMU is not started and no facts are returned
         (RV(probed=false)); the cached facts are still valid.
+      - The module's action plugin first computes the fingerprint with a small standard-library Python script on the
+        host (no module is sent, a few tens of milliseconds); the module runs only when the fingerprint differs or the
+        script cannot tell (for example before the host's Python interpreter has been discovered).
       - Has no effect with O(qmp_socket), whose answer can only be known by asking.
     type: str
 requirements:

@@ -21,7 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _probe  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _fingerprint, _probe  # noqa: E402  pylint: disable=wrong-import-position
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 
@@ -33,7 +33,7 @@ def timed(fn) -> float:
 
 
 def main() -> None:
-    accel = "kvm" if _probe.kvm_usable() else "tcg"
+    accel = "kvm" if _fingerprint.kvm_usable() else "tcg"
     binary = _probe.find_binary("qemu-system-x86_64")
     original = os.stat(binary)
     virttype = "kvm" if accel == "kvm" else "qemu"

@@ -56,19 +56,24 @@ def expansion_key(kind: str, model: str, props: dict[str, Any] | None = None) ->
     return key
 
 
-def resolve_accel(requested: str, binary: str) -> str:
-    """Pick kvm or tcg; 'kvm' fails clearly when it cannot work."""
+@contextlib.contextmanager
+def _start_errors() -> Iterator[None]:
+    """What ``_fingerprint`` finds wrong with the host, reported as the QemuStartError the module fails with."""
     try:
-        return _fingerprint.resolve_accel(requested, binary)
+        yield
     except _fingerprint.EnvironmentProblem as exc:
         raise QemuStartError(str(exc)) from None
+
+
+def resolve_accel(requested: str, binary: str) -> str:
+    """Pick kvm or tcg; 'kvm' fails clearly when it cannot work."""
+    with _start_errors():
+        return _fingerprint.resolve_accel(requested, binary)
 
 
 def find_binary(binary: str) -> str:
-    try:
+    with _start_errors():
         return _fingerprint.find_binary(binary)
-    except _fingerprint.EnvironmentProblem as exc:
-        raise QemuStartError(str(exc)) from None
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -242,11 +247,6 @@ def kvm_rejected_features(binary: str, timeout: float, rounds: int = 4) -> tuple
     return rejected, f"KVM still rejects -cpu host after disabling {', '.join(rejected)}"
 
 
-def environment_fingerprint_inputs(binary: str, accel: str) -> dict[str, Any]:
-    """What can change a spawned probe's answer, readable without starting QEMU."""
-    return _fingerprint.environment_inputs(binary, accel)
-
-
 @dataclass(frozen=True)
 class ProbeRequest:
     """What the cpu_probe module was asked to do."""
@@ -262,8 +262,8 @@ def current_fingerprint(req: ProbeRequest) -> str | None:
     """The fingerprint a fresh spawned probe would report, or None in socket mode."""
     if req.qmp_socket:
         return None
-    binary = find_binary(req.qemu_binary or default_qemu_binary())
-    return _facts.fingerprint(environment_fingerprint_inputs(binary, resolve_accel(req.accel, binary)))
+    with _start_errors():
+        return _fingerprint.current(req.qemu_binary, req.accel, _facts.SCHEMA_VERSION)
 
 
 def probe(req: ProbeRequest) -> dict[str, Any]:
@@ -283,7 +283,7 @@ def probe(req: ProbeRequest) -> dict[str, Any]:
         binary = find_binary(req.qemu_binary or default_qemu_binary())
         accel = resolve_accel(req.accel, binary)
         where = f"{binary} (accel={accel})"
-        inputs = environment_fingerprint_inputs(binary, accel)
+        inputs = _fingerprint.environment_inputs(binary, accel)
         check: list[tuple[list[str], str | None]] = []
         checker = None
         if accel == "kvm" and binary_arch(binary) in (None, "x86_64"):

@@ -11,10 +11,12 @@ check mode and the real run report the same ``changed``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,10 +185,21 @@ def list_domains(conn: Any) -> list[dict[str, Any]]:
     return sorted(out, key=lambda d: d["name"])
 
 
-def connect(uri: str) -> Any:
+@contextlib.contextmanager
+def connection(uri: str) -> Iterator[Any]:
+    """A libvirt connection to ``uri``, closed on every way out.
+
+    Closing a connection whose daemon has gone away can fail too; that failure is not allowed to hide the error that
+    brought us out.
+    """
     import libvirt  # pylint: disable=import-outside-toplevel
 
     try:
-        return libvirt.open(uri)
+        conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"cannot connect to libvirt at {uri}: {str(exc).strip()}") from exc
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()

@@ -106,7 +106,7 @@ cpu_xml:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import apply_cpu, connect
+from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import apply_cpu, connection
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import load_cpu_map, render
@@ -139,12 +139,9 @@ def main() -> None:
                 cpu_xml = render(p["baseline"], load_cpu_map(p["cpu_map"]) if arch == "x86_64" else None)["xml"]
             else:
                 cpu_xml = p["cpu_xml"]
-        conn = connect(p["uri"])
-        try:
+        with connection(p["uri"]) as conn:
             change = apply_cpu(conn, p["name"], cpu_xml, check_mode=module.check_mode,
                                backup_dir=p["backup_dir"] if p["backup"] else None)
-        finally:
-            conn.close()
     except CpuCompatError as exc:
         module.fail_json(msg=f"setting the CPU of domain {p['name']} failed: {exc}", domain=p["name"])
     result = dict(changed=change.changed, domain=change.domain, restart_required=change.restart_required, cpu_xml=change.after)

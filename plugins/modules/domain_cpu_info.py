@@ -54,7 +54,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import connect, list_domains
+from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import connection, list_domains
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
 
@@ -72,11 +72,8 @@ def main() -> None:
     except re.error as exc:
         module.fail_json(msg=f"pattern {p['pattern']!r} is not a valid regular expression: {exc}")
     try:
-        conn = connect(p["uri"])
-        try:
+        with connection(p["uri"]) as conn:
             domains = list_domains(conn)
-        finally:
-            conn.close()
     except CpuCompatError as exc:
         module.fail_json(msg=str(exc))
     if p["names"] is not None:

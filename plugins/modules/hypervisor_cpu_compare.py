@@ -48,12 +48,11 @@ verdicts:
   sample: {"<cpu mode='custom' match='exact'>...</cpu>": superset}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import connect
+from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import connection
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._fingerprint import kvm_usable
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
 
 _RESULTS = {0: "incompatible", 1: "identical", 2: "superset"}
@@ -70,21 +69,18 @@ def main() -> None:
     import libvirt  # pylint: disable=import-outside-toplevel
 
     p = module.params
-    virttype = p["virttype"] or ("kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu")
-    try:
-        conn = connect(p["uri"])
-    except CpuCompatError as exc:
-        module.fail_json(msg=str(exc))
+    virttype = p["virttype"] or ("kvm" if kvm_usable() else "qemu")
     verdicts = {}
     try:
-        for cpu in p["cpus"]:
-            try:
-                code = conn.compareHypervisorCPU(None, p["arch"], None, virttype, cpu, 0)
-                verdicts[cpu] = _RESULTS.get(code, f"error: unknown result {code}")
-            except libvirt.libvirtError as exc:
-                verdicts[cpu] = f"error: {str(exc).strip()}"
-    finally:
-        conn.close()
+        with connection(p["uri"]) as conn:
+            for cpu in p["cpus"]:
+                try:
+                    code = conn.compareHypervisorCPU(None, p["arch"], None, virttype, cpu, 0)
+                    verdicts[cpu] = _RESULTS.get(code, f"error: unknown result {code}")
+                except libvirt.libvirtError as exc:
+                    verdicts[cpu] = f"error: {str(exc).strip()}"
+    except CpuCompatError as exc:
+        module.fail_json(msg=str(exc))
     module.exit_json(changed=False, verdicts=verdicts)
 
 

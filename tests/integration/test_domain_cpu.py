@@ -151,19 +151,13 @@ class _Interfering:
 
 
 def test_domain_that_vanishes_between_read_and_write_is_not_recreated(domain: str, cluster_cpu: str) -> None:
-    conn = _domain.connect(URI)
-    try:
-        with pytest.raises(LibvirtError, match=f"domain {domain}"):
-            _domain.apply_cpu(_Interfering(conn, lambda: virsh("undefine", domain, check=True)), domain, cluster_cpu, check_mode=False)
-    finally:
-        conn.close()
+    with _domain.connection(URI) as conn, pytest.raises(LibvirtError, match=f"domain {domain}"):
+        _domain.apply_cpu(_Interfering(conn, lambda: virsh("undefine", domain, check=True)), domain, cluster_cpu, check_mode=False)
     assert virsh("dominfo", domain).returncode != 0, "the vanished domain must not come back"
 
 
 def test_libvirtd_stopped_mid_run_leaves_the_definition_whole(domain: str, cluster_cpu: str) -> None:
     before = virsh("dumpxml", "--inactive", domain, check=True).stdout
-    conn = _domain.connect(URI)
-
     def stop() -> None:
         subprocess.run(["pkill", "-x", "libvirtd"], check=True)
         for _attempt in range(50):
@@ -171,13 +165,8 @@ def test_libvirtd_stopped_mid_run_leaves_the_definition_whole(domain: str, clust
                 break
             os.sched_yield()
 
-    try:
-        with pytest.raises(LibvirtError, match=f"domain {domain}"):
-            _domain.apply_cpu(_Interfering(conn, stop), domain, cluster_cpu, check_mode=False)
-    finally:
-        try:
-            conn.close()
-        except Exception:  # pylint: disable=broad-exception-caught  # the daemon is gone; closing may fail
-            pass
+    # closing the connection to the killed daemon may fail; connection() keeps the apply error instead
+    with _domain.connection(URI) as conn, pytest.raises(LibvirtError, match=f"domain {domain}"):
+        _domain.apply_cpu(_Interfering(conn, stop), domain, cluster_cpu, check_mode=False)
     ensure_libvirtd()
     assert virsh("dumpxml", "--inactive", domain, check=True).stdout == before

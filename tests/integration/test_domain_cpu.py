@@ -158,6 +158,7 @@ def test_domain_that_vanishes_between_read_and_write_is_not_recreated(domain: st
 
 def test_libvirtd_stopped_mid_run_leaves_the_definition_whole(domain: str, cluster_cpu: str) -> None:
     before = virsh("dumpxml", "--inactive", domain, check=True).stdout
+
     def stop() -> None:
         subprocess.run(["pkill", "-x", "libvirtd"], check=True)
         for _attempt in range(50):

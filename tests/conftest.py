@@ -1,7 +1,7 @@
 # Copyright (c) 2026 cpucompat.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Shared pytest set-up: import the installed collection, helpers for live QEMU and processes."""
+"""Shared pytest set-up: import the collection from this source tree, helpers for live QEMU and processes."""
 
 from __future__ import annotations
 
@@ -15,11 +15,15 @@ import pytest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
-for path in (os.path.join(ROOT, ".collections"), TESTS):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
+sys.path.insert(0, TESTS)
 # pylint: disable=wrong-import-position
+from utils.source_tree import SOURCE_COLLECTIONS  # noqa: E402
+
+# The source tree, never an installed copy: a plain pytest after an edit tests the edit. ansible-playbook runs of the
+# integration tests see the same tree (utils.source_tree links it as ansible_collections/cpucompat/cluster).
+sys.path.insert(0, SOURCE_COLLECTIONS)
+os.environ["ANSIBLE_COLLECTIONS_PATH"] = SOURCE_COLLECTIONS
+
 from ansible_collections.cpucompat.cluster.plugins.module_utils._fingerprint import kvm_usable  # noqa: E402
 from utils.qmp_replay import ReplayServer  # noqa: E402
 from utils.recordings import load  # noqa: E402

@@ -1,7 +1,7 @@
 # Copyright (c) 2026 cpucompat.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Run real ansible-playbook processes against the installed collection."""
+"""Run real ansible-playbook processes against the collection in this source tree."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import os
 import subprocess
 import sys
 from typing import Any
+
+from utils.source_tree import SOURCE_COLLECTIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,7 +29,7 @@ def run_playbook(playbook: str, tmp_path, inventory: str = "localhost,", extra: 
     if diff:
         cmd.append("--diff")
     full_env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
-                "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".collections"),
+                "ANSIBLE_COLLECTIONS_PATH": SOURCE_COLLECTIONS,
                 "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"), "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=600, check=False)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from integration.helpers import ROOT, run_playbook
+from utils.source_tree import SOURCE_COLLECTIONS
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 
@@ -39,7 +40,7 @@ def test_groups_from_the_fact_cache(tmp_path, replay) -> None:
     config.write_text(yaml.safe_dump({"plugin": "cpucompat.cluster.cpu_groups", "features": ["avx512f", "sse2", "vx"],
                                       "keyed_groups": [{"key": "cpucompat.accel", "prefix": "accel"}]}))
     env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
-           "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".collections"),
+           "ANSIBLE_COLLECTIONS_PATH": SOURCE_COLLECTIONS,
            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"),
            "ANSIBLE_INVENTORY_ENABLED": "yaml,cpucompat.cluster.cpu_groups"}
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", str(inventory),

@@ -24,8 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_baseline import INTEL, cluster  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.cpucompat.cluster.plugins.filter.cpu import cpu_expansion_plan, cpu_migration_matrix  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import compute_baseline  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import load_cpu_map, render  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import baseline_of  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import load_cpu_map  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render  # noqa: E402  pylint: disable=wrong-import-position
 from utils.recordings import facts_of  # noqa: E402  pylint: disable=wrong-import-position
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -45,7 +46,7 @@ def main() -> None:
     cpus = []
     for _ in range(20):
         members = rng.sample(INTEL, rng.randint(1, 4))
-        cpus.append(render(compute_baseline({m: pool[m] for m in members}), cpu_map)["xml"])
+        cpus.append(render(baseline_of({m: pool[m] for m in members}), cpu_map).xml)
     domains = {f"src{h:02d}": [{"name": f"vm{h:02d}-{i:03d}", "cpu_xml": rng.choice(cpus), "live_cpu_xml": None} for i in range(10)]
                for h in range(100)}
     targets = cluster(100, rng)

@@ -9,12 +9,14 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, compare, compute_baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import Baseline, BaselineOptions, baseline_of, compare
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import DEFAULT_CPU_MAP, load_cpu_map, render
+from ansible_collections.cpucompat.cluster.plugins.module_utils._hostcpu import HostCpu, host_cpus
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import domain_cpus, migration_matrix, plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown
-from ansible_collections.cpucompat.cluster.plugins.module_utils._summary import probe_summary
+from ansible_collections.cpucompat.cluster.plugins.module_utils._summary import summary_lines
 
 
 def _names(value: Any, option: str) -> tuple[str, ...]:
@@ -32,29 +34,30 @@ def cpu_baseline(hosts: Any, migratable_only: bool = True, allow_deprecated: boo
         require_features=_names(require_features, "require_features"), min_model=min_model,
         exclude_features=_names(exclude_features, "exclude_features"), vendor_neutral=bool(vendor_neutral))
     try:
-        return compute_baseline(hosts, opts)
+        return baseline_of(hosts, opts).to_dict()
     except CpuCompatError as exc:
         raise AnsibleFilterError(f"cpu_baseline: {exc}") from exc
 
 
 def cpu_compare(cpu: Any, facts: Any, host: str = "host") -> dict[str, Any]:
     try:
-        return compare(cpu, host, facts)
+        return compare(Baseline.from_dict(cpu), HostCpu.from_facts(host, facts)).to_dict()
     except CpuCompatError as exc:
         raise AnsibleFilterError(f"cpu_compare: {exc}") from exc
 
 
 def cpu_summary(facts: Any, host: str = "this host") -> list[str]:
     try:
-        return probe_summary(facts, host)
+        return summary_lines(facts, host)
     except CpuCompatError as exc:
         raise AnsibleFilterError(f"cpu_summary: {exc}") from exc
 
 
 def libvirt_cpu_xml(baseline: Any, cpu_map: str = DEFAULT_CPU_MAP, unknown_features: str = "drop") -> str:
     try:
-        return render(baseline, load_cpu_map(cpu_map) if baseline.get("arch") == "x86_64" else None, unknown_features)["xml"]
-    except (CpuCompatError, AttributeError) as exc:
+        cpu = Baseline.from_dict(baseline, "baseline")
+        return render(cpu, cached_cpu_map(cpu_map) if cpu.arch == "x86_64" else None, unknown_features).xml
+    except CpuCompatError as exc:
         raise AnsibleFilterError(f"libvirt_cpu_xml: {exc}") from exc
 
 
@@ -66,11 +69,10 @@ def cpu_expansion_plan(current: Any, candidates: Any, domains: Any = None, fail_
     opts = BaselineOptions(migratable_only=bool(migratable_only), vendor_neutral=bool(vendor_neutral),
                            exclude_features=_names(exclude_features, "exclude_features"))
     try:
-        try:
-            lv_map = load_cpu_map(cpu_map)
-        except CpuCompatError:
-            lv_map = None  # the domain part needs libvirt's map; the rest does not
-        return plan_expansion(current, candidates, domains or {}, opts, lv_map, fail_on)
+        now, new = host_cpus(current), host_cpus(candidates)
+        # Only the domain part needs libvirt's map, and only on x86_64; there a missing map is an error, not a silence.
+        lv_map = cached_cpu_map(cpu_map) if domains and now and now[0].arch == "x86_64" else None
+        return plan_expansion(now, new, domains or {}, opts, lv_map, fail_on)
     except CpuCompatError as exc:
         raise AnsibleFilterError(f"cpu_expansion_plan: {exc}") from exc
 
@@ -80,7 +82,7 @@ def cpu_migration_matrix(domains: Any, targets: Any, libvirt_verdicts: Any = Non
     if not isinstance(domains, dict) or not isinstance(targets, dict):
         raise AnsibleFilterError("cpu_migration_matrix: domains and targets must be mappings keyed by host name")
     try:
-        return migration_matrix(domains, targets, load_cpu_map(cpu_map), libvirt_verdicts or {}, list(requested or []))
+        return migration_matrix(domains, targets, cached_cpu_map(cpu_map), libvirt_verdicts or {}, list(requested or []))
     except CpuCompatError as exc:
         raise AnsibleFilterError(f"cpu_migration_matrix: {exc}") from exc
 

@@ -11,12 +11,14 @@ from typing import Any
 from ._baseline import BaselineOptions, compare, compute_baseline
 from ._errors import CpuCompatError
 from ._facts import SCHEMA_VERSION
-from ._libvirt_xml import CpuMap, render
+from ._hostcpu import HostCpu
+from ._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
+from ._libvirt_xml import render
+from ._report import REPORT_SCHEMA
 
-REPORT_SCHEMA = "cpucompat.report/1"
 
-
-def _summary(facts: Mapping[str, Any]) -> dict[str, Any]:
+def host_overview(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The counts and identity of one host that the report lists (``hosts`` in docs/reports.md)."""
     qemu = facts.get("qemu") or {}
     return {
         "arch": facts.get("arch"), "vendor": facts.get("vendor"), "model_id": facts.get("model_id"),
@@ -35,7 +37,7 @@ def _group(summaries: dict[str, dict[str, Any]], key: str) -> dict[str, list[str
 
 
 def cluster_view(facts_by_host: Mapping[str, Any], unreachable: list[str], opts: BaselineOptions,
-                 cpu_map: CpuMap | None, allow_partial: bool = False,
+                 cpu_map_path: str = DEFAULT_CPU_MAP, allow_partial: bool = False,
                  probe_errors: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Aggregate a group. Hosts without usable facts are listed by name, never skipped silently.
 
@@ -56,7 +58,7 @@ def cluster_view(facts_by_host: Mapping[str, Any], unreachable: list[str], opts:
             stale_schema.append(name)
         else:
             usable[name] = facts
-    summaries = {name: _summary(f) for name, f in usable.items()}
+    summaries = {name: host_overview(f) for name, f in usable.items()}
     problems = {"unreachable": sorted(unreachable), "probe_failed": sorted(probe_errors), "missing_facts": missing,
                 "other_schema": stale_schema}
     incomplete = [n for names in problems.values() for n in names]
@@ -83,13 +85,15 @@ def cluster_view(facts_by_host: Mapping[str, Any], unreachable: list[str], opts:
         view["error"] = "no host has usable cpucompat facts"
         return view
     try:
-        base = compute_baseline(usable, opts)
-        view["baseline"] = base
-        view["verdicts"] = {name: compare(base, name, facts) for name, facts in usable.items()}
-        rendered = render(base, cpu_map) if base["arch"] != "x86_64" or cpu_map is not None else None
-        if rendered is not None:
-            view["xml"] = rendered["xml"]
-            view["xml_details"] = {k: rendered[k] for k in ("model", "vendor", "require", "disable", "unexpressible")}
+        hosts = [HostCpu.from_facts(name, facts) for name, facts in usable.items()]
+        base = compute_baseline(hosts, opts)
+        view["baseline"] = base.to_dict()
+        view["verdicts"] = {h.name: compare(base, h).to_dict() for h in hosts}
+        # Whatever keeps the XML from being rendered (no common model libvirt knows, a missing or malformed CPU map)
+        # is the error the report states, in its own words.
+        rendered = render(base, cached_cpu_map(cpu_map_path) if base.arch == "x86_64" else None)
+        view["xml"] = rendered.xml
+        view["xml_details"] = rendered.details()
     except CpuCompatError as exc:
         view["error"] = str(exc)
     return view

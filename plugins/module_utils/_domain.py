@@ -1,12 +1,12 @@
 # Copyright (c) 2026 cpucompat.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The <cpu> element of libvirt domain definitions: normalise, compare, replace, apply. Private to the collection.
+"""The <cpu> element of libvirt domain definitions: read, compare, splice, apply. Private to the collection.
 
-The XML work is pure (ElementTree); :func:`apply_cpu` takes an open
-libvirt connection and never changes anything before it has compared the
-desired ``<cpu>`` with the one in the domain's inactive definition, so
-check mode and the real run report the same ``changed``.
+A definition is changed by replacing the bytes of its ``<cpu>`` element and nothing else: other applications'
+metadata (``<nova:instance xmlns:nova=...>``), ``qemu:commandline`` and every other byte stay exactly as libvirt wrote
+them. :func:`apply_cpu` takes an open libvirt connection and never changes anything before it has compared the desired
+``<cpu>`` with the one in the domain's inactive definition, so check mode and the real run report the same ``changed``.
 """
 
 from __future__ import annotations
@@ -15,81 +15,95 @@ import contextlib
 import datetime
 import os
 import re
-import xml.etree.ElementTree as ET
+from xml.parsers import expat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import LibvirtError
-from ._features import validate_feature_name
+from ._cpuspec import CpuSpec
+from ._errors import CpuXmlError, LibvirtError
 
-_CPU_ATTRS = ("mode", "match", "check", "migratable")
+# libvirt writes <cpu> after these; the first one found (from the end) anchors a <cpu> a definition did not have.
+_ANCHORS = ("features", "os", "vcpu", "currentMemory", "memory")
 
 
-def _parse(xml: str, what: str) -> ET.Element:
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+    indent: bytes
+
+
+def _top_level_spans(xml: bytes, what: str) -> dict[str, _Span]:
+    """Byte spans of the children of the root element, by tag (the first of each)."""
+    parser = expat.ParserCreate()
+    spans: dict[str, _Span] = {}
+    depth = 0
+    opened: dict[int, tuple[str, int]] = {}
+
+    def start(tag: str, _attrs: Any) -> None:
+        nonlocal depth
+        depth += 1
+        if depth == 2:
+            opened[depth] = (tag, parser.CurrentByteIndex)
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        if depth == 2 and tag not in spans:
+            begin = opened[2][1]
+            at = parser.CurrentByteIndex
+            close = xml.index(b">", at) + 1 if xml.startswith(b"</", at) else _empty_tag_end(xml, begin)
+            line_start = xml.rfind(b"\n", 0, begin) + 1
+            indent = xml[line_start:begin]
+            spans[tag] = _Span(begin, close, indent if not indent.strip() else b"")
+        depth -= 1
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
     try:
-        return ET.fromstring(xml)
-    except ET.ParseError as exc:
+        parser.Parse(xml, True)
+    except expat.ExpatError as exc:
         raise LibvirtError(f"{what} is not well-formed XML: {exc}") from exc
+    return spans
 
 
-def parse_cpu(cpu_xml: str, what: str = "cpu_xml") -> ET.Element:
-    """Parse a ``<cpu>`` element, validating every model and feature name."""
-    cpu = _parse(cpu_xml, what)
-    if cpu.tag != "cpu":
-        raise LibvirtError(f"{what} must be a <cpu> element, got <{cpu.tag}>")
-    for feature in cpu.findall("feature"):
-        validate_feature_name(feature.get("name"), f"{what}: <feature>")
-        if feature.get("policy") not in ("require", "disable", "force", "optional", "forbid", None):
-            raise LibvirtError(f"{what}: feature {feature.get('name')} has an unknown policy {feature.get('policy')!r}")
-    model = cpu.find("model")
-    if model is not None and model.text:
-        validate_feature_name(model.text.strip(), f"{what}: <model>")
-    return cpu
+def _empty_tag_end(xml: bytes, begin: int) -> int:
+    match = re.compile(rb"""<[^\s/>]+(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/>""").match(xml, begin)
+    if match is None:  # expat accepted it, so this cannot happen; refuse rather than guess
+        raise LibvirtError("cannot find the end of an empty element in the domain definition")
+    return match.end()
 
 
-def normalized(cpu: ET.Element | None) -> dict[str, Any] | None:
-    """What a <cpu> element means, independent of order, whitespace and comments."""
-    if cpu is None:
-        return None
-    model = cpu.find("model")
-    return {
-        "attrs": {k: cpu.get(k) for k in _CPU_ATTRS if cpu.get(k) is not None},
-        "model": model.text.strip() if model is not None and model.text else None,
-        "model_attrs": dict(sorted(model.attrib.items())) if model is not None else {},
-        "vendor": (cpu.findtext("vendor") or "").strip() or None,
-        "features": sorted((f.get("policy", "require"), f.get("name", "")) for f in cpu.findall("feature")),
-        "other": sorted(ET.tostring(c, encoding="unicode").strip() for c in cpu if c.tag not in ("model", "vendor", "feature")),
-    }
+def domain_cpu(domain_xml: str, what: str) -> CpuSpec | None:
+    """The ``<cpu>`` of a domain definition, or None when it has none."""
+    data = domain_xml.encode()
+    span = _top_level_spans(data, what).get("cpu")
+    return CpuSpec.parse(data[span.start:span.end].decode(), f"{what}: <cpu>") if span else None
 
 
-def canonical_text(cpu: ET.Element | None) -> str:
-    """A stable text rendering of a <cpu> element for diffs."""
-    if cpu is None:
-        return ""
-    out = ET.Element("cpu", {k: cpu.get(k, "") for k in _CPU_ATTRS if cpu.get(k) is not None})
-    for child in cpu:
-        if child.tag is ET.Comment:  # pylint: disable=comparison-with-callable
-            continue
-        out.append(child)
-    ET.indent(out, "  ")
-    return ET.tostring(out, encoding="unicode") + "\n"
-
-
-def replace_cpu(domain_xml: str, cpu: ET.Element | None, domain: str) -> str:
-    """The domain definition with its <cpu> replaced (or removed when cpu is None); all else untouched."""
-    root = _parse(domain_xml, f"domain {domain} definition")
-    old = root.find("cpu")
+def replace_cpu(domain_xml: str, cpu: CpuSpec | None, domain: str) -> str:
+    """The definition with its ``<cpu>`` replaced (removed when ``cpu`` is None); every other byte unchanged."""
+    data = domain_xml.encode()
+    spans = _top_level_spans(data, f"domain {domain} definition")
+    old = spans.get("cpu")
     if old is not None:
-        index = list(root).index(old)
-        root.remove(old)
+        start, end, indent = old.start, old.end, old.indent
+        if cpu is None:  # remove the element and the line it stood on
+            line_start = start - len(indent)
+            start, end = (line_start - 1, end) if line_start > 0 and data[line_start - 1:line_start] == b"\n" else (start, end)
+            return (data[:start] + data[end:]).decode()
     else:
-        # libvirt writes <cpu> after <features>/<os>; any position parses, this one reads naturally.
-        anchors = [i for i, child in enumerate(root) if child.tag in ("features", "os", "vcpu", "memory")]
-        index = max(anchors) + 1 if anchors else len(root)
-    if cpu is not None:
-        root.insert(index, cpu)
-    return ET.tostring(root, encoding="unicode")
+        if cpu is None:
+            return domain_xml
+        anchor = next((spans[t] for t in _ANCHORS if t in spans), None)
+        if anchor is None:
+            raise LibvirtError(f"domain {domain}: its definition has none of {', '.join(_ANCHORS)} to place <cpu> after")
+        start = end = anchor.end
+        indent = anchor.indent
+    text = cpu.to_xml(comments=False).rstrip("\n").replace("\n", "\n" + indent.decode()).encode()
+    if old is None:
+        text = b"\n" + indent + text
+    return (data[:start] + text + data[end:]).decode()
 
 
 @dataclass
@@ -122,7 +136,7 @@ def apply_cpu(conn: Any, domain: str, cpu_xml: str | None, *, check_mode: bool, 
     """
     import libvirt  # pylint: disable=import-outside-toplevel  # checked by the module with missing_required_lib
 
-    desired = parse_cpu(cpu_xml) if cpu_xml is not None else None
+    desired = CpuSpec.parse(cpu_xml) if cpu_xml is not None else None
     try:
         dom = conn.lookupByName(domain)
         uuid = dom.UUIDString()
@@ -133,24 +147,33 @@ def apply_cpu(conn: Any, domain: str, cpu_xml: str | None, *, check_mode: bool, 
         raise _libvirt_error("reading", domain, exc) from exc
     if not persistent:
         raise LibvirtError(f"domain {domain} is transient: it has no persistent definition to change")
-    current = _parse(inactive, f"domain {domain} definition").find("cpu")
-    change = CpuChange(domain, normalized(current) != normalized(desired), canonical_text(current), canonical_text(desired), active)
+    current = domain_cpu(inactive, f"domain {domain} definition")
+    change = CpuChange(domain, _key(current) != _key(desired), _text(current), _text(desired), active)
     if not change.changed or check_mode:
         return change
     new_xml = replace_cpu(inactive, desired, domain)
-    if backup_dir:
-        change.backup = _write_backup(backup_dir, domain, inactive)
     try:
         # Re-check right before writing: defineXML would recreate a vanished domain.
         if conn.lookupByUUIDString(uuid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE) != inactive:
             raise LibvirtError(f"domain {domain} changed while its CPU was being updated; nothing was written, run again")
     except libvirt.libvirtError as exc:
         raise _libvirt_error("re-reading (it may have been undefined meanwhile)", domain, exc) from exc
+    if backup_dir:  # only now is the change going to be attempted
+        change.backup = _write_backup(backup_dir, domain, inactive)
     try:
         conn.defineXMLFlags(new_xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
     except libvirt.libvirtError as exc:
         raise _libvirt_error("libvirt refused the new definition of", domain, exc) from exc
     return change
+
+
+def _key(cpu: CpuSpec | None) -> tuple[object, ...] | None:
+    return cpu.key() if cpu is not None else None
+
+
+def _text(cpu: CpuSpec | None) -> str:
+    """The element for diffs and results: the one writer, without comments."""
+    return cpu.to_xml(comments=False) if cpu is not None else ""
 
 
 def _write_backup(backup_dir: str, domain: str, xml: str) -> str:
@@ -173,15 +196,16 @@ def list_domains(conn: Any) -> list[dict[str, Any]]:
         for dom in conn.listAllDomains():
             persistent = bool(dom.isPersistent())
             flags = libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0
-            cpu = _parse(dom.XMLDesc(flags), f"domain {dom.name()} definition").find("cpu")
+            cpu = domain_cpu(dom.XMLDesc(flags), f"domain {dom.name()} definition")
             active = bool(dom.isActive())
             # A running guest has the CPU of its live definition (host-model expanded there).
-            live = _parse(dom.XMLDesc(0), f"domain {dom.name()} live definition").find("cpu") if active else None
+            live = domain_cpu(dom.XMLDesc(0), f"domain {dom.name()} live definition") if active else None
             out.append({"name": dom.name(), "uuid": dom.UUIDString(), "active": active,
-                        "persistent": persistent, "cpu_xml": canonical_text(cpu) or None,
-                        "live_cpu_xml": canonical_text(live) or None})
+                        "persistent": persistent, "cpu_xml": _text(cpu) or None, "live_cpu_xml": _text(live) or None})
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"listing domains: {str(exc).strip()}") from exc
+    except CpuXmlError as exc:
+        raise LibvirtError(f"listing domains: {exc}") from exc
     return sorted(out, key=lambda d: d["name"])
 
 

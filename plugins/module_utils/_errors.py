@@ -46,3 +46,7 @@ class BaselineError(CpuCompatError):
 
 class LibvirtError(CpuCompatError):
     """libvirt refused an operation or could not be reached."""
+
+
+class CpuXmlError(CpuCompatError):
+    """A ``<cpu>`` element is malformed, names an invalid model or feature, or uses a model libvirt does not know."""

@@ -15,9 +15,9 @@ from typing import Any
 from . import _catalog, _fingerprint
 from ._errors import FactsError
 from ._features import SUPPORTED_ARCHES, canonical_list, enabled_features
+from ._session import Session
 
 SCHEMA_VERSION = 1
-EXPANSION = "query-cpu-model-expansion"
 _IDENTITY_PROPS = ("vendor", "family", "model", "stepping", "model-id")
 
 
@@ -29,20 +29,6 @@ def _expansion_model(reply: Any, where: str) -> dict[str, Any]:
     if not isinstance(props, dict):
         raise FactsError(f"{where}: expansion reply has malformed props")
     return model
-
-
-def _support(replies: Mapping[str, Any], errors: Mapping[str, Any], command: str) -> bool | None:
-    """True/False when QEMU said so, None when we cannot tell (e.g. not recorded)."""
-    if command in replies:
-        return True
-    err = errors.get(command)
-    if not isinstance(err, dict):
-        return None
-    if err.get("class") == "CommandNotFound":
-        return False
-    if "not supported" in str(err.get("desc", "")).lower():
-        return False
-    return None
 
 
 def _s390x_base_features(base: str, where: str) -> set[str]:
@@ -66,8 +52,8 @@ def host_features(arch: str, reply: Any, kind: str, where: str) -> tuple[set[str
     return enabled, "expansion"
 
 
-def _models(arch: str, replies: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]] | None:
-    defs = replies.get("query-cpu-definitions")
+def _models(arch: str, session: Session, where: str) -> dict[str, dict[str, Any]] | None:
+    defs = session.reply("query-cpu-definitions")
     if defs is None:
         return None
     if not isinstance(defs, list):
@@ -92,26 +78,24 @@ def _models(arch: str, replies: Mapping[str, Any], where: str) -> dict[str, dict
             "alias_of": alias_of,
         }
         # "host" and "max" are the host CPU itself: their features are the top-level ones.
-        for kind in (("static", "full") if name not in ("host", "max") else ()):
-            key = f"{EXPANSION}:{kind}:{name}"
-            if key in replies:
-                feats, _src = host_features(arch, replies[key], kind, f"{where}: model {name}")
+        for expansion_type in (("static", "full") if name not in ("host", "max") else ()):
+            reply = session.expansion(expansion_type, name)
+            if reply is not None:
+                feats, _src = host_features(arch, reply, expansion_type, f"{where}: model {name}")
                 record["features"] = sorted(feats)
                 break
         out[name] = record
     return dict(sorted(out.items()))
 
 
-def _identity(arch: str, replies: Mapping[str, Any], primary: str) -> dict[str, Any]:
+def _identity(arch: str, session: Session) -> dict[str, Any]:
     ident: dict[str, Any] = {"vendor": None, "family": None, "model": None, "stepping": None, "model_id": None}
     if arch == "s390x":
         ident["vendor"] = "IBM"
     if arch != "x86_64":
         return ident
-    # The identity props may sit in any host expansion of the session; prefer the primary one.
-    keys = [primary] + sorted(k for k in replies if k.startswith(EXPANSION) and k != primary)
-    for key in keys:
-        reply = replies.get(key)
+    # The identity props may sit in any host expansion of the session; the primary one first.
+    for _query, reply in session.expansions():
         props = reply.get("model", {}).get("props", {}) if isinstance(reply, dict) else {}
         for prop in _IDENTITY_PROPS:
             field = prop.replace("-", "_")
@@ -123,9 +107,7 @@ def _identity(arch: str, replies: Mapping[str, Any], primary: str) -> dict[str, 
 
 
 def build_facts(
-    replies: Mapping[str, Any],
-    errors: Mapping[str, Any],
-    primary_host_expansion: str,
+    session: Session,
     *,
     where: str,
     qemu_binary: str | None,
@@ -134,11 +116,11 @@ def build_facts(
     rejected_features: list[str] | tuple[str, ...] = (),
     rejection_detail: str | None = None,
 ) -> dict[str, Any]:
-    """Build the ``cpucompat`` fact from one session's replies.
+    """Build the ``cpucompat`` fact from one session's replies (its ``primary`` host expansion first of all).
 
     ``where`` names the host or socket in every error message.
     """
-    target = replies.get("query-target")
+    target = session.reply("query-target")
     if not isinstance(target, dict) or not isinstance(target.get("arch"), str):
         raise FactsError(f"{where}: query-target reply is missing or has no 'arch'")
     arch = target["arch"]
@@ -146,7 +128,7 @@ def build_facts(
         raise FactsError(f"{where}: target architecture {arch!r} is not supported (supported: {', '.join(SUPPORTED_ARCHES)})")
     # A recording may lack query-version (libvirt's cputestdata never kept it):
     # the version is then unknown (null), never guessed.
-    version = replies.get("query-version")
+    version = session.reply("query-version")
     qemu_version: str | None = None
     if version is not None:
         qv = version.get("qemu") if isinstance(version, dict) else None
@@ -154,17 +136,17 @@ def build_facts(
             qemu_version = f"{int(qv['major'])}.{int(qv['minor'])}.{int(qv['micro'])}"  # type: ignore[index]
         except (KeyError, TypeError, ValueError) as exc:
             raise FactsError(f"{where}: query-version reply has no usable major/minor/micro: {str(version)[:80]}") from exc
-    kvm = replies.get("query-kvm")
+    kvm = session.reply("query-kvm")
     if not isinstance(kvm, dict) or "enabled" not in kvm:
         raise FactsError(f"{where}: query-kvm reply is missing or has no 'enabled'")
     accel = "kvm" if kvm["enabled"] else "tcg"
 
-    if primary_host_expansion not in replies:
-        err = errors.get(primary_host_expansion, {})
-        raise FactsError(f"{where}: no host CPU expansion ({primary_host_expansion}): {err.get('desc', 'no reply')}")
-    kind = primary_host_expansion.split(":")[1]
-    features, features_source = host_features(arch, replies[primary_host_expansion], kind, f"{where}: {primary_host_expansion}")
-    host_model = _expansion_model(replies[primary_host_expansion], where)
+    primary = session.primary
+    if primary is None or primary not in session.replies:
+        err = (session.error(primary) if primary is not None else None) or {}
+        raise FactsError(f"{where}: no host CPU expansion ({primary.encode() if primary else 'none asked'}): {err.get('desc', 'no reply')}")
+    features, features_source = host_features(arch, session.replies[primary], str(primary.expansion_type), f"{where}: {primary.encode()}")
+    host_model = _expansion_model(session.replies[primary], where)
     # Features QEMU offers but KVM refuses when a vCPU is created (see
     # _probe.kvm_rejected_features) are not features of this host.
     rejected = frozenset(rejected_features)
@@ -172,20 +154,21 @@ def build_facts(
 
     non_migratable: list[str] | None = None
     if arch == "x86_64":
-        for key in (f"{EXPANSION}:static:host:migratable=false", f"{EXPANSION}:static:max:migratable=false"):
-            if key in replies:
-                wider, _src = host_features(arch, replies[key], "static", f"{where}: {key}")
+        for model in ("host", "max"):
+            reply = session.expansion("static", model, {"migratable": False})
+            if reply is not None:
+                wider, _src = host_features(arch, reply, "static", f"{where}: static expansion of {model} with migratable=false")
                 non_migratable = sorted(wider - features - rejected)
                 break
 
-    models = _models(arch, replies, where)
+    models = _models(arch, session, where)
     for info in (models or {}).values():
         blocked = sorted(rejected & set(info.get("features") or []))
         if blocked and info["runnable"]:
             info["runnable"] = False
             info["unavailable_features"] = blocked
             info.pop("features")
-    identity = _identity(arch, replies, primary_host_expansion)
+    identity = _identity(arch, session)
     facts: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "arch": arch,
@@ -193,7 +176,7 @@ def build_facts(
         "base_model": host_model["name"] if arch == "s390x" else None,
         "accel": accel,
         "qemu": {"binary": qemu_binary, "version": qemu_version, "package": str(version.get("package", "")).strip() if version else None},
-        "host_cpu": {"expansion": primary_host_expansion[len(EXPANSION) + 1:], "features_source": features_source,
+        "host_cpu": {"expansion": primary.label, "features_source": features_source,
                      "kvm_rejected_features": sorted(rejected), "kvm_vcpu_check": rejection_detail},
         "features": sorted(features),
         "non_migratable_features": non_migratable,
@@ -201,8 +184,8 @@ def build_facts(
         "runnable_models": None if models is None else sorted(
             m for m, info in models.items() if info["runnable"] and m not in ("host", "max", "base")),
         "capabilities": {
-            "comparison": _support(replies, errors, "query-cpu-model-comparison"),
-            "baseline": _support(replies, errors, "query-cpu-model-baseline"),
+            "comparison": session.supports("query-cpu-model-comparison"),
+            "baseline": session.supports("query-cpu-model-baseline"),
             "unavailable_features": None if models is None else any(m["runnable"] is not None for m in models.values()),
         },
         "probe": dict(probe),

@@ -5,93 +5,88 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._baseline import BaselineOptions, compare, compute_baseline
-from ._cluster import REPORT_SCHEMA
+from ._baseline import Baseline, BaselineOptions, compare, compute_baseline
+from ._cpuspec import CpuSpec
 from ._errors import BaselineError, CpuCompatError
-from ._libvirt_xml import CpuMap, libvirt_feature_name, render
+from ._hostcpu import HostCpu
+from ._libvirt_map import CpuMap, require_map_arch
+from ._libvirt_xml import render
+from ._report import REPORT_SCHEMA
 
 FAIL_ON = ("incompatible", "lowers_baseline", "never")
 
 
-def libvirt_cpu_features(cpu_xml: str, cpu_map: CpuMap) -> frozenset[str] | None:
-    """The features a libvirt custom <cpu> gives a guest (libvirt names), None for host-model/passthrough."""
-    try:
-        cpu = ET.fromstring(cpu_xml)
-    except ET.ParseError as exc:
-        raise BaselineError(f"not a well-formed <cpu> element: {exc}") from exc
-    if cpu.get("mode", "custom") != "custom":
-        return None
-    model = (cpu.findtext("model") or "").strip()
-    feats = set(cpu_map.models.get(model, frozenset())) if model else set()
-    if model and model not in cpu_map.models:
-        raise BaselineError(f"CPU model {model!r} is not in libvirt's CPU map")
-    for feature in cpu.findall("feature"):
-        name = feature.get("name", "")
-        if feature.get("policy", "require") in ("require", "force"):
-            feats.add(name)
-        elif feature.get("policy") in ("disable", "forbid"):
-            feats.discard(name)
-    return frozenset(feats)
+def guest_features(cpu_xml: str, cpu_map: CpuMap, what: str = "<cpu>") -> frozenset[str] | None:
+    """The features (libvirt names) a domain's ``<cpu>`` gives its guest, None when it follows its host."""
+    return CpuSpec.parse(cpu_xml, what).guest_features(cpu_map)
 
 
-def plan_expansion(current: Mapping[str, Any], candidates: Mapping[str, Any], domains: Mapping[str, list[Mapping[str, Any]]],
+def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], domains: Mapping[str, list[Mapping[str, Any]]],
                    opts: BaselineOptions, cpu_map: CpuMap | None, fail_on: str = "incompatible") -> dict[str, Any]:
     """Report what adding ``candidates`` to the cluster ``current`` would do; changes nothing."""
     if fail_on not in FAIL_ON:
         raise BaselineError(f"fail_on must be one of {', '.join(FAIL_ON)}, got {fail_on!r}")
-    overlap = sorted(set(current) & set(candidates))
+    overlap = sorted({h.name for h in current} & {h.name for h in candidates})
     if overlap:
         raise BaselineError(f"hosts listed both in the cluster and as candidates: {', '.join(overlap)}")
     now = compute_baseline(current, opts)
     per_candidate = {}
-    for name, facts in sorted(candidates.items()):
-        verdict = compare(now, name, facts)
-        per_candidate[name] = {"runs_current_baseline": verdict["runnable"], "missing_features": verdict["missing_features"],
-                               "model_runnable": verdict["model_runnable"], "model_blocked_by": verdict["model_blocked_by"]}
-    view: dict[str, Any] = {"schema": REPORT_SCHEMA, "kind": "expansion", "fail_on": fail_on, "current": now,
+    for host in sorted(candidates, key=lambda h: h.name):
+        cmp = compare(now, host)
+        per_candidate[host.name] = {"runs_current_baseline": cmp.runnable, "missing_features": list(cmp.missing),
+                                    "model_runnable": cmp.model_runnable, "model_blocked_by": list(cmp.model_blocked_by)}
+    view: dict[str, Any] = {"schema": REPORT_SCHEMA, "kind": "expansion", "fail_on": fail_on, "current": now.to_dict(),
                             "candidates": per_candidate, "joined": None, "delta": None, "domains": {}, "error": None}
     try:
-        joined = compute_baseline({**current, **candidates}, opts)
+        joined = compute_baseline([*current, *candidates], opts)
     except CpuCompatError as exc:
         view["error"] = f"no common CPU with the candidates: {exc}"
         view["verdict"] = {"ok": fail_on == "never", "reasons": [view["error"]]}
         return view
-    view["joined"] = joined
-    lost = sorted(set(now["features"]) - set(joined["features"]))
+    view["joined"] = joined.to_dict()
+    lost = sorted(now.features - joined.features)
+    names = {h.name for h in candidates}
     view["delta"] = {
-        "model_before": now["model"], "model_after": joined["model"], "model_changes": now["model"] != joined["model"],
+        "model_before": now.model, "model_after": joined.model, "model_changes": now.model != joined.model,
         "features_lost": lost,
-        "lost_because_of": {f: [h for h in joined["lost"].get(f, []) if h in candidates] for f in lost},
+        "lost_because_of": {f: [h for h in joined.lost.get(f, []) if h in names] for f in lost},
     }
-    if cpu_map is not None and now["arch"] == "x86_64":
-        new_cpu = libvirt_cpu_features(render(joined, cpu_map)["xml"], cpu_map) or frozenset()
-        lost_lv = {libvirt_feature_name(f, cpu_map) for f in lost} - {None}
-        for host, entries in sorted(domains.items()):
-            for dom in entries:
-                key = f"{host}/{dom['name']}"
-                if not dom.get("cpu_xml"):
-                    view["domains"][key] = {"status": "unknown", "why": "no <cpu> element: libvirt's default model"}
-                    continue
-                needs = libvirt_cpu_features(dom["cpu_xml"], cpu_map)
-                if needs is None:
-                    view["domains"][key] = {"status": "follows-host", "why": "host-model/host-passthrough CPU"}
-                    continue
-                missing = sorted(needs - new_cpu)
-                view["domains"][key] = ({"status": "must-change", "missing": missing, "lost_by_expansion": sorted(set(missing) & lost_lv)}
-                                        if missing else {"status": "unchanged"})
+    if cpu_map is not None and now.arch == "x86_64":
+        view["domains"] = _domains_after(joined, lost, domains, cpu_map)
     reasons = []
     if fail_on in ("incompatible", "lowers_baseline"):
         reasons += [f"{n} cannot run the current baseline (lacks {', '.join(c['missing_features']) or 'its model'})"
                     for n, c in per_candidate.items() if not c["runs_current_baseline"]]
     if fail_on == "lowers_baseline" and (lost or view["delta"]["model_changes"]):
         reasons.append(f"the baseline would lose {len(lost)} feature(s)"
-                       + (f" and change model {now['model']} -> {joined['model']}" if view["delta"]["model_changes"] else ""))
+                       + (f" and change model {now.model} -> {joined.model}" if view["delta"]["model_changes"] else ""))
     view["verdict"] = {"ok": not reasons, "reasons": reasons}
     return view
+
+
+def _domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list[Mapping[str, Any]]],
+                   cpu_map: CpuMap) -> dict[str, dict[str, Any]]:
+    """Which domains' CPUs the joined baseline can no longer give."""
+    new_cpu = render(joined, cpu_map).spec.guest_features(cpu_map) or frozenset()
+    lost_lv, _unknown = cpu_map.libvirt_names(lost)
+    out: dict[str, dict[str, Any]] = {}
+    for host, entries in sorted(domains.items()):
+        for dom in entries:
+            key = f"{host}/{dom['name']}"
+            if not dom.get("cpu_xml"):
+                out[key] = {"status": "unknown", "why": "no <cpu> element: libvirt's default model"}
+                continue
+            needs = guest_features(dom["cpu_xml"], cpu_map, f"domain {key}: <cpu>")
+            if needs is None:
+                out[key] = {"status": "follows-host", "why": "host-model/host-passthrough CPU"}
+                continue
+            missing = sorted(needs - new_cpu)
+            out[key] = ({"status": "must-change", "missing": missing, "lost_by_expansion": sorted(set(missing) & lost_lv)}
+                        if missing else {"status": "unchanged"})
+    return out
 
 
 def domain_cpus(domains: Mapping[str, list[Mapping[str, Any]]]) -> list[str]:
@@ -118,10 +113,16 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     target_sets: dict[str, frozenset[str]] = {}
     problems: dict[str, str] = {}
     for name, facts in sorted(targets.items()):
-        if not isinstance(facts, Mapping) or not isinstance(facts.get("features"), list):
+        if not isinstance(facts, Mapping):
             problems[name] = "no cpucompat facts"
             continue
-        target_sets[name] = frozenset(n for n in (libvirt_feature_name(f, cpu_map) for f in facts["features"]) if n)
+        try:
+            host = HostCpu.from_facts(name, facts)
+        except BaselineError as exc:
+            problems[name] = str(exc)
+            continue
+        require_map_arch(host.arch, f"the migration matrix (target {name})")
+        target_sets[name] = cpu_map.libvirt_names(host.features)[0]
     needs_of: dict[str, frozenset[str] | None | str] = {}
     matrix: dict[str, dict[str, Any]] = {}
     disagreements = []
@@ -134,8 +135,8 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
                 continue
             if cpu_xml not in needs_of:
                 try:
-                    needs_of[cpu_xml] = libvirt_cpu_features(cpu_xml, cpu_map)
-                except BaselineError as exc:
+                    needs_of[cpu_xml] = guest_features(cpu_xml, cpu_map, f"domain {key}: <cpu>")
+                except CpuCompatError as exc:
                     needs_of[cpu_xml] = str(exc)
             needs = needs_of[cpu_xml]
             row: dict[str, Any] = {}

@@ -3,9 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Talk to QEMU about its CPU models: spawn or attach, then query. Private to the collection.
 
-The conversation produces a :class:`Session` keyed exactly like the recorded
-sessions in the test fixtures (``query-cpu-model-expansion:static:host`` ...),
-so that the pure conversion in ``_facts`` serves live probes and recordings alike.
+The conversation produces a :class:`_session.Session` keyed by typed queries, the
+same type the recorded sessions of the test fixtures decode to, so that the pure
+conversion in ``_facts`` serves live probes and recordings alike.
 """
 
 from __future__ import annotations
@@ -21,39 +21,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import _facts, _fingerprint
 from ._errors import QemuStartError, QMPError
 from ._features import msr_features
 from ._fingerprint import binary_arch, default_qemu_binary
-from ._qmp import QMPClient, Reply
-
-EXPANSION = "query-cpu-model-expansion"
-
-
-@dataclass
-class Session:
-    """Replies of one QMP conversation, keyed like the recorded fixtures."""
-
-    replies: dict[str, Any] = field(default_factory=dict)
-    errors: dict[str, dict[str, str]] = field(default_factory=dict)
-    primary_host_expansion: str | None = None
-    host_model_name: str | None = None
-
-    def record(self, key: str, reply: Reply) -> None:
-        if reply.ok:
-            self.replies[key] = reply.value
-        else:
-            self.errors[key] = {"class": reply.error_class or "GenericError", "desc": reply.error_desc or ""}
-
-
-def expansion_key(kind: str, model: str, props: dict[str, Any] | None = None) -> str:
-    key = f"{EXPANSION}:{kind}:{model}"
-    if props:
-        key += ":" + ",".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sorted(props.items()))
-    return key
+from ._qmp import QMPClient
+from ._session import EXPANSION, Query, Session
 
 
 @contextlib.contextmanager
@@ -168,53 +144,51 @@ def _model_props_for_static(static_reply: Any) -> dict[str, Any] | None:
     return None
 
 
+def _ask(client: QMPClient, session: Session, plan: list[tuple[Query, dict[str, Any] | None]]) -> None:
+    """Send independent queries pipelined and record every answer."""
+    replies = client.execute_many([(q.command, args if args is not None else q.arguments()) for q, args in plan])
+    for (query, _args), reply in zip(plan, replies):
+        session.record(query, reply)
+
+
 def converse(client: QMPClient, expand_models: bool = True) -> Session:
     """Ask everything the facts need, pipelining independent commands."""
     session = Session()
-    basics = ["query-version", "query-target", "query-kvm", "query-cpu-definitions"]
-    for name, reply in zip(basics, client.execute_many([(c, None) for c in basics])):
-        session.record(name, reply)
+    _ask(client, session, [(Query(c), None) for c in ("query-version", "query-target", "query-kvm", "query-cpu-definitions")])
     for name in ("query-target", "query-kvm"):
-        if name in session.errors:
-            err = session.errors[name]
+        err = session.error(name)
+        if err is not None:
             raise QMPError(f"QEMU rejected '{name}': {err['class']}: {err['desc']}")
-    kvm = session.replies.get("query-kvm") or {}
+    kvm = session.reply("query-kvm") or {}
     host = "host" if isinstance(kvm, dict) and kvm.get("enabled") else "max"
-    session.host_model_name = host
-    arch = (session.replies.get("query-target") or {}).get("arch")
+    session.host_model = host
+    target = session.reply("query-target")
+    arch = target.get("arch") if isinstance(target, dict) else None
 
-    plan: list[tuple[str, dict[str, Any]]] = [
-        (expansion_key("static", host), {"type": "static", "model": {"name": host}}),
-        (expansion_key("full", host), {"type": "full", "model": {"name": host}}),
-    ]
+    plan: list[tuple[Query, dict[str, Any] | None]] = [(Query.expansion("static", host), None), (Query.expansion("full", host), None)]
     if arch == "x86_64":
-        plan.append((expansion_key("static", host, {"migratable": False}),
-                     {"type": "static", "model": {"name": host, "props": {"migratable": False}}}))
+        plan.append((Query.expansion("static", host, {"migratable": False}), None))
     # Support of comparison/baseline is recorded from QEMU's own answer, not
     # guessed from query-commands: some builds have the command and answer
     # "not supported on this target".
-    plan.append(("query-cpu-model-comparison", {"modela": {"name": host}, "modelb": {"name": host}}))
-    plan.append(("query-cpu-model-baseline", {"modela": {"name": host}, "modelb": {"name": host}}))
-    replies = client.execute_many([(EXPANSION if k.startswith(EXPANSION) else k, a) for k, a in plan])
-    for (key, _args), reply in zip(plan, replies):
-        session.record(key, reply)
+    pair = {"modela": {"name": host}, "modelb": {"name": host}}
+    plan += [(Query("query-cpu-model-comparison"), pair), (Query("query-cpu-model-baseline"), pair)]
+    _ask(client, session, plan)
     # x86: the static expansion is the migratable CPUID feature set and nothing
     # else; s390x/aarch64: the full expansion lists every feature true/false.
-    for kind in (("static", "full") if arch == "x86_64" else ("full", "static")):
-        if expansion_key(kind, host) in session.replies:
-            session.primary_host_expansion = expansion_key(kind, host)
+    for expansion_type in (("static", "full") if arch == "x86_64" else ("full", "static")):
+        if Query.expansion(expansion_type, host) in session.replies:
+            session.primary = Query.expansion(expansion_type, host)
             break
 
-    defs = session.replies.get("query-cpu-definitions")
-    if expand_models and isinstance(defs, list) and expansion_key("static", host) in session.replies:
+    defs = session.reply("query-cpu-definitions")
+    if expand_models and isinstance(defs, list) and Query.expansion("static", host) in session.replies:
         names = [d["name"] for d in defs
                  if isinstance(d, dict) and d.get("unavailable-features") == [] and not d.get("alias-of")
-                 and d.get("name") not in ("host", "max")]
+                 and d.get("name") not in ("host", "max") and isinstance(d.get("name"), str)]
+        expansion_type = "full" if arch == "s390x" else "static"
         if names:
-            kind = "full" if arch == "s390x" else "static"
-            mplan = [(expansion_key(kind, n), {"type": kind, "model": {"name": n}}) for n in names]
-            for (key, _args), reply in zip(mplan, client.execute_many([(EXPANSION, a) for _k, a in mplan])):
-                session.record(key, reply)
+            _ask(client, session, [(Query.expansion(expansion_type, n), None) for n in names])
     return session
 
 
@@ -297,12 +271,12 @@ def probe(req: ProbeRequest) -> dict[str, Any]:
                 checker.join()
         if check:
             rejected, rejection_detail = check[0]
-    if session.primary_host_expansion is None:
-        errs = "; ".join(f"{k}: {v['desc']}" for k, v in session.errors.items() if k.startswith(EXPANSION))
+    if session.primary is None:
+        errs = "; ".join(f"{q.label}: {v['desc']}" for q, v in session.errors.items() if q.command == EXPANSION)
         raise QMPError(f"{where}: QEMU expanded no host CPU model ({errs or 'no reply'})")
     duration = round(time.monotonic() - started, 4)
     probe_info = {"mode": inputs["mode"], "socket": req.qmp_socket, "duration_s": duration, "probed_at": int(time.time())}
-    facts = _facts.build_facts(session.replies, session.errors, session.primary_host_expansion, where=where,
+    facts = _facts.build_facts(session, where=where,
                                qemu_binary=binary, probe=probe_info, fingerprint_inputs=inputs,
                                rejected_features=rejected, rejection_detail=rejection_detail)
     if req.qmp_socket:

@@ -13,6 +13,8 @@ from typing import Any
 
 from ._errors import CpuCompatError
 
+REPORT_SCHEMA = "cpucompat.report/1"
+
 
 def _names(names: list[str], limit: int = 12) -> str:
     shown = ", ".join(names[:limit])
@@ -20,7 +22,7 @@ def _names(names: list[str], limit: int = 12) -> str:
 
 
 def baseline_markdown(view: Mapping[str, Any]) -> str:
-    if view.get("schema") != "cpucompat.report/1":
+    if view.get("schema") != REPORT_SCHEMA:
         raise CpuCompatError(f"not a cpucompat report (schema {view.get('schema')!r})")
     out = ["# CPU baseline report", ""]
     hosts = view.get("hosts") or {}
@@ -119,7 +121,7 @@ def migration_markdown(view: Mapping[str, Any]) -> str:
 
 def report_markdown(view: Mapping[str, Any]) -> str:
     kind = view.get("kind")
-    if view.get("schema") != "cpucompat.report/1":
+    if view.get("schema") != REPORT_SCHEMA:
         raise CpuCompatError(f"not a cpucompat report (schema {view.get('schema')!r})")
     if kind == "baseline":
         return baseline_markdown(view)

@@ -11,7 +11,7 @@ from typing import Any
 from ._errors import FactsError
 
 
-def probe_summary(facts: Mapping[str, Any], host: str = "this host", max_blocked: int = 12) -> list[str]:
+def summary_lines(facts: Mapping[str, Any], host: str = "this host", max_blocked: int = 12) -> list[str]:
     """Lines a person reads: what this hypervisor is and which models run here, and why not."""
     if not isinstance(facts, Mapping) or "schema_version" not in facts:
         raise FactsError(f"{host}: not cpucompat facts (no schema_version)")

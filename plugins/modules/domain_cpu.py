@@ -109,7 +109,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import apply_cpu, connection
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import load_cpu_map, render
+from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import Baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP, load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
 
 
 def main() -> None:
@@ -119,7 +121,7 @@ def main() -> None:
             name=dict(type="str", required=True),
             cpu_xml=dict(type="str"),
             baseline=dict(type="dict"),
-            cpu_map=dict(type="path", default="/usr/share/libvirt/cpu_map"),
+            cpu_map=dict(type="path", default=DEFAULT_CPU_MAP),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             backup=dict(type="bool", default=False),
             backup_dir=dict(type="path", default="/var/lib/libvirt/cpucompat-backups"),
@@ -135,8 +137,8 @@ def main() -> None:
         cpu_xml = None
         if p["state"] == "present":
             if p["baseline"] is not None:
-                arch = p["baseline"].get("arch")
-                cpu_xml = render(p["baseline"], load_cpu_map(p["cpu_map"]) if arch == "x86_64" else None)["xml"]
+                baseline = Baseline.from_dict(p["baseline"], "baseline")
+                cpu_xml = render(baseline, load_cpu_map(p["cpu_map"]) if baseline.arch == "x86_64" else None).xml
             else:
                 cpu_xml = p["cpu_xml"]
         with connection(p["uri"]) as conn:

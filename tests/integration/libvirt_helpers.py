@@ -19,10 +19,27 @@ def virsh(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, check=check, timeout=120)
 
 
-def domain_xml(name: str, cpu: str = "") -> str:
-    return f"""<domain type='{VIRTTYPE}'>
+# What OpenStack Nova and others keep in a definition: other applications' namespaces, QEMU pass-through arguments.
+NOVA_EXTRAS = {
+    "root_attrs": " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'",
+    "metadata": """<metadata>
+    <nova:instance xmlns:nova="http://openstack.org/xmlns/libvirt/nova/1.1">
+      <nova:package version="29.0.0"/>
+      <nova:name>web-1</nova:name>
+      <nova:flavor name="m1.small"><nova:memory>64</nova:memory><nova:vcpus>1</nova:vcpus></nova:flavor>
+      <nova:owner><nova:user uuid="5f0e2b1c">admin</nova:user></nova:owner>
+    </nova:instance>
+    <app:tags xmlns:app="http://example.org/xmlns/app/1"><app:tag>blue</app:tag></app:tags>
+  </metadata>""",
+    "tail": "<qemu:commandline><qemu:arg value='-no-user-config'/></qemu:commandline>",
+}
+
+
+def domain_xml(name: str, cpu: str = "", root_attrs: str = "", metadata: str = "", tail: str = "") -> str:
+    return f"""<domain type='{VIRTTYPE}'{root_attrs}>
   <name>{name}</name>
   <description>cpucompat test domain</description>
+  {metadata}
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
@@ -30,14 +47,15 @@ def domain_xml(name: str, cpu: str = "") -> str:
   {cpu}
   <on_poweroff>destroy</on_poweroff>
   <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+  {tail}
 </domain>
 """
 
 
-def define(tmp_path, cpu: str = "", prefix: str = "cpucompat-test") -> str:
+def define(tmp_path, cpu: str = "", prefix: str = "cpucompat-test", **extras: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     path = tmp_path / f"{name}.xml"
-    path.write_text(domain_xml(name, cpu))
+    path.write_text(domain_xml(name, cpu, **extras))
     virsh("define", str(path), check=True)
     return name
 

@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts
 from conftest import KVM
 from integration.helpers import run_playbook
-from utils.recordings import load, names, served_replies
+from utils.recordings import build, load, names, primary_key, served_replies
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 
@@ -130,7 +130,7 @@ def test_every_recording_through_the_module(tmp_path, replay) -> None:
     for name, got in zip(sorted(servers), results):
         rec = load(name)
         replies, errors = served_replies(rec)
-        want = _facts.build_facts(replies, errors, rec["primary_host_expansion"], where=name, qemu_binary=None, probe={}, fingerprint_inputs={})
+        want = build(replies, errors, primary_key(rec), name)
         facts = got["cpucompat"]
         assert facts["features"] == want["features"], name
         assert facts["models"] == want["models"], name

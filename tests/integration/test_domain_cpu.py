@@ -9,14 +9,14 @@ import difflib
 import json
 import os
 import subprocess
-import xml.etree.ElementTree as ET
 
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _domain, _libvirt_xml, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import LibvirtError
 from integration.helpers import run_playbook
-from integration.libvirt_helpers import URI, define, ensure_libvirtd, remove, virsh
+from integration.libvirt_helpers import NOVA_EXTRAS, URI, define, ensure_libvirtd, remove, virsh
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 
@@ -29,7 +29,7 @@ def cluster_cpu() -> str:
     me = _probe.probe(_probe.ProbeRequest())
     other = "x86_64-epyc-7502" if me["vendor"] == "AuthenticAMD" else "x86_64-xeon-gold-6130"
     hosts = {"this": me} if me["accel"] == "tcg" else {"this": me, other: facts_of(other)}
-    return _libvirt_xml.render(_baseline.compute_baseline(hosts))["xml"]
+    return _libvirt_xml.render(_baseline.baseline_of(hosts)).xml
 
 
 @pytest.fixture
@@ -91,8 +91,37 @@ def test_check_real_again_and_only_cpu_changes(tmp_path, domain: str, cluster_cp
     assert started.returncode == 0, started.stderr
 
 
-def _cpu_meaning(domain_xml: str) -> dict | None:
-    return _domain.normalized(ET.fromstring(domain_xml).find("cpu"))
+def _without_cpu(domain_xml: str) -> str:
+    """The definition with the bytes of its <cpu> element cut out."""
+    start = domain_xml.index("<cpu")
+    end = domain_xml.index("</cpu>", start) + len("</cpu>") if "</cpu>" in domain_xml else domain_xml.index("/>", start) + 2
+    return domain_xml[:start] + domain_xml[end:]
+
+
+def test_other_applications_metadata_stays_byte_for_byte(tmp_path, cluster_cpu: str) -> None:
+    """Nova's <nova:instance> keeps its prefix and declaration, qemu:commandline stays: only <cpu> changes."""
+    ensure_libvirtd()
+    name = define(tmp_path, cpu="<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>486</model></cpu>",
+                  prefix="cpucompat-nova", **NOVA_EXTRAS)
+    try:
+        before = virsh("dumpxml", "--inactive", name, check=True).stdout
+        assert "<nova:instance xmlns:nova=" in before, "libvirt keeps Nova's metadata as written"
+        checked = _run(tmp_path, name, cluster_cpu, check=True)
+        assert checked["changed"] is True and virsh("dumpxml", "--inactive", name, check=True).stdout == before
+        real = _run(tmp_path, name, cluster_cpu)
+        assert real["changed"] is True
+        after = virsh("dumpxml", "--inactive", name, check=True).stdout
+        assert _without_cpu(after) == _without_cpu(before), "every byte outside <cpu> as libvirt wrote it"
+        assert "ns0:" not in after and "<qemu:commandline>" in after
+        assert _cpu_meaning(after) == CpuSpec.parse(cluster_cpu).key()
+        assert _run(tmp_path, name, cluster_cpu)["changed"] is False
+    finally:
+        remove(name)
+
+
+def _cpu_meaning(domain_xml: str) -> tuple | None:
+    cpu = _domain.domain_cpu(domain_xml, "test domain")
+    return cpu.key() if cpu is not None else None
 
 
 def test_running_domain_gets_the_persistent_definition_only(tmp_path, domain: str, cluster_cpu: str) -> None:
@@ -104,7 +133,7 @@ def test_running_domain_gets_the_persistent_definition_only(tmp_path, domain: st
     live_cpu = _cpu_meaning(virsh("dumpxml", domain, check=True).stdout)
     assert live_cpu == _cpu_meaning(live_before), "nothing is hot-changed"
     inactive = virsh("dumpxml", "--inactive", domain, check=True).stdout
-    assert _cpu_meaning(inactive) == _domain.normalized(_domain.parse_cpu(cluster_cpu))
+    assert _cpu_meaning(inactive) == CpuSpec.parse(cluster_cpu).key()
 
 
 def test_libvirt_refusing_the_definition_leaves_the_domain_as_it_was(tmp_path, domain: str) -> None:
@@ -150,10 +179,13 @@ class _Interfering:
         return self._conn.lookupByUUIDString(uuid)
 
 
-def test_domain_that_vanishes_between_read_and_write_is_not_recreated(domain: str, cluster_cpu: str) -> None:
+def test_domain_that_vanishes_between_read_and_write_is_not_recreated(tmp_path, domain: str, cluster_cpu: str) -> None:
+    backups = tmp_path / "backups"
     with _domain.connection(URI) as conn, pytest.raises(LibvirtError, match=f"domain {domain}"):
-        _domain.apply_cpu(_Interfering(conn, lambda: virsh("undefine", domain, check=True)), domain, cluster_cpu, check_mode=False)
+        _domain.apply_cpu(_Interfering(conn, lambda: virsh("undefine", domain, check=True)), domain, cluster_cpu, check_mode=False,
+                          backup_dir=str(backups))
     assert virsh("dominfo", domain).returncode != 0, "the vanished domain must not come back"
+    assert not backups.exists() or not list(backups.iterdir()), "no backup of a change that was never attempted"
 
 
 def test_libvirtd_stopped_mid_run_leaves_the_definition_whole(domain: str, cluster_cpu: str) -> None:

@@ -29,7 +29,7 @@ PLAYBOOK = open(os.path.join(ROOT, "playbooks", "plan_expansion.yml"), encoding=
 @pytest.fixture(scope="module")
 def current_xml() -> str:
     me = _probe.probe(_probe.ProbeRequest())
-    return _libvirt_xml.render(_baseline.compute_baseline({"this-machine": me, "rec-cluster": facts_of(CLUSTER_REC)}))["xml"]
+    return _libvirt_xml.render(_baseline.baseline_of({"this-machine": me, "rec-cluster": facts_of(CLUSTER_REC)})).xml
 
 
 @pytest.fixture

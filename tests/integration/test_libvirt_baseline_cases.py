@@ -20,8 +20,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _libvirt_xml
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _libvirt_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils._features import enabled_features
+from utils.engine import baseline, compare
 from utils.recordings import FIXTURES, facts_of, load
 
 CASES_DIR = os.path.join(FIXTURES, "libvirt-baseline-cases")
@@ -35,7 +36,7 @@ def _norm(name: str) -> str:
     return name.replace("_", "-")
 
 
-def expected_features(case: dict, cpu_map: _libvirt_xml.CpuMap) -> tuple[str, set[str]]:
+def expected_features(case: dict, cpu_map: _libvirt_map.CpuMap) -> tuple[str, set[str]]:
     root = ET.parse(os.path.join(CASES_DIR, case["expected"])).getroot()
     model = root.findtext("model")
     if model not in cpu_map.models:
@@ -52,11 +53,11 @@ def expected_features(case: dict, cpu_map: _libvirt_xml.CpuMap) -> tuple[str, se
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_our_baseline_keeps_what_libvirt_keeps(case: dict) -> None:
-    cpu_map = _libvirt_xml.load_cpu_map()
+    cpu_map = _libvirt_map.load_cpu_map()
     hosts = {name: facts_of(name) for name in case["input_hosts"]}
-    ours = _baseline.compute_baseline(hosts)
+    ours = baseline(hosts)
     for name, facts in hosts.items():
-        assert _baseline.compare(ours, name, facts)["runnable"], name
+        assert compare(ours, name, facts)["runnable"], name
     model, expected = expected_features(case, cpu_map)
     kept = {_norm(f) for f in ours["features"]}
     unknown: set[str] = set()

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _fingerprint, _libvirt_xml, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _fingerprint, _libvirt_map, _libvirt_xml, _probe
 from utils.recordings import facts_of
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
@@ -34,10 +34,10 @@ def _virsh(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("recorded", ["x86_64-xeon-gold-6130", "x86_64-epyc-7502", "x86_64-core-i7-8700", "x86_64-epyc-9654-qemu-10.0.0"])
 def test_libvirt_accepts_and_starts_the_baseline(tmp_path, this_machine: dict, recorded: str) -> None:
     hosts = {"this-machine": this_machine, recorded: facts_of(recorded)}
-    base = _baseline.compute_baseline(hosts, _baseline.BaselineOptions(vendor_neutral=True))
+    base = _baseline.baseline_of(hosts, _baseline.BaselineOptions(vendor_neutral=True))
     rendered = _libvirt_xml.render(base)
     xml = tmp_path / "cpu.xml"
-    xml.write_text(rendered["xml"])
+    xml.write_text(rendered.xml)
     verdict = _virsh("hypervisor-cpu-compare", str(xml), "--virttype", VIRTTYPE)
     assert verdict.returncode == 0 and "incompatible" not in verdict.stdout.lower(), verdict.stdout + verdict.stderr
     name = f"cpucompat-test-{uuid.uuid4().hex[:8]}"
@@ -47,7 +47,7 @@ def test_libvirt_accepts_and_starts_the_baseline(tmp_path, this_machine: dict, r
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  {rendered['xml']}
+  {rendered.xml}
   <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
 </domain>
 """)
@@ -55,7 +55,7 @@ def test_libvirt_accepts_and_starts_the_baseline(tmp_path, this_machine: dict, r
         defined = _virsh("define", str(domain))
         assert defined.returncode == 0, defined.stderr
         started = _virsh("start", "--paused", name)
-        assert started.returncode == 0, f"libvirt refused to start the baseline CPU: {started.stderr}\n{rendered['xml']}"
+        assert started.returncode == 0, f"libvirt refused to start the baseline CPU: {started.stderr}\n{rendered.xml}"
         state = _virsh("domstate", name)
         assert state.stdout.strip() == "paused"
     finally:
@@ -65,27 +65,29 @@ def test_libvirt_accepts_and_starts_the_baseline(tmp_path, this_machine: dict, r
 
 def test_render_rejects_what_is_not_a_feature_name() -> None:
     with pytest.raises(Exception, match="not a valid CPU feature name"):
-        _libvirt_xml.render({"arch": "x86_64", "vendor": "GenuineIntel", "model": None, "features": ["sse2", "x'/><evil"]})
+        _libvirt_xml.render(_baseline.Baseline.from_dict({"arch": "x86_64", "vendor": "GenuineIntel", "model": None,
+                                                         "features": ["sse2", "x'/><evil"]}))
 
 
 def test_libvirt_spelling_and_model_mapping() -> None:
-    cpu_map = _libvirt_xml.load_cpu_map()
-    assert _libvirt_xml.libvirt_feature_name("pclmulqdq", cpu_map) == "pclmuldq"
-    assert _libvirt_xml.libvirt_feature_name("lahf-lm", cpu_map) == "lahf_lm"
-    assert _libvirt_xml.libvirt_feature_name("kvmclock", cpu_map) is None
+    cpu_map = _libvirt_map.load_cpu_map()
+    assert cpu_map.libvirt_name("pclmulqdq") == "pclmuldq"
+    assert cpu_map.libvirt_name("lahf-lm") == "lahf_lm"
+    assert cpu_map.libvirt_name("sse4.1") == "sse4.1"
+    assert cpu_map.libvirt_name("kvmclock") is None
     facts = facts_of("x86_64-xeon-gold-6130")
-    out = _libvirt_xml.render(_baseline.compute_baseline({"gold": facts}))
-    assert out["model"] in cpu_map.models and not out["model"].endswith(("-v1", "-v2", "-v3", "-v4", "-v5"))
-    assert out["xml"].startswith("<cpu mode='custom' match='exact' check='full'>")
-    assert "<vendor>Intel</vendor>" in out["xml"]
+    out = _libvirt_xml.render(_baseline.baseline_of({"gold": facts}))
+    assert out.spec.model in cpu_map.models and not out.spec.model.endswith(("-v1", "-v2", "-v3", "-v4", "-v5"))
+    assert out.xml.startswith("<cpu mode='custom' match='exact' check='full'>")
+    assert "<vendor>Intel</vendor>" in out.xml
 
 
 def test_features_libvirt_does_not_know_are_named_never_silently_dropped() -> None:
-    base = {"arch": "x86_64", "vendor": "GenuineIntel", "model": None, "candidates": ["pentium3-v1"],
-            "features": ["fpu", "sse", "kvmclock", "future-feature"]}
+    base = _baseline.Baseline.from_dict({"arch": "x86_64", "vendor": "GenuineIntel", "model": None, "candidates": ["pentium3-v1"],
+                                         "features": ["fpu", "sse", "kvmclock", "future-feature"]})
     with pytest.raises(Exception, match="does not know these baseline features: future-feature"):
         _libvirt_xml.render(base, unknown_features="fail")
     dropped = _libvirt_xml.render(base)
-    assert dropped["unexpressible"] == ["future-feature", "kvmclock"]
-    assert "name='future-feature'" not in dropped["xml"] and "name='kvmclock'" not in dropped["xml"]
-    assert "<!-- left out, libvirt's CPU map has no name for: future-feature, kvmclock -->" in dropped["xml"]
+    assert list(dropped.unexpressible) == ["future-feature", "kvmclock"]
+    assert "name='future-feature'" not in dropped.xml and "name='kvmclock'" not in dropped.xml
+    assert "<!-- left out, libvirt's CPU map has no name for: future-feature, kvmclock -->" in dropped.xml

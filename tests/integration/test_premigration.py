@@ -28,8 +28,8 @@ PLAYBOOK = open(os.path.join(ROOT, "playbooks", "premigration_check.yml"), encod
 def domains(tmp_path):
     ensure_libvirtd()
     me = _probe.probe(_probe.ProbeRequest())
-    portable = _libvirt_xml.render(_baseline.compute_baseline({"me": me, "target": facts_of(TARGET)}))["xml"]
-    local_only = _libvirt_xml.render(_baseline.compute_baseline({"me": me}))["xml"]
+    portable = _libvirt_xml.render(_baseline.baseline_of({"me": me, "target": facts_of(TARGET)})).xml
+    local_only = _libvirt_xml.render(_baseline.baseline_of({"me": me})).xml
     names = {"portable": define(tmp_path, cpu=portable, prefix="cpucompat-mig-portable"),
              "local_only": define(tmp_path, cpu=local_only, prefix="cpucompat-mig-local")}
     yield names

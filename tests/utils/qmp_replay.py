@@ -26,21 +26,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from utils.recordings import EXPANSION, expansion_alias, served_replies  # noqa: E402  pylint: disable=wrong-import-position
-
-
-def request_key(command: str, arguments: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    """Key of a command in the recording's reply map, plus (type, model) for expansions."""
-    if command != EXPANSION:
-        return command, None, None
-    kind = str(arguments.get("type"))
-    model = arguments.get("model") or {}
-    name = str(model.get("name"))
-    props = model.get("props") or {}
-    key = f"{EXPANSION}:{kind}:{name}"
-    if props:
-        key += ":" + ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(props.items()))
-    return key, kind, name
+from ansible_collections.cpucompat.cluster.plugins.module_utils._session import Query  # noqa: E402  pylint: disable=wrong-import-position
+from utils.recordings import served_session  # noqa: E402  pylint: disable=wrong-import-position
 
 
 class ReplayServer:
@@ -48,7 +35,8 @@ class ReplayServer:
 
     def __init__(self, recording: dict[str, Any], path: str, fault: str | None = None) -> None:
         self.recording = recording
-        self.replies, self.errors = served_replies(recording)
+        session = served_session(recording)
+        self.replies, self.errors = session.replies, session.errors
         self.path = path
         self.fault = fault
         self.commands: list[str] = []
@@ -92,22 +80,21 @@ class ReplayServer:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _greeting(self) -> dict[str, Any]:
-        version = self.replies.get("query-version") or {
+        version = self.replies.get(Query("query-version")) or {
             "qemu": {"major": 0, "minor": 0, "micro": 0}, "package": "replay: version not recorded"}
         return {"QMP": {"version": version, "capabilities": []}}
 
     def answer(self, command: str, arguments: dict[str, Any]) -> dict[str, Any]:
         if command == "qmp_capabilities":
             return {"return": {}}
-        key, kind, model = request_key(command, arguments)
-        if key not in self.replies and key not in self.errors and kind and model:
-            key = expansion_alias(self.recording, kind, model) or key
-        self.commands.append(key)
-        if key in self.replies:
-            return {"return": self.replies[key]}
-        if key in self.errors:
-            return {"error": self.errors[key]}
-        return {"error": {"class": "GenericError", "desc": f"replay: {self.recording['host']} has no recorded reply for {key}"}}
+        query = Query.from_request(command, arguments)
+        self.commands.append(query.encode())
+        if query in self.replies:
+            return {"return": self.replies[query]}
+        if query in self.errors:
+            return {"error": self.errors[query]}
+        return {"error": {"class": "GenericError",
+                          "desc": f"replay: {self.recording['host']} has no recorded reply for {query.encode()}"}}
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:

@@ -11,8 +11,10 @@ import json
 import os
 from typing import Any
 
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils._session import Query, Session
+
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "cpu-data")
-EXPANSION = "query-cpu-model-expansion"
 
 
 @functools.lru_cache(maxsize=None)
@@ -26,40 +28,38 @@ def names(arch: str | None = None) -> list[str]:
     return [n for n in out if arch is None or n.startswith(arch + "-")]
 
 
-def served_replies(rec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The replies the replay server gives for a recording, keyed like the recording.
+def served_session(rec: dict[str, Any]) -> Session:
+    """The session the replay server serves for a recording, decoded with the collection's own codec.
 
     Recordings taken from libvirt's cputestdata kept no query-target/query-kvm
     replies; their metadata states the architecture and that they were taken
     under KVM, so the replay answers those two commands from the metadata.
-    Their query-version was not recorded and stays unanswered.
+    Their query-version was not recorded and stays unanswered. libvirt's names for
+    the host expansion (``full:base:<static:host>``, ``converted-from-qom-get``)
+    decode to the question they stand for, the full expansion of ``host``.
     """
-    replies = dict(rec["replies"])
-    errors = dict(rec.get("errors", {}))
-    replies.setdefault("query-target", {"arch": rec["arch"]})
-    replies.setdefault("query-kvm", {"enabled": rec["accelerator"] == "kvm", "present": rec["accelerator"] == "kvm"})
-    return replies, errors
+    session = Session.decode(rec["replies"], rec.get("errors", {}), rec["primary_host_expansion"])
+    session.replies.setdefault(Query("query-target"), {"arch": rec["arch"]})
+    session.replies.setdefault(Query("query-kvm"), {"enabled": rec["accelerator"] == "kvm", "present": rec["accelerator"] == "kvm"})
+    return session
 
 
-def expansion_alias(rec: dict[str, Any], kind: str, model: str) -> str | None:
-    """Recording key that answers an expansion of ``host`` the recording kept under another key.
+def served_replies(rec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`served_session` encoded back to string keys (to edit a reply in a test)."""
+    return served_session(rec).encode()
 
-    libvirt's gathering script expanded the static expansion of ``host`` fully
-    (``full:base:<static:host>``), or the reply was rebuilt from qom-get
-    (converted files): both are answered for ``full host``, the question they stand for.
-    """
-    if model != "host":
-        return None
-    primary = rec["primary_host_expansion"]
-    primary_kind = "full" if primary.endswith("converted-from-qom-get") else primary.split(":")[1]
-    return primary if primary_kind == kind else None
+
+def primary_key(rec: dict[str, Any]) -> str:
+    """The recording's host expansion as the codec spells it."""
+    return Query.decode(rec["primary_host_expansion"]).encode()
+
+
+def build(replies: dict[str, Any], errors: dict[str, Any], primary: str, where: str) -> dict[str, Any]:
+    """Facts from string-keyed replies, through the codec."""
+    return _facts.build_facts(Session.decode(replies, errors, primary), where=where, qemu_binary=None, probe={}, fingerprint_inputs={})
 
 
 def facts_of(name: str) -> dict[str, Any]:
     """The cpucompat fact the probe gives for a recording (pure conversion, no socket)."""
-    from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts  # pylint: disable=import-outside-toplevel
-
-    rec = load(name)
-    replies, errors = served_replies(rec)
-    return _facts.build_facts(replies, errors, rec["primary_host_expansion"], where=name, qemu_binary=None,
+    return _facts.build_facts(served_session(load(name)), where=name, qemu_binary=None,
                               probe={"mode": "recording"}, fingerprint_inputs={"recording": name})

@@ -12,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, compare, compute_baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError, CpuCompatError
+from utils.engine import baseline as compute_baseline
+from utils.engine import compare
 from utils.recordings import facts_of, load, names
 
 

@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_view
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP
 from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown, write_reports
 from utils.recordings import facts_of
 
@@ -22,7 +22,7 @@ INTEL = ["x86_64-xeon-gold-6130", "x86_64-xeon-e5-2650-v4", "x86_64-core-i7-8700
 
 @pytest.fixture(scope="module")
 def cpu_map():
-    return load_cpu_map()
+    return DEFAULT_CPU_MAP
 
 
 def test_complete_group(cpu_map) -> None:

@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils import _catalog, _facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import FactsError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._features import FEATURE_NAME_RE, X86_KVM_SOFT_FEATURES, enabled_features
-from utils.recordings import facts_of, load, names, served_replies
+from utils.recordings import build, facts_of, load, names, primary_key, served_replies
 
 ALL = names()
 
@@ -102,8 +102,8 @@ def test_s390x_static_delta_resolves_against_base_model() -> None:
     """gen16a (QEMU 9.2) was recorded with both static and full host expansions: both views agree."""
     rec = load("s390x-gen16a-qemu-9.2.0")
     replies, errors = served_replies(rec)
-    full = _facts.build_facts(replies, errors, "query-cpu-model-expansion:full:host", where="t", qemu_binary=None, probe={}, fingerprint_inputs={})
-    static = _facts.build_facts(replies, errors, "query-cpu-model-expansion:static:host", where="t", qemu_binary=None, probe={}, fingerprint_inputs={})
+    full = build(replies, errors, "query-cpu-model-expansion:full:host", "t")
+    static = build(replies, errors, "query-cpu-model-expansion:static:host", "t")
     assert static["host_cpu"]["features_source"] == "catalog+delta"
     assert static["features"] == full["features"]
 
@@ -128,17 +128,17 @@ def test_malformed_replies_name_the_problem(mutate, message: str) -> None:
     replies, errors = served_replies(rec)
     mutate(replies)
     with pytest.raises(FactsError, match=message) as info:
-        _facts.build_facts(replies, errors, rec["primary_host_expansion"], where="host-under-test", qemu_binary=None, probe={}, fingerprint_inputs={})
+        build(replies, errors, primary_key(rec), "host-under-test")
     assert "host-under-test" in str(info.value)
 
 
 def test_conflicting_alias_is_rejected() -> None:
     rec = json.loads(json.dumps(load("x86_64-core-i7-8700")))
     replies, errors = served_replies(rec)
-    props = replies[rec["primary_host_expansion"]]["model"]["props"]
+    props = replies[primary_key(rec)]["model"]["props"]
     props["sse4_1"] = not props["sse4.1"]
     with pytest.raises(FactsError, match="canonical name 'sse4.1'"):
-        _facts.build_facts(replies, errors, rec["primary_host_expansion"], where="h", qemu_binary=None, probe={}, fingerprint_inputs={})
+        build(replies, errors, primary_key(rec), "h")
 
 
 def test_fingerprint_changes_with_inputs() -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import compute_baseline
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import load_cpu_map, render
+from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import domain_cpus, migration_matrix
 from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown
 from utils.recordings import facts_of
@@ -22,8 +23,8 @@ def cpu_map():
 def test_matrix_names_blocking_features_and_disagreements(cpu_map) -> None:
     gold = facts_of("x86_64-xeon-gold-6130")
     broadwell = facts_of("x86_64-xeon-e5-2650-v4")
-    skylake_cpu = render(compute_baseline({"gold": gold}), cpu_map)["xml"]
-    common_cpu = render(compute_baseline({"gold": gold, "bdw": broadwell}), cpu_map)["xml"]
+    skylake_cpu = render(baseline_of({"gold": gold}), cpu_map).xml
+    common_cpu = render(baseline_of({"gold": gold, "bdw": broadwell}), cpu_map).xml
     domains = {"gold": [{"name": "big", "cpu_xml": skylake_cpu, "live_cpu_xml": None},
                         {"name": "small", "cpu_xml": "<cpu mode='host-model'/>", "live_cpu_xml": common_cpu},
                         {"name": "pt", "cpu_xml": "<cpu mode='host-passthrough'/>", "live_cpu_xml": None}]}

@@ -18,8 +18,9 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts, _fingerprint, _probe
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import QemuStartError, QMPError, QMPProtocolError, QMPTimeout
 from ansible_collections.cpucompat.cluster.plugins.module_utils._qmp import QMPClient
+from ansible_collections.cpucompat.cluster.plugins.module_utils._session import Query
 from conftest import KVM
-from utils.recordings import load, names, served_replies
+from utils.recordings import build, load, names, primary_key, served_replies
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 
@@ -34,7 +35,7 @@ def test_replayed_recording_gives_the_same_facts_as_the_pure_conversion(replay, 
     server = replay(name)
     facts = _probe.probe(_probe.ProbeRequest(qmp_socket=server.path, timeout=5))
     replies, errors = served_replies(rec)
-    direct = _facts.build_facts(replies, errors, rec["primary_host_expansion"], where=name, qemu_binary=None, probe={}, fingerprint_inputs={})
+    direct = build(replies, errors, primary_key(rec), name)
     for key in ("arch", "vendor", "model_id", "accel", "features", "models", "base_model"):
         assert facts[key] == direct[key], key
     assert facts["probe"]["mode"] == "socket"
@@ -133,13 +134,22 @@ def test_fingerprint_changes_with_the_facts_schema() -> None:
 
 # --- faults --------------------------------------------------------------------------
 
-def _alive(pid: str) -> bool:
-    """A process exists and is not a zombie awaiting its reaper."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+def _alive(pid: str, grace: float = 2.0) -> bool:
+    """A process exists and is not a zombie awaiting its reaper, ``grace`` seconds after it was sent SIGKILL.
+
+    SIGKILL is delivered asynchronously: on a loaded machine the victim may still be scheduled for a moment.
+    """
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return False
+        except OSError:
+            return False
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.02)
 
 
 def _script(tmp_path, body: str) -> str:
@@ -237,7 +247,7 @@ def test_unknown_reply_id_is_a_protocol_error(replay) -> None:
 def test_missing_host_expansion_is_reported(replay) -> None:
     """aarch64 QEMU 6.0 recording: the probe gets definitions but asks for an expansion key the recording lacks."""
     server = replay("aarch64-unidentified-nosve-qemu-8.2.0")
-    server.replies.pop("query-cpu-model-expansion:full:host")
+    server.replies.pop(Query.expansion("full", "host"))
     with pytest.raises(QMPError, match="expanded no host CPU model"):
         _probe.probe(_probe.ProbeRequest(qmp_socket=server.path, timeout=2))
 

@@ -1,0 +1,129 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One host's CPU as a typed value, validated once from its ``cpucompat`` facts. Private to the collection.
+
+The engine (baseline, comparison, planning) works on :class:`HostCpu` values only; facts dicts are turned into them
+at the edge, once, and nothing downstream validates again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import BaselineError, FactsError
+from ._facts import SCHEMA_VERSION
+from ._features import FEATURE_NAME_RE, validate_feature_name
+
+_EMPTY: frozenset[str] = frozenset()
+# Names already checked against FEATURE_NAME_RE in this process: fleets repeat the same few hundred names.
+_VALID_NAMES: set[str] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class HostCpu:
+    """What one host's QEMU said about its CPU, checked."""
+
+    name: str
+    arch: str
+    accel: str
+    vendor: str | None
+    base_model: str | None
+    qemu_version: str | None
+    features: frozenset[str]  # migratable host features
+    all_features: frozenset[str]  # including the non-migratable ones
+    runnable: frozenset[str]  # named models QEMU reports runnable (aliases included)
+    models: Mapping[str, Any]  # QEMU's per-model records as in the facts (docs/facts.md)
+    facts: Mapping[str, Any]  # the facts themselves, for reports
+
+    @classmethod
+    def from_facts(cls, name: str, facts: Any) -> HostCpu:
+        """Validate ``facts`` (the ``cpucompat`` fact of host ``name``); every error names the host."""
+        if not isinstance(facts, Mapping):
+            raise BaselineError(f"host {name} has no cpucompat facts (probe it with cpucompat.cluster.cpu_probe first)")
+        if facts.get("schema_version") != SCHEMA_VERSION:
+            raise BaselineError(f"host {name}: facts have schema_version {facts.get('schema_version')!r}, this collection "
+                                f"reads {SCHEMA_VERSION}; re-probe the host")
+        for key in ("arch", "accel", "features"):
+            if key not in facts:
+                raise BaselineError(f"host {name}: facts lack the field {key!r}")
+        feats = _names(name, facts["features"], "features")
+        nonmig = _names(name, facts.get("non_migratable_features"), "non_migratable_features")
+        # Aliases stay: QEMU before 4.1 knows "Broadwell" only, newer QEMU both "Broadwell" (alias of Broadwell-v1)
+        # and "Broadwell-v1". Mixed clusters meet on the alias.
+        runnable = _names(name, facts.get("runnable_models"), "runnable_models", check=False)
+        models = facts.get("models") or {}
+        if not isinstance(models, Mapping):
+            raise BaselineError(f"host {name}: field 'models' is not a mapping")
+        qemu = facts.get("qemu") if isinstance(facts.get("qemu"), Mapping) else {}
+        return cls(name, str(facts["arch"]), str(facts["accel"]), _opt_str(facts.get("vendor")), _opt_str(facts.get("base_model")),
+                   _opt_str(qemu.get("version")), feats, feats | nonmig if nonmig else feats, runnable, models, facts)
+
+    def usable(self, migratable_only: bool) -> frozenset[str]:
+        """The features a baseline may use from this host."""
+        return self.features if migratable_only else self.all_features
+
+    def model(self, name: str) -> Mapping[str, Any]:
+        """QEMU's record of a named model on this host (empty when QEMU did not list it)."""
+        info = self.models.get(name)
+        return info if isinstance(info, Mapping) else {}
+
+    def blockers(self, model: str) -> list[str]:
+        """The features QEMU says keep ``model`` from running here."""
+        return list(self.model(model).get("unavailable_features") or [])
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _names(host: str, value: Any, key: str, check: bool = True) -> frozenset[str]:
+    if not value:
+        return _EMPTY
+    if not isinstance(value, (list, tuple)):  # Ansible may hand in list subclasses (lazy templated lists)
+        raise BaselineError(f"host {host}: field {key!r} is not a list")
+    try:
+        out = frozenset(value)
+    except TypeError as exc:
+        raise BaselineError(f"host {host}: field {key!r} holds something that is not a name") from exc
+    if check and not out <= _VALID_NAMES:
+        for feature in out - _VALID_NAMES:
+            if not isinstance(feature, str) or not FEATURE_NAME_RE.match(feature):
+                try:
+                    validate_feature_name(feature, f"host {host}: {key}")
+                except FactsError as exc:
+                    raise BaselineError(str(exc)) from None
+            _VALID_NAMES.add(feature)
+    return out
+
+
+def hosts_from(hosts: Any) -> list[tuple[str, Any]]:
+    """(name, facts) pairs from {name: facts}, [{'name'|'host'|'inventory_hostname': n, 'facts'|'cpucompat': f}],
+    or a cluster_cpu_facts aggregate."""
+    if isinstance(hosts, Mapping) and "hosts" in hosts and isinstance(hosts["hosts"], (Mapping, list)) and "schema_version" not in hosts:
+        hosts = hosts["hosts"]
+    if isinstance(hosts, Mapping):
+        return [(str(k), v) for k, v in hosts.items()]
+    if isinstance(hosts, list):
+        out = []
+        for i, item in enumerate(hosts):
+            if not isinstance(item, Mapping):
+                raise BaselineError(f"host list entry {i} is not a mapping")
+            name = item.get("name") or item.get("host") or item.get("inventory_hostname")
+            if not name:
+                raise BaselineError(f"host list entry {i} has no name (use 'name' and 'facts' keys)")
+            out.append((str(name), item.get("facts", item.get("cpucompat"))))
+        return out
+    raise BaselineError(f"expected a mapping of host name to cpucompat facts or a list of hosts, got {type(hosts).__name__}")
+
+
+def host_cpus(hosts: Any) -> list[HostCpu]:
+    """Validated hosts, sorted by name; a name listed twice is an error."""
+    out: dict[str, HostCpu] = {}
+    for name, facts in hosts_from(hosts):
+        if name in out:
+            raise BaselineError(f"host {name} is listed twice")
+        out[name] = HostCpu.from_facts(name, facts)
+    return [out[n] for n in sorted(out)]

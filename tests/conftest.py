@@ -10,8 +10,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook.play_context import PlayContext
+from ansible.playbook.task import Task
+from ansible.template import Templar
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
@@ -23,6 +28,11 @@ from utils.source_tree import SOURCE_COLLECTIONS  # noqa: E402
 # integration tests see the same tree (utils.source_tree links it as ansible_collections/cpucompat/cluster).
 sys.path.insert(0, SOURCE_COLLECTIONS)
 os.environ["ANSIBLE_COLLECTIONS_PATH"] = SOURCE_COLLECTIONS
+# Ansible's own collection finder, before anything imports the collection: the adapters' tests load plugins through
+# Ansible's loaders, which need the collection imported the way Ansible imports it (with its metadata).
+from ansible.plugins.loader import action_loader, connection_loader, init_plugin_loader  # noqa: E402
+
+init_plugin_loader([SOURCE_COLLECTIONS])
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._fingerprint import kvm_usable  # noqa: E402
 from utils.qmp_replay import ReplayServer  # noqa: E402
@@ -65,3 +75,18 @@ def replay(sockdir: str):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def action_plugin():
+    """Factory: the collection's action plugin ``name`` for a task with ``args``, on a real local connection."""
+    loader = DataLoader()
+
+    def make(name: str, args: dict[str, Any]) -> Any:
+        task = Task.load({"action": f"cpucompat.cluster.{name}", "args": args}, loader=loader)
+        context = PlayContext()
+        connection = connection_loader.get("local", context, sys.stdin)
+        return action_loader.get(f"cpucompat.cluster.{name}", task=task, connection=connection, play_context=context,
+                                 loader=loader, templar=Templar(loader=loader), shared_loader_obj=None)
+
+    return make

@@ -3,14 +3,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Action plugin in front of the cpucompat.cluster.cpu_probe module (documentation in plugins/modules/cpu_probe.py).
 
-With ``cached_fingerprint``, the host's current fingerprint is first read by one
-small standard-library script (``module_utils/_fingerprint.py``, sent with
-``python -c``): no module is packaged or transferred and, above all, Ansible's
-per-module start-up cost (hundreds of milliseconds of CPU per host) is not paid.
-When it matches, the cached facts stand and the module does not run. In every
-other case (no cache, mismatch, socket mode, no known interpreter, any error of
-the script) the module runs, and it checks the fingerprint again itself: the
-quick path can only save work, never change an answer.
+The one place that decides whether cached facts still describe a host, in this order:
+
+1. ``force``: probe.
+2. ``max_age`` (with ``reuse_cached``): cached facts of this schema probed less than ``max_age`` seconds ago stand;
+   nothing runs on the host.
+3. the fingerprint script: the host's current fingerprint is read by one small standard-library script
+   (``module_utils/_fingerprint.py``, sent with ``python -c``): no module is packaged or transferred and Ansible's
+   per-module start-up cost (hundreds of milliseconds of CPU per host) is not paid. When it equals the cached
+   fingerprint, the cached facts stand.
+4. the module, given the cached fingerprint when the script could not tell (socket mode, no known interpreter, any
+   error of the script): it computes the fingerprint once, returns at once when it matches, and otherwise probes with
+   what it computed.
+
+The result says which step decided (``freshness``: ``max_age``, ``fingerprint`` or ``probed``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import inspect
 import json
 import shlex
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from ansible import constants as C
@@ -40,15 +48,38 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         _validation, args = self.validate_argument_spec(argument_spec=CPU_PROBE_ARGS)
-        cached = args.get("cached_fingerprint")
-        if cached and not args.get("qmp_socket") and not self._task.async_val:
-            now = self._target_fingerprint(args, task_vars)
-            if now is not None and now == cached:
-                result.update(changed=False, probed=False, fingerprint=now)
+        cached = self._cached_facts(args, task_vars)
+        fingerprint = args.get("cached_fingerprint") or (cached or {}).get("fingerprint")
+        if not args["force"]:
+            kept = self._still_fresh(args, cached, fingerprint, task_vars)
+            if kept is not None:
+                result.update(changed=False, probed=False, freshness=kept, fingerprint=fingerprint)
                 return result
-        result.update(self._execute_module(module_name="cpucompat.cluster.cpu_probe", module_args=self._task.args,
-                                           task_vars=task_vars))
+        module_args = {**self._task.args, "cached_fingerprint": None if args["force"] else fingerprint}
+        result.update(self._execute_module(module_name="cpucompat.cluster.cpu_probe", module_args=module_args, task_vars=task_vars))
         return result
+
+    @staticmethod
+    def _cached_facts(args: dict[str, Any], task_vars: dict[str, Any]) -> Mapping[str, Any] | None:
+        """This host's cached cpucompat facts of the current schema, read as stored (never templated)."""
+        if not args["reuse_cached"]:
+            return None
+        facts = (task_vars.get("ansible_facts") or {}).get("cpucompat")
+        if isinstance(facts, Mapping) and facts.get("schema_version") == SCHEMA_VERSION:
+            return facts
+        return None
+
+    def _still_fresh(self, args: dict[str, Any], cached: Mapping[str, Any] | None, fingerprint: str | None,
+                     task_vars: dict[str, Any]) -> str | None:
+        """Which step keeps the cached facts (max_age, fingerprint), or None when the module must run."""
+        if cached is not None and args["max_age"] > 0:
+            probed_at = (cached.get("probe") or {}).get("probed_at")
+            if isinstance(probed_at, (int, float)) and 0 <= time.time() - probed_at < args["max_age"]:
+                return "max_age"
+        if fingerprint and not args.get("qmp_socket") and not self._task.async_val:
+            if self._target_fingerprint(args, task_vars) == fingerprint:
+                return "fingerprint"
+        return None
 
     def _interpreter(self, task_vars: dict[str, Any]) -> str | None:
         """The Python the module would run under, when known without discovery."""

@@ -1,11 +1,16 @@
 # Copyright (c) 2026 cpucompat.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The cluster view: every host's facts side by side, the baseline and its XML. Private to the collection."""
+"""Aggregating a group's facts into a report of any kind (baseline, expansion, migration). Private to the collection.
+
+Every kind starts from :func:`group_facts`, which sorts the hosts into those with usable facts and those without
+(unreachable, probe failed, no facts, another schema), so every report names the hosts it could not use.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._baseline import BaselineOptions, compare, compute_baseline
@@ -14,6 +19,7 @@ from ._facts import SCHEMA_VERSION
 from ._hostcpu import HostCpu
 from ._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
 from ._libvirt_xml import render
+from ._planning import migration_matrix, plan_expansion
 from ._report import REPORT_SCHEMA
 
 
@@ -36,39 +42,74 @@ def _group(summaries: dict[str, dict[str, Any]], key: str) -> dict[str, list[str
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
-def cluster_view(facts_by_host: Mapping[str, Any], unreachable: list[str], opts: BaselineOptions,
-                 cpu_map_path: str = DEFAULT_CPU_MAP, allow_partial: bool = False,
-                 probe_errors: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Aggregate a group. Hosts without usable facts are listed by name, never skipped silently.
+@dataclass
+class GroupFacts:
+    """A group's hosts: those with usable facts, and the others by reason."""
 
-    A host whose latest probe failed (``probe_errors``) is not used even when
-    older facts of it are cached: they may no longer describe it.
+    usable: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    unreachable: list[str] = field(default_factory=list)
+    probe_errors: dict[str, str] = field(default_factory=dict)
+    missing_facts: list[str] = field(default_factory=list)
+    other_schema: list[str] = field(default_factory=list)
+
+    def problems(self) -> dict[str, list[str]]:
+        return {"unreachable": self.unreachable, "probe_failed": sorted(self.probe_errors), "missing_facts": self.missing_facts,
+                "other_schema": self.other_schema}
+
+    @property
+    def incomplete(self) -> list[str]:
+        return sorted(n for names in self.problems().values() for n in names)
+
+    def why(self, name: str) -> str | None:
+        """Why a host's facts cannot be used, or None when they can."""
+        if name in self.unreachable:
+            return "unreachable or failed in this run"
+        if name in self.probe_errors:
+            return f"probe failed: {self.probe_errors[name]}"
+        if name in self.missing_facts:
+            return "no cpucompat facts"
+        if name in self.other_schema:
+            return f"facts of another schema version (this collection reads {SCHEMA_VERSION}); re-probe it"
+        return None
+
+    def hosts(self) -> list[HostCpu]:
+        return [HostCpu.from_facts(name, facts) for name, facts in self.usable.items()]
+
+
+def group_facts(facts_by_host: Mapping[str, Any], unreachable: Sequence[str] = (),
+                probe_errors: Mapping[str, str] | None = None) -> GroupFacts:
+    """Sort a group's hosts by whether their facts can be used.
+
+    A host whose latest probe failed (``probe_errors``) is not used even when older facts of it are cached: they may no
+    longer describe it.
     """
-    probe_errors = {k: v for k, v in (probe_errors or {}).items() if v}
-    usable: dict[str, Mapping[str, Any]] = {}
-    missing: list[str] = []
-    stale_schema: list[str] = []
+    group = GroupFacts(unreachable=sorted(n for n in unreachable if n in facts_by_host),
+                       probe_errors={k: v for k, v in sorted((probe_errors or {}).items()) if v and k in facts_by_host})
     for name in sorted(facts_by_host):
         facts = facts_by_host[name]
-        if name in unreachable or name in probe_errors:
+        if name in group.unreachable or name in group.probe_errors:
             continue
         if not isinstance(facts, Mapping):
-            missing.append(name)
+            group.missing_facts.append(name)
         elif facts.get("schema_version") != SCHEMA_VERSION:
-            stale_schema.append(name)
+            group.other_schema.append(name)
         else:
-            usable[name] = facts
-    summaries = {name: host_overview(f) for name, f in usable.items()}
-    problems = {"unreachable": sorted(unreachable), "probe_failed": sorted(probe_errors), "missing_facts": missing,
-                "other_schema": stale_schema}
-    incomplete = [n for names in problems.values() for n in names]
+            group.usable[name] = facts
+    return group
+
+
+def cluster_view(group: GroupFacts, opts: BaselineOptions, cpu_map_path: str = DEFAULT_CPU_MAP,
+                 allow_partial: bool = False) -> dict[str, Any]:
+    """The baseline report of a group. Hosts without usable facts are listed by name, never skipped silently."""
+    summaries = {name: host_overview(f) for name, f in group.usable.items()}
+    incomplete = group.incomplete
     view: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
         "kind": "baseline",
         "hosts": summaries,
-        **problems,
+        **group.problems(),
         "complete": not incomplete,
-        "probe_errors": dict(sorted(probe_errors.items())),
+        "probe_errors": group.probe_errors,
         "by_arch": _group(summaries, "arch"),
         "by_vendor": _group(summaries, "vendor"),
         "qemu_versions": _group(summaries, "qemu_version"),
@@ -78,14 +119,14 @@ def cluster_view(facts_by_host: Mapping[str, Any], unreachable: list[str], opts:
         "error": None,
     }
     if incomplete and not allow_partial:
-        view["error"] = (f"the baseline is not computed from a partial group: no usable facts from {', '.join(sorted(incomplete))} "
+        view["error"] = (f"the baseline is not computed from a partial group: no usable facts from {', '.join(incomplete)} "
                          "(fix or remove those hosts, or allow a partial group)")
         return view
-    if not usable:
+    if not group.usable:
         view["error"] = "no host has usable cpucompat facts"
         return view
     try:
-        hosts = [HostCpu.from_facts(name, facts) for name, facts in usable.items()]
+        hosts = group.hosts()
         base = compute_baseline(hosts, opts)
         view["baseline"] = base.to_dict()
         view["verdicts"] = {h.name: compare(base, h).to_dict() for h in hosts}
@@ -97,3 +138,37 @@ def cluster_view(facts_by_host: Mapping[str, Any], unreachable: list[str], opts:
     except CpuCompatError as exc:
         view["error"] = str(exc)
     return view
+
+
+def _unusable_report(kind: str, groups: Mapping[str, GroupFacts], extra: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The report of a planning check that cannot be made because some hosts have no usable facts."""
+    lacking = {name: why for group in groups.values() for name in group.incomplete if (why := group.why(name))}
+    if not lacking:
+        return None
+    error = "no usable facts from " + "; ".join(f"{n} ({w})" for n, w in sorted(lacking.items()))
+    return {"schema": REPORT_SCHEMA, "kind": kind, **extra, "hosts_without_facts": dict(sorted(lacking.items())),
+            "error": error, "verdict": {"ok": False, "reasons": [error]}}
+
+
+def expansion_report(cluster: GroupFacts, candidates: GroupFacts, domains: Mapping[str, list[Mapping[str, Any]]],
+                     opts: BaselineOptions, cpu_map_path: str = DEFAULT_CPU_MAP, fail_on: str = "incompatible") -> dict[str, Any]:
+    """The expansion plan of a cluster and its candidates; hosts without usable facts are named and nothing is planned."""
+    refused = _unusable_report("expansion", {"cluster": cluster, "candidates": candidates}, {"fail_on": fail_on})
+    if refused is not None:
+        return refused
+    now, new = cluster.hosts(), candidates.hosts()
+    cpu_map = cached_cpu_map(cpu_map_path) if domains and now and now[0].arch == "x86_64" else None
+    report = plan_expansion(now, new, domains, opts, cpu_map, fail_on)
+    report["hosts_without_facts"] = {}
+    return report
+
+
+def migration_report(targets: GroupFacts, domains: Mapping[str, list[Mapping[str, Any]]],
+                     libvirt_verdicts: Mapping[str, Mapping[str, str]], requested: list[Mapping[str, str]],
+                     cpu_map_path: str = DEFAULT_CPU_MAP) -> dict[str, Any]:
+    """The migration matrix; a target without usable facts is named in ``target_problems`` with the reason."""
+    facts = {**dict.fromkeys(targets.incomplete), **targets.usable}
+    report = migration_matrix(domains, facts, cached_cpu_map(cpu_map_path), libvirt_verdicts, requested)
+    for name in targets.incomplete:
+        report["target_problems"][name] = targets.why(name) or "no cpucompat facts"
+    return report

@@ -18,4 +18,7 @@ CPU_PROBE_ARGS: dict[str, dict[str, Any]] = {
     **QMP_ARGS,
     "expand_models": {"type": "bool", "default": True},
     "cached_fingerprint": {"type": "str", "no_log": False},
+    "reuse_cached": {"type": "bool", "default": False},
+    "max_age": {"type": "int", "default": 0},
+    "force": {"type": "bool", "default": False},
 }

@@ -232,55 +232,91 @@ class ProbeRequest:
     expand_models: bool = True
 
 
-def current_fingerprint(req: ProbeRequest) -> str | None:
-    """The fingerprint a fresh spawned probe would report, or None in socket mode."""
+@dataclass(frozen=True)
+class SpawnTarget:
+    """The QEMU a spawned probe starts, and what can change its answer (read once per probe)."""
+
+    binary: str
+    accel: str
+    inputs: dict[str, Any]
+
+    @property
+    def fingerprint(self) -> str:
+        return _facts.fingerprint(self.inputs)
+
+
+def spawn_target(req: ProbeRequest) -> SpawnTarget | None:
+    """Resolve binary, accelerator and fingerprint inputs; None in socket mode."""
     if req.qmp_socket:
         return None
     with _start_errors():
-        return _fingerprint.current(req.qemu_binary, req.accel, _facts.SCHEMA_VERSION)
+        binary = _fingerprint.find_binary(req.qemu_binary or default_qemu_binary())
+        accel = _fingerprint.resolve_accel(req.accel, binary)
+        try:
+            inputs = _fingerprint.environment_inputs(binary, accel)
+        except OSError as exc:
+            raise _fingerprint.EnvironmentProblem(f"cannot read {binary}: {exc}") from exc
+    return SpawnTarget(binary, accel, inputs)
 
 
-def probe(req: ProbeRequest) -> dict[str, Any]:
-    """Probe one QEMU and return the ``cpucompat`` fact."""
+def current_fingerprint(req: ProbeRequest) -> str | None:
+    """The fingerprint a fresh spawned probe would report, or None in socket mode."""
+    target = spawn_target(req)
+    return target.fingerprint if target else None
+
+
+@dataclass
+class _Conversation:
+    session: Session
+    where: str
+    inputs: dict[str, Any]
+    binary: str | None = None
+    rejected: tuple[str, ...] = ()
+    rejection_detail: str | None = None
+
+
+def _converse_socket(req: ProbeRequest, path: str) -> _Conversation:
+    with attach(path, req.timeout) as client:
+        session = converse(client, req.expand_models)
+    return _Conversation(session, f"QMP socket {path}", {"mode": "socket", "socket": path})
+
+
+def _converse_spawned(req: ProbeRequest, target: SpawnTarget) -> _Conversation:
+    binary, accel = target.binary, target.accel
+    check: list[tuple[list[str], str | None]] = []
+    checker = None
+    if accel == "kvm" and binary_arch(binary) in (None, "x86_64"):
+        checker = threading.Thread(target=lambda: check.append(kvm_rejected_features(binary, req.timeout)), daemon=True)
+        checker.start()
+    try:
+        with spawn_qemu(binary, accel, req.timeout) as client:
+            session = converse(client, req.expand_models)
+    finally:
+        if checker is not None:
+            checker.join()
+    rejected, detail = check[0] if check else ([], None)
+    return _Conversation(session, f"{binary} (accel={accel})", target.inputs, binary, tuple(rejected), detail)
+
+
+def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any]:
+    """Probe one QEMU and return the ``cpucompat`` fact (``target``: the caller's already resolved :func:`spawn_target`)."""
     if req.timeout <= 0:
         raise QemuStartError(f"timeout must be positive, got {req.timeout}")
     started = time.monotonic()
-    rejected: list[str] = []
-    rejection_detail: str | None = None
     if req.qmp_socket:
-        where = f"QMP socket {req.qmp_socket}"
-        with attach(req.qmp_socket, req.timeout) as client:
-            session = converse(client, req.expand_models)
-        binary: str | None = None
-        inputs: dict[str, Any] = {"mode": "socket", "socket": req.qmp_socket}
+        conv = _converse_socket(req, req.qmp_socket)
     else:
-        binary = find_binary(req.qemu_binary or default_qemu_binary())
-        accel = resolve_accel(req.accel, binary)
-        where = f"{binary} (accel={accel})"
-        inputs = _fingerprint.environment_inputs(binary, accel)
-        check: list[tuple[list[str], str | None]] = []
-        checker = None
-        if accel == "kvm" and binary_arch(binary) in (None, "x86_64"):
-            checker = threading.Thread(target=lambda: check.append(kvm_rejected_features(binary, req.timeout)), daemon=True)
-            checker.start()
-        try:
-            with spawn_qemu(binary, accel, req.timeout) as client:
-                session = converse(client, req.expand_models)
-        finally:
-            if checker is not None:
-                checker.join()
-        if check:
-            rejected, rejection_detail = check[0]
-    if session.primary is None:
-        errs = "; ".join(f"{q.label}: {v['desc']}" for q, v in session.errors.items() if q.command == EXPANSION)
-        raise QMPError(f"{where}: QEMU expanded no host CPU model ({errs or 'no reply'})")
-    duration = round(time.monotonic() - started, 4)
-    probe_info = {"mode": inputs["mode"], "socket": req.qmp_socket, "duration_s": duration, "probed_at": int(time.time())}
-    facts = _facts.build_facts(session, where=where,
-                               qemu_binary=binary, probe=probe_info, fingerprint_inputs=inputs,
-                               rejected_features=rejected, rejection_detail=rejection_detail)
+        conv = _converse_spawned(req, target or spawn_target(req))  # type: ignore[arg-type]
+    if conv.session.primary is None:
+        errs = "; ".join(f"{q.label}: {v['desc']}" for q, v in conv.session.errors.items() if q.command == EXPANSION)
+        raise QMPError(f"{conv.where}: QEMU expanded no host CPU model ({errs or 'no reply'})")
+    probe_info = {"mode": conv.inputs["mode"], "socket": req.qmp_socket, "duration_s": round(time.monotonic() - started, 4),
+                  "probed_at": int(time.time())}
+    facts = _facts.build_facts(conv.session, where=conv.where, qemu_binary=conv.binary, probe=probe_info,
+                               fingerprint_inputs=conv.inputs, rejected_features=conv.rejected,
+                               rejection_detail=conv.rejection_detail)
     if req.qmp_socket:
         # Without a binary to stat, the answer itself is what we fingerprint.
         answer = {k: facts[k] for k in ("arch", "accel", "qemu", "features", "models")}
-        facts["fingerprint"] = _facts.fingerprint({**inputs, "answer": answer})
+        facts["fingerprint"] = _facts.fingerprint({**conv.inputs, "answer": answer})
     return facts

@@ -6,18 +6,27 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: cluster_cpu_facts
-short_description: Aggregate the CPU facts of a group and compute its baseline
+short_description: Aggregate the CPU facts of a group into a baseline, expansion or migration report
 version_added: 0.1.0
 description:
   - Reads C(ansible_facts['cpucompat']) of every host of a group (probed by M(cpucompat.cluster.cpu_probe)) on the
-    controller and returns the cluster view as the fact C(cpucompat_cluster). per-host summary, grouping by
+    controller, untemplated, and builds the report of kind O(report).
+  - V(baseline) returns the cluster view as the fact C(cpucompat_cluster). per-host summary, grouping by
     architecture, vendor and QEMU version, the baseline from P(cpucompat.cluster.cpu_baseline#filter), each host's
     verdict against it, and the libvirt C(<cpu>) XML.
+  - V(expansion) plans adding the hosts of O(candidates) to the cluster O(hosts), as
+    P(cpucompat.cluster.cpu_expansion_plan#filter) does, with the domains of the cluster's hosts read from the
+    registered M(cpucompat.cluster.domain_cpu_info) results named by O(domains_var).
+  - V(migration) builds the migration matrix of the domains of O(sources) (O(domains_var)) against the targets
+    O(hosts), as P(cpucompat.cluster.cpu_migration_matrix#filter) does, with libvirt's verdicts read from the registered
+    M(cpucompat.cluster.hypervisor_cpu_compare) results named by O(verdicts_var).
   - Hosts without facts, with facts of another schema version, whose latest probe failed (the host variable
     C(cpucompat_probe_result) registered by the C(cpucompat.cluster.probe) role has C(failed=true)), or that failed or were unreachable in this play
     are listed by name in C(missing_facts), C(other_schema), C(probe_failed) and C(unreachable); they are never skipped
     silently. The
-    baseline is then not computed (C(error) says why) unless O(allow_partial=true).
+    baseline is then not computed (C(error) says why) unless O(allow_partial=true). An expansion plan is not made
+    when a host of the cluster or a candidate has no usable facts (C(hosts_without_facts) names each with the
+    reason); a migration target without usable facts is named in C(target_problems).
   - This is an action plugin; it runs on the controller only.
 author:
   - cpucompat.cluster contributors (@cpucompat)
@@ -31,10 +40,44 @@ attributes:
     support: full
     description: Runs on the controller.
 options:
+  report:
+    description: The kind of report (schema C(cpucompat.report/1)).
+    type: str
+    default: baseline
+    choices: [baseline, expansion, migration]
   hosts:
-    description: The hosts to aggregate. Defaults to all hosts of the play (C(ansible_play_hosts_all)).
+    description:
+      - The hosts to aggregate. Defaults to all hosts of the play (C(ansible_play_hosts_all)).
+      - The group for V(baseline), the current cluster for V(expansion), the targets for V(migration).
     type: list
     elements: str
+  candidates:
+    description: With O(report=expansion), the hosts that would join the cluster.
+    type: list
+    elements: str
+    default: []
+  sources:
+    description: With O(report=migration), the hosts whose domains would move. Defaults to O(hosts).
+    type: list
+    elements: str
+  domains_var:
+    description:
+      - Name of the host variable holding a registered M(cpucompat.cluster.domain_cpu_info) result (its C(domains)).
+      - Hosts where it is absent or skipped contribute no domains.
+    type: str
+  verdicts_var:
+    description: With O(report=migration), name of the host variable holding a registered M(cpucompat.cluster.hypervisor_cpu_compare) result.
+    type: str
+  requested:
+    description: With O(report=migration), the migrations intended, as C({domain: host/name, target: host}); an impossible one fails the verdict.
+    type: list
+    elements: dict
+    default: []
+  fail_on:
+    description: With O(report=expansion), the policy of the verdict, as in P(cpucompat.cluster.cpu_expansion_plan#filter).
+    type: str
+    default: incompatible
+    choices: [incompatible, lowers_baseline, never]
   allow_partial:
     description: Compute the baseline from the hosts that have facts even when others do not.
     type: bool
@@ -73,7 +116,7 @@ options:
     default: /usr/share/libvirt/cpu_map
   report_dir:
     description:
-      - Directory on the controller where C(baseline.json) (the view) and C(baseline.md) (its Markdown rendering) are
+      - Directory on the controller where C(<report>.json) (the report) and C(<report>.md) (its Markdown rendering) are
         written, atomically, also in check mode since they change nothing on the hosts. Files whose content is the same
         are left alone.
     type: path
@@ -90,12 +133,27 @@ EXAMPLES = r"""
   cpucompat.cluster.cluster_cpu_facts:
   run_once: true
 
+- name: Plan adding the candidates to the hypervisors, with the domains listed before into found_domains
+  cpucompat.cluster.cluster_cpu_facts:
+    report: expansion
+    hosts: "{{ groups['hypervisors'] }}"
+    candidates: "{{ groups['candidates'] }}"
+    domains_var: found_domains
+    report_dir: /srv/cpucompat/reports
+  register: plan
+  run_once: true
+
 - name: Show the XML
   ansible.builtin.debug:
     msg: "{{ ansible_facts['cpucompat_cluster']['xml'] }}"
 """
 
 RETURN = r"""
+report:
+  description: The report of kind O(report) (schema C(cpucompat.report/1), C(docs/reports.md)).
+  returned: always
+  type: dict
+  sample: {schema: cpucompat.report/1, kind: expansion, verdict: {ok: true, reasons: []}}
 report_files:
   description: The report files written.
   returned: when O(report_dir) is set
@@ -104,12 +162,12 @@ report_files:
   sample: [/srv/reports/baseline.json, /srv/reports/baseline.md]
 ansible_facts:
   description: Facts to add to ansible_facts.
-  returned: always
+  returned: when O(report=baseline)
   type: complex
   contains:
     cpucompat_cluster:
       description: The cluster view (schema C(cpucompat.report/1)).
-      returned: always
+      returned: when O(report=baseline)
       type: dict
       sample:
         schema: cpucompat.report/1

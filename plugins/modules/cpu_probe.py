@@ -48,7 +48,26 @@ options:
         host (no module is sent, a few tens of milliseconds); the module runs only when the fingerprint differs or the
         script cannot tell (for example before the host's Python interpreter has been discovered).
       - Has no effect with O(qmp_socket), whose answer can only be known by asking.
+      - With O(reuse_cached), defaults to the fingerprint of the host's cached facts.
     type: str
+  reuse_cached:
+    description:
+      - Judge this host's cached C(ansible_facts['cpucompat']) (Ansible's fact cache) for freshness, in the one order
+        the action plugin applies - O(force), then O(max_age), then the fingerprint script on the host, then the module
+        with the cached fingerprint - and probe only when they no longer describe the host.
+      - The cached facts are read as stored, never templated; facts of another schema version are never reused.
+    type: bool
+    default: false
+  max_age:
+    description:
+      - With O(reuse_cached), cached facts probed less than this many seconds ago are kept without contacting the host.
+      - V(0) always checks the fingerprint on the host.
+    type: int
+    default: 0
+  force:
+    description: Probe even when cached facts or O(cached_fingerprint) still match.
+    type: bool
+    default: false
 requirements:
   - QEMU (C(qemu-system-x86_64), C(qemu-system-s390x) or C(qemu-system-aarch64)) on the managed host, unless O(qmp_socket) is used.
 notes:
@@ -75,6 +94,11 @@ EXAMPLES = r"""
   cpucompat.cluster.cpu_probe:
     cached_fingerprint: "{{ ansible_facts['cpucompat']['fingerprint'] | default(omit) }}"
 
+- name: Keep cached facts younger than a day, else check the fingerprint, else probe
+  cpucompat.cluster.cpu_probe:
+    reuse_cached: true
+    max_age: 86400
+
 - name: Show which named models run here
   ansible.builtin.debug:
     msg: "{{ ansible_facts['cpucompat']['models'] | dict2items | selectattr('value.runnable') | map(attribute='key') | list }}"
@@ -86,6 +110,12 @@ probed:
   returned: always
   type: bool
   sample: true
+freshness:
+  description: >-
+    Which step of the freshness policy decided: V(max_age) or V(fingerprint) (the cached facts stand) or V(probed).
+  returned: success
+  type: str
+  sample: fingerprint
 fingerprint:
   description: Digest of everything that can change the answer (QEMU binary, kernel, microcode, accelerator).
   returned: success
@@ -132,7 +162,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._common_args import CPU_PROBE_ARGS
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._probe import ProbeRequest, current_fingerprint, probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils._probe import ProbeRequest, probe, spawn_target
 
 
 def main() -> None:
@@ -149,14 +179,15 @@ def main() -> None:
         expand_models=params["expand_models"],
     )
     try:
-        if params["cached_fingerprint"]:
-            now = current_fingerprint(req)
-            if now is not None and now == params["cached_fingerprint"]:
-                module.exit_json(changed=False, probed=False, fingerprint=now)
-        facts = probe(req)
+        # The last step of the freshness policy (the action decides the others): the fingerprint is computed once and
+        # the probe reuses what it was computed from.
+        target = spawn_target(req)
+        if target is not None and params["cached_fingerprint"] and not params["force"] and target.fingerprint == params["cached_fingerprint"]:
+            module.exit_json(changed=False, probed=False, freshness="fingerprint", fingerprint=target.fingerprint)
+        facts = probe(req, target)
     except CpuCompatError as exc:
         module.fail_json(msg=f"CPU probe failed: {exc}")
-    module.exit_json(changed=False, probed=True, fingerprint=facts["fingerprint"], ansible_facts={"cpucompat": facts})
+    module.exit_json(changed=False, probed=True, freshness="probed", fingerprint=facts["fingerprint"], ansible_facts={"cpucompat": facts})
 
 
 if __name__ == "__main__":

@@ -124,7 +124,12 @@ def test_warm_run_uses_the_fact_cache(tmp_path, replay) -> None:
     assert json.loads(out.read_text())["probed"] is True
     warm = run_playbook(play, tmp_path, inventory=inv, extra={"out": str(out)})
     assert warm.returncode == 0
-    assert json.loads(out.read_text())["probed"] is False, "cached facts whose fingerprint matches: QEMU not started"
-    forced = run_playbook(play, tmp_path, inventory=inv, extra={"out": str(out), "cpucompat_probe_force": True})
-    assert json.loads(out.read_text())["probed"] is True and forced.returncode == 0
+    result = json.loads(out.read_text())
+    assert result["probed"] is False, "cached facts whose fingerprint matches: QEMU not started"
+    assert result["freshness"] == "fingerprint"
+    young = run_playbook(play, tmp_path, inventory=inv, extra={"out": str(out), "cpucompat_probe_max_age": 3600})
+    assert young.returncode == 0 and json.loads(out.read_text())["freshness"] == "max_age", "max age first: nothing runs on the host"
+    forced = run_playbook(play, tmp_path, inventory=inv, extra={"out": str(out), "cpucompat_probe_force": True, "cpucompat_probe_max_age": 3600})
+    result = json.loads(out.read_text())
+    assert result["probed"] is True and result["freshness"] == "probed" and forced.returncode == 0
     assert load(RECORDED[0])["host"] == RECORDED[0]  # the replays served the other hosts' recordings

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
-from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_view
+from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_view, group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP
 from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown, write_reports
@@ -26,7 +26,7 @@ def cpu_map():
 
 
 def test_complete_group(cpu_map) -> None:
-    view = cluster_view({n: facts_of(n) for n in INTEL}, [], BaselineOptions(), cpu_map)
+    view = cluster_view(group_facts({n: facts_of(n) for n in INTEL}), BaselineOptions(), cpu_map)
     assert view["complete"] and view["error"] is None
     assert view["by_vendor"] == {"GenuineIntel": sorted(INTEL)}
     assert view["qemu_versions"] == {"unknown": sorted(INTEL)}
@@ -45,22 +45,22 @@ def test_complete_group(cpu_map) -> None:
 def test_incomplete_group_is_named_and_not_baselined(cpu_map, facts, unreachable, probe_errors, key) -> None:
     hosts = {n: facts_of(n) for n in INTEL}
     hosts["h-extra"] = facts_of("x86_64-core-i7-2600") if facts == "ok" else facts
-    view = cluster_view(hosts, unreachable, BaselineOptions(), cpu_map, probe_errors=probe_errors)
+    view = cluster_view(group_facts(hosts, unreachable, probe_errors), BaselineOptions(), cpu_map)
     assert view[key] == ["h-extra"] and view["complete"] is False
     assert view["baseline"] is None and "h-extra" in view["error"]
-    partial = cluster_view(hosts, unreachable, BaselineOptions(), cpu_map, allow_partial=True, probe_errors=probe_errors)
+    partial = cluster_view(group_facts(hosts, unreachable, probe_errors), BaselineOptions(), cpu_map, allow_partial=True)
     assert partial["baseline"] is not None and "h-extra" not in partial["baseline"]["hosts"]
     assert "h-extra" in report_markdown(partial)
 
 
 def test_engine_errors_land_in_the_view(cpu_map) -> None:
-    view = cluster_view({"amd": facts_of("x86_64-epyc-7502"), "intel": facts_of("x86_64-xeon-gold-6130")}, [], BaselineOptions(), cpu_map)
+    view = cluster_view(group_facts({"amd": facts_of("x86_64-epyc-7502"), "intel": facts_of("x86_64-xeon-gold-6130")}), BaselineOptions(), cpu_map)
     assert view["baseline"] is None and "different CPU vendors" in view["error"]
     assert "**Not computed:** hosts of different CPU vendors" in report_markdown(view)
 
 
 def test_reports_are_written_atomically_and_left_alone_when_unchanged(tmp_path, cpu_map) -> None:
-    view = cluster_view({n: facts_of(n) for n in INTEL}, [], BaselineOptions(), cpu_map)
+    view = cluster_view(group_facts({n: facts_of(n) for n in INTEL}), BaselineOptions(), cpu_map)
     paths = write_reports(view, str(tmp_path), "baseline")
     assert [os.path.basename(p) for p in paths] == ["baseline.json", "baseline.md"]
     assert json.loads((tmp_path / "baseline.json").read_text())["schema"] == "cpucompat.report/1"

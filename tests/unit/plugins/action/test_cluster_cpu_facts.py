@@ -1,0 +1,119 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The cluster_cpu_facts action: every report kind from host variables as Ansible hands them in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible.errors import AnsibleActionFail
+
+from utils.engine import baseline
+from utils.recordings import facts_of
+
+GOLD, PLATINUM, BROADWELL = "x86_64-xeon-gold-6130", "x86_64-xeon-platinum-9242", "x86_64-xeon-e5-2650-v4"
+
+
+def _vars(hosts: dict[str, dict], play: list[str] | None = None, reachable: list[str] | None = None) -> dict:
+    """task_vars of a run_once task: every host's variables, the play's hosts and those still standing."""
+    play = list(hosts) if play is None else play
+    return {"hostvars": hosts, "ansible_play_hosts_all": play, "ansible_play_hosts": play if reachable is None else reachable}
+
+
+def _host(recording: str | None, **more) -> dict:
+    return {"ansible_facts": {"cpucompat": facts_of(recording)} if recording else {}, **more}
+
+
+def test_baseline_report_and_fact(action_plugin, tmp_path) -> None:
+    hosts = {"gold": _host(GOLD), "platinum": _host(PLATINUM)}
+    result = action_plugin("cluster_cpu_facts", {"report_dir": str(tmp_path)}).run(task_vars=_vars(hosts))
+    report = result["report"]
+    assert result["ansible_facts"]["cpucompat_cluster"] == report and report["kind"] == "baseline"
+    assert report["baseline"]["features"] == baseline({"gold": facts_of(GOLD), "platinum": facts_of(PLATINUM)})["features"]
+    assert report["xml"].startswith("<cpu mode='custom' match='exact' check='full'>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json", "baseline.md"]
+    assert json.loads((tmp_path / "baseline.json").read_text()) == report
+
+
+@pytest.mark.parametrize("hosts, reachable, key, why", [
+    ({"gold": _host(GOLD), "new": _host(None)}, None, "missing_facts", "new"),
+    ({"gold": _host(GOLD), "old": {"ansible_facts": {"cpucompat": {"schema_version": 0}}}}, None, "other_schema", "old"),
+    ({"gold": _host(GOLD), "down": _host(BROADWELL)}, ["gold"], "unreachable", "down"),
+    ({"gold": _host(GOLD), "bad": _host(BROADWELL, cpucompat_probe_result={"failed": True, "msg": "QEMU died"})}, None,
+     "probe_failed", "bad"),
+], ids=["missing", "schema", "unreachable", "probe-failed"])
+def test_hosts_without_usable_facts_are_named(action_plugin, hosts, reachable, key, why) -> None:
+    report = action_plugin("cluster_cpu_facts", {}).run(task_vars=_vars(hosts, reachable=reachable))["report"]
+    assert report[key] == [why] and report["baseline"] is None and why in report["error"]
+
+
+@pytest.mark.parametrize("files, message", [
+    ({}, "defines no x86 model"),
+    ({"x86_models.xml": "<cpus><model name='x'>"}, "x86_models.xml is not well-formed"),
+    (None, "libvirt's CPU map not found at"),
+], ids=["empty", "malformed", "absent"])
+def test_xml_errors_are_stated_in_their_own_words(action_plugin, tmp_path, files, message) -> None:
+    """A baseline without XML says why: the map is absent, empty or malformed, never one catch-all message."""
+    cpu_map = tmp_path / "cpu_map"
+    if files is not None:
+        cpu_map.mkdir()
+        for name, text in files.items():
+            (cpu_map / name).write_text(text)
+    hosts = {"gold": _host(GOLD)}
+    report = action_plugin("cluster_cpu_facts", {"cpu_map": str(cpu_map)}).run(task_vars=_vars(hosts))["report"]
+    assert report["baseline"] is not None and report["xml"] is None
+    assert message in report["error"], report["error"]
+
+
+def test_expansion_report(action_plugin, tmp_path) -> None:
+    from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import baseline_of  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render  # pylint: disable=import-outside-toplevel
+
+    current_xml = render(baseline_of({"gold": facts_of(GOLD), "platinum": facts_of(PLATINUM)})).xml
+    hosts = {"gold": _host(GOLD, found={"domains": [{"name": "db1", "cpu_xml": current_xml}]}),
+             "platinum": _host(PLATINUM, found={"skipped": True}), "broadwell": _host(BROADWELL)}
+    args = {"report": "expansion", "hosts": ["gold", "platinum"], "candidates": ["broadwell"], "domains_var": "found",
+            "fail_on": "lowers_baseline", "report_dir": str(tmp_path)}
+    result = action_plugin("cluster_cpu_facts", args).run(task_vars=_vars(hosts))
+    report = result["report"]
+    assert "ansible_facts" not in result and report["kind"] == "expansion"
+    assert report["candidates"]["broadwell"]["runs_current_baseline"] is False
+    assert report["domains"]["gold/db1"]["status"] == "must-change" and report["verdict"]["ok"] is False
+    assert report["hosts_without_facts"] == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expansion.json", "expansion.md"]
+
+
+def test_expansion_names_candidates_without_facts(action_plugin) -> None:
+    hosts = {"gold": _host(GOLD), "new": _host(None)}
+    args = {"report": "expansion", "hosts": ["gold"], "candidates": ["new"]}
+    report = action_plugin("cluster_cpu_facts", args).run(task_vars=_vars(hosts))["report"]
+    assert report["hosts_without_facts"] == {"new": "no cpucompat facts"}
+    assert report["verdict"]["ok"] is False and "new (no cpucompat facts)" in report["error"]
+
+
+def test_migration_report(action_plugin) -> None:
+    from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import baseline_of  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render  # pylint: disable=import-outside-toplevel
+
+    skylake = render(baseline_of({"gold": facts_of(GOLD)})).xml
+    hosts = {"gold": _host(GOLD, found={"domains": [{"name": "big", "cpu_xml": skylake, "live_cpu_xml": None}]}),
+             "bdw": _host(BROADWELL, says={"verdicts": {skylake: "incompatible"}}), "gone": _host(None)}
+    args = {"report": "migration", "hosts": ["gold", "bdw", "gone"], "sources": ["gold"], "domains_var": "found",
+            "verdicts_var": "says", "requested": [{"domain": "gold/big", "target": "bdw"}]}
+    report = action_plugin("cluster_cpu_facts", args).run(task_vars=_vars(hosts))["report"]
+    cell = report["matrix"]["gold/big"]["bdw"]
+    assert cell["ok"] is False and "avx512f" in cell["blocking"] and cell["libvirt"] == "incompatible"
+    assert report["target_problems"] == {"gone": "no cpucompat facts"}
+    assert report["verdict"]["ok"] is False and report["verdict"]["reasons"][0].startswith("gold/big -> bdw: target lacks")
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"hosts": ["gold", "nowhere"]}, "not in the inventory: nowhere"),
+    ({"report": "expansion", "hosts": ["gold"], "candidates": ["gold"]}, "both in the cluster and among the candidates: gold"),
+    ({"hosts": []}, "no hosts to aggregate"),
+])
+def test_bad_arguments_name_the_host(action_plugin, args, message) -> None:
+    with pytest.raises(AnsibleActionFail, match=message):
+        action_plugin("cluster_cpu_facts", args).run(task_vars=_vars({"gold": _host(GOLD)}, play=[]))

@@ -1,0 +1,62 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The filters as Ansible calls them: native data in, native data out, AnsibleFilterError naming what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cpucompat.cluster.plugins.filter import cpu
+from utils.recordings import facts_of
+
+GOLD, BROADWELL = facts_of("x86_64-xeon-gold-6130"), facts_of("x86_64-xeon-e5-2650-v4")
+ARM = facts_of("aarch64-unidentified-nosve-qemu-8.2.0")
+
+
+def test_every_filter_is_registered() -> None:
+    assert set(cpu.FilterModule().filters()) == {
+        "cpu_summary", "cpu_baseline", "cpu_compare", "libvirt_cpu_xml", "cpu_report_markdown", "cpu_expansion_plan",
+        "cpu_migration_matrix", "cpu_domain_cpus"}
+
+
+def test_baseline_compare_and_xml_round_trip() -> None:
+    base = cpu.cpu_baseline({"gold": GOLD, "bdw": BROADWELL}, exclude_features=["avx2"])
+    assert isinstance(base, dict) and base["excluded"] == ["avx2"] and "avx2" not in base["features"]
+    verdict = cpu.cpu_compare(base, GOLD, "gold")
+    assert verdict["host"] == "gold" and verdict["runnable"] is True and verdict["result"] == "superset"
+    xml = cpu.libvirt_cpu_xml(base)
+    assert xml.startswith("<cpu mode='custom' match='exact' check='full'>") and "name='avx2'" in xml
+    assert cpu.cpu_summary(GOLD, "gold")[0].startswith("gold: x86_64 GenuineIntel")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: cpu.cpu_baseline({"gold": GOLD, "new": None}), "cpu_baseline: host new has no cpucompat facts"),
+    (lambda: cpu.cpu_baseline({"gold": GOLD}, require_features="avx512f"), "require_features must be a list of feature names"),
+    (lambda: cpu.cpu_compare({"features": ["sse2", "<x/>"]}, GOLD, "gold"), "'<x/>' is not a valid CPU feature name"),
+    (lambda: cpu.cpu_compare({"model": None, "features": []}, {"schema_version": 9}, "hv9"), "host hv9: facts have schema_version 9"),
+    (lambda: cpu.libvirt_cpu_xml("not a baseline"), "libvirt_cpu_xml: expected a baseline"),
+    (lambda: cpu.libvirt_cpu_xml(cpu.cpu_baseline({"arm": ARM})), "QEMU does not report which named aarch64 CPU models run"),
+    (lambda: cpu.cpu_migration_matrix({}, {"arm": ARM}), "the migration matrix \\(target arm\\) is implemented for x86_64 only"),
+    (lambda: cpu.cpu_expansion_plan({"gold": GOLD}, {"gold": GOLD}), "both in the cluster and as candidates: gold"),
+    (lambda: cpu.cpu_expansion_plan([], {}), "current and candidates must be mappings"),
+    (lambda: cpu.cpu_report_markdown({"schema": "other"}), "not a cpucompat report"),
+    (lambda: cpu.cpu_summary({}, "hv1"), "hv1: not cpucompat facts"),
+    (lambda: cpu.cpu_domain_cpus([]), "expected a mapping of host name"),
+], ids=["baseline-missing", "baseline-option", "compare-name", "compare-schema", "xml-input", "xml-aarch64", "matrix-arch",
+        "plan-overlap", "plan-type", "markdown", "summary", "domain-cpus"])
+def test_bad_input_is_named(call, message: str) -> None:
+    with pytest.raises(AnsibleFilterError, match=message):
+        call()
+
+
+def test_expansion_plan_and_matrix() -> None:
+    plan = cpu.cpu_expansion_plan({"gold": GOLD}, {"bdw": BROADWELL}, fail_on="lowers_baseline")
+    assert plan["kind"] == "expansion" and plan["verdict"]["ok"] is False and "avx512f" in plan["delta"]["features_lost"]
+    xml = cpu.libvirt_cpu_xml(cpu.cpu_baseline({"gold": GOLD}))
+    domains = {"gold": [{"name": "vm", "cpu_xml": xml, "live_cpu_xml": None}]}
+    assert cpu.cpu_domain_cpus(domains) == [xml]
+    matrix = cpu.cpu_migration_matrix(domains, {"gold": GOLD, "bdw": BROADWELL})
+    assert matrix["matrix"]["gold/vm"]["gold"]["ok"] is True and matrix["matrix"]["gold/vm"]["bdw"]["ok"] is False
+    assert "| gold/vm |" in cpu.cpu_report_markdown(matrix)

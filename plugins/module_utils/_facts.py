@@ -106,6 +106,70 @@ def _identity(arch: str, session: Session) -> dict[str, Any]:
     return ident
 
 
+def _target_arch(session: Session, where: str) -> str:
+    target = session.reply("query-target")
+    if not isinstance(target, dict) or not isinstance(target.get("arch"), str):
+        raise FactsError(f"{where}: query-target reply is missing or has no 'arch'")
+    arch = target["arch"]
+    if arch not in SUPPORTED_ARCHES:
+        raise FactsError(f"{where}: target architecture {arch!r} is not supported (supported: {', '.join(SUPPORTED_ARCHES)})")
+    return arch
+
+
+def _qemu(session: Session, where: str, binary: str | None) -> dict[str, Any]:
+    """QEMU's binary, version and package. A recording may lack query-version (libvirt's cputestdata never kept it):
+    the version is then unknown (null), never guessed."""
+    version = session.reply("query-version")
+    if version is None:
+        return {"binary": binary, "version": None, "package": None}
+    qv = version.get("qemu") if isinstance(version, dict) else None
+    try:
+        number = f"{int(qv['major'])}.{int(qv['minor'])}.{int(qv['micro'])}"  # type: ignore[index]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FactsError(f"{where}: query-version reply has no usable major/minor/micro: {str(version)[:80]}") from exc
+    return {"binary": binary, "version": number, "package": str(version.get("package", "")).strip()}
+
+
+def _accel(session: Session, where: str) -> str:
+    kvm = session.reply("query-kvm")
+    if not isinstance(kvm, dict) or "enabled" not in kvm:
+        raise FactsError(f"{where}: query-kvm reply is missing or has no 'enabled'")
+    return "kvm" if kvm["enabled"] else "tcg"
+
+
+def _primary(session: Session, arch: str, where: str) -> tuple[set[str], str, dict[str, Any]]:
+    """The host's features from the primary host expansion, where they came from, and the expanded model."""
+    primary = session.primary
+    if primary is None or primary not in session.replies:
+        err = (session.error(primary) if primary is not None else None) or {}
+        raise FactsError(f"{where}: no host CPU expansion ({primary.encode() if primary else 'none asked'}): {err.get('desc', 'no reply')}")
+    reply = session.replies[primary]
+    features, source = host_features(arch, reply, str(primary.expansion_type), f"{where}: {primary.encode()}")
+    return features, source, _expansion_model(reply, where)
+
+
+def _non_migratable(session: Session, arch: str, features: set[str], where: str) -> list[str] | None:
+    """x86: what the host offers only to non-migratable guests (invtsc...), from the static expansion with migratable=false."""
+    if arch != "x86_64":
+        return None
+    for model in ("host", "max"):
+        reply = session.expansion("static", model, {"migratable": False})
+        if reply is not None:
+            wider, _src = host_features(arch, reply, "static", f"{where}: static expansion of {model} with migratable=false")
+            return sorted(wider - features)
+    return None
+
+
+def _block_rejected(models: dict[str, dict[str, Any]] | None, rejected: frozenset[str]) -> None:
+    """A model that needs a feature KVM refuses does not run here, whatever QEMU said."""
+    for info in (models or {}).values():
+        blocked = sorted(rejected & set(info.get("features") or []))
+        if blocked and info["runnable"]:
+            info["runnable"] = False
+            info["unavailable_features"] = blocked
+            info.pop("features")
+
+
 def build_facts(
     session: Session,
     *,
@@ -118,64 +182,27 @@ def build_facts(
 ) -> dict[str, Any]:
     """Build the ``cpucompat`` fact from one session's replies (its ``primary`` host expansion first of all).
 
-    ``where`` names the host or socket in every error message.
+    ``where`` names the host or socket in every error message. Features QEMU offers but KVM refuses when a vCPU is
+    created (``rejected_features``, see ``_probe.kvm_rejected_features``) are not features of this host.
     """
-    target = session.reply("query-target")
-    if not isinstance(target, dict) or not isinstance(target.get("arch"), str):
-        raise FactsError(f"{where}: query-target reply is missing or has no 'arch'")
-    arch = target["arch"]
-    if arch not in SUPPORTED_ARCHES:
-        raise FactsError(f"{where}: target architecture {arch!r} is not supported (supported: {', '.join(SUPPORTED_ARCHES)})")
-    # A recording may lack query-version (libvirt's cputestdata never kept it):
-    # the version is then unknown (null), never guessed.
-    version = session.reply("query-version")
-    qemu_version: str | None = None
-    if version is not None:
-        qv = version.get("qemu") if isinstance(version, dict) else None
-        try:
-            qemu_version = f"{int(qv['major'])}.{int(qv['minor'])}.{int(qv['micro'])}"  # type: ignore[index]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FactsError(f"{where}: query-version reply has no usable major/minor/micro: {str(version)[:80]}") from exc
-    kvm = session.reply("query-kvm")
-    if not isinstance(kvm, dict) or "enabled" not in kvm:
-        raise FactsError(f"{where}: query-kvm reply is missing or has no 'enabled'")
-    accel = "kvm" if kvm["enabled"] else "tcg"
-
-    primary = session.primary
-    if primary is None or primary not in session.replies:
-        err = (session.error(primary) if primary is not None else None) or {}
-        raise FactsError(f"{where}: no host CPU expansion ({primary.encode() if primary else 'none asked'}): {err.get('desc', 'no reply')}")
-    features, features_source = host_features(arch, session.replies[primary], str(primary.expansion_type), f"{where}: {primary.encode()}")
-    host_model = _expansion_model(session.replies[primary], where)
-    # Features QEMU offers but KVM refuses when a vCPU is created (see
-    # _probe.kvm_rejected_features) are not features of this host.
+    arch = _target_arch(session, where)
+    qemu = _qemu(session, where, qemu_binary)
+    accel = _accel(session, where)
+    features, features_source, host_model = _primary(session, arch, where)
     rejected = frozenset(rejected_features)
     features -= rejected
-
-    non_migratable: list[str] | None = None
-    if arch == "x86_64":
-        for model in ("host", "max"):
-            reply = session.expansion("static", model, {"migratable": False})
-            if reply is not None:
-                wider, _src = host_features(arch, reply, "static", f"{where}: static expansion of {model} with migratable=false")
-                non_migratable = sorted(wider - features - rejected)
-                break
-
+    non_migratable = _non_migratable(session, arch, features | rejected, where)
     models = _models(arch, session, where)
-    for info in (models or {}).values():
-        blocked = sorted(rejected & set(info.get("features") or []))
-        if blocked and info["runnable"]:
-            info["runnable"] = False
-            info["unavailable_features"] = blocked
-            info.pop("features")
-    identity = _identity(arch, session)
+    _block_rejected(models, rejected)
+    primary = session.primary
+    assert primary is not None  # _primary checked it
     facts: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "arch": arch,
-        **identity,
+        **_identity(arch, session),
         "base_model": host_model["name"] if arch == "s390x" else None,
         "accel": accel,
-        "qemu": {"binary": qemu_binary, "version": qemu_version, "package": str(version.get("package", "")).strip() if version else None},
+        "qemu": qemu,
         "host_cpu": {"expansion": primary.label, "features_source": features_source,
                      "kvm_rejected_features": sorted(rejected), "kvm_vcpu_check": rejection_detail},
         "features": sorted(features),
@@ -189,8 +216,8 @@ def build_facts(
             "unavailable_features": None if models is None else any(m["runnable"] is not None for m in models.values()),
         },
         "probe": dict(probe),
+        "fingerprint": fingerprint(fingerprint_inputs),
     }
-    facts["fingerprint"] = fingerprint(fingerprint_inputs)
     return facts
 
 

@@ -100,16 +100,8 @@ def domain_cpus(domains: Mapping[str, list[Mapping[str, Any]]]) -> list[str]:
     return list(seen)
 
 
-def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Mapping[str, Any], cpu_map: CpuMap,
-                     libvirt_verdicts: Mapping[str, Mapping[str, str]] | None = None,
-                     requested: list[Mapping[str, str]] | None = None) -> dict[str, Any]:
-    """Can each domain's current CPU run on each target? Our verdict, libvirt's where it was asked, and every disagreement.
-
-    ``domains``: source host -> domain_cpu_info entries. ``targets``: host ->
-    cpucompat facts. ``libvirt_verdicts``: target -> {cpu_xml: libvirt's
-    compareHypervisorCPU result}. ``requested``: [{domain: "host/name", target: t}]
-    migrations the user intends; an impossible one makes ``ok`` false.
-    """
+def _target_features(targets: Mapping[str, Any], cpu_map: CpuMap) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+    """Each target's migratable features in libvirt's names, and the targets that cannot be judged (with why)."""
     target_sets: dict[str, frozenset[str]] = {}
     problems: dict[str, str] = {}
     for name, facts in sorted(targets.items()):
@@ -123,9 +115,50 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
             continue
         require_map_arch(host.arch, f"the migration matrix (target {name})")
         target_sets[name] = cpu_map.libvirt_names(host.features)[0]
+    return target_sets, problems
+
+
+def _cell(needs: frozenset[str] | None | str, have: frozenset[str], libvirt_result: str | None) -> dict[str, Any]:
+    """One domain CPU on one target: our answer, and libvirt's beside it when it was asked."""
+    if isinstance(needs, str):
+        cell: dict[str, Any] = {"ok": None, "why": needs}
+    elif needs is None:
+        cell = {"ok": None, "why": "host-model/host-passthrough CPU not expanded (domain not running)"}
+    else:
+        blocking = sorted(needs - have)
+        cell = {"ok": not blocking, "blocking": blocking}
+    if libvirt_result is not None:
+        cell["libvirt"] = libvirt_result
+        if cell["ok"] is not None and cell["ok"] != (libvirt_result in ("identical", "superset")):
+            cell["disagreement"] = True
+    return cell
+
+
+def _requested_failures(matrix: Mapping[str, Mapping[str, Any]], requested: list[Mapping[str, str]]) -> list[str]:
+    failures = []
+    for pair in requested:
+        cell = matrix.get(pair.get("domain", ""), {}).get(pair.get("target", ""))
+        if cell is None:
+            failures.append(f"{pair.get('domain')} -> {pair.get('target')}: unknown domain or target")
+        elif cell["ok"] is not True:
+            failures.append(f"{pair['domain']} -> {pair['target']}: "
+                            + (f"target lacks {', '.join(cell['blocking'])}" if cell.get("blocking") else cell.get("why", "cannot tell")))
+    return failures
+
+
+def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Mapping[str, Any], cpu_map: CpuMap,
+                     libvirt_verdicts: Mapping[str, Mapping[str, str]] | None = None,
+                     requested: list[Mapping[str, str]] | None = None) -> dict[str, Any]:
+    """Can each domain's current CPU run on each target? Our answer, libvirt's where it was asked, and every disagreement.
+
+    ``domains``: source host -> domain_cpu_info entries. ``targets``: host -> cpucompat facts (x86_64 only: the
+    domains' CPUs are read against libvirt's x86 CPU map). ``libvirt_verdicts``: target -> {cpu_xml: libvirt's
+    compareHypervisorCPU result}. ``requested``: [{domain: "host/name", target: t}] migrations the user intends; an
+    impossible one makes the verdict's ``ok`` false.
+    """
+    target_sets, problems = _target_features(targets, cpu_map)
     needs_of: dict[str, frozenset[str] | None | str] = {}
     matrix: dict[str, dict[str, Any]] = {}
-    disagreements = []
     for host, entries in sorted(domains.items()):
         for dom in entries:
             key = f"{host}/{dom['name']}"
@@ -138,33 +171,11 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
                     needs_of[cpu_xml] = guest_features(cpu_xml, cpu_map, f"domain {key}: <cpu>")
                 except CpuCompatError as exc:
                     needs_of[cpu_xml] = str(exc)
-            needs = needs_of[cpu_xml]
-            row: dict[str, Any] = {}
-            for target, have in target_sets.items():
-                if isinstance(needs, str):
-                    cell: dict[str, Any] = {"ok": None, "why": needs}
-                elif needs is None:
-                    cell = {"ok": None, "why": "host-model/host-passthrough CPU not expanded (domain not running)"}
-                else:
-                    blocking = sorted(needs - have)
-                    cell = {"ok": not blocking, "blocking": blocking}
-                verdict = (libvirt_verdicts or {}).get(target, {}).get(cpu_xml)
-                if verdict is not None:
-                    cell["libvirt"] = verdict
-                    libvirt_ok = verdict in ("identical", "superset")
-                    if cell["ok"] is not None and cell["ok"] != libvirt_ok:
-                        cell["disagreement"] = True
-                        disagreements.append({"domain": key, "target": target, "ours": cell["ok"], "libvirt": verdict})
-                row[target] = cell
-            matrix[key] = row
-    failures = []
-    for pair in requested or []:
-        cell = matrix.get(pair.get("domain", ""), {}).get(pair.get("target", ""))
-        if cell is None:
-            failures.append(f"{pair.get('domain')} -> {pair.get('target')}: unknown domain or target")
-        elif cell["ok"] is not True:
-            failures.append(f"{pair['domain']} -> {pair['target']}: "
-                            + (f"target lacks {', '.join(cell['blocking'])}" if cell.get("blocking") else cell.get("why", "cannot tell")))
+            matrix[key] = {t: _cell(needs_of[cpu_xml], have, (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
+                           for t, have in target_sets.items()}
+    disagreements = [{"domain": d, "target": t, "ours": c["ok"], "libvirt": c["libvirt"]}
+                     for d, row in matrix.items() for t, c in row.items() if c.get("disagreement")]
+    failures = _requested_failures(matrix, list(requested or []))
     return {"schema": REPORT_SCHEMA, "kind": "migration", "targets": sorted(target_sets), "target_problems": problems,
             "matrix": matrix, "disagreements": disagreements, "requested": list(requested or []),
             "verdict": {"ok": not failures, "reasons": failures}}

@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,19 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
+def _accept(listener: socket.socket, proc: subprocess.Popen[bytes], deadline: float,
+            exited: Callable[[], QemuStartError], too_late: str) -> socket.socket:
+    """Wait for QEMU to connect its monitor; fail as soon as it has died or the deadline passed."""
+    while True:
+        try:
+            return listener.accept()[0]
+        except socket.timeout:
+            if proc.poll() is not None:
+                raise exited() from None
+            if time.monotonic() > deadline:
+                raise QemuStartError(too_late) from None
+
+
 @contextlib.contextmanager
 def spawn_qemu(binary: str, accel: str, timeout: float, machine: str = "none",
                extra_args: tuple[str, ...] = ()) -> Iterator[QMPClient]:
@@ -96,15 +109,8 @@ def spawn_qemu(binary: str, accel: str, timeout: float, machine: str = "none",
         except OSError as exc:
             raise QemuStartError(f"cannot start {binary}: {exc.strerror or exc}") from exc
         deadline = time.monotonic() + timeout
-        conn: socket.socket | None = None
-        while conn is None:
-            try:
-                conn = listener.accept()[0]
-            except socket.timeout:
-                if proc.poll() is not None:
-                    raise exited("before its QMP monitor connected") from None
-                if time.monotonic() > deadline:
-                    raise QemuStartError(f"{binary} (accel={accel}) did not connect its QMP monitor within {timeout:g} s; it was killed") from None
+        conn = _accept(listener, proc, deadline, lambda: exited("before its QMP monitor connected"),
+                       f"{binary} (accel={accel}) did not connect its QMP monitor within {timeout:g} s; it was killed")
         client = QMPClient(conn, f"{binary} (accel={accel})", timeout, first_deadline=deadline)
         try:
             client.handshake()

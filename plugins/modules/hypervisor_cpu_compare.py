@@ -28,9 +28,11 @@ options:
     description: Virtualization type; V(kvm) when usable, else V(qemu), unless given.
     type: str
   arch:
-    description: Guest architecture.
+    description:
+      - Guest architecture, in QEMU's naming (V(x86_64), V(s390x), V(aarch64)).
+      - Defaults to the managed host's own architecture.
+      - The pre-migration matrix that uses this module reads CPUs against libvirt's x86 CPU map and is x86_64-only.
     type: str
-    default: x86_64
 """
 
 EXAMPLES = r"""
@@ -48,11 +50,13 @@ verdicts:
   sample: {"<cpu mode='custom' match='exact'>...</cpu>": superset}
 """
 
+import platform
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import connection
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._fingerprint import kvm_usable
+from ansible_collections.cpucompat.cluster.plugins.module_utils._fingerprint import QEMU_ARCH_BY_MACHINE, kvm_usable
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
 
 _RESULTS = {0: "incompatible", 1: "identical", 2: "superset"}
@@ -61,7 +65,7 @@ _RESULTS = {0: "incompatible", 1: "identical", 2: "superset"}
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(**LIBVIRT_ARGS, cpus=dict(type="list", elements="str", required=True),
-                           virttype=dict(type="str"), arch=dict(type="str", default="x86_64")),
+                           virttype=dict(type="str"), arch=dict(type="str")),
         supports_check_mode=True,
     )
     if not HAS_LIBVIRT:
@@ -70,12 +74,13 @@ def main() -> None:
 
     p = module.params
     virttype = p["virttype"] or ("kvm" if kvm_usable() else "qemu")
+    arch = p["arch"] or QEMU_ARCH_BY_MACHINE.get(platform.machine(), platform.machine())
     verdicts = {}
     try:
         with connection(p["uri"]) as conn:
             for cpu in p["cpus"]:
                 try:
-                    code = conn.compareHypervisorCPU(None, p["arch"], None, virttype, cpu, 0)
+                    code = conn.compareHypervisorCPU(None, arch, None, virttype, cpu, 0)
                     verdicts[cpu] = _RESULTS.get(code, f"error: unknown result {code}")
                 except libvirt.libvirtError as exc:
                     verdicts[cpu] = f"error: {str(exc).strip()}"

@@ -46,8 +46,8 @@ domains:
       uuid: 6f0e2b1c-0d5e-4c8e-9f1a-2b3c4d5e6f70
       active: true
       persistent: true
-      cpu_xml: "<cpu mode=\"host-model\" />"
-      live_cpu_xml: "<cpu mode=\"custom\" match=\"exact\"><model>EPYC-Rome</model></cpu>"
+      cpu_xml: "<cpu mode='host-model'/>"
+      live_cpu_xml: "<cpu mode='custom' match='exact'>\n  <model>EPYC-Rome</model>\n</cpu>\n"
 """
 
 import re

@@ -76,27 +76,24 @@ class GroupReader:
         unreachable = [n for n in names if n not in self._reachable and n in self._play_all]
         return group_facts(facts, unreachable, {n: _probe_error(raw[n].get("cpucompat_probe_result")) for n in names})
 
-    def domains(self, names: list[str], var: str | None) -> dict[str, list[Mapping[str, Any]]]:
-        """The ``domains`` of each host's registered domain_cpu_info result (skipped or absent: none)."""
+    def registered(self, names: list[str], var: str | None, key: str, kind: type) -> dict[str, Any]:
+        """``key`` of each host's registered result in ``var`` (skipped, absent or of another shape: left out)."""
         if not var:
             return {}
         out = {}
         for name in names:
             registered = self.raw(name).get(var)
-            if isinstance(registered, Mapping) and isinstance(registered.get("domains"), list):
-                out[name] = registered["domains"]
+            if isinstance(registered, Mapping) and isinstance(registered.get(key), kind):
+                out[name] = registered[key]
         return out
+
+    def domains(self, names: list[str], var: str | None) -> dict[str, list[Mapping[str, Any]]]:
+        """The ``domains`` of each host's registered domain_cpu_info result."""
+        return self.registered(names, var, "domains", list)
 
     def verdicts(self, names: list[str], var: str | None) -> dict[str, Mapping[str, str]]:
         """libvirt's verdicts from each host's registered hypervisor_cpu_compare result."""
-        if not var:
-            return {}
-        out = {}
-        for name in names:
-            registered = self.raw(name).get(var)
-            if isinstance(registered, Mapping) and isinstance(registered.get("verdicts"), Mapping):
-                out[name] = registered["verdicts"]
-        return out
+        return self.registered(names, var, "verdicts", Mapping)
 
 
 def _probe_error(registered: Any) -> str:

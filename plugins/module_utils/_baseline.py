@@ -282,7 +282,8 @@ class S390xRules:
                 rest = _fold([prefix[i], suffix[i + 1]])
                 without[p.members[0]] = f"{rest.definition.name}-base" if rest is not None else None
         total = prefix[-1]
-        assert total is not None  # Cluster.of refuses an empty group
+        if total is None:  # Cluster.of refuses an empty group; this guards the fold
+            raise BaselineError("no s390x hosts to baseline")
         model = f"{total.definition.name}-base"
         return ModelChoice(model, {model: _s390x.base_features(_s390x.definition_of(model))}, (), without)
 

@@ -15,7 +15,7 @@ from typing import Any
 from . import _catalog, _fingerprint
 from ._errors import FactsError
 from ._features import SUPPORTED_ARCHES, canonical_list, enabled_features
-from ._session import Session
+from ._session import Query, Session
 
 SCHEMA_VERSION = 1
 _IDENTITY_PROPS = ("vendor", "family", "model", "stepping", "model-id")
@@ -137,15 +137,15 @@ def _accel(session: Session, where: str) -> str:
     return "kvm" if kvm["enabled"] else "tcg"
 
 
-def _primary(session: Session, arch: str, where: str) -> tuple[set[str], str, dict[str, Any]]:
-    """The host's features from the primary host expansion, where they came from, and the expanded model."""
+def _primary(session: Session, arch: str, where: str) -> tuple[Query, set[str], str, dict[str, Any]]:
+    """The primary host expansion, the host's features from it, where they came from, and the expanded model."""
     primary = session.primary
     if primary is None or primary not in session.replies:
         err = (session.error(primary) if primary is not None else None) or {}
         raise FactsError(f"{where}: no host CPU expansion ({primary.encode() if primary else 'none asked'}): {err.get('desc', 'no reply')}")
     reply = session.replies[primary]
     features, source = host_features(arch, reply, str(primary.expansion_type), f"{where}: {primary.encode()}")
-    return features, source, _expansion_model(reply, where)
+    return primary, features, source, _expansion_model(reply, where)
 
 
 def _non_migratable(session: Session, arch: str, features: set[str], where: str) -> list[str] | None:
@@ -188,14 +188,12 @@ def build_facts(
     arch = _target_arch(session, where)
     qemu = _qemu(session, where, qemu_binary)
     accel = _accel(session, where)
-    features, features_source, host_model = _primary(session, arch, where)
+    primary, features, features_source, host_model = _primary(session, arch, where)
     rejected = frozenset(rejected_features)
     features -= rejected
     non_migratable = _non_migratable(session, arch, features | rejected, where)
     models = _models(arch, session, where)
     _block_rejected(models, rejected)
-    primary = session.primary
-    assert primary is not None  # _primary checked it
     facts: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "arch": arch,

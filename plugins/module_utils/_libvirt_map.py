@@ -39,7 +39,9 @@ class CpuMap:
         """libvirt's spelling of a QEMU feature, or None when libvirt's map has no name for it."""
         if qemu_name not in self._to_libvirt:
             found = None
-            for cand in (self.qemu_aliases.get(qemu_name), _QEMU_TO_LIBVIRT.get(qemu_name), qemu_name, qemu_name.replace("-", "_"), qemu_name.replace(".", "_")):
+            spellings = (self.qemu_aliases.get(qemu_name), _QEMU_TO_LIBVIRT.get(qemu_name), qemu_name,
+                         qemu_name.replace("-", "_"), qemu_name.replace(".", "_"))
+            for cand in spellings:
                 if cand and cand in self.features:
                     found = cand
                     break

@@ -69,7 +69,9 @@ options:
     description: With O(report=migration), name of the host variable holding a registered M(cpucompat.cluster.hypervisor_cpu_compare) result.
     type: str
   requested:
-    description: With O(report=migration), the migrations intended, as C({domain: host/name, target: host}); an impossible one fails the verdict.
+    description:
+      - With O(report=migration), the migrations intended, each a dictionary with C(domain) (C(host/name)) and C(target)
+        (a host); an impossible one fails the verdict.
     type: list
     elements: dict
     default: []

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts
 from conftest import KVM
 from integration.helpers import run_playbook
 from utils.recordings import build, load, names, primary_key, served_replies

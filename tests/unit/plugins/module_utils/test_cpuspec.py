@@ -29,11 +29,13 @@ def test_write_is_the_inverse_of_parse() -> None:
 
 
 @pytest.mark.parametrize("a, b, same", [
-    ("<cpu mode='custom'><feature name='a'/><feature name='b'/></cpu>", "<cpu mode='custom'><feature name='b' policy='require'/><feature name='a'/></cpu>", True),
+    ("<cpu mode='custom'><feature name='a'/><feature name='b'/></cpu>",
+     "<cpu mode='custom'><feature name='b' policy='require'/><feature name='a'/></cpu>", True),
     ("<cpu mode='custom'><model>x</model><!-- c --></cpu>", "<cpu mode='custom'>\n  <model>x</model>\n</cpu>", True),
     ("<cpu mode='custom'><model>x</model></cpu>", "<cpu mode='custom'><model fallback='forbid'>x</model></cpu>", False),
     ("<cpu mode='custom'><feature name='a'/></cpu>", "<cpu mode='custom'><feature policy='disable' name='a'/></cpu>", False),
-    ("<cpu mode='host-model'><topology sockets='1' cores='2' threads='1'/></cpu>", "<cpu mode='host-model'><topology sockets='1' cores='2' threads='1'/></cpu>", True),
+    ("<cpu mode='host-model'><topology sockets='1' cores='2' threads='1'/></cpu>",
+     "<cpu mode='host-model'><topology sockets='1' cores='2' threads='1'/></cpu>", True),
     ("<cpu mode='host-model'><topology sockets='1' cores='2' threads='1'/></cpu>", "<cpu mode='host-model'/>", False),
 ], ids=["feature-order", "whitespace-comment", "model-attrs", "policy", "other-elements", "other-missing"])
 def test_key_is_the_meaning(a: str, b: str, same: bool) -> None:

@@ -81,7 +81,7 @@ class _ModelIndex:
         index = cls()
         for h in reps:  # sorted by name: the first host that expanded a model answers
             for model, info in h.models.items():
-                if not isinstance(info, Mapping):
+                if not isinstance(info, dict) and not isinstance(info, Mapping):
                     continue
                 if info.get("deprecated"):
                     index.deprecated.add(model)
@@ -166,6 +166,15 @@ class Cluster:
 
     def allowed(self, model: str) -> bool:
         return model not in self.index.unsafe and (self.opts.allow_deprecated or model not in self.index.deprecated)
+
+    @functools.cached_property
+    def holders(self) -> dict[str, int]:
+        """Models some but not all hosts run, with how many hosts run each."""
+        holders: dict[str, int] = {}
+        for p in self.profiles:
+            for m in p.rep.runnable - self.runnable_everywhere:
+                holders[m] = holders.get(m, 0) + len(p.members)
+        return holders
 
     def lacking_model(self, model: str) -> list[str]:
         """The hosts that cannot run ``model``."""
@@ -360,9 +369,9 @@ class Baseline:
         return {
             "arch": self.arch, "vendor": self.vendor, "accel": self.accel, "model": self.model,
             "candidates": list(self.candidates), "require": self.require, "disable": self.disable,
-            "features": sorted(self.features), "hosts": list(self.hosts), "lost": {k: list(v) for k, v in self.lost.items()},
-            "bottlenecks": {k: dict(v) for k, v in self.bottlenecks.items()},
-            "blocked_models": {k: dict(v) for k, v in self.blocked_models.items()},
+            # The explanation's lists and mappings are the engine's own, built for this result: handed out, not copied.
+            "features": sorted(self.features), "hosts": list(self.hosts), "lost": dict(self.lost),
+            "bottlenecks": dict(self.bottlenecks), "blocked_models": dict(self.blocked_models),
             "non_migratable_left_out": list(self.non_migratable_left_out), "excluded": list(self.excluded),
             "models_without_features": list(self.models_without_features),
             "options": {"migratable_only": self.options.migratable_only, "allow_deprecated": self.options.allow_deprecated,
@@ -421,15 +430,6 @@ def _check_min_model(cluster: Cluster) -> None:
         raise BaselineError(f"the cluster falls below min_model {wanted}: it does not run on {', '.join(cluster.lacking_model(wanted))}")
 
 
-def _holders(cluster: Cluster) -> dict[str, int]:
-    """Models some but not all hosts run, with how many hosts run each."""
-    holders: dict[str, int] = {}
-    for p in cluster.profiles:
-        for m in p.rep.runnable - cluster.runnable_everywhere:
-            holders[m] = holders.get(m, 0) + len(p.members)
-    return holders
-
-
 def bottlenecks(cluster: Cluster, strategy: ModelStrategy, choice: ModelChoice) -> dict[str, dict[str, Any]]:
     """What the baseline would gain without each host: a feature (model) comes back exactly when every host but one
     has (runs) it."""
@@ -439,7 +439,7 @@ def bottlenecks(cluster: Cluster, strategy: ModelStrategy, choice: ModelChoice) 
         for f, lacking in cluster.lost.items():
             if len(lacking) == 1:
                 gained.setdefault(lacking[0], []).append(f)
-        for m, count in _holders(cluster).items():
+        for m, count in cluster.holders.items():
             if count == cluster.size - 1:
                 models.setdefault(cluster.lacking_model(m)[0], []).append(m)
     names = set(gained) | set(models) | {h for h, m in choice.leave_one_out.items() if m not in (None, choice.model)}
@@ -452,11 +452,14 @@ def bottlenecks(cluster: Cluster, strategy: ModelStrategy, choice: ModelChoice) 
 
 def blocked_models(cluster: Cluster, limit: int = 5) -> dict[str, dict[str, list[str]]]:
     """Why not a better model: the largest models some hosts run, and what blocks them on the others."""
-    known = [m for m in _holders(cluster) if cluster.model_features(m) is not None]
+    known = [m for m in cluster.holders if cluster.model_features(m) is not None]
     known.sort(key=lambda m: model_rank(m, cluster.model_features(m) or frozenset()), reverse=True)
     out: dict[str, dict[str, list[str]]] = {}
     for m in known[:limit]:
-        out[m] = {member: p.rep.blockers(m) for p in cluster.profiles if m not in p.rep.runnable for member in p.members}
+        out[m] = {}
+        for p in cluster.profiles:
+            if m not in p.rep.runnable:
+                out[m].update(dict.fromkeys(p.members, p.rep.blockers(m)))
     return out
 
 

@@ -9,7 +9,7 @@ at the edge, once, and nothing downstream validates again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from ._facts import SCHEMA_VERSION
 from ._features import FEATURE_NAME_RE, validate_feature_name
 
 _EMPTY: frozenset[str] = frozenset()
+_NO_MODEL: Mapping[str, Any] = {}
 # Names already checked against FEATURE_NAME_RE in this process: fleets repeat the same few hundred names.
 _VALID_NAMES: set[str] = set()
 
@@ -39,9 +40,13 @@ class HostCpu:
     facts: Mapping[str, Any]  # the facts themselves, for reports
 
     @classmethod
-    def from_facts(cls, name: str, facts: Any) -> HostCpu:
-        """Validate ``facts`` (the ``cpucompat`` fact of host ``name``); every error names the host."""
-        if not isinstance(facts, Mapping):
+    def from_facts(cls, name: str, facts: Any, check_names: bool = True) -> HostCpu:
+        """Validate ``facts`` (the ``cpucompat`` fact of host ``name``); every error names the host.
+
+        ``check_names=False`` leaves the feature names to the caller, who checks a whole fleet's at once
+        (:func:`host_cpus`).
+        """
+        if not _is_map(facts):
             raise BaselineError(f"host {name} has no cpucompat facts (probe it with cpucompat.cluster.cpu_probe first)")
         if facts.get("schema_version") != SCHEMA_VERSION:
             raise BaselineError(f"host {name}: facts have schema_version {facts.get('schema_version')!r}, this collection "
@@ -53,13 +58,18 @@ class HostCpu:
         nonmig = _names(name, facts.get("non_migratable_features"), "non_migratable_features")
         # Aliases stay: QEMU before 4.1 knows "Broadwell" only, newer QEMU both "Broadwell" (alias of Broadwell-v1)
         # and "Broadwell-v1". Mixed clusters meet on the alias.
-        runnable = _names(name, facts.get("runnable_models"), "runnable_models", check=False)
-        models = facts.get("models") or {}
-        if not isinstance(models, Mapping):
+        runnable = _names(name, facts.get("runnable_models"), "runnable_models")
+        models = facts.get("models") or _NO_MODEL
+        if not _is_map(models):
             raise BaselineError(f"host {name}: field 'models' is not a mapping")
-        qemu = facts.get("qemu") if isinstance(facts.get("qemu"), Mapping) else {}
-        return cls(name, str(facts["arch"]), str(facts["accel"]), _opt_str(facts.get("vendor")), _opt_str(facts.get("base_model")),
-                   _opt_str(qemu.get("version")), feats, feats | nonmig if nonmig else feats, runnable, models, facts)
+        qemu = facts.get("qemu") or _NO_MODEL
+        vendor, base, version = facts.get("vendor"), facts.get("base_model"), qemu.get("version") if _is_map(qemu) else None
+        host = cls(name, str(facts["arch"]), str(facts["accel"]), None if vendor is None else str(vendor),
+                   None if base is None else str(base), None if version is None else str(version),
+                   feats, feats | nonmig if nonmig else feats, runnable, models, facts)
+        if check_names:
+            check_feature_names([host])
+        return host
 
     def usable(self, migratable_only: bool) -> frozenset[str]:
         """The features a baseline may use from this host."""
@@ -68,35 +78,44 @@ class HostCpu:
     def model(self, name: str) -> Mapping[str, Any]:
         """QEMU's record of a named model on this host (empty when QEMU did not list it)."""
         info = self.models.get(name)
-        return info if isinstance(info, Mapping) else {}
+        return info if _is_map(info) else _NO_MODEL
 
     def blockers(self, model: str) -> list[str]:
         """The features QEMU says keep ``model`` from running here."""
         return list(self.model(model).get("unavailable_features") or [])
 
 
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _is_map(value: Any) -> bool:
+    """isinstance(value, Mapping), with the fast check first: fleets of 10,000 hosts ask it tens of thousands of times."""
+    return isinstance(value, dict) or isinstance(value, Mapping)
 
 
-def _names(host: str, value: Any, key: str, check: bool = True) -> frozenset[str]:
+def _names(host: str, value: Any, key: str) -> frozenset[str]:
     if not value:
         return _EMPTY
     if not isinstance(value, (list, tuple)):  # Ansible may hand in list subclasses (lazy templated lists)
         raise BaselineError(f"host {host}: field {key!r} is not a list")
     try:
-        out = frozenset(value)
+        return frozenset(value)
     except TypeError as exc:
         raise BaselineError(f"host {host}: field {key!r} holds something that is not a name") from exc
-    if check and not out <= _VALID_NAMES:
-        for feature in out - _VALID_NAMES:
-            if not isinstance(feature, str) or not FEATURE_NAME_RE.match(feature):
-                try:
-                    validate_feature_name(feature, f"host {host}: {key}")
-                except FactsError as exc:
-                    raise BaselineError(str(exc)) from None
-            _VALID_NAMES.add(feature)
-    return out
+
+
+def check_feature_names(hosts: Iterable[HostCpu]) -> None:
+    """Every feature name of every host is a valid name; the error names a host that has the bad one.
+
+    Each name is checked once per process, not once per host: fleets repeat the same few hundred names.
+    """
+    hosts = list(hosts) if not isinstance(hosts, list) else hosts
+    unchecked = frozenset().union(*(h.all_features for h in hosts)) - _VALID_NAMES
+    for feature in unchecked:
+        if not isinstance(feature, str) or not FEATURE_NAME_RE.match(feature):
+            host = next(h.name for h in hosts if feature in h.all_features)
+            try:
+                validate_feature_name(feature, f"host {host}: features")
+            except FactsError as exc:
+                raise BaselineError(str(exc)) from None
+        _VALID_NAMES.add(feature)
 
 
 def hosts_from(hosts: Any) -> list[tuple[str, Any]]:
@@ -125,5 +144,7 @@ def host_cpus(hosts: Any) -> list[HostCpu]:
     for name, facts in hosts_from(hosts):
         if name in out:
             raise BaselineError(f"host {name} is listed twice")
-        out[name] = HostCpu.from_facts(name, facts)
-    return [out[n] for n in sorted(out)]
+        out[name] = HostCpu.from_facts(name, facts, check_names=False)
+    hosts = [out[n] for n in sorted(out)]
+    check_feature_names(hosts)
+    return hosts

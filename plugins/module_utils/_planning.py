@@ -157,7 +157,8 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     impossible one makes the verdict's ``ok`` false.
     """
     target_sets, problems = _target_features(targets, cpu_map)
-    needs_of: dict[str, frozenset[str] | None | str] = {}
+    # Domains share a few distinct CPUs: each distinct CPU's row is computed once and stands for all of them.
+    rows: dict[str, dict[str, Any]] = {}
     matrix: dict[str, dict[str, Any]] = {}
     for host, entries in sorted(domains.items()):
         for dom in entries:
@@ -166,13 +167,14 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
             if not cpu_xml:
                 matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in target_sets}
                 continue
-            if cpu_xml not in needs_of:
+            if cpu_xml not in rows:
                 try:
-                    needs_of[cpu_xml] = guest_features(cpu_xml, cpu_map, f"domain {key}: <cpu>")
+                    needs: frozenset[str] | None | str = guest_features(cpu_xml, cpu_map, f"domain {key}: <cpu>")
                 except CpuCompatError as exc:
-                    needs_of[cpu_xml] = str(exc)
-            matrix[key] = {t: _cell(needs_of[cpu_xml], have, (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
-                           for t, have in target_sets.items()}
+                    needs = str(exc)
+                rows[cpu_xml] = {t: _cell(needs, have, (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
+                                 for t, have in target_sets.items()}
+            matrix[key] = dict(rows[cpu_xml])
     disagreements = [{"domain": d, "target": t, "ours": c["ok"], "libvirt": c["libvirt"]}
                      for d, row in matrix.items() for t, c in row.items() if c.get("disagreement")]
     failures = _requested_failures(matrix, list(requested or []))

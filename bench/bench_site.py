@@ -45,7 +45,7 @@ def main() -> None:
         start = time.perf_counter()
         proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
                                os.path.join(work, "inventory.ini"), os.path.join(ROOT, "playbooks", "site.yml"),
-                               "-e", f"cpucompat_baseline_report_dir={work}/reports", *extra],
+                               "-e", f"cpucompat_report_dir={work}/reports", *extra],
                               env={**env, "ANSIBLE_CACHE_PLUGIN_CONNECTION": cache}, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:

@@ -63,6 +63,6 @@ XML
 fi
 
 "$ROOT/.venv/bin/ansible-playbook" -i "$DEMO/inventory.yml" playbooks/site.yml --check --diff \
-  -e cpucompat_baseline_report_dir="$ROOT/reports" "$@"
+  -e cpucompat_report_dir="$ROOT/reports" "$@"
 echo
 echo "Reports: $ROOT/reports/baseline.md and baseline.json; the deploy above ran in check mode (nothing changed)."

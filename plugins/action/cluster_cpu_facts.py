@@ -10,6 +10,7 @@ are read untemplated, hosts without usable facts are named, and the reports are 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,14 +20,24 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import (
     GroupFacts, cluster_view, expansion_report, group_facts, migration_report)
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _contract
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP, MAP_ARCHES, cached_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils._report import REPORT_SCHEMA
 from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import FAIL_ON
 from ansible_collections.cpucompat.cluster.plugins.module_utils._report import write_reports
 
-REPORT_KINDS = ("baseline", "expansion", "migration")
+REPORT_KINDS = ("baseline", "expansion", "migration", "contract", "plan")
 ARGUMENT_SPEC = {
     "report": {"type": "str", "default": "baseline", "choices": list(REPORT_KINDS)},
+    "group": {"type": "str"},
+    "groups": {"type": "list", "elements": "str"},
+    "contract_dir": {"type": "str", "default": ""},
+    "contract_action": {"type": "str", "choices": ["raise", "lower"]},
+    "without": {"type": "list", "elements": "str", "default": []},
+    "allow_lower": {"type": "bool", "default": False},
+    "allow_security_loss": {"type": "bool", "default": False},
+    "reason": {"type": "str", "default": ""},
     "hosts": {"type": "list", "elements": "str"},
     "candidates": {"type": "list", "elements": "str", "default": []},
     "sources": {"type": "list", "elements": "str"},
@@ -42,7 +53,7 @@ ARGUMENT_SPEC = {
     "exclude_features": {"type": "list", "elements": "str", "default": []},
     "vendor_neutral": {"type": "bool", "default": False},
     "cpu_map": {"type": "path", "default": DEFAULT_CPU_MAP},
-    "report_dir": {"type": "path"},
+    "report_dir": {"type": "str"},
 }
 
 
@@ -125,6 +136,87 @@ def build_report(args: Mapping[str, Any], reader: GroupReader, names: list[str])
                             reader.verdicts(names, args["verdicts_var"]), args["requested"], args["cpu_map"])
 
 
+def beside_inventory(task_vars: Mapping[str, Any], name: str) -> str:
+    """``name`` in the folder of the first inventory source that is a file or a folder; else in the current directory."""
+    for source in task_vars.get("ansible_inventory_sources") or []:
+        source = str(source)
+        if os.path.isdir(source):
+            return os.path.join(source, name)
+        if os.path.isfile(source):
+            return os.path.join(os.path.dirname(os.path.abspath(source)), name)
+    return os.path.join(os.getcwd(), name)
+
+
+def _group_map(task_vars: Mapping[str, Any], names: list[str]) -> dict[str, list[str]]:
+    """Each named inventory group's hosts; a host in two of them is refused by name."""
+    inventory = task_vars.get("groups") or {}
+    unknown = [g for g in names if g not in inventory]
+    if unknown:
+        raise AnsibleActionFail(f"cluster_cpu_facts: no such inventory group: {', '.join(unknown)}")
+    seen: dict[str, str] = {}
+    for group in names:
+        for host in inventory[group]:
+            if host in seen and seen[host] != group:
+                raise AnsibleActionFail(f"cluster_cpu_facts: host {host} is in two of the groups, {seen[host]} and {group}; "
+                                        "each host keeps one group's contract")
+            seen[host] = group
+    return {g: list(inventory[g]) for g in names}
+
+
+def _cpu_map_for(group: GroupFacts, path: str) -> Any:
+    arches = {f.get("arch") for f in group.usable.values()}
+    return cached_cpu_map(path) if arches & set(MAP_ARCHES) else None
+
+
+def contract_report(args: Mapping[str, Any], reader: GroupReader, task_vars: Mapping[str, Any],
+                    check_mode: bool) -> tuple[dict[str, Any], list[str], dict[str, Any]]:
+    """Pin or admit every listed group (report kind ``contract``); the contract files written; each group's CPU."""
+    names = args["groups"] or ([args["group"]] if args["group"] else [])
+    if not names:
+        raise AnsibleActionFail("cluster_cpu_facts: report=contract needs group or groups")
+    directory = os.path.expanduser(args["contract_dir"]) or beside_inventory(task_vars, "cpucompat-contracts")
+    sections, written, contracts = {}, [], {}
+    for name, hosts in _group_map(task_vars, names).items():
+        path = _contract.contract_path(directory, name)
+        group = reader.group(hosts)
+        run = _contract.group_contract(name, group, _contract.load(path), path, baseline_options(args),
+                                       _cpu_map_for(group, args["cpu_map"]),
+                                       reader.domains(hosts, args["domains_var"]) if args["domains_var"] else None,
+                                       args["allow_partial"])
+        if run.to_write is not None and not run.section["reasons"]:
+            # In check mode the contract is only predicted: the file stays as it is.
+            if check_mode or _contract.save(path, run.to_write):
+                written.append(path)
+        sections[name] = run.section
+        contracts[name] = {"model": run.section["model"], "xml": run.section["xml"], "pinned_at": run.section["pinned_at"],
+                           "admitted": run.section["admitted"]}
+    reasons = [r for section in sections.values() for r in section["reasons"]]
+    report = {"schema": REPORT_SCHEMA, "kind": "contract", "contract_dir": directory, "groups": sections,
+              "contract_files_changed": written, "check_mode": check_mode, "verdict": {"ok": not reasons, "reasons": reasons}}
+    return report, written, contracts
+
+
+def plan_report(args: Mapping[str, Any], reader: GroupReader, task_vars: Mapping[str, Any],
+                check_mode: bool) -> tuple[dict[str, Any], list[str]]:
+    """Plan a raise or lower of one group's contract (report kind ``plan``), and apply it unless in check mode."""
+    if not args["group"] or not args["contract_action"]:
+        raise AnsibleActionFail("cluster_cpu_facts: report=plan needs group and contract_action (raise or lower)")
+    hosts = _group_map(task_vars, [args["group"]])[args["group"]]
+    directory = os.path.expanduser(args["contract_dir"]) or beside_inventory(task_vars, "cpucompat-contracts")
+    path = _contract.contract_path(directory, args["group"])
+    group = reader.group(hosts)
+    req = _contract.ChangeRequest(args["contract_action"], tuple(args["without"]), args["allow_lower"],
+                                  args["allow_security_loss"], args["reason"])
+    run = _contract.plan_change(args["group"], group, _contract.load(path), path, req, baseline_options(args),
+                                _cpu_map_for(group, args["cpu_map"]), reader.domains(hosts, args["domains_var"]))
+    written = []
+    if run.to_write is not None and (check_mode or _contract.save(path, run.to_write)):
+        written.append(path)  # in check mode only planned: the file stays as it is
+    report = {"schema": REPORT_SCHEMA, "kind": "plan", **run.section, "applied": bool(written) and not check_mode,
+              "check_mode": check_mode, "verdict": {"ok": not run.section["reasons"], "reasons": run.section["reasons"]}}
+    return report, written
+
+
 class ActionModule(ActionBase):
     """Aggregate the cpucompat facts of a group on the controller; no module runs on the hosts."""
 
@@ -135,25 +227,42 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        names = args["hosts"] if args["hosts"] is not None else list(task_vars.get("ansible_play_hosts_all", []))
-        if not names:
-            raise AnsibleActionFail("cluster_cpu_facts: no hosts to aggregate (the hosts option and the play are empty)")
         reader = GroupReader(task_vars)
-        reader.check_known([*names, *args["candidates"], *(args["sources"] or [])])
         try:
-            report = build_report(args, reader, names)
+            result.update(self._report(args, reader, task_vars))
         except CpuCompatError as exc:
             raise AnsibleActionFail(f"cluster_cpu_facts ({args['report']}): {exc}") from exc
-        # Plain JSON data: host names templated from the inventory carry Ansible's origin tags, which would otherwise be
-        # serialised into every host's fact cache entry (run_once gives the fact to every host of the play).
-        report = json.loads(json.dumps(report))
-        result.update(changed=False, report=report)
-        if args["report"] == "baseline":
-            result["ansible_facts"] = {"cpucompat_cluster": report}
-        if args["report_dir"]:
+        report = result["report"]
+        if args["report_dir"] is not None:
+            args["report_dir"] = os.path.expanduser(args["report_dir"]) or beside_inventory(task_vars, "reports")
             # Reports live on the controller, where this action runs: written directly, in check mode too.
             try:
                 result["report_files"] = write_reports(report, args["report_dir"], args["report"])
             except (OSError, CpuCompatError) as exc:
                 raise AnsibleActionFail(f"cluster_cpu_facts: writing the reports to {args['report_dir']} failed: {exc}") from exc
         return result
+
+    def _report(self, args: dict[str, Any], reader: GroupReader, task_vars: dict[str, Any]) -> dict[str, Any]:
+        """The report of the kind asked, and what the result says besides it."""
+        check_mode = bool(self._task.check_mode or self._play_context.check_mode)
+        if args["report"] == "contract":
+            report, written, contracts = contract_report(args, reader, task_vars, check_mode)
+            return {"report": _plain(report), "changed": bool(written), "contract_files": written, "contracts": _plain(contracts)}
+        if args["report"] == "plan":
+            report, written = plan_report(args, reader, task_vars, check_mode)
+            return {"report": _plain(report), "changed": bool(written), "contract_files": written}
+        names = args["hosts"] if args["hosts"] is not None else list(task_vars.get("ansible_play_hosts_all", []))
+        if not names:
+            raise AnsibleActionFail("cluster_cpu_facts: no hosts to aggregate (the hosts option and the play are empty)")
+        reader.check_known([*names, *args["candidates"], *(args["sources"] or [])])
+        report = _plain(build_report(args, reader, names))
+        out: dict[str, Any] = {"report": report, "changed": False}
+        if args["report"] == "baseline":
+            out["ansible_facts"] = {"cpucompat_cluster": report}
+        return out
+
+
+def _plain(data: Any) -> Any:
+    """Plain JSON data: host names templated from the inventory carry Ansible's origin tags, which would otherwise be
+    serialised into every host's fact cache entry (run_once gives the fact to every host of the play)."""
+    return json.loads(json.dumps(data))

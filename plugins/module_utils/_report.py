@@ -119,17 +119,80 @@ def migration_markdown(view: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _contract_group(name: str, section: Mapping[str, Any]) -> list[str]:
+    out = ["", f"## Group {name}", "", f"- contract: `{section.get('contract_file')}`"
+           + (" (pinned now)" if section.get("pinned_now") else f", pinned at {section.get('pinned_at')}"),
+           f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features"]
+    for host, why in (section.get("hosts_without_facts") or {}).items():
+        out.append(f"- **no usable facts from {host}:** {why}")
+    admission = section.get("admission") or {}
+    for refused in admission.get("refused") or []:
+        out.append(f"- **{refused['host']} refused:** lacks {', '.join(refused['missing_features']) or 'the model'}")
+    lower = admission.get("lower_contract")
+    if lower:
+        out.append(f"- a lower contract would admit them: model `{lower['to']['model']}`, losing {', '.join(lower['lost']) or 'nothing'}"
+                   + (f" (security: {', '.join(lower['security_lost'])})" if lower.get("security_lost") else ""))
+    raise_to = section.get("could_raise")
+    if raise_to:
+        out.append(f"- **could raise** to model `{raise_to['model']}`, gaining {', '.join(raise_to['features_gained']) or 'no feature'}")
+    counts = {k: v for k, v in (section.get("status_counts") or {}).items() if v}
+    if counts:
+        out += ["", "| domain | status | persistent | live |", "|---|---|---|---|"]
+        out += [f"| {key} | {d['status']} | {'yes' if d.get('persistent') else 'no'} | "
+                f"{'-' if d.get('live') is None else ('yes' if d['live'] else 'no')} |"
+                for key, d in sorted((section.get("domains") or {}).items())]
+        out.append("")
+        out.append("Domains by status: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if section.get("history"):
+        out += ["", "| when | action | from | to | reason |", "|---|---|---|---|---|"]
+        for h in section["history"]:
+            out.append(f"| {h.get('at')} | {h.get('action')} | {(h.get('from') or {}).get('model', '-')} | "
+                       f"{(h.get('to') or {}).get('model')} | {h.get('reason')} |")
+    return out
+
+
+def contract_markdown(view: Mapping[str, Any]) -> str:
+    verdict = view.get("verdict") or {}
+    out = ["# Cluster CPU contract", "", f"Verdict: **{'OK' if verdict.get('ok') else 'NOT OK'}**"]
+    out += [f"- {reason}" for reason in verdict.get("reasons", [])]
+    for name, section in sorted((view.get("groups") or {}).items()):
+        out += _contract_group(name, section)
+    return "\n".join(out) + "\n"
+
+
+def plan_markdown(view: Mapping[str, Any]) -> str:
+    verdict = view.get("verdict") or {}
+    change = view.get("change") or {}
+    out = [f"# Contract plan: {view.get('action')} group {view.get('group')}", "",
+           f"Verdict: **{'OK' if verdict.get('ok') else 'REFUSED'}**" + (" (what-if: not applied)" if view.get("what_if") else "")
+           + (" - applied" if view.get("applied") else "")]
+    out += [f"- {reason}" for reason in verdict.get("reasons", [])]
+    if change:
+        out += ["", f"- model: `{change['from']['model']}` -> `{change['to']['model']}` ({change['direction']})",
+                f"- gained: {', '.join(change['gained']) or 'nothing'}", f"- lost: {', '.join(change['lost']) or 'nothing'}"]
+        for feature in change.get("security_lost") or []:
+            hosts = (view.get("security") or {}).get(feature, {})
+            out.append(f"- **security feature lost: {feature}**, because of "
+                       + "; ".join(f"{h} ({', '.join(f'{k} {v}' for k, v in notes.items() if v)})" for h, notes in hosts.items()))
+    domains = view.get("domains") or {}
+    if domains:
+        out += ["", "| domain | changes | restart required |", "|---|---|---|"]
+        out += [f"| {key} | {'yes' if d.get('changes') else 'no'} | {'yes' if d.get('restart_required') else 'no'} |"
+                for key, d in sorted(domains.items())]
+    return "\n".join(out) + "\n"
+
+
+_RENDERINGS = {"baseline": baseline_markdown, "expansion": expansion_markdown, "migration": migration_markdown,
+               "contract": contract_markdown, "plan": plan_markdown}
+
+
 def report_markdown(view: Mapping[str, Any]) -> str:
     kind = view.get("kind")
     if view.get("schema") != REPORT_SCHEMA:
         raise CpuCompatError(f"not a cpucompat report (schema {view.get('schema')!r})")
-    if kind == "baseline":
-        return baseline_markdown(view)
-    if kind == "expansion":
-        return expansion_markdown(view)
-    if kind == "migration":
-        return migration_markdown(view)
-    raise CpuCompatError(f"no Markdown rendering for report kind {kind!r}")
+    if kind not in _RENDERINGS:
+        raise CpuCompatError(f"no Markdown rendering for report kind {kind!r}")
+    return _RENDERINGS[kind](view)
 
 
 def write_reports(view: Mapping[str, Any], directory: str, stem: str) -> list[str]:

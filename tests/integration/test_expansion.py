@@ -49,7 +49,7 @@ def _plan(tmp_path, replay, candidate: str, fail_on: str):
     (tmp_path / "inv.yml").write_text(yaml.safe_dump(inv))
     reports = tmp_path / "reports"
     proc = run_playbook(PLAYBOOK, tmp_path, inventory=str(tmp_path / "inv.yml"),
-                        extra={"cpucompat_expansion_fail_on": fail_on, "cpucompat_expansion_report_dir": str(reports)})
+                        extra={"cpucompat_expansion_fail_on": fail_on, "cpucompat_report_dir": str(reports)})
     return proc, json.loads((reports / "expansion.json").read_text()), (reports / "expansion.md").read_text()
 
 

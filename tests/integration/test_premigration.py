@@ -46,7 +46,7 @@ def test_matrix_agrees_with_libvirt_and_names_blocking_features(tmp_path, replay
     reports = tmp_path / "reports"
     requested = [{"domain": f"this-machine/{domains['portable']}", "target": "target"}]
     proc = run_playbook(PLAYBOOK, tmp_path, inventory=str(tmp_path / "inv.yml"),
-                        extra={"cpucompat_migration_requested": requested, "cpucompat_migration_report_dir": str(reports)})
+                        extra={"cpucompat_migration_requested": requested, "cpucompat_report_dir": str(reports)})
     assert proc.returncode == 0, proc.stdout[-4000:]
     report = json.loads((reports / "migration.json").read_text())
     portable = report["matrix"][f"this-machine/{domains['portable']}"]
@@ -62,6 +62,6 @@ def test_matrix_agrees_with_libvirt_and_names_blocking_features(tmp_path, replay
 
     requested = [{"domain": f"this-machine/{domains['local_only']}", "target": "target"}]
     proc = run_playbook(PLAYBOOK, tmp_path, inventory=str(tmp_path / "inv.yml"),
-                        extra={"cpucompat_migration_requested": requested, "cpucompat_migration_report_dir": str(reports)})
+                        extra={"cpucompat_migration_requested": requested, "cpucompat_report_dir": str(reports)})
     assert proc.returncode != 0
     assert f"this-machine/{domains['local_only']} -> target: target lacks" in proc.stdout

@@ -40,7 +40,7 @@ def site(tmp_path, inv: str, check: bool = False, extra: dict | None = None):
     reports = tmp_path / "reports"
     play = open(SITE, encoding="utf-8").read()
     return run_playbook(play, tmp_path, inventory=inv, check=check, diff=True,
-                        extra={"cpucompat_baseline_report_dir": str(reports), **(extra or {})}), reports
+                        extra={"cpucompat_report_dir": str(reports), **(extra or {})}), reports
 
 
 @pytest.fixture

@@ -25,6 +25,11 @@ import threading
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Standalone (make run's demo hosts), the collection is imported from this source tree like in the tests.
+from utils.source_tree import SOURCE_COLLECTIONS  # noqa: E402  pylint: disable=wrong-import-position
+
+if SOURCE_COLLECTIONS not in sys.path:
+    sys.path.insert(1, SOURCE_COLLECTIONS)
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._session import Query  # noqa: E402  pylint: disable=wrong-import-position
 from utils.recordings import served_session  # noqa: E402  pylint: disable=wrong-import-position

@@ -120,8 +120,12 @@ def baseline_options(args: Mapping[str, Any]) -> BaselineOptions:
                            exclude_features=tuple(args["exclude_features"]), vendor_neutral=args["vendor_neutral"])
 
 
-def build_report(args: Mapping[str, Any], reader: GroupReader, names: list[str]) -> dict[str, Any]:
-    """The report of the kind ``args['report']`` over ``names`` (the group, the cluster, or the targets)."""
+def build_report(args: Mapping[str, Any], reader: GroupReader, names: list[str],
+                 contract: _contract.Contract | None = None) -> dict[str, Any]:
+    """The report of the kind ``args['report']`` over ``names`` (the group, the cluster, or the targets).
+
+    ``contract``: the pinned contract of ``args['group']``; the planning checks judge against it when there is one.
+    """
     kind = args["report"]
     if kind == "baseline":
         return cluster_view(reader.group(names), baseline_options(args), args["cpu_map"], args["allow_partial"])
@@ -129,11 +133,24 @@ def build_report(args: Mapping[str, Any], reader: GroupReader, names: list[str])
         overlap = sorted(set(names) & set(args["candidates"]))
         if overlap:
             raise AnsibleActionFail(f"cluster_cpu_facts: hosts both in the cluster and among the candidates: {', '.join(overlap)}")
-        return expansion_report(reader.group(names), reader.group(args["candidates"]), reader.domains(names, args["domains_var"]),
-                                baseline_options(args), args["cpu_map"], args["fail_on"])
+        cluster, candidates = reader.group(names), reader.group(args["candidates"])
+        report = expansion_report(cluster, candidates, reader.domains(names, args["domains_var"]), baseline_options(args),
+                                  args["cpu_map"], args["fail_on"])
+        if contract is not None and not report["hosts_without_facts"]:
+            new = candidates.hosts()
+            report["contract"] = _contract.expansion_against(contract, new, [*cluster.hosts(), *new], baseline_options(args))
+            refused = [n for n, c in report["contract"]["candidates"].items() if c["would_be_refused"]]
+            if refused and args["fail_on"] != "never":
+                report["verdict"]["ok"] = False
+                report["verdict"]["reasons"].append(f"the group's contract would refuse {', '.join(refused)}")
+        return report
     sources = args["sources"] if args["sources"] is not None else names
-    return migration_report(reader.group(names), reader.domains(sources, args["domains_var"]),
-                            reader.verdicts(names, args["verdicts_var"]), args["requested"], args["cpu_map"])
+    domains = reader.domains(sources, args["domains_var"])
+    targets = reader.group(names)
+    report = migration_report(targets, domains, reader.verdicts(names, args["verdicts_var"]), args["requested"], args["cpu_map"])
+    if contract is not None:
+        report["contract"] = _contract.migration_against(contract, domains, _cpu_map_for(targets, args["cpu_map"]))
+    return report
 
 
 def beside_inventory(task_vars: Mapping[str, Any], name: str) -> str:
@@ -255,7 +272,11 @@ class ActionModule(ActionBase):
         if not names:
             raise AnsibleActionFail("cluster_cpu_facts: no hosts to aggregate (the hosts option and the play are empty)")
         reader.check_known([*names, *args["candidates"], *(args["sources"] or [])])
-        report = _plain(build_report(args, reader, names))
+        contract = None
+        if args["group"] and args["report"] in ("expansion", "migration"):
+            directory = os.path.expanduser(args["contract_dir"]) or beside_inventory(task_vars, "cpucompat-contracts")
+            contract = _contract.load(_contract.contract_path(directory, args["group"]))
+        report = _plain(build_report(args, reader, names, contract))
         out: dict[str, Any] = {"report": report, "changed": False}
         if args["report"] == "baseline":
             out["ansible_facts"] = {"cpucompat_cluster": report}

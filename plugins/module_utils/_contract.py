@@ -446,3 +446,25 @@ def _refusals(req: ChangeRequest, change: LevelChange, cannot_run: list[HostCpu]
                        + "; ".join(f"{f}: {', '.join(change.lost_because_of.get(f, []))}" for f in change.security_lost)
                        + "); set cpucompat_contract_allow_security_loss=true to allow it")
     return reasons
+
+
+# ------------------------------------------------------------------------------------------------ planning checks
+def expansion_against(contract: Contract, candidates: Sequence[HostCpu], joined: Sequence[HostCpu],
+                      opts: BaselineOptions) -> dict[str, Any]:
+    """The expansion plan's view of a pinned group: which candidates would be refused, and what ``lower`` would cost."""
+    refused = {r.host: r.to_dict() for r in admission(contract, candidates)}
+    out: dict[str, Any] = {"contract_model": contract.baseline.model, "pinned_at": contract.pinned_at,
+                           "candidates": {h.name: {"would_be_refused": h.name in refused,
+                                                   "missing_features": refused.get(h.name, {}).get("missing_features", [])}
+                                          for h in candidates},
+                           "lower_needed": None}
+    if refused:
+        out["lower_needed"] = level_change(contract, compute_baseline(joined, opts)).to_dict()
+    return out
+
+
+def migration_against(contract: Contract, domains: Mapping[str, list[Mapping[str, Any]]], cpu_map: CpuMap | None) -> dict[str, Any]:
+    """The pre-migration check's view of a pinned group: every source domain's compliance with the contract."""
+    statuses = compliance(contract, domains, cpu_map)
+    return {"group": contract.group, "contract_model": contract.baseline.model, "domains": statuses,
+            "status_counts": {s: sum(1 for d in statuses.values() if d["status"] == s) for s in COMPLIANCE}}

@@ -20,6 +20,15 @@ description:
   - V(migration) builds the migration matrix of the domains of O(sources) (O(domains_var)) against the targets
     O(hosts), as P(cpucompat.cluster.cpu_migration_matrix#filter) does, with libvirt's verdicts read from the registered
     M(cpucompat.cluster.hypervisor_cpu_compare) results named by O(verdicts_var).
+  - V(contract) keeps each group's CPU contract (schema C(cpucompat.contract/1), one C(<group>.json) in O(contract_dir))
+    for the groups O(groups) (or O(group)) - pins a group's baseline when it has none, otherwise admits its hosts against
+    the pinned CPU (a host that cannot run it is named with the features it lacks, and the lower contract that would
+    admit it); with O(domains_var), every domain's compliance. A host in two of the groups is refused. Contract files
+    are written atomically and never in check mode; a malformed or foreign contract is refused, never overwritten.
+  - V(plan) plans raising or lowering O(group)'s contract (O(contract_action)) and writes the new contract unless in
+    check mode or refused (lower without O(allow_lower), a lost security feature without O(allow_security_loss), a
+    raise some host cannot run, a what-if with O(without)).
+  - With O(group), V(expansion) and V(migration) also judge against the group's contract when it has one.
   - Hosts without facts, with facts of another schema version, whose latest probe failed (the host variable
     C(cpucompat_probe_result) registered by the C(cpucompat.cluster.probe) role has C(failed=true)), or that failed or were unreachable in this play
     are listed by name in C(missing_facts), C(other_schema), C(probe_failed) and C(unreachable); they are never skipped
@@ -44,7 +53,44 @@ options:
     description: The kind of report (schema C(cpucompat.report/1)).
     type: str
     default: baseline
-    choices: [baseline, expansion, migration]
+    choices: [baseline, expansion, migration, contract, plan]
+  group:
+    description:
+      - The inventory group whose contract V(contract) or V(plan) keeps, or whose contract V(expansion) (the cluster)
+        and V(migration) (the sources) are judged against.
+    type: str
+  groups:
+    description: With O(report=contract), several inventory groups, each with its own contract.
+    type: list
+    elements: str
+  contract_dir:
+    description:
+      - Folder on the controller with one C(<group>.json) contract per group; version it with the inventory.
+      - Empty is C(cpucompat-contracts) beside the first inventory source that is a file or folder, else in the current
+        directory.
+    type: str
+    default: ""
+  contract_action:
+    description: With O(report=plan), V(raise) or V(lower) the contract to the group's baseline of today.
+    type: str
+    choices: [raise, lower]
+  without:
+    description: With O(report=plan), hosts to leave out (the what-if of decommissioning); such a plan is never applied.
+    type: list
+    elements: str
+    default: []
+  allow_lower:
+    description: With O(report=plan), allow a lower contract.
+    type: bool
+    default: false
+  allow_security_loss:
+    description: With O(report=plan), allow a contract that loses a mitigation feature (spec-ctrl, ssbd, md-clear, ...).
+    type: bool
+    default: false
+  reason:
+    description: With O(report=plan), the reason recorded in the contract's history.
+    type: str
+    default: ""
   hosts:
     description:
       - The hosts to aggregate. Defaults to all hosts of the play (C(ansible_play_hosts_all)).
@@ -117,11 +163,13 @@ options:
     type: path
     default: /usr/share/libvirt/cpu_map
   report_dir:
+    type: str
     description:
       - Directory on the controller where C(<report>.json) (the report) and C(<report>.md) (its Markdown rendering) are
         written, atomically, also in check mode since they change nothing on the hosts. Files whose content is the same
         are left alone.
-    type: path
+      - Empty is a folder C(reports) beside the first inventory source that is a file or folder, else in the current
+        directory; omitted, no report file is written.
 notes:
   - With C(run_once), the action runs once and Ansible gives its C(ansible_facts) to every host of the play, so
     C(cpucompat_cluster) is the same on all of them; without C(run_once) each host computes the same view again.
@@ -156,6 +204,17 @@ report:
   returned: always
   type: dict
   sample: {schema: cpucompat.report/1, kind: expansion, verdict: {ok: true, reasons: []}}
+contracts:
+  description: With O(report=contract), each group's contract CPU (C(model), C(xml), C(pinned_at)) and the hosts C(admitted) to it.
+  returned: when O(report=contract)
+  type: dict
+  sample: {hypervisors: {model: EPYC-Rome, xml: "<cpu mode='custom' match='exact' check='full'>...</cpu>", admitted: [hv1, hv2]}}
+contract_files:
+  description: The contract files written (in check mode, the ones that would be).
+  returned: when O(report=contract) or O(report=plan)
+  type: list
+  elements: str
+  sample: [/srv/inventory/cpucompat-contracts/hypervisors.json]
 report_files:
   description: The report files written.
   returned: when O(report_dir) is set

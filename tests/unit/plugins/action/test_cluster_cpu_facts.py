@@ -117,3 +117,53 @@ def test_migration_report(action_plugin) -> None:
 def test_bad_arguments_name_the_host(action_plugin, args, message) -> None:
     with pytest.raises(AnsibleActionFail, match=message):
         action_plugin("cluster_cpu_facts", args).run(task_vars=_vars({"gold": _host(GOLD)}, play=[]))
+
+
+def _contract_vars(hosts: dict[str, dict], groups: dict[str, list[str]]) -> dict:
+    return {**_vars(hosts), "groups": {"all": list(hosts), **groups}}
+
+
+def test_contract_pin_admission_and_check_mode(action_plugin, tmp_path) -> None:
+    hosts = {"gold": _host(GOLD), "platinum": _host(PLATINUM), "bdw": _host(BROADWELL)}
+    task_vars = _contract_vars(hosts, {"pool": ["gold", "platinum"], "bigger": ["gold", "platinum", "bdw"]})
+    args = {"report": "contract", "group": "pool", "contract_dir": str(tmp_path / "c"), "report_dir": str(tmp_path / "r")}
+    checked = action_plugin("cluster_cpu_facts", args)
+    checked._task.check_mode = True  # pylint: disable=protected-access
+    result = checked.run(task_vars=task_vars)
+    assert result["changed"] is True and not (tmp_path / "c").exists(), "check mode predicts the pin and writes no contract"
+    assert (tmp_path / "r" / "contract.json").exists() and result["contracts"]["pool"]["xml"]
+    result = action_plugin("cluster_cpu_facts", args).run(task_vars=task_vars)
+    assert result["changed"] is True and result["contract_files"] == [str(tmp_path / "c" / "pool.json")]
+    again = action_plugin("cluster_cpu_facts", args).run(task_vars=task_vars)
+    assert again["changed"] is False and again["report"]["groups"]["pool"]["admission"]["ok"] is True
+    # the contract of "pool" is not the contract of "bigger": copied over, it is refused as foreign
+    (tmp_path / "c" / "bigger.json").write_text((tmp_path / "c" / "pool.json").read_text())
+    with pytest.raises(AnsibleActionFail, match="is the contract of group 'pool', not of 'bigger'"):
+        action_plugin("cluster_cpu_facts", {**args, "group": "bigger"}).run(task_vars=task_vars)
+
+
+def test_contract_groups_sharing_a_host_are_refused(action_plugin, tmp_path) -> None:
+    task_vars = _contract_vars({"gold": _host(GOLD)}, {"a": ["gold"], "b": ["gold"]})
+    with pytest.raises(AnsibleActionFail, match="host gold is in two of the groups, a and b"):
+        action_plugin("cluster_cpu_facts", {"report": "contract", "groups": ["a", "b"], "contract_dir": str(tmp_path)}).run(task_vars=task_vars)
+
+
+def test_plan_and_the_planning_checks_read_the_contract(action_plugin, tmp_path) -> None:
+    hosts = {"gold": _host(GOLD), "platinum": _host(PLATINUM), "bdw": _host(BROADWELL)}
+    task_vars = _contract_vars(hosts, {"pool": ["gold", "platinum"], "candidates": ["bdw"]})
+    common = {"contract_dir": str(tmp_path / "c")}
+    action_plugin("cluster_cpu_facts", {**common, "report": "contract", "group": "pool"}).run(task_vars=task_vars)
+    plan = action_plugin("cluster_cpu_facts", {**common, "report": "plan", "group": "pool", "contract_action": "raise"}).run(
+        task_vars=task_vars)["report"]
+    assert plan["change"]["direction"] == "same" and plan["applied"] is False and plan["verdict"]["ok"] is True
+    expansion = action_plugin("cluster_cpu_facts", {**common, "report": "expansion", "group": "pool", "hosts": ["gold", "platinum"],
+                                                     "candidates": ["bdw"], "fail_on": "lowers_baseline"}).run(task_vars=task_vars)["report"]
+    assert expansion["contract"]["candidates"]["bdw"]["would_be_refused"] is True
+    assert "avx512f" in expansion["contract"]["lower_needed"]["lost"]
+    assert "the group's contract would refuse bdw" in expansion["verdict"]["reasons"]
+    xml = json.loads((tmp_path / "c" / "pool.json").read_text())["xml"]
+    hosts["gold"]["found"] = {"domains": [{"name": "vm", "active": False, "cpu_xml": xml}]}
+    migration = action_plugin("cluster_cpu_facts", {**common, "report": "migration", "group": "pool", "hosts": ["gold", "bdw"],
+                                                     "sources": ["gold"], "domains_var": "found"}).run(task_vars=task_vars)["report"]
+    assert migration["contract"]["domains"]["gold/vm"]["status"] == "compliant"
+    assert migration["matrix"]["gold/vm"]["bdw"]["ok"] is False

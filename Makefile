@@ -42,6 +42,8 @@ sanity: setup
 molecule: setup
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule reset -s site
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule test -s site
+	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule reset -s contract
+	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule test -s contract
 
 test: setup
 	python -m pytest -q -p no:cacheprovider tests/unit tests/integration
@@ -52,6 +54,7 @@ bench: setup
 	python bench/bench_probe.py
 	python bench/bench_baseline.py
 	python bench/bench_planning.py
+	python bench/bench_contract.py
 	python bench/bench_site.py
 
 clean:

@@ -248,24 +248,40 @@ def could_raise(contract: Contract, hosts: Sequence[HostCpu], opts: BaselineOpti
 COMPLIANCE = ("compliant", "restart-required", "above-contract", "follows-host", "no-cpu", "not-deployed")
 
 
-def _features(spec: CpuSpec, cpu_map: CpuMap | None) -> frozenset[str] | None:
-    """The features a CPU gives a guest (libvirt names); without a map (s390x, aarch64) the spec's own key stands in."""
-    return spec.guest_features(cpu_map) if cpu_map is not None else None
+class _Specs:
+    """Parsed ``<cpu>`` texts and the features they give, once per distinct text: fleets share a few CPUs."""
+
+    def __init__(self, cpu_map: CpuMap | None) -> None:
+        self.cpu_map = cpu_map
+        self._specs: dict[str, CpuSpec] = {}
+        self._features: dict[str, frozenset[str] | None] = {}
+
+    def spec(self, text: str, what: str) -> CpuSpec:
+        if text not in self._specs:
+            self._specs[text] = CpuSpec.parse(text, what)
+        return self._specs[text]
+
+    def features(self, text: str, what: str) -> frozenset[str] | None:
+        """The features a CPU gives a guest (libvirt names); None without a map (s390x, aarch64)."""
+        if text not in self._features:
+            spec = self.spec(text, what)
+            self._features[text] = spec.guest_features(self.cpu_map) if self.cpu_map is not None else None
+        return self._features[text]
 
 
-def domain_status(contract: Contract, dom: Mapping[str, Any], cpu_map: CpuMap | None, where: str) -> dict[str, Any]:
+def domain_status(contract: Contract, dom: Mapping[str, Any], specs: _Specs, where: str) -> dict[str, Any]:
     """One domain against the contract: its persistent definition, its live CPU, and a status (COMPLIANCE)."""
     active = bool(dom.get("active"))
     out: dict[str, Any] = {"active": active, "persistent": False, "live": None}
     if not dom.get("cpu_xml"):
         return {**out, "status": "no-cpu", "why": "no <cpu> element: libvirt's default model, which follows the host"}
-    persistent = CpuSpec.parse(dom["cpu_xml"], f"{where}: <cpu>")
+    persistent = specs.spec(dom["cpu_xml"], f"{where}: <cpu>")
     if persistent.follows_host:
         return {**out, "status": "follows-host", "why": f"mode {persistent.mode}: the guest gets whatever its host offers"}
     out["persistent"] = persistent.key() == contract.spec.key()
     if active and dom.get("live_cpu_xml"):
-        live = CpuSpec.parse(dom["live_cpu_xml"], f"{where}: live <cpu>")
-        want, have = _features(contract.spec, cpu_map), _features(live, cpu_map)
+        live = specs.spec(dom["live_cpu_xml"], f"{where}: live <cpu>")
+        want, have = specs.features(contract.xml, "the contract's <cpu>"), specs.features(dom["live_cpu_xml"], f"{where}: live <cpu>")
         if want is not None and have is not None:
             out["live"] = have == want
             extra = sorted(have - want)
@@ -284,11 +300,12 @@ def domain_status(contract: Contract, dom: Mapping[str, Any], cpu_map: CpuMap | 
 def compliance(contract: Contract, domains: Mapping[str, list[Mapping[str, Any]]], cpu_map: CpuMap | None) -> dict[str, dict[str, Any]]:
     """Every domain of every host of the group, keyed ``host/name``."""
     out: dict[str, dict[str, Any]] = {}
+    specs = _Specs(cpu_map)
     for host, entries in sorted(domains.items()):
         for dom in entries:
             key = f"{host}/{dom['name']}"
             try:
-                out[key] = domain_status(contract, dom, cpu_map, f"domain {key}")
+                out[key] = domain_status(contract, dom, specs, f"domain {key}")
             except CpuCompatError as exc:
                 out[key] = {"active": bool(dom.get("active")), "persistent": False, "live": None, "status": "not-deployed",
                             "why": str(exc)}

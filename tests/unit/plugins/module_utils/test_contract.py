@@ -157,3 +157,13 @@ def test_save_is_atomic_and_idempotent(tmp_path, cpu_map) -> None:
 def test_incomplete_group_is_neither_pinned_nor_admitted(cpu_map) -> None:
     run = _contract.group_contract("g", group_facts({"gold": GOLD, "new": None}), None, "c", OPTS, cpu_map, None)
     assert run.to_write is None and run.section["hosts_without_facts"] == {"new": "no cpucompat facts"}
+
+
+def test_a_raise_with_an_unreachable_host_is_refused_by_name(cpu_map) -> None:
+    contract = _pin(cpu_map, {"gold": GOLD, "bdw": BROADWELL})
+    group = group_facts({"gold": GOLD, "bdw": BROADWELL}, unreachable=["bdw"])
+    plan = _contract.plan_change("g", group, contract, "p", _contract.ChangeRequest("raise"), OPTS, cpu_map, {})
+    assert plan.to_write is None and plan.section["hosts_without_facts"] == {"bdw": "unreachable or failed in this run"}
+    assert plan.section["reasons"] == ["no usable facts from bdw (unreachable or failed in this run)"]
+    with pytest.raises(_contract.ContractError, match="group g has no contract at p: run cpucompat.cluster.site first"):
+        _contract.plan_change("g", group, None, "p", _contract.ChangeRequest("raise"), OPTS, cpu_map, {})

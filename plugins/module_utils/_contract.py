@@ -178,6 +178,16 @@ def save(path: str, contract: Contract) -> bool:
     return True
 
 
+def check_xml(contract: Contract, cpu_map: CpuMap | None, path: str) -> None:
+    """Refuse a contract whose ``<cpu>`` libvirt's map cannot read (an unknown model), before anything is deployed."""
+    if cpu_map is None:
+        return
+    try:
+        contract.spec.guest_features(cpu_map)
+    except CpuXmlError as exc:
+        raise ContractError(f"contract {path}: its xml cannot be deployed: {exc}") from None
+
+
 # ------------------------------------------------------------------------------------------------ admission
 @dataclass(frozen=True)
 class Refusal:
@@ -377,6 +387,7 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         section["admitted"] = sorted(h.name for h in hosts)
     else:
         contract.check_group(name, hosts, f"contract {path}")
+        check_xml(contract, cpu_map, path)
         refused = admission(contract, hosts)
         section["admission"] = {"ok": not refused, "refused": [r.to_dict() for r in refused], "lower_contract": None}
         refused_names = {r.host for r in refused}

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _catalog, _fingerprint
 from ._errors import FactsError
-from ._features import SUPPORTED_ARCHES, canonical_list, enabled_features
+from ._features import SUPPORTED_ARCHES, canonical_list, enabled_features, validate_feature_name
 from ._session import Query, Session
 
 SCHEMA_VERSION = 1
@@ -25,10 +25,30 @@ def _expansion_model(reply: Any, where: str) -> dict[str, Any]:
     model = reply.get("model") if isinstance(reply, dict) else None
     if not isinstance(model, dict) or not isinstance(model.get("name"), str):
         raise FactsError(f"{where}: expansion reply has no model name")
+    _valid(model["name"], f"{where}: expanded model name")
     props = model.get("props", {})
     if not isinstance(props, dict):
         raise FactsError(f"{where}: expansion reply has malformed props")
     return model
+
+
+def _valid(name: Any, where: str) -> str:
+    """A model or feature name fit for facts and XML, else FactsError naming where it came from."""
+    return validate_feature_name(name, where)
+
+
+def _blockers(arch: str, value: Any, where: str) -> tuple[list[str] | None, int]:
+    """QEMU's unavailable-features of a model: the named blockers, and how many came without a name.
+
+    QEMU 2.x-4.x report empty strings for blockers that have no name (a real Xeon Platinum 8268 host:
+    ``Cascadelake-Server`` blocked by ``['']``): the model does not run here, blocked by an unnamed feature.
+    """
+    if value is None:
+        return None, 0
+    if not isinstance(value, list):
+        raise FactsError(f"{where}: unavailable-features is not a list")
+    unnamed = sum(1 for v in value if v == "")
+    return canonical_list(arch, [v for v in value if v != ""], where), unnamed
 
 
 def _s390x_base_features(base: str, where: str) -> set[str]:
@@ -61,31 +81,48 @@ def _models(arch: str, session: Session, where: str) -> dict[str, dict[str, Any]
     out: dict[str, dict[str, Any]] = {}
     for entry in defs:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise FactsError(f"{where}: query-cpu-definitions has an entry without a name: {str(entry)[:80]}")
-        name = entry["name"]
-        unavailable = entry.get("unavailable-features")
-        if unavailable is not None and not isinstance(unavailable, list):
-            raise FactsError(f"{where}: model {name}: unavailable-features is not a list")
+            raise FactsError(f"{where}: query-cpu-definitions has an entry without a name: {str(entry)[:80]!r}")
+        name = _valid(entry["name"], f"{where}: query-cpu-definitions: model name")
+        context = f"{where}: query-cpu-definitions: model {name}"
+        unavailable, unnamed = _blockers(arch, entry.get("unavailable-features"), context)
         alias_of = entry.get("alias-of")
+        if alias_of is not None:
+            _valid(alias_of, f"{context}: alias-of")
         record: dict[str, Any] = {
             # An old QEMU without unavailable-features tells us nothing: unknown, not runnable.
-            "runnable": None if unavailable is None else not unavailable,
+            "runnable": None if unavailable is None else not unavailable and not unnamed,
             # Aliases repeat their target's list; keep one copy to keep facts compact.
-            "unavailable_features": None if unavailable is None or alias_of else canonical_list(arch, unavailable, f"{where}: model {name}"),
-            "migration_safe": entry.get("migration-safe"),
-            "static": entry.get("static"),
-            "deprecated": bool(entry.get("deprecated", False)),
+            "unavailable_features": None if unavailable is None or alias_of else unavailable,
+            "migration_safe": _opt_bool(entry.get("migration-safe")),
+            "static": _opt_bool(entry.get("static")),
+            "deprecated": entry.get("deprecated") is True,
             "alias_of": alias_of,
         }
+        if unnamed and not alias_of:
+            record["unnamed_blockers"] = unnamed
         # "host" and "max" are the host CPU itself: their features are the top-level ones.
         for expansion_type in (("static", "full") if name not in ("host", "max") else ()):
             reply = session.expansion(expansion_type, name)
             if reply is not None:
-                feats, _src = host_features(arch, reply, expansion_type, f"{where}: model {name}")
+                feats, _src = host_features(arch, reply, expansion_type, f"{where}: query-cpu-model-expansion of model {name}")
                 record["features"] = sorted(feats)
                 break
         out[name] = record
     return dict(sorted(out.items()))
+
+
+def _opt_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _identity_value(field: str, value: Any) -> Any:
+    """Identity props as facts keep them: numbers as numbers, text as printable text; anything else unknown."""
+    if field in ("family", "model", "stepping"):
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32 else None
+    if not isinstance(value, str):
+        return None
+    text = "".join(c for c in value if c.isprintable()).strip()[:128]
+    return text or None
 
 
 def _identity(arch: str, session: Session) -> dict[str, Any]:
@@ -96,13 +133,14 @@ def _identity(arch: str, session: Session) -> dict[str, Any]:
         return ident
     # The identity props may sit in any host expansion of the session; the primary one first.
     for _query, reply in session.expansions():
-        props = reply.get("model", {}).get("props", {}) if isinstance(reply, dict) else {}
+        model = reply.get("model") if isinstance(reply, dict) else None
+        props = model.get("props") if isinstance(model, dict) else None
+        if not isinstance(props, dict):
+            continue
         for prop in _IDENTITY_PROPS:
             field = prop.replace("-", "_")
             if ident[field] is None and prop in props:
-                ident[field] = props[prop]
-    if isinstance(ident["model_id"], str):
-        ident["model_id"] = ident["model_id"].strip()
+                ident[field] = _identity_value(field, props[prop])
     return ident
 
 
@@ -112,7 +150,7 @@ def _target_arch(session: Session, where: str) -> str:
         raise FactsError(f"{where}: query-target reply is missing or has no 'arch'")
     arch = target["arch"]
     if arch not in SUPPORTED_ARCHES:
-        raise FactsError(f"{where}: target architecture {arch!r} is not supported (supported: {', '.join(SUPPORTED_ARCHES)})")
+        raise FactsError(f"{where}: query-target: architecture {arch!r} is not supported (supported: {', '.join(SUPPORTED_ARCHES)})")
     return arch
 
 
@@ -126,13 +164,15 @@ def _qemu(session: Session, where: str, binary: str | None) -> dict[str, Any]:
     try:
         number = f"{int(qv['major'])}.{int(qv['minor'])}.{int(qv['micro'])}"  # type: ignore[index]
     except (KeyError, TypeError, ValueError) as exc:
-        raise FactsError(f"{where}: query-version reply has no usable major/minor/micro: {str(version)[:80]}") from exc
-    return {"binary": binary, "version": number, "package": str(version.get("package", "")).strip()}
+        raise FactsError(f"{where}: query-version reply has no usable major/minor/micro: {str(version)[:80]!r}") from exc
+    package = version.get("package")
+    return {"binary": binary, "version": number,
+            "package": "".join(c for c in package if c.isprintable()).strip()[:200] if isinstance(package, str) else None}
 
 
 def _accel(session: Session, where: str) -> str:
     kvm = session.reply("query-kvm")
-    if not isinstance(kvm, dict) or "enabled" not in kvm:
+    if not isinstance(kvm, dict) or not isinstance(kvm.get("enabled"), bool):
         raise FactsError(f"{where}: query-kvm reply is missing or has no 'enabled'")
     return "kvm" if kvm["enabled"] else "tcg"
 
@@ -155,7 +195,8 @@ def _non_migratable(session: Session, arch: str, features: set[str], where: str)
     for model in ("host", "max"):
         reply = session.expansion("static", model, {"migratable": False})
         if reply is not None:
-            wider, _src = host_features(arch, reply, "static", f"{where}: static expansion of {model} with migratable=false")
+            wider, _src = host_features(arch, reply, "static",
+                                        f"{where}: query-cpu-model-expansion static {model} with migratable=false")
             return sorted(wider - features)
     return None
 

@@ -315,7 +315,7 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
         conv = _converse_spawned(req, target or spawn_target(req))  # type: ignore[arg-type]
     if conv.session.primary is None:
         errs = "; ".join(f"{q.label}: {v['desc']}" for q, v in conv.session.errors.items() if q.command == EXPANSION)
-        raise QMPError(f"{conv.where}: QEMU expanded no host CPU model ({errs or 'no reply'})")
+        raise QMPError(f"{conv.where}: query-cpu-model-expansion: QEMU expanded no host CPU model ({errs or 'no reply'})")
     probe_info = {"mode": conv.inputs["mode"], "socket": req.qmp_socket, "duration_s": round(time.monotonic() - started, 4),
                   "probed_at": int(time.time())}
     facts = _facts.build_facts(conv.session, where=conv.where, qemu_binary=conv.binary, probe=probe_info,

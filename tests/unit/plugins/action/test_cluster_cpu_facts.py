@@ -156,14 +156,14 @@ def test_plan_and_the_planning_checks_read_the_contract(action_plugin, tmp_path)
     plan = action_plugin("cluster_cpu_facts", {**common, "report": "plan", "group": "pool", "contract_action": "raise"}).run(
         task_vars=task_vars)["report"]
     assert plan["change"]["direction"] == "same" and plan["applied"] is False and plan["verdict"]["ok"] is True
-    expansion = action_plugin("cluster_cpu_facts", {**common, "report": "expansion", "group": "pool", "hosts": ["gold", "platinum"],
-                                                     "candidates": ["bdw"], "fail_on": "lowers_baseline"}).run(task_vars=task_vars)["report"]
+    args = {**common, "report": "expansion", "group": "pool", "hosts": ["gold", "platinum"], "candidates": ["bdw"], "fail_on": "lowers_baseline"}
+    expansion = action_plugin("cluster_cpu_facts", args).run(task_vars=task_vars)["report"]
     assert expansion["contract"]["candidates"]["bdw"]["would_be_refused"] is True
     assert "avx512f" in expansion["contract"]["lower_needed"]["lost"]
     assert "the group's contract would refuse bdw" in expansion["verdict"]["reasons"]
     xml = json.loads((tmp_path / "c" / "pool.json").read_text())["xml"]
     hosts["gold"]["found"] = {"domains": [{"name": "vm", "active": False, "cpu_xml": xml}]}
-    migration = action_plugin("cluster_cpu_facts", {**common, "report": "migration", "group": "pool", "hosts": ["gold", "bdw"],
-                                                     "sources": ["gold"], "domains_var": "found"}).run(task_vars=task_vars)["report"]
+    args = {**common, "report": "migration", "group": "pool", "hosts": ["gold", "bdw"], "sources": ["gold"], "domains_var": "found"}
+    migration = action_plugin("cluster_cpu_facts", args).run(task_vars=task_vars)["report"]
     assert migration["contract"]["domains"]["gold/vm"]["status"] == "compliant"
     assert migration["matrix"]["gold/vm"]["bdw"]["ok"] is False

@@ -167,3 +167,12 @@ def test_a_raise_with_an_unreachable_host_is_refused_by_name(cpu_map) -> None:
     assert plan.section["reasons"] == ["no usable facts from bdw (unreachable or failed in this run)"]
     with pytest.raises(_contract.ContractError, match="group g has no contract at p: run cpucompat.cluster.site first"):
         _contract.plan_change("g", group, None, "p", _contract.ChangeRequest("raise"), OPTS, cpu_map, {})
+
+
+def test_a_contract_whose_xml_libvirt_cannot_read_is_refused(cpu_map) -> None:
+    contract = _pin(cpu_map, {"gold": GOLD})
+    doc = contract.to_dict()
+    doc["xml"] = doc["xml"].replace(f">{contract.spec.model}<", ">NoSuchModel<")
+    broken = _contract.Contract.from_dict(doc, "c")
+    with pytest.raises(_contract.ContractError, match="contract c: its xml cannot be deployed: CPU model 'NoSuchModel' is not in libvirt's CPU map"):
+        _contract.group_contract("g", group_facts({"gold": GOLD}), broken, "c", OPTS, cpu_map, None)

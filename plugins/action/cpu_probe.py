@@ -95,7 +95,8 @@ class ActionModule(ActionBase):
         interpreter = self._interpreter(task_vars)
         if not interpreter:
             return None
-        request = {"qemu_binary": args.get("qemu_binary"), "accel": args.get("accel"), "schema_version": SCHEMA_VERSION}
+        request = {"qemu_binary": args.get("qemu_binary"), "accel": args.get("accel"), "schema_version": SCHEMA_VERSION,
+                   "machine": args.get("machine")}
         code = _fingerprint.script(inspect.getsource(_fingerprint), request)
         # -I -S: no environment variables, user or site directories; the script needs the standard library only.
         cmd = f"{shlex.quote(interpreter)} -I -S -c {shlex.quote(code)}"

@@ -124,6 +124,7 @@ class Cluster:
         hosts = sorted(hosts, key=lambda h: h.name)  # deterministic: where hosts disagree, the first by name answers
         arch = _one_arch(hosts)
         _no_tcg_mix(hosts)
+        _one_machine_type(hosts)
         profiles = _profiles(hosts, opts.migratable_only)
         exclude = frozenset(opts.exclude_features)
         usable = [p.rep.usable(opts.migratable_only) for p in profiles]
@@ -189,6 +190,18 @@ def _one_arch(hosts: Sequence[HostCpu]) -> str:
         raise BaselineError("hosts of different architectures cannot share a CPU baseline: "
                             + "; ".join(f"{a}: {', '.join(sorted(n))}" for a, n in sorted(by_arch.items())))
     return hosts[0].arch
+
+
+def _one_machine_type(hosts: Sequence[HostCpu]) -> None:
+    """QEMU resolves model aliases (and on AMD what ``host`` reports) by machine type: never mix them silently."""
+    by_type: dict[str, list[str]] = {}
+    for h in hosts:
+        if h.machine_type is not None:
+            by_type.setdefault(h.machine_type, []).append(h.name)
+    if len(by_type) > 1:
+        raise BaselineError("hosts were probed with different machine types, which can change the CPU models they report: "
+                            + "; ".join(f"{t}: {', '.join(sorted(n))}" for t, n in sorted(by_type.items()))
+                            + " (probe every host with the machine type the guests use: cpucompat_probe_machine)")
 
 
 def _no_tcg_mix(hosts: Sequence[HostCpu]) -> None:
@@ -354,6 +367,9 @@ class Baseline:
     excluded: tuple[str, ...] = ()
     models_without_features: tuple[str, ...] = ()
     options: BaselineOptions = BaselineOptions()
+    phys_bits: int | None = None  # the group's fewest physical address bits (None: some host does not say)
+    maxphysaddr: int | None = None  # the bits the <cpu> emulates (<maxphysaddr mode='emulate'>), where libvirt can
+    phys_bits_note: str | None = None  # why there is no <maxphysaddr>
 
     @property
     def require(self) -> list[str]:
@@ -376,6 +392,7 @@ class Baseline:
             "models_without_features": list(self.models_without_features),
             "options": {"migratable_only": self.options.migratable_only, "allow_deprecated": self.options.allow_deprecated,
                         "vendor_neutral": self.options.vendor_neutral},
+            "phys_bits": self.phys_bits, "maxphysaddr": self.maxphysaddr, "phys_bits_note": self.phys_bits_note,
         }
 
     @classmethod
@@ -397,7 +414,40 @@ class Baseline:
             raise BaselineError(str(exc)) from None
         return cls(arch=cpu.get("arch"), vendor=cpu.get("vendor"), accel=cpu.get("accel"), model=model, features=feats,
                    model_features=(feats - require) | disable, candidates=tuple(cpu.get("candidates") or ()),
-                   hosts=tuple(cpu.get("hosts") or ()))
+                   hosts=tuple(cpu.get("hosts") or ()), phys_bits=_bits(cpu.get("phys_bits")),
+                   maxphysaddr=_bits(cpu.get("maxphysaddr")))
+
+
+def _bits(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 64 else None
+
+
+# libvirt learnt <maxphysaddr mode='emulate' bits='N'/> in 8.7.0.
+MAXPHYSADDR_LIBVIRT = (8, 7, 0)
+
+
+def _version(text: str | None) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(p) for p in str(text).split(".")[:3]) if text else None
+    except ValueError:
+        return None
+
+
+def address_bits(hosts: Sequence[HostCpu]) -> tuple[int | None, int | None, str | None]:
+    """(the group's fewest physical address bits, the bits to emulate in <cpu>, why none are emulated).
+
+    A guest that booted with more address bits than its destination has can crash after migration, so the group's
+    minimum is rendered as <maxphysaddr mode='emulate'> where every host's libvirt knows the element.
+    """
+    unknown = sorted(h.name for h in hosts if h.phys_bits is None)
+    if unknown:
+        return None, None, f"no physical address bits from {', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}"
+    bits = min(h.phys_bits for h in hosts if h.phys_bits is not None)
+    old = sorted(h.name for h in hosts if (_version(h.libvirt) or (0,)) < MAXPHYSADDR_LIBVIRT)
+    if old:
+        return bits, None, (f"libvirt older than 8.7.0 or unknown on {', '.join(old[:10])}{' ...' if len(old) > 10 else ''}: "
+                            "no <maxphysaddr> in the XML")
+    return bits, bits, None
 
 
 # ---------------------------------------------------------------------------------------------------- the pipeline
@@ -407,12 +457,14 @@ def compute_baseline(hosts: Sequence[HostCpu], opts: BaselineOptions | None = No
     strategy = strategy_for(cluster.arch)
     choice = strategy.choose(cluster)
     _check_min_model(cluster)
+    bits, maxphysaddr, bits_note = address_bits(cluster.hosts)
     return Baseline(
         arch=cluster.arch, vendor=cluster.vendor, accel=cluster.accel, model=choice.model, features=cluster.common,
         model_features=choice.features, candidates=tuple(sorted(choice.candidates)), hosts=tuple(h.name for h in cluster.hosts),
         lost=cluster.lost, bottlenecks=bottlenecks(cluster, strategy, choice), blocked_models=blocked_models(cluster),
         non_migratable_left_out=tuple(cluster.non_migratable_left_out), excluded=tuple(sorted(cluster.opts.exclude_features)),
-        models_without_features=choice.without_features, options=cluster.opts)
+        models_without_features=choice.without_features, options=cluster.opts, phys_bits=bits, maxphysaddr=maxphysaddr,
+        phys_bits_note=bits_note)
 
 
 def baseline_of(hosts: Any, opts: BaselineOptions | None = None) -> Baseline:
@@ -475,15 +527,16 @@ class Comparison:
     model: str | None
     model_runnable: bool
     model_blocked_by: tuple[str, ...]
+    phys_bits_short: bool = False  # the host has fewer physical address bits than the CPU emulates
 
     @property
     def runnable(self) -> bool:
-        return not self.missing and self.model_runnable
+        return not self.missing and self.model_runnable and not self.phys_bits_short
 
     def to_dict(self) -> dict[str, Any]:
         return {"host": self.host, "result": self.result, "runnable": self.runnable, "missing_features": list(self.missing),
                 "extra_features": list(self.extra), "model": self.model, "model_runnable": self.model_runnable,
-                "model_blocked_by": list(self.model_blocked_by)}
+                "model_blocked_by": list(self.model_blocked_by), "phys_bits_short": self.phys_bits_short}
 
 
 def compare(cpu: Baseline, host: HostCpu) -> Comparison:
@@ -503,5 +556,6 @@ def compare(cpu: Baseline, host: HostCpu) -> Comparison:
                                               _s390x.S390Model(_s390x.definition_of(cpu.model), cpu.features))
         model_ok = result in ("identical", "superset")
     blocking = tuple(host.blockers(cpu.model)) if cpu.model and not model_ok else ()
+    short = cpu.maxphysaddr is not None and host.phys_bits is not None and host.phys_bits < cpu.maxphysaddr
     return Comparison(host.name, result, tuple(sorted(cpu.features - have)), tuple(sorted(have - cpu.features)),
-                      cpu.model, model_ok, blocking)
+                      cpu.model, model_ok, blocking, short)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._axes import axes
 from ._baseline import BaselineOptions, compare, compute_baseline
 from ._errors import CpuCompatError
 from ._facts import SCHEMA_VERSION
@@ -130,6 +131,7 @@ def cluster_view(group: GroupFacts, opts: BaselineOptions, cpu_map_path: str = D
         base = compute_baseline(hosts, opts)
         view["baseline"] = base.to_dict()
         view["verdicts"] = {h.name: compare(base, h).to_dict() for h in hosts}
+        view["axes"] = axes(hosts, base)
         # Whatever keeps the XML from being rendered (no common model libvirt knows, a missing or malformed CPU map)
         # is the error the report states, in its own words.
         rendered = render(base, cached_cpu_map(cpu_map_path) if base.arch == "x86_64" else None)

@@ -17,6 +17,7 @@ QMP_ARGS: dict[str, dict[str, Any]] = {
 CPU_PROBE_ARGS: dict[str, dict[str, Any]] = {
     **QMP_ARGS,
     "expand_models": {"type": "bool", "default": True},
+    "machine": {"type": "str"},
     "cached_fingerprint": {"type": "str", "no_log": False},
     "reuse_cached": {"type": "bool", "default": False},
     "max_age": {"type": "int", "default": 0},

@@ -21,6 +21,7 @@ from typing import Any
 from ._baseline import Baseline, BaselineOptions, compare, compute_baseline
 from ._cpuspec import CpuSpec
 from ._errors import BaselineError, CpuCompatError, CpuXmlError
+from ._features import SECURITY_FEATURES
 from ._cluster import GroupFacts
 from ._hostcpu import HostCpu
 from ._libvirt_map import CpuMap
@@ -28,16 +29,6 @@ from ._libvirt_xml import render
 
 CONTRACT_SCHEMA = "cpucompat.contract/1"
 ACTIONS = ("pin", "raise", "lower")
-# Mitigation features: losing one exposes guests to the attack it mitigates (QEMU's names).
-SECURITY_FEATURES = frozenset({
-    "spec-ctrl", "ssbd", "virt-ssbd", "amd-ssbd", "amd-no-ssb", "ibpb", "ibrs", "amd-stibp", "stibp", "md-clear",
-    "flush-l1d", "pcid", "arch-capabilities", "rdctl-no", "ibrs-all", "skip-l1dfl-vmentry", "ssb-no", "mds-no",
-    "pschange-mc-no", "taa-no", "sbdr-ssdp-no", "fbsdp-no", "psdp-no", "fb-clear", "pbrsb-no", "gds-no", "rfds-no",
-    "bhi-ctrl", "ipred-ctrl", "rrsba-ctrl", "psfd", "stibp-always-on", "ibpb-brtype", "sbpb", "srso-no",
-    "srso-user-kernel-no", "verw-clear", "its-no",
-})
-
-
 class ContractError(CpuCompatError):
     """A contract file is malformed, foreign (another group, arch or vendor) or cannot be written."""
 

@@ -15,6 +15,7 @@ import contextlib
 import datetime
 import os
 import re
+import xml.etree.ElementTree as ET
 from xml.parsers import expat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -200,13 +201,27 @@ def list_domains(conn: Any) -> list[dict[str, Any]]:
             active = bool(dom.isActive())
             # A running guest has the CPU of its live definition (host-model expanded there).
             live = domain_cpu(dom.XMLDesc(0), f"domain {dom.name()} live definition") if active else None
+            extras = guest_timing(dom.XMLDesc(0 if active else flags))
             out.append({"name": dom.name(), "uuid": dom.UUIDString(), "active": active,
-                        "persistent": persistent, "cpu_xml": _text(cpu) or None, "live_cpu_xml": _text(live) or None})
+                        "persistent": persistent, "cpu_xml": _text(cpu) or None, "live_cpu_xml": _text(live) or None, **extras})
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"listing domains: {str(exc).strip()}") from exc
     except CpuXmlError as exc:
         raise LibvirtError(f"listing domains: {exc}") from exc
     return sorted(out, key=lambda d: d["name"])
+
+
+def guest_timing(domain_xml: str) -> dict[str, Any]:
+    """What else a guest carries across a migration: its Hyper-V enlightenments and a fixed TSC frequency."""
+    root = ET.fromstring(domain_xml)
+    hyperv = root.find("./features/hyperv")
+    hv: dict[str, Any] | None = None
+    if hyperv is not None:
+        hv = {"mode": hyperv.get("mode", "custom"),
+              "features": sorted(c.tag for c in hyperv if isinstance(c.tag, str) and c.get("state", "on") == "on")}
+    timer = root.find("./clock/timer[@name='tsc']")
+    frequency = timer.get("frequency") if timer is not None else None
+    return {"hyperv": hv, "tsc_frequency": int(frequency) if frequency and frequency.isdigit() else None}
 
 
 @contextlib.contextmanager

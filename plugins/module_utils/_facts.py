@@ -9,6 +9,7 @@ bump SCHEMA_VERSION on any incompatible change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,8 @@ from ._errors import FactsError
 from ._features import SUPPORTED_ARCHES, canonical_list, enabled_features, validate_feature_name
 from ._session import Query, Session
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_MACHINE_VERSION_RE = re.compile(r"-[0-9]+(\.[0-9]+)*$")
 _IDENTITY_PROPS = ("vendor", "family", "model", "stepping", "model-id")
 
 
@@ -220,6 +222,8 @@ def build_facts(
     fingerprint_inputs: Mapping[str, Any],
     rejected_features: list[str] | tuple[str, ...] = (),
     rejection_detail: str | None = None,
+    host: Mapping[str, Any] | None = None,
+    machine: str | None = None,
 ) -> dict[str, Any]:
     """Build the ``cpucompat`` fact from one session's replies (its ``primary`` host expansion first of all).
 
@@ -256,8 +260,70 @@ def build_facts(
         },
         "probe": dict(probe),
         "fingerprint": fingerprint(fingerprint_inputs),
+        "machine": _machine(session, machine, where),
+        "versions": {"qemu": qemu["version"], **_host_versions(host)},
+        # A TCG probe describes QEMU's emulated CPU: the host's address bits and TSC are not that CPU's.
+        "phys_bits": _int_or_none((host or {}).get("phys_bits")) if accel == "kvm" else None,
+        "tsc": _tsc(host) if accel == "kvm" else None,
+        "hyperv": _hyperv(arch, session, where),
     }
     return facts
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return "".join(c for c in value if c.isprintable()).strip()[:64] or None
+
+
+def _host_versions(host: Mapping[str, Any] | None) -> dict[str, Any]:
+    """libvirt, kernel and microcode of the probed host, from the probe's own reading (None: not known)."""
+    host = host or {}
+    return {k: _text_or_none(host.get(k)) for k in ("libvirt", "kernel", "microcode")}
+
+
+def _tsc(host: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    tsc = (host or {}).get("tsc")
+    if not isinstance(tsc, Mapping):
+        return None
+    scaling = tsc.get("scaling")
+    return {"frequency": _int_or_none(tsc.get("frequency")), "scaling": scaling if isinstance(scaling, bool) else None}
+
+
+def _machine(session: Session, requested: str | None, where: str) -> dict[str, Any] | None:
+    """The machine type the probe ran with, by its versioned name (query-machines); None when not known (socket mode)."""
+    if requested is None:
+        return None
+    if requested == "none":
+        return {"requested": "none", "name": "none", "type": "none"}
+    found = None
+    machines = session.reply("query-machines")
+    for entry in machines if isinstance(machines, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        if (requested == "default" and entry.get("is-default") is True) or requested in (entry.get("name"), entry.get("alias")):
+            found = _valid(entry["name"], f"{where}: query-machines: machine name")
+            break
+    return {"requested": requested, "name": found, "type": _MACHINE_VERSION_RE.sub("", found) if found else None}
+
+
+def _hyperv(arch: str, session: Session, where: str) -> list[str] | None:
+    """x86 under KVM: the Hyper-V enlightenments (hv-*) this KVM supports, from the full expansion with hv-passthrough."""
+    if arch != "x86_64":
+        return None
+    reply = session.expansion("full", "host", {"hv-passthrough": True, "migratable": False})
+    if reply is None:
+        return None
+    props = _expansion_model(reply, f"{where}: query-cpu-model-expansion full host with hv-passthrough").get("props", {})
+    supported = sorted(_valid(k, f"{where}: query-cpu-model-expansion full host with hv-passthrough")
+                       for k, v in props.items() if isinstance(k, str) and k.startswith("hv-") and k != "hv-passthrough" and v is True)
+    # QEMU before 8 applies hv-passthrough only when a vCPU is created: its expansion says every hv-* is off. That is
+    # "not known", not "none supported".
+    return supported or None
 
 
 def fingerprint(inputs: Mapping[str, Any]) -> str:

@@ -59,6 +59,15 @@ _X86_NON_FEATURE_PREFIXES = ("hv-", "x-")
 # Intel hosts without svm.
 X86_KVM_SOFT_FEATURES = frozenset({"svm", "monitor", "acpi", "topoext"})
 
+# Mitigation features: losing one exposes guests to the attack it mitigates (QEMU's names).
+SECURITY_FEATURES = frozenset({
+    "spec-ctrl", "ssbd", "virt-ssbd", "amd-ssbd", "amd-no-ssb", "ibpb", "ibrs", "amd-stibp", "stibp", "md-clear",
+    "flush-l1d", "pcid", "arch-capabilities", "rdctl-no", "ibrs-all", "skip-l1dfl-vmentry", "ssb-no", "mds-no",
+    "pschange-mc-no", "taa-no", "sbdr-ssdp-no", "fbsdp-no", "psdp-no", "fb-clear", "pbrsb-no", "gds-no", "rfds-no",
+    "bhi-ctrl", "ipred-ctrl", "rrsba-ctrl", "psfd", "stibp-always-on", "ibpb-brtype", "sbpb", "srso-no",
+    "srso-user-kernel-no", "verw-clear", "its-no",
+})
+
 # Bits of IA32_ARCH_CAPABILITIES (MSR 0x10a) and QEMU's names for them
 # (target/i386/cpu.c, FEAT_ARCH_CAPABILITIES), to name what KVM rejects.
 _MSR_FEATURE_BITS: dict[int, dict[int, str]] = {

@@ -26,7 +26,7 @@ QEMU_ARCH_BY_MACHINE = {
     "s390x": "s390x",
 }
 
-_CPUINFO_KEYS = ("microcode", "model name", "vendor_id", "cpu family", "model", "stepping", "processor 0")
+_CPUINFO_KEYS = ("microcode", "model name", "vendor_id", "cpu family", "model", "stepping", "processor 0", "address sizes")
 
 
 class EnvironmentProblem(Exception):
@@ -102,7 +102,7 @@ def cpuinfo_identity() -> dict[str, str]:
     return out
 
 
-def environment_inputs(binary: str, accel: str) -> dict[str, Any]:
+def environment_inputs(binary: str, accel: str, machine: str | None = None) -> dict[str, Any]:
     """What can change a spawned probe's answer, readable without starting QEMU."""
     st = os.stat(binary)
     return {
@@ -110,6 +110,7 @@ def environment_inputs(binary: str, accel: str) -> dict[str, Any]:
         "binary": binary,
         "binary_stat": [st.st_size, st.st_mtime_ns, st.st_ino],
         "accel": accel,
+        "machine": machine,
         "kvm_usable": kvm_usable(),
         "kernel": platform.release(),
         "cpu": cpuinfo_identity(),
@@ -122,11 +123,11 @@ def digest(inputs: Mapping[str, Any], schema_version: int) -> str:
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
-def current(qemu_binary: str | None, accel: str, schema_version: int) -> str:
+def current(qemu_binary: str | None, accel: str, schema_version: int, machine: str | None = None) -> str:
     """The fingerprint a spawned probe of this host would report now (raises EnvironmentProblem)."""
     binary = find_binary(qemu_binary or default_qemu_binary())
     try:
-        inputs = environment_inputs(binary, resolve_accel(accel, binary))
+        inputs = environment_inputs(binary, resolve_accel(accel, binary), machine)
     except OSError as exc:
         raise EnvironmentProblem(f"cannot read {binary}: {exc}") from exc
     return digest(inputs, schema_version)
@@ -136,7 +137,7 @@ def report(request: Mapping[str, Any]) -> str:
     """One JSON line for the action plugin: the current fingerprint, or why there is none."""
     try:
         return json.dumps({"fingerprint": current(request.get("qemu_binary"), request.get("accel") or "auto",
-                                                  int(request["schema_version"]))})
+                                                  int(request["schema_version"]), request.get("machine"))})
     except EnvironmentProblem as exc:
         return json.dumps({"fingerprint": None, "error": str(exc)})
 

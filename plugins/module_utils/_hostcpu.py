@@ -38,6 +38,9 @@ class HostCpu:
     runnable: frozenset[str]  # named models QEMU reports runnable (aliases included)
     models: Mapping[str, Any]  # QEMU's per-model records as in the facts (docs/facts.md)
     facts: Mapping[str, Any]  # the facts themselves, for reports
+    machine_type: str | None = None  # the machine type family the probe ran with (pc-q35, pc-i440fx, ...)
+    phys_bits: int | None = None
+    libvirt: str | None = None
 
     @classmethod
     def from_facts(cls, name: str, facts: Any, check_names: bool = True) -> HostCpu:
@@ -64,9 +67,15 @@ class HostCpu:
             raise BaselineError(f"host {name}: field 'models' is not a mapping")
         qemu = facts.get("qemu") or _NO_MODEL
         vendor, base, version = facts.get("vendor"), facts.get("base_model"), qemu.get("version") if _is_map(qemu) else None
+        machine = facts.get("machine") if _is_map(facts.get("machine")) else _NO_MODEL
+        versions = facts.get("versions") if _is_map(facts.get("versions")) else _NO_MODEL
+        bits = facts.get("phys_bits")
         host = cls(name, str(facts["arch"]), str(facts["accel"]), None if vendor is None else str(vendor),
                    None if base is None else str(base), None if version is None else str(version),
-                   feats, feats | nonmig if nonmig else feats, runnable, models, facts)
+                   feats, feats | nonmig if nonmig else feats, runnable, models, facts,
+                   machine.get("type") if isinstance(machine.get("type"), str) else None,
+                   bits if isinstance(bits, int) and not isinstance(bits, bool) else None,
+                   versions.get("libvirt") if isinstance(versions.get("libvirt"), str) else None)
         if check_names:
             check_feature_names([host])
         return host

@@ -38,7 +38,7 @@ def render(baseline: Baseline, cpu_map: CpuMap | None = None, unknown_features: 
             why = f"{NoRunnability.REASON}; libvirt needs a named model for mode='custom' (use host-passthrough on identical hosts)"
         raise BaselineError(why)
     features = [("require", f) for f in baseline.require] + [("disable", f) for f in baseline.disable]
-    return RenderedCpu(_spec(baseline.model, None, features, ()))
+    return RenderedCpu(_spec(baseline.model, None, features, (), baseline.maxphysaddr))
 
 
 def _render_x86(baseline: Baseline, cpu_map: CpuMap, unknown_features: str) -> RenderedCpu:
@@ -51,13 +51,15 @@ def _render_x86(baseline: Baseline, cpu_map: CpuMap, unknown_features: str) -> R
     model = libvirt_model(baseline, common, vendor, cpu_map)
     mfeats = cpu_map.models[model]
     features = [("require", f) for f in sorted(common - mfeats)] + [("disable", f) for f in sorted(mfeats - common)]
-    return RenderedCpu(_spec(model, vendor, features, tuple(unexpressible)), tuple(unexpressible))
+    return RenderedCpu(_spec(model, vendor, features, tuple(unexpressible), baseline.maxphysaddr), tuple(unexpressible))
 
 
-def _spec(model: str, vendor: str | None, features: list[tuple[str, str]], unexpressible: tuple[str, ...]) -> CpuSpec:
+def _spec(model: str, vendor: str | None, features: list[tuple[str, str]], unexpressible: tuple[str, ...],
+          maxphysaddr: int | None = None) -> CpuSpec:
     note = f"left out, libvirt's CPU map has no name for: {', '.join(unexpressible)}" if unexpressible else None
+    other = (f"<maxphysaddr mode='emulate' bits='{maxphysaddr}'/>",) if maxphysaddr else ()
     return CpuSpec(mode="custom", match="exact", check="full", model=model, model_attrs=(("fallback", "forbid"),),
-                   vendor=vendor, features=tuple(features), note=note)
+                   vendor=vendor, features=tuple(features), other=other, note=note)
 
 
 def libvirt_model(baseline: Baseline, common: frozenset[str], vendor: str | None, cpu_map: CpuMap) -> str:

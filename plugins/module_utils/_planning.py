@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._baseline import Baseline, BaselineOptions, compare, compute_baseline
@@ -100,6 +101,19 @@ def domain_cpus(domains: Mapping[str, list[Mapping[str, Any]]]) -> list[str]:
     return list(seen)
 
 
+def _guest(dom: Mapping[str, Any], cpu_xml: str, key: str, cpu_map: CpuMap, source: Mapping[str, Any] | None) -> _Guest:
+    try:
+        needs: frozenset[str] | None | str = guest_features(cpu_xml, cpu_map, f"domain {key}: <cpu>")
+    except CpuCompatError as exc:
+        needs = str(exc)
+    hv = dom.get("hyperv") if isinstance(dom.get("hyperv"), Mapping) else {}
+    frequency = dom.get("tsc_frequency") if isinstance(dom.get("tsc_frequency"), int) else None
+    if frequency is None and isinstance(needs, frozenset) and "invtsc" in needs:
+        source_tsc = (source or {}).get("tsc")
+        frequency = source_tsc.get("frequency") if isinstance(source_tsc, Mapping) else None
+    return _Guest(needs, hv.get("mode"), frozenset(_hyperv_name(f) for f in hv.get("features") or []), frequency)
+
+
 def _target_features(targets: Mapping[str, Any], cpu_map: CpuMap) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
     """Each target's migratable features in libvirt's names, and the targets that cannot be judged (with why)."""
     target_sets: dict[str, frozenset[str]] = {}
@@ -118,8 +132,39 @@ def _target_features(targets: Mapping[str, Any], cpu_map: CpuMap) -> tuple[dict[
     return target_sets, problems
 
 
-def _cell(needs: frozenset[str] | None | str, have: frozenset[str], libvirt_result: str | None) -> dict[str, Any]:
-    """One domain CPU on one target: our answer, and libvirt's beside it when it was asked."""
+@dataclass(frozen=True)
+class _Guest:
+    """What a domain carries to its destination: the features its CPU gives, its Hyper-V enlightenments, its TSC."""
+
+    needs: frozenset[str] | None | str  # libvirt feature names; None: follows its host; str: why it cannot be told
+    hyperv_mode: str | None = None
+    hyperv: frozenset[str] = frozenset()  # QEMU's hv-* names
+    tsc_frequency: int | None = None  # the frequency the guest keeps (fixed, or its source's with invtsc)
+
+
+def _hyperv_name(libvirt_name: str) -> str:
+    """QEMU's property of a libvirt <hyperv> element (vendor_id -> hv-vendor-id)."""
+    return "hv-" + libvirt_name.replace("_", "-")
+
+
+def _timing_problems(guest: _Guest, target: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if guest.hyperv_mode == "passthrough":
+        problems.append("hv-passthrough: the guest's Hyper-V enlightenments are its source host's, it cannot migrate")
+    target_hv = target.get("hyperv")
+    if guest.hyperv and isinstance(target_hv, list):
+        lacking = sorted(guest.hyperv - set(target_hv))
+        if lacking:
+            problems.append(f"target lacks Hyper-V enlightenments {', '.join(lacking)}")
+    tsc = target.get("tsc") if isinstance(target.get("tsc"), Mapping) else {}
+    if guest.tsc_frequency and tsc.get("frequency") and tsc["frequency"] != guest.tsc_frequency and tsc.get("scaling") is False:
+        problems.append(f"the guest keeps a TSC of {guest.tsc_frequency} Hz; the target's is {tsc['frequency']} Hz and cannot scale")
+    return problems
+
+
+def _cell(guest: _Guest, have: frozenset[str], target: Mapping[str, Any], libvirt_result: str | None) -> dict[str, Any]:
+    """One domain on one target: our answer, and libvirt's beside it when it was asked."""
+    needs = guest.needs
     if isinstance(needs, str):
         cell: dict[str, Any] = {"ok": None, "why": needs}
     elif needs is None:
@@ -127,6 +172,9 @@ def _cell(needs: frozenset[str] | None | str, have: frozenset[str], libvirt_resu
     else:
         blocking = sorted(needs - have)
         cell = {"ok": not blocking, "blocking": blocking}
+    problems = _timing_problems(guest, target)
+    if problems:
+        cell.update(ok=False, beyond_cpuid=problems)
     if libvirt_result is not None:
         cell["libvirt"] = libvirt_result
         if cell["ok"] is not None and cell["ok"] != (libvirt_result in ("identical", "superset")):
@@ -142,7 +190,8 @@ def _requested_failures(matrix: Mapping[str, Mapping[str, Any]], requested: list
             failures.append(f"{pair.get('domain')} -> {pair.get('target')}: unknown domain or target")
         elif cell["ok"] is not True:
             failures.append(f"{pair['domain']} -> {pair['target']}: "
-                            + (f"target lacks {', '.join(cell['blocking'])}" if cell.get("blocking") else cell.get("why", "cannot tell")))
+                            + (f"target lacks {', '.join(cell['blocking'])}" if cell.get("blocking")
+                               else "; ".join(cell["beyond_cpuid"]) if cell.get("beyond_cpuid") else cell.get("why", "cannot tell")))
     return failures
 
 
@@ -157,8 +206,8 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     impossible one makes the verdict's ``ok`` false.
     """
     target_sets, problems = _target_features(targets, cpu_map)
-    # Domains share a few distinct CPUs: each distinct CPU's row is computed once and stands for all of them.
-    rows: dict[str, dict[str, Any]] = {}
+    # Domains share a few distinct CPUs: each distinct guest's row is computed once and stands for all of them.
+    rows: dict[Any, dict[str, Any]] = {}
     matrix: dict[str, dict[str, Any]] = {}
     for host, entries in sorted(domains.items()):
         for dom in entries:
@@ -167,14 +216,13 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
             if not cpu_xml:
                 matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in target_sets}
                 continue
-            if cpu_xml not in rows:
-                try:
-                    needs: frozenset[str] | None | str = guest_features(cpu_xml, cpu_map, f"domain {key}: <cpu>")
-                except CpuCompatError as exc:
-                    needs = str(exc)
-                rows[cpu_xml] = {t: _cell(needs, have, (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
+            hv = dom.get("hyperv") if isinstance(dom.get("hyperv"), Mapping) else {}
+            row_key = (cpu_xml, hv.get("mode"), tuple(hv.get("features") or ()), dom.get("tsc_frequency"), host)
+            if row_key not in rows:
+                guest = _guest(dom, cpu_xml, key, cpu_map, targets.get(host) if isinstance(targets.get(host), Mapping) else None)
+                rows[row_key] = {t: _cell(guest, have, targets[t], (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
                                  for t, have in target_sets.items()}
-            matrix[key] = dict(rows[cpu_xml])
+            matrix[key] = dict(rows[row_key])
     disagreements = [{"domain": d, "target": t, "ours": c["ok"], "libvirt": c["libvirt"]}
                      for d, row in matrix.items() for t, c in row.items() if c.get("disagreement")]
     failures = _requested_failures(matrix, list(requested or []))

@@ -24,12 +24,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _facts, _fingerprint
+from . import _facts, _fingerprint, _hostinfo
 from ._errors import QemuStartError, QMPError
 from ._features import msr_features
 from ._fingerprint import binary_arch, default_qemu_binary
 from ._qmp import QMPClient
 from ._session import EXPANSION, Query, Session
+
+HV_PASSTHROUGH = {"hv-passthrough": True, "migratable": False}
 
 
 @contextlib.contextmanager
@@ -74,9 +76,9 @@ def _accept(listener: socket.socket, proc: subprocess.Popen[bytes], deadline: fl
 
 
 @contextlib.contextmanager
-def spawn_qemu(binary: str, accel: str, timeout: float, machine: str = "none",
+def spawn_qemu(binary: str, accel: str, timeout: float, machine: str | None = "none",
                extra_args: tuple[str, ...] = ()) -> Iterator[QMPClient]:
-    """Start a throwaway QEMU (``-machine none`` unless told) and yield a QMP client to it.
+    """Start a throwaway QEMU (``-machine none`` unless told; None: QEMU's default machine type) and yield a QMP client.
 
     We listen on a socket in a private 0700 directory and QEMU connects to us,
     so there is no polling for a socket file. QEMU runs in its own process
@@ -100,7 +102,7 @@ def spawn_qemu(binary: str, accel: str, timeout: float, machine: str = "none",
         listener.bind(path)
         listener.listen(1)
         listener.settimeout(0.02)
-        argv = [binary, "-machine", f"{machine},accel={accel}", "-nodefaults", "-no-user-config",
+        argv = [binary, "-machine", f"{machine},accel={accel}" if machine else f"accel={accel}", "-nodefaults", "-no-user-config",
                 "-display", "none", "-S", "-chardev", f"socket,id=qmp,path={path}",
                 "-mon", "chardev=qmp,mode=control", *extra_args]
         try:
@@ -160,7 +162,8 @@ def _ask(client: QMPClient, session: Session, plan: list[tuple[Query, dict[str, 
 def converse(client: QMPClient, expand_models: bool = True) -> Session:
     """Ask everything the facts need, pipelining independent commands."""
     session = Session()
-    _ask(client, session, [(Query(c), None) for c in ("query-version", "query-target", "query-kvm", "query-cpu-definitions")])
+    basics = ("query-version", "query-target", "query-kvm", "query-cpu-definitions", "query-machines")
+    _ask(client, session, [(Query(c), None) for c in basics])
     for name in ("query-target", "query-kvm"):
         err = session.error(name)
         if err is not None:
@@ -174,6 +177,8 @@ def converse(client: QMPClient, expand_models: bool = True) -> Session:
     plan: list[tuple[Query, dict[str, Any] | None]] = [(Query.expansion("static", host), None), (Query.expansion("full", host), None)]
     if arch == "x86_64":
         plan.append((Query.expansion("static", host, {"migratable": False}), None))
+        if host == "host":  # the Hyper-V enlightenments this KVM supports
+            plan.append((Query.expansion("full", host, HV_PASSTHROUGH), None))
     # Support of comparison/baseline is recorded from QEMU's own answer, not
     # guessed from query-commands: some builds have the command and answer
     # "not supported on this target".
@@ -201,7 +206,7 @@ def converse(client: QMPClient, expand_models: bool = True) -> Session:
 _MSR_FAILURE_RE = re.compile(r"failed to set MSR (0x[0-9a-fA-F]+) to (0x[0-9a-fA-F]+)")
 
 
-def kvm_rejected_features(binary: str, timeout: float, rounds: int = 4) -> tuple[list[str], str | None]:
+def kvm_rejected_features(binary: str, timeout: float, rounds: int = 4, machine: str | None = "q35") -> tuple[list[str], str | None]:
     """Features QEMU offers for ``-cpu host`` that this KVM refuses when a vCPU is created.
 
     Seen on nested hypervisors: QEMU lists arch-capabilities bits
@@ -215,7 +220,7 @@ def kvm_rejected_features(binary: str, timeout: float, rounds: int = 4) -> tuple
     for _round in range(rounds):
         cpu = "host" + "".join(f",-{f}" for f in rejected)
         try:
-            with spawn_qemu(binary, "kvm", timeout, machine="q35", extra_args=("-cpu", cpu)) as client:
+            with spawn_qemu(binary, "kvm", timeout, machine=machine if machine != "none" else "q35", extra_args=("-cpu", cpu)) as client:
                 client.execute("query-cpus-fast")
             return rejected, None
         except (QemuStartError, QMPError) as exc:
@@ -236,6 +241,7 @@ class ProbeRequest:
     qmp_socket: str | None = None
     timeout: float = 10.0
     expand_models: bool = True
+    machine: str | None = None  # None: the machine type this QEMU starts by default
 
 
 @dataclass(frozen=True)
@@ -245,6 +251,7 @@ class SpawnTarget:
     binary: str
     accel: str
     inputs: dict[str, Any]
+    machine: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -259,10 +266,12 @@ def spawn_target(req: ProbeRequest) -> SpawnTarget | None:
         binary = _fingerprint.find_binary(req.qemu_binary or default_qemu_binary())
         accel = _fingerprint.resolve_accel(req.accel, binary)
         try:
-            inputs = _fingerprint.environment_inputs(binary, accel)
+            inputs = _fingerprint.environment_inputs(binary, accel, req.machine)
         except OSError as exc:
             raise _fingerprint.EnvironmentProblem(f"cannot read {binary}: {exc}") from exc
-    return SpawnTarget(binary, accel, inputs)
+    # aarch64 QEMU has no default machine type: its probes run on "virt", as its guests do.
+    machine = req.machine or ("virt" if binary_arch(binary) == "aarch64" else None)
+    return SpawnTarget(binary, accel, inputs, machine)
 
 
 def current_fingerprint(req: ProbeRequest) -> str | None:
@@ -279,6 +288,7 @@ class _Conversation:
     binary: str | None = None
     rejected: tuple[str, ...] = ()
     rejection_detail: str | None = None
+    machine: str | None = None
 
 
 def _converse_socket(req: ProbeRequest, path: str) -> _Conversation:
@@ -292,16 +302,17 @@ def _converse_spawned(req: ProbeRequest, target: SpawnTarget) -> _Conversation:
     check: list[tuple[list[str], str | None]] = []
     checker = None
     if accel == "kvm" and binary_arch(binary) in (None, "x86_64"):
-        checker = threading.Thread(target=lambda: check.append(kvm_rejected_features(binary, req.timeout)), daemon=True)
+        checker = threading.Thread(target=lambda: check.append(kvm_rejected_features(binary, req.timeout, machine=target.machine or "q35")),
+                                   daemon=True)
         checker.start()
     try:
-        with spawn_qemu(binary, accel, req.timeout) as client:
+        with spawn_qemu(binary, accel, req.timeout, machine=target.machine) as client:
             session = converse(client, req.expand_models)
     finally:
         if checker is not None:
             checker.join()
     rejected, detail = check[0] if check else ([], None)
-    return _Conversation(session, f"{binary} (accel={accel})", target.inputs, binary, tuple(rejected), detail)
+    return _Conversation(session, f"{binary} (accel={accel})", target.inputs, binary, tuple(rejected), detail, target.machine)
 
 
 def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any]:
@@ -309,10 +320,16 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
     if req.timeout <= 0:
         raise QemuStartError(f"timeout must be positive, got {req.timeout}")
     started = time.monotonic()
-    if req.qmp_socket:
-        conv = _converse_socket(req, req.qmp_socket)
-    else:
-        conv = _converse_spawned(req, target or spawn_target(req))  # type: ignore[arg-type]
+    host: list[dict[str, Any]] = []
+    reader = threading.Thread(target=lambda: host.append(_hostinfo.host_info(req.timeout)), daemon=True)
+    reader.start()  # versions, address bits and TSC are read while QEMU starts
+    try:
+        if req.qmp_socket:
+            conv = _converse_socket(req, req.qmp_socket)
+        else:
+            conv = _converse_spawned(req, target or spawn_target(req))  # type: ignore[arg-type]
+    finally:
+        reader.join()
     if conv.session.primary is None:
         errs = "; ".join(f"{q.label}: {v['desc']}" for q, v in conv.session.errors.items() if q.command == EXPANSION)
         raise QMPError(f"{conv.where}: query-cpu-model-expansion: QEMU expanded no host CPU model ({errs or 'no reply'})")
@@ -320,7 +337,8 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
                   "probed_at": int(time.time())}
     facts = _facts.build_facts(conv.session, where=conv.where, qemu_binary=conv.binary, probe=probe_info,
                                fingerprint_inputs=conv.inputs, rejected_features=conv.rejected,
-                               rejection_detail=conv.rejection_detail)
+                               rejection_detail=conv.rejection_detail, host=host[0] if host else None,
+                               machine=None if req.qmp_socket else (conv.machine or "default"))
     if req.qmp_socket:
         # Without a binary to stat, the answer itself is what we fingerprint.
         answer = {k: facts[k] for k in ("arch", "accel", "qemu", "features", "models")}

@@ -56,6 +56,8 @@ def baseline_markdown(view: Mapping[str, Any]) -> str:
         if lost:
             out += ["", "## Features lost, and the hosts responsible", "", "| feature | lacking on |", "|---|---|"]
             out += [f"| {f} | {_names(h)} |" for f, h in sorted(lost.items(), key=lambda kv: (len(kv[1]), kv[0]))]
+        if view.get("axes"):
+            out += _axes_markdown(view["axes"])
         if base.get("bottlenecks"):
             out += ["", "## Bottlenecks: what the baseline gains without one host", ""]
             for name, gain in sorted(base["bottlenecks"].items()):
@@ -63,6 +65,36 @@ def baseline_markdown(view: Mapping[str, Any]) -> str:
                 out.append(f"- **{name}**: {model}{len(gain.get('features') or [])} features"
                            + (f" ({', '.join(gain['features'][:10])}{', ...' if len(gain['features']) > 10 else ''})" if gain.get("features") else ""))
     return "\n".join(out) + "\n"
+
+
+def _axes_markdown(ax: Mapping[str, Any]) -> list[str]:
+    """Beyond CPUID: security features, versions and drift, machine types, address bits, TSC, Hyper-V."""
+    out: list[str] = []
+    sec = ax.get("security") or {}
+    out += ["", "## Security features", "", f"- kept: {', '.join(sec.get('kept') or []) or 'none'}"]
+    for feature, lost in (sec.get("lost") or {}).items():
+        micro = ", ".join(f"{h} (microcode {m or '?'})" for h, m in lost["microcode"].items())
+        out.append(f"- **lost: {feature}**, lacking on {micro}")
+    out += ["", "## Versions and drift", ""]
+    out += [f"- {key}: " + "; ".join(f"{v}: {_names(h)}" for v, h in groups.items()) for key, groups in (ax.get("versions") or {}).items()]
+    for d in ax.get("drift") or []:
+        out.append(f"- **drift in {d['signature']}** ({_names(d['hosts'])}): microcode "
+                   + "; ".join(f"{v}: {_names(h)}" for v, h in d["microcode"].items())
+                   + "; kernel " + "; ".join(f"{v}: {_names(h)}" for v, h in d["kernel"].items())
+                   + (f"; features that differ: {', '.join(d['features_differing'][:12])}" if d["features_differing"] else ""))
+    bits = ax.get("address_bits") or {}
+    tsc = ax.get("tsc") or {}
+    hv = ax.get("hyperv") or {}
+    out += ["", "## Migration beyond CPUID", "",
+            "- machine types: " + "; ".join(f"{v}: {_names(h)}" for v, h in (ax.get("machines") or {}).items()),
+            f"- physical address bits: fewest {bits.get('min') or '?'}"
+            + (f", emulated in the XML (<maxphysaddr bits='{bits['maxphysaddr']}'>)" if bits.get("maxphysaddr") else f" ({bits.get('note')})"),
+            "- TSC frequencies: " + ("; ".join(f"{v} Hz: {_names(h)}" for v, h in (tsc.get("frequencies") or {}).items()) or "unknown")
+            + (f"; no TSC scaling on {_names(tsc['without_scaling'])}" if tsc.get("without_scaling") else ""),
+            "- Hyper-V enlightenments every host supports: "
+            + (", ".join(hv["common"]) if hv.get("common") else "unknown (QEMU before 8 does not say)")
+            + (f" (not known for {_names(hv['unknown'])})" if hv.get("common") and hv.get("unknown") else "")]
+    return out
 
 
 def expansion_markdown(view: Mapping[str, Any]) -> str:
@@ -107,7 +139,8 @@ def migration_markdown(view: Mapping[str, Any]) -> str:
         cells = []
         for target in targets:
             cell = row.get(target, {})
-            text = "yes" if cell.get("ok") else ("?" if cell.get("ok") is None else "no: " + ", ".join(cell.get("blocking", [])[:6]))
+            text = "yes" if cell.get("ok") else ("?" if cell.get("ok") is None else "no: " + "; ".join(
+                [", ".join(cell.get("blocking", [])[:6])] * bool(cell.get("blocking")) + list(cell.get("beyond_cpuid") or [])))
             if "libvirt" in cell:
                 text += f" (libvirt: {cell['libvirt']}{', DISAGREES' if cell.get('disagreement') else ''})"
             cells.append(text)

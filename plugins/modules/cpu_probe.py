@@ -39,6 +39,17 @@ options:
         features. Costs a few milliseconds.
     type: bool
     default: true
+  machine:
+    description:
+      - Machine type of the throwaway QEMU. QEMU resolves unversioned model names (aliases) by machine type, and newer
+        QEMU changes what C(host) reports on AMD by machine type, so probe with the machine type your guests use
+        (for example V(q35) or V(pc-q35-7.2)).
+      - Omitted, the machine type this QEMU starts by default (C(pc-i440fx-7.2) for QEMU 7.2 on x86_64; C(virt) on
+        aarch64, which has no default). V(none) probes without a machine, as before.
+      - The facts record the versioned name (C(machine.name)); a baseline refuses to mix hosts probed with different
+        machine types.
+      - Ignored with O(qmp_socket) (the running QEMU's machine is not known).
+    type: str
   cached_fingerprint:
     description:
       - The C(fingerprint) of cached C(cpucompat) facts the caller already has.
@@ -92,7 +103,18 @@ EXAMPLES = r"""
 
 - name: Re-probe only when the host changed since the cached facts were taken
   cpucompat.cluster.cpu_probe:
-    cached_fingerprint: "{{ ansible_facts['cpucompat']['fingerprint'] | default(omit) }}"
+    machine:
+    description:
+      - Machine type of the throwaway QEMU. QEMU resolves unversioned model names (aliases) by machine type, and newer
+        QEMU changes what C(host) reports on AMD by machine type, so probe with the machine type your guests use
+        (for example V(q35) or V(pc-q35-7.2)).
+      - Omitted, the machine type this QEMU starts by default (C(pc-i440fx-7.2) for QEMU 7.2 on x86_64; C(virt) on
+        aarch64, which has no default). V(none) probes without a machine, as before.
+      - The facts record the versioned name (C(machine.name)); a baseline refuses to mix hosts probed with different
+        machine types.
+      - Ignored with O(qmp_socket) (the running QEMU's machine is not known).
+    type: str
+  cached_fingerprint: "{{ ansible_facts['cpucompat']['fingerprint'] | default(omit) }}"
 
 - name: Keep cached facts younger than a day, else check the fingerprint, else probe
   cpucompat.cluster.cpu_probe:
@@ -131,7 +153,7 @@ ansible_facts:
       returned: when probed
       type: dict
       sample:
-        schema_version: 1
+        schema_version: 2
         arch: x86_64
         vendor: AuthenticAMD
         family: 25
@@ -155,6 +177,11 @@ ansible_facts:
             features: [abm, adx, aes]
         capabilities: {comparison: false, baseline: false, unavailable_features: true}
         probe: {mode: spawn, socket: null, duration_s: 0.11}
+        machine: {requested: default, name: pc-i440fx-7.2, type: pc-i440fx}
+        versions: {qemu: 7.2.22, libvirt: 9.0.0, kernel: 6.1.0-28-amd64, microcode: "0xa0011d5"}
+        phys_bits: 48
+        tsc: {frequency: 2445404000, scaling: false}
+        hyperv: [hv-relaxed, hv-vapic, hv-spinlocks]
         fingerprint: sha256:7db6ff2b7496e0c5e4a1f1b6b7c2f7c5b0a9e0f3c8d1e2f3a4b5c6d7e8f90a1b
 """
 
@@ -177,6 +204,7 @@ def main() -> None:
         qmp_socket=params["qmp_socket"],
         timeout=params["timeout"],
         expand_models=params["expand_models"],
+        machine=params["machine"],
     )
     try:
         # The last step of the freshness policy (the action decides the others): the fingerprint is computed once and

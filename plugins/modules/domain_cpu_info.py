@@ -13,6 +13,8 @@ description:
   - Lists the domains of a libvirt connection, with their state, the C(<cpu>) element of the persistent definition
     (the live one for transient domains) and, for running domains, the C(<cpu>) of the live definition, which is what
     the guest runs (libvirt expands C(host-model) there). Read-only.
+  - Also what a guest carries across a migration beyond its CPU model - its Hyper-V enlightenments (C(hyperv): mode and
+    the features that are on) and a fixed TSC frequency (C(tsc_frequency), from C(<timer name='tsc' frequency=...>)).
 author:
   - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
@@ -48,6 +50,8 @@ domains:
       persistent: true
       cpu_xml: "<cpu mode='host-model'/>"
       live_cpu_xml: "<cpu mode='custom' match='exact'>\n  <model>EPYC-Rome</model>\n</cpu>\n"
+      hyperv: {mode: custom, features: [relaxed, spinlocks, vapic]}
+      tsc_frequency: null
 """
 
 import re

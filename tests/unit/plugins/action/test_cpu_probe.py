@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts, _probe
 
 S390X = {"qemu_binary": "qemu-system-s390x", "accel": "tcg"}
 
 
-def _cached(fingerprint: str, probed_at: float, schema: int = 1) -> dict:
+def _cached(fingerprint: str, probed_at: float, schema: int = _facts.SCHEMA_VERSION) -> dict:
     return {"schema_version": schema, "fingerprint": fingerprint, "probe": {"probed_at": int(probed_at)}}
 
 

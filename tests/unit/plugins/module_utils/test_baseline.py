@@ -95,8 +95,8 @@ def _tcg(facts: dict) -> dict:
     ({}, "no hosts given"),
     ({"a": None}, "host a has no cpucompat facts"),
     ({"a": {"schema_version": 99}}, "host a: facts have schema_version 99"),
-    ({"a": {"schema_version": 1, "arch": "x86_64", "accel": "kvm"}}, "host a: facts lack the field 'features'"),
-    ({"a": {"schema_version": 1, "arch": "x86_64", "accel": "kvm", "features": ["ok", "<bad/>"]}}, "host a: features: '<bad/>' is not a valid"),
+    ({"a": {"schema_version": 2, "arch": "x86_64", "accel": "kvm"}}, "host a: facts lack the field 'features'"),
+    ({"a": {"schema_version": 2, "arch": "x86_64", "accel": "kvm", "features": ["ok", "<bad/>"]}}, "host a: features: '<bad/>' is not a valid"),
     ("lambda: mixed arch", "different architectures cannot share a CPU baseline: s390x: s390"),
     ("lambda: mixed vendor", "different CPU vendors: AuthenticAMD: amd; GenuineIntel: intel"),
     ("lambda: tcg", "probed under TCG .* cannot be mixed with KVM hosts: emulated"),
@@ -151,7 +151,7 @@ def test_s390x_newer_definition_is_not_runnable_on_older_host() -> None:
     (["a", "c"], ["a", "b"], "incompatible"),
 ])
 def test_compare_verdicts(cpu_features, host_features, verdict) -> None:
-    facts = {"schema_version": 1, "arch": "x86_64", "accel": "kvm", "features": host_features, "models": {}}
+    facts = {"schema_version": 2, "arch": "x86_64", "accel": "kvm", "features": host_features, "models": {}}
     out = compare({"model": None, "features": cpu_features}, "h1", facts)
     assert out["result"] == verdict
     assert out["runnable"] is (verdict in ("identical", "superset"))

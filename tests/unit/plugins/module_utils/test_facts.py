@@ -28,7 +28,7 @@ def test_identity_and_schema(name: str) -> None:
     ident = rec.get("cpu_identity") or {}
     if rec["arch"] == "x86_64":
         assert facts["vendor"] == ident["vendor"]
-        assert facts["model_id"] == ident["model-id"].strip()
+        assert facts["model_id"] == (ident["model-id"].strip() or None), "a blank brand string is unknown, null"
         assert (facts["family"], facts["model"], facts["stepping"]) == (ident["family"], ident["model"], ident["stepping"])
     elif rec["arch"] == "s390x":
         assert facts["vendor"] == "IBM"
@@ -148,3 +148,24 @@ def test_fingerprint_changes_with_inputs() -> None:
         prints.add(_facts.fingerprint({**base, key: value}))
     assert len(prints) == 5
     assert _facts.fingerprint(dict(reversed(list(base.items())))) == _facts.fingerprint(base)
+
+
+@pytest.mark.parametrize("blockers, named, unnamed", [
+    (["avx512vbmi", "", "avx512vbmi2"], ["avx512vbmi", "avx512vbmi2"], 1),
+    ([""], [], 1),
+    (["", ""], [], 2),
+])
+def test_unnamed_blockers_make_a_model_not_runnable(blockers: list, named: list, unnamed: int) -> None:
+    """QEMU 2.x-4.x report blockers without a name as '' (a real Xeon Platinum 8268: Cascadelake-Server by ['']):
+    the model does not run here; the probe does not fail and the empty name reaches no list."""
+    rec = json.loads(json.dumps(load("x86_64-xeon-gold-6130")))
+    replies, errors = served_replies(rec)
+    for entry in replies["query-cpu-definitions"]:
+        if entry["name"] == "Skylake-Server-v1":
+            entry["unavailable-features"] = blockers
+    facts = build(replies, errors, primary_key(rec), "h")
+    model = facts["models"]["Skylake-Server-v1"]
+    assert model["runnable"] is False and model["unavailable_features"] == named and model["unnamed_blockers"] == unnamed
+    assert "Skylake-Server-v1" not in facts["runnable_models"]
+    from utils.engine import baseline  # pylint: disable=import-outside-toplevel
+    assert baseline({"h": facts})["model"] != "Skylake-Server-v1"

@@ -50,3 +50,26 @@ def test_requested_pairs_that_do_not_exist(cpu_map) -> None:
                               [{"domain": "h/nope", "target": "t"}])
     assert report["target_problems"] == {"broken": "no cpucompat facts"}
     assert report["verdict"]["reasons"] == ["h/nope -> t: unknown domain or target"]
+
+
+def test_beyond_cpuid_hyperv_and_tsc(cpu_map) -> None:
+    """Hyper-V enlightenments a target lacks, hv-passthrough, and a TSC the target cannot give: the cell says no."""
+    genoa = facts_of("x86_64-epyc-9654-qemu-10.0.0")
+    cpu = render(baseline_of({"genoa": genoa}), cpu_map).xml
+    fast = dict(genoa, tsc={"frequency": 2400000000, "scaling": True})
+    slow = dict(genoa, tsc={"frequency": 2000000000, "scaling": False})
+    domains = {"fast": [
+        {"name": "windows", "cpu_xml": cpu, "hyperv": {"mode": "custom", "features": ["relaxed", "evmcs"]}},
+        {"name": "passthrough", "cpu_xml": cpu, "hyperv": {"mode": "passthrough", "features": []}},
+        {"name": "fixed-tsc", "cpu_xml": cpu, "tsc_frequency": 2400000000},
+        {"name": "plain", "cpu_xml": cpu},
+    ]}
+    report = migration_matrix(domains, {"fast": fast, "slow": slow}, cpu_map, {},
+                              [{"domain": "fast/fixed-tsc", "target": "slow"}])
+    windows = report["matrix"]["fast/windows"]["slow"]
+    assert windows["ok"] is False and "hv-evmcs" in windows["beyond_cpuid"][0] and "hv-relaxed" not in windows["beyond_cpuid"][0]
+    assert "not migrate" in report["matrix"]["fast/passthrough"]["fast"]["beyond_cpuid"][0]
+    assert report["matrix"]["fast/fixed-tsc"]["fast"]["ok"] is True
+    assert "cannot scale" in report["matrix"]["fast/fixed-tsc"]["slow"]["beyond_cpuid"][0]
+    assert report["matrix"]["fast/plain"]["slow"]["ok"] is True
+    assert report["verdict"]["reasons"] == [f"fast/fixed-tsc -> slow: {report['matrix']['fast/fixed-tsc']['slow']['beyond_cpuid'][0]}"]

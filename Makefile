@@ -55,6 +55,7 @@ bench: setup
 	python bench/bench_baseline.py
 	python bench/bench_planning.py
 	python bench/bench_contract.py
+	python bench/bench_html.py
 	python bench/bench_site.py
 
 clean:

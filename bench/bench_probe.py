@@ -42,6 +42,10 @@ def main() -> None:
         facts = _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel=accel))
         assert facts["models"], "model catalogue included"
 
+    def machine_none() -> None:
+        facts = _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel=accel, machine="none"))
+        assert facts["machine"]["name"] == "none"
+
     def bare() -> None:
         with _probe.spawn_qemu(binary, accel, 10) as client:
             client.execute("query-version")
@@ -51,10 +55,12 @@ def main() -> None:
         subprocess.run(["virsh", "-c", "qemu:///system", "domcapabilities", "--emulatorbin", binary,
                         "--virttype", virttype], check=True, capture_output=True)
 
-    rows: dict[str, list[float]] = {"cpu_probe (cold, with models)": [], "bare QMP conversation": [], "libvirt re-probe": []}
+    rows: dict[str, list[float]] = {"cpu_probe (cold, with models)": [], "cpu_probe, -machine none": [],
+                                    "bare QMP conversation": [], "libvirt re-probe": []}
     ours(), libvirt()  # warm the page cache for both sides
     for _ in range(ROUNDS):
         rows["cpu_probe (cold, with models)"].append(timed(ours))
+        rows["cpu_probe, -machine none"].append(timed(machine_none))
         rows["bare QMP conversation"].append(timed(bare))
         rows["libvirt re-probe"].append(timed(libvirt))
     os.utime(binary, ns=(original.st_atime_ns, original.st_mtime_ns))
@@ -62,6 +68,8 @@ def main() -> None:
     print(f"probe benchmark: x86_64, accel={accel}, {ROUNDS} rounds interleaved, medians")
     for name, value in med.items():
         print(f"  {name:32s} {value * 1000:8.1f} ms   (min {min(rows[name]) * 1000:.1f}, max {max(rows[name]) * 1000:.1f})")
+    machine_cost = med["cpu_probe (cold, with models)"] - med["cpu_probe, -machine none"]
+    print(f"  the default machine type costs   {machine_cost * 1000:8.1f} ms per probe (against -machine none)")
     ratio = med["libvirt re-probe"] / med["cpu_probe (cold, with models)"]
     print(f"  libvirt re-probe / cpu_probe   {ratio:8.1f} x   (target >= 15x; cpu_probe target <= 250 ms)")
     ok = ratio >= 15 and med["cpu_probe (cold, with models)"] <= 0.25

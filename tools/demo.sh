@@ -65,4 +65,5 @@ fi
 "$ROOT/.venv/bin/ansible-playbook" -i "$DEMO/inventory.yml" playbooks/site.yml --check --diff \
   -e cpucompat_report_dir="$ROOT/reports" "$@"
 echo
-echo "Reports: $ROOT/reports/baseline.md, contract.md (and their .json); the deploy above ran in check mode: nothing changed and no contract was written (a real run pins it in $DEMO/cpucompat-contracts)."
+echo "Report: $ROOT/reports/baseline.html (open it in a browser; contract.html, and the .md and .json of both, beside it)"
+echo "The deploy above ran in check mode: nothing changed and no contract was written (a real run pins it in $DEMO/cpucompat-contracts)."

@@ -13,7 +13,8 @@ log() { printf 'setup: %s\n' "$*"; }
 # --- Debian packages ------------------------------------------------------
 PKGS=(qemu-system-x86 qemu-system-misc qemu-system-arm qemu-utils
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
-      pkg-config gcc python3 python3-venv python3-dev make git)
+      pkg-config gcc python3 python3-venv python3-dev make git
+      chromium fonts-dejavu-core)  # headless Chromium opens the HTML reports in the tests
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import Baseline, BaselineOptions, baseline_of, compare
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._hostcpu import HostCpu, host_cpus
+from ansible_collections.cpucompat.cluster.plugins.module_utils._html import report_html
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import domain_cpus, migration_matrix, plan_expansion
@@ -100,10 +101,17 @@ def cpu_report_markdown(report: Any) -> str:
         raise AnsibleFilterError(f"cpu_report_markdown: {exc}") from exc
 
 
+def cpu_report_html(report: Any) -> str:
+    try:
+        return report_html(report)
+    except CpuCompatError as exc:
+        raise AnsibleFilterError(f"cpu_report_html: {exc}") from exc
+
+
 class FilterModule:
     """cpucompat.cluster filters."""
 
     def filters(self) -> dict[str, Any]:
         return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare, "libvirt_cpu_xml": libvirt_cpu_xml,
                 "cpu_report_markdown": cpu_report_markdown, "cpu_expansion_plan": cpu_expansion_plan,
-                "cpu_migration_matrix": cpu_migration_matrix, "cpu_domain_cpus": cpu_domain_cpus}
+                "cpu_migration_matrix": cpu_migration_matrix, "cpu_domain_cpus": cpu_domain_cpus, "cpu_report_html": cpu_report_html}

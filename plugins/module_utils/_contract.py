@@ -29,6 +29,8 @@ from ._libvirt_xml import render
 
 CONTRACT_SCHEMA = "cpucompat.contract/1"
 ACTIONS = ("pin", "raise", "lower")
+
+
 class ContractError(CpuCompatError):
     """A contract file is malformed, foreign (another group, arch or vendor) or cannot be written."""
 

@@ -229,10 +229,13 @@ def report_markdown(view: Mapping[str, Any]) -> str:
 
 
 def write_reports(view: Mapping[str, Any], directory: str, stem: str) -> list[str]:
-    """Write ``<stem>.json`` and ``<stem>.md`` atomically; files whose content is unchanged are left alone."""
+    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.html`` atomically; files whose content is unchanged are left alone."""
+    from ._html import report_html  # pylint: disable=import-outside-toplevel  # _html imports this module
+
     os.makedirs(directory, exist_ok=True)
     written = []
-    for suffix, text in ((".json", json.dumps(view, indent=2, sort_keys=True) + "\n"), (".md", report_markdown(view))):
+    renderings = ((".json", json.dumps(view, indent=2, sort_keys=True) + "\n"), (".md", report_markdown(view)), (".html", report_html(view)))
+    for suffix, text in renderings:
         path = os.path.join(directory, stem + suffix)
         try:
             with open(path, encoding="utf-8") as fh:

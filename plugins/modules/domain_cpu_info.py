@@ -13,7 +13,7 @@ description:
   - Lists the domains of a libvirt connection, with their state, the C(<cpu>) element of the persistent definition
     (the live one for transient domains) and, for running domains, the C(<cpu>) of the live definition, which is what
     the guest runs (libvirt expands C(host-model) there). Read-only.
-  - Also what a guest carries across a migration beyond its CPU model - its Hyper-V enlightenments (C(hyperv): mode and
+  - Also what a guest carries across a migration beyond its CPU model - its Hyper-V enlightenments (C(hyperv), their mode and
     the features that are on) and a fixed TSC frequency (C(tsc_frequency), from C(<timer name='tsc' frequency=...>)).
 author:
   - cpucompat.cluster contributors (@cpucompat)

@@ -18,7 +18,7 @@ ARM = facts_of("aarch64-unidentified-nosve-qemu-8.2.0")
 def test_every_filter_is_registered() -> None:
     assert set(cpu.FilterModule().filters()) == {
         "cpu_summary", "cpu_baseline", "cpu_compare", "libvirt_cpu_xml", "cpu_report_markdown", "cpu_expansion_plan",
-        "cpu_migration_matrix", "cpu_domain_cpus"}
+        "cpu_migration_matrix", "cpu_domain_cpus", "cpu_report_html"}
 
 
 def test_baseline_compare_and_xml_round_trip() -> None:

@@ -86,7 +86,7 @@ def test_hostile_replies(name: str) -> None:
     outcomes = {"facts": 0, "refused": 0}
     for case in range(CASES_PER_RECORDING):
         session = Session(copy.deepcopy(pristine.replies), copy.deepcopy(pristine.errors), pristine.primary)
-        what = "; ".join(_mutate(session, rng) for _ in range(rng.randint(1, 3)))
+        what = "; ".join(_mutate(session, rng) for _step in range(rng.randint(1, 3)))
         try:
             facts = _facts.build_facts(session, where=name, qemu_binary=None, probe={}, fingerprint_inputs={})
         except FactsError as exc:
@@ -114,7 +114,7 @@ def test_hostile_replies_over_the_socket(replay, name: str) -> None:
     pristine = served_session(load(name))
     for case in range(25):
         session = Session(copy.deepcopy(pristine.replies), copy.deepcopy(pristine.errors), pristine.primary)
-        what = "; ".join(_mutate(session, rng) for _ in range(rng.randint(1, 2)))
+        what = "; ".join(_mutate(session, rng) for _step in range(rng.randint(1, 2)))
         server = replay(name)
         server.replies, server.errors = session.replies, session.errors
         try:

@@ -1,0 +1,132 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Self-contained HTML renderings of reports (schema cpucompat.report/1). Private to the collection.
+
+The JSON report stays the source of truth: this module only shapes it for the eye (the host x feature matrix sorted
+so the hosts that cost the most stand out, bars for the bottlenecks, the domain x target matrix) and renders the
+templates of ``_html_templates``. Large inputs are collapsed beyond a limit, with counts, so a browser opens the file
+in seconds. Rendering happens on the controller (filters, the aggregation action), where Jinja2 is always present.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import CpuCompatError
+from ._html_templates import CSS, TEMPLATES
+from ._report import REPORT_SCHEMA
+
+try:
+    import jinja2
+except ImportError:  # pragma: no cover - jinja2 comes with ansible-core on every controller
+    jinja2 = None
+    JINJA2_IMPORT_ERROR: str | None = traceback.format_exc()
+else:
+    JINJA2_IMPORT_ERROR = None
+
+MAX_ROWS = 200  # hosts or domains shown in a matrix
+MAX_COLUMNS = 60  # features or targets shown in a matrix
+MAX_BARS = 40
+TITLES = {"baseline": "CPU baseline", "expansion": "Cluster expansion plan", "migration": "Pre-migration check",
+          "contract": "Cluster CPU contract", "plan": "Contract plan"}
+_ENV: Any = None
+
+
+def _env() -> Any:
+    global _ENV  # pylint: disable=global-statement  # one environment per process: templates compile once
+    if _ENV is None:
+        if jinja2 is None:
+            raise CpuCompatError(f"rendering HTML needs the jinja2 Python library: {JINJA2_IMPORT_ERROR}")
+        _ENV = jinja2.Environment(loader=jinja2.DictLoader(TEMPLATES), autoescape=True, undefined=jinja2.ChainableUndefined,
+                                  trim_blocks=True, lstrip_blocks=True)
+    return _ENV
+
+
+def feature_matrix(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Hosts x the features some host lacks; the hosts lacking the most first, the features lacking most widely first."""
+    base = report.get("baseline") or {}
+    lost: Mapping[str, list[str]] = base.get("lost") or {}
+    lacking: dict[str, set[str]] = {}
+    for feature, hosts in lost.items():
+        for host in hosts:
+            lacking.setdefault(host, set()).add(feature)
+    features = sorted(lost, key=lambda f: (-len(lost[f]), f))
+    everyone = set(base.get("hosts") or []) | set(lacking)
+    hosts = sorted(everyone, key=lambda h: (-len(lacking.get(h, ())), h))  # the hosts lacking nothing close the table
+    lacking = {h: lacking.get(h, set()) for h in hosts}
+    shown_features = features[:MAX_COLUMNS]
+    rows = [{"host": h, "lacks": len(lacking[h]), "cells": [f not in lacking[h] for f in shown_features]} for h in hosts[:MAX_ROWS]]
+    return {"features": shown_features, "rows": rows, "total_hosts": len(hosts), "total_features": len(features)}
+
+
+def bottleneck_bars(report: Mapping[str, Any]) -> dict[str, Any]:
+    """One bar per host: how many features the group gains without it."""
+    gains = (report.get("baseline") or {}).get("bottlenecks") or {}
+    ranked = sorted(gains.items(), key=lambda kv: (-len(kv[1].get("features") or []), kv[0]))
+    widest = max((len(g.get("features") or []) for _h, g in ranked), default=0) or 1
+    items = []
+    for i, (host, gain) in enumerate(ranked[:MAX_BARS]):
+        count = len(gain.get("features") or [])
+        label = f"{count} features" + (f", model {gain['model']}" if gain.get("model") else "")
+        items.append({"host": host[:34], "y": i * 22, "width": max(2, round(300 * count / widest)), "label": label})
+    return {"entries": items, "height": max(22, len(items) * 22), "total": len(ranked)}
+
+
+def _hosts(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    verdicts = report.get("verdicts") or {}
+    out = []
+    for name, summary in sorted((report.get("hosts") or {}).items())[:MAX_ROWS]:
+        verdict = verdicts.get(name) or {}
+        out.append({"name": name, "cpu": summary.get("model_id") or summary.get("base_model") or summary.get("arch"),
+                    "qemu": summary.get("qemu_version"), "accel": summary.get("accel"),
+                    "result": verdict.get("result", "?"), "runnable": verdict.get("runnable", True)})
+    return out
+
+
+def _migration(report: Mapping[str, Any]) -> dict[str, Any]:
+    matrix: Mapping[str, Mapping[str, Any]] = report.get("matrix") or {}
+    counts = {"no": 0, "unknown": 0}
+    trouble: dict[str, int] = {}
+    for key, row in matrix.items():
+        for cell in row.values():
+            if cell.get("ok") is False:
+                counts["no"] += 1
+                trouble[key] = trouble.get(key, 0) + 1
+            elif cell.get("ok") is None:
+                counts["unknown"] += 1
+    ordered = sorted(matrix, key=lambda k: (-trouble.get(k, 0), k))[:MAX_ROWS]
+    return {"rows": [(k, matrix[k]) for k in ordered], "targets": list(report.get("targets") or [])[:MAX_COLUMNS], "counts": counts}
+
+
+def _expansion(report: Mapping[str, Any]) -> dict[str, Any]:
+    domains = report.get("domains") or {}
+    must = sorted(k for k, d in domains.items() if d.get("status") == "must-change")
+    delta = report.get("delta") or {}
+    costs: dict[str, list[str]] = {}
+    for feature, hosts in (delta.get("lost_because_of") or {}).items():
+        for host in hosts:
+            costs.setdefault(host, []).append(feature)
+    ordered = must + sorted(k for k in domains if k not in set(must))
+    return {"must": must, "costs": costs, "domains": [(k, domains[k]) for k in ordered[:MAX_ROWS]]}
+
+
+def report_html(report: Any) -> str:
+    """The report as one self-contained HTML page."""
+    if not isinstance(report, Mapping) or report.get("schema") != REPORT_SCHEMA:
+        raise CpuCompatError(f"not a cpucompat report (schema {report.get('schema') if isinstance(report, Mapping) else None!r})")
+    kind = report.get("kind")
+    if kind not in TITLES:
+        raise CpuCompatError(f"no HTML rendering for report kind {kind!r}")
+    context: dict[str, Any] = {"report": report, "css": CSS, "title": TITLES[kind], "limit": MAX_ROWS,
+                               "verdict": report.get("verdict")}
+    if kind == "baseline":
+        context.update(matrix=feature_matrix(report), bars=bottleneck_bars(report), hosts=_hosts(report))
+        context["title"] += f": {(report.get('baseline') or {}).get('model') or 'not computed'}"
+    elif kind == "migration":
+        context.update(_migration(report))
+    elif kind == "expansion":
+        context.update(_expansion(report))
+    return str(_env().get_template(kind).render(**context))

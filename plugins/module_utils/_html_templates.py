@@ -1,0 +1,281 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Jinja2 templates of the HTML reports (self-contained: inline CSS and SVG, no script, no external URL). Private to the collection.
+
+Kept as Python strings so that they ship with the collection wherever its module_utils go. ``_html`` renders them
+with autoescaping; every value is data from a JSON report.
+"""
+
+from __future__ import annotations
+
+CSS = """
+:root { --fg: #1b1f24; --bg: #ffffff; --muted: #59636e; --line: #d0d7de; --ok: #1a7f37; --ok-bg: #dafbe1;
+        --bad: #cf222e; --bad-bg: #ffebe9; --warn: #9a6700; --warn-bg: #fff8c5; --accent: #0969da; --head: #f6f8fa; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e6edf3; --bg: #0d1117; --muted: #9198a1; --line: #3d444d; --ok: #3fb950; --ok-bg: #12261e;
+          --bad: #f85149; --bad-bg: #2d1215; --warn: #d29922; --warn-bg: #2e2208; --accent: #4493f8; --head: #161b22; }
+}
+* { box-sizing: border-box; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: var(--fg);
+       background: var(--bg); margin: 0 auto; padding: 1rem; max-width: 80rem; }
+h1 { font-size: 1.5rem; margin: 0 0 .25rem; } h2 { font-size: 1.2rem; margin: 1.6rem 0 .5rem; border-bottom: 1px solid var(--line); }
+.muted { color: var(--muted); } .mono, pre, code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .85rem; }
+.verdict { display: inline-block; padding: .2rem .6rem; border-radius: .4rem; font-weight: 600; }
+.ok { color: var(--ok); background: var(--ok-bg); } .bad { color: var(--bad); background: var(--bad-bg); }
+.warn { color: var(--warn); background: var(--warn-bg); }
+.cards { display: flex; flex-wrap: wrap; gap: .6rem; margin: .8rem 0; }
+.card { border: 1px solid var(--line); border-radius: .5rem; padding: .5rem .8rem; min-width: 9rem; }
+.card b { display: block; font-size: 1.3rem; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; margin: .4rem 0; }
+th, td { border: 1px solid var(--line); padding: .2rem .45rem; text-align: left; vertical-align: top; }
+thead th { background: var(--head); position: sticky; top: 0; }
+th.rot { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; font-weight: 500; padding: .4rem .15rem; }
+td.cell { text-align: center; min-width: 1.6rem; }
+td.has { color: var(--ok); background: var(--ok-bg); } td.lacks { color: var(--bad); background: var(--bad-bg); }
+td.unknown { color: var(--muted); }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+pre { background: var(--head); border: 1px solid var(--line); padding: .6rem; overflow-x: auto; }
+svg text { fill: var(--fg); font-size: 12px; } svg .bar { fill: var(--accent); }
+ul.reasons li { margin: .15rem 0; }
+footer { margin-top: 2rem; font-size: .8rem; }
+@media (max-width: 40rem) { body { padding: .5rem; font-size: 14px; } .card { min-width: 7rem; } }
+@media print {
+  @page { size: A4; margin: 12mm; }
+  body { max-width: none; padding: 0; font-size: 10pt; color: #000; background: #fff; }
+  .scroll { overflow: visible; } thead th { position: static; }
+  h2 { break-after: avoid; } tr { break-inside: avoid; }
+  td.has { background: #dafbe1 !important; } td.lacks { background: #ffebe9 !important; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+"""
+
+BASE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>{{ title }}</title>
+<style>{{ css }}</style>
+</head>
+<body>
+<header>
+<h1>{{ title }}</h1>
+<p class="muted">cpucompat.cluster report, schema {{ report.schema }}, kind {{ report.kind }}</p>
+{% if verdict is not none %}<p><span class="verdict {{ 'ok' if verdict.ok else 'bad' }}">{{ 'OK' if verdict.ok else 'NOT OK' }}</span></p>
+{% if verdict.reasons %}<ul class="reasons">{% for r in verdict.reasons %}<li>{{ r }}</li>{% endfor %}</ul>{% endif %}{% endif %}
+</header>
+<main>
+{% block body %}{% endblock %}
+</main>
+<footer class="muted">Colours always come with text: "has", "yes" and ✓ for what works, "lacks", "no" and ✗ for what blocks.
+The JSON report beside this file is the source of truth.</footer>
+</body>
+</html>
+"""
+
+MACROS = """
+{% macro cards(items) %}<div class="cards">{% for label, value in items %}<div class="card">
+<span class="muted">{{ label }}</span><b>{{ value }}</b></div>{% endfor %}</div>{% endmacro %}
+{% macro names(list, limit=12) %}{{ list[:limit] | join(', ') }}{% if list | length > limit %} and {{ list | length - limit }} more
+{% endif %}{% endmacro %}
+{% macro collapsed(shown, total, what) %}{% if total > shown %}
+<p class="muted">Showing {{ shown }} of {{ total }} {{ what }}; the JSON report has all of them.</p>{% endif %}{% endmacro %}
+"""
+
+BASELINE = """{% extends "base" %}{% import "macros" as m %}
+{% block body %}
+{% if report.error %}<p><span class="verdict bad">Not computed</span> {{ report.error }}</p>{% endif %}
+{% set b = report.baseline %}
+{{ m.cards([("hosts", report.hosts | length), ("model", (b.model if b else none) or "none"), ("features kept", (b.features | length) if b else 0),
+            ("features lost", (b.lost | length) if b else 0), ("architecture", (b.arch if b else none) or "?"),
+            ("vendor", (b.vendor if b else none) or "none")]) }}
+{% for key, title in [("unreachable", "Unreachable or failed"), ("probe_failed", "Probe failed"), ("missing_facts", "Without facts"),
+                      ("other_schema", "Facts of another schema")] %}
+{% if report[key] %}<p><span class="verdict bad">{{ title }}</span> {{ m.names(report[key], 50) }}</p>{% endif %}{% endfor %}
+{% if matrix.features %}
+<h2 id="matrix">Which hosts lack which features</h2>
+<p class="muted">The features some host lacks (the baseline loses them); rows are hosts, the ones that cost the group the most first.</p>
+<div class="scroll"><table>
+<caption class="sr">Host by feature: has or lacks</caption>
+<thead><tr><th scope="col">host</th><th scope="col">lacks</th>{% for f in matrix.features %}<th scope="col" class="rot">{{ f }}</th>
+{% endfor %}</tr></thead>
+<tbody>
+{% for row in matrix.rows %}<tr><th scope="row">{{ row.host }}</th><td>{{ row.lacks }}</td>{% for has in row.cells %}{% if has %}
+<td class="cell has">✓<span class="sr"> has</span></td>{% else %}
+<td class="cell lacks" title="{{ row.host }} lacks {{ matrix.features[loop.index0] }}">✗<span class="sr"> lacks</span></td>{% endif %}
+{% endfor %}</tr>
+{% endfor %}</tbody></table></div>
+{{ m.collapsed(matrix.rows | length, matrix.total_hosts, "hosts") }}{{ m.collapsed(matrix.features | length, matrix.total_features, "lost features") }}
+{% endif %}
+{% if bars.entries %}
+<h2 id="bottlenecks">Bottlenecks: what the group gains without one host</h2>
+<svg role="img" aria-label="Features the baseline gains without each host" width="760" height="{{ bars.height }}"
+ viewBox="0 0 760 {{ bars.height }}" style="max-width:100%;height:auto">
+{% for bar in bars.entries %}<g><text x="0" y="{{ bar.y + 13 }}">{{ bar.host }}</text>
+<rect class="bar" x="240" y="{{ bar.y }}" width="{{ bar.width }}" height="16"></rect>
+<text x="{{ 246 + bar.width }}" y="{{ bar.y + 13 }}">{{ bar.label }}</text></g>
+{% endfor %}</svg>
+{{ m.collapsed(bars.entries | length, bars.total, "hosts") }}
+{% endif %}
+{% if report.xml %}<h2 id="xml">The libvirt &lt;cpu&gt;</h2><pre>{{ report.xml }}</pre>{% endif %}
+{% if report.hosts %}
+<h2 id="hosts">Hosts</h2>
+<div class="scroll"><table><thead><tr><th scope="col">host</th><th scope="col">CPU</th><th scope="col">QEMU</th><th scope="col">accel</th>
+<th scope="col">against the baseline</th></tr></thead><tbody>
+{% for h in hosts %}<tr><th scope="row">{{ h.name }}</th><td>{{ h.cpu }}</td><td>{{ h.qemu or "?" }}</td><td>{{ h.accel }}</td>
+<td class="{{ 'has' if h.runnable else 'lacks' }}">{{ h.result }}{% if not h.runnable %} (cannot run it){% endif %}</td></tr>
+{% endfor %}</tbody></table></div>{{ m.collapsed(hosts | length, report.hosts | length, "hosts") }}
+{% endif %}
+{% set ax = report.axes %}
+{% if ax %}
+<h2 id="security">Security features</h2>
+<p>Kept: {{ ax.security.kept | join(', ') or 'none' }}</p>
+{% if ax.security.lost %}<div class="scroll"><table><thead><tr><th scope="col">lost</th>
+<th scope="col">lacking on (microcode)</th></tr></thead><tbody>
+{% for f, lost in ax.security.lost.items() %}<tr><th scope="row" class="lacks">{{ f }}</th><td>
+{% for h, mc in lost.microcode.items() %}{{ h }} ({{ mc or '?' }}){{ ', ' if not loop.last }}{% endfor %}</td></tr>
+{% endfor %}</tbody></table></div>{% endif %}
+<h2 id="versions">Versions and drift</h2>
+<div class="scroll"><table><thead><tr><th scope="col">what</th><th scope="col">value: hosts</th></tr></thead><tbody>
+{% for key, groups in ax.versions.items() %}<tr><th scope="row">{{ key }}</th><td>
+{% for v, hs in groups.items() %}<b>{{ v }}</b>: {{ m.names(hs) }}{{ '; ' if not loop.last }}{% endfor %}</td></tr>{% endfor %}
+<tr><th scope="row">machine type</th><td>{% for v, hs in ax.machines.items() %}<b>{{ v }}</b>: {{ m.names(hs) }}{{ '; ' if not loop.last }}
+{% endfor %}</td></tr>
+<tr><th scope="row">address bits</th><td>fewest {{ ax.address_bits.min or '?' }}
+{% if ax.address_bits.maxphysaddr %}, emulated in the &lt;cpu&gt;{% else %} ({{ ax.address_bits.note }}){% endif %}</td></tr>
+<tr><th scope="row">TSC</th><td>{% for v, hs in ax.tsc.frequencies.items() %}<b>{{ v }} Hz</b>: {{ m.names(hs) }}{{ '; ' if not loop.last }}
+{% endfor %}{% if ax.tsc.without_scaling %}; no scaling on {{ m.names(ax.tsc.without_scaling) }}{% endif %}</td></tr>
+<tr><th scope="row">Hyper-V (common)</th><td>{{ (ax.hyperv.common or []) | join(', ') or 'unknown' }}</td></tr>
+</tbody></table></div>
+{% for d in ax.drift %}<p><span class="verdict warn">Drift</span> {{ d.signature }} ({{ m.names(d.hosts) }}): microcode 
+{% for v, hs in d.microcode.items() %}{{ v }}: {{ m.names(hs) }}{{ '; ' if not loop.last }}{% endfor %}
+{% if d.features_differing %}; features that differ: {{ d.features_differing | join(', ') }}{% endif %}</p>{% endfor %}
+{% endif %}
+{% endblock %}
+"""
+
+EXPANSION = """{% extends "base" %}{% import "macros" as m %}
+{% block body %}
+{% set c = report.current %}{% set j = report.joined %}
+{{ m.cards([("policy", report.fail_on), ("candidates", report.candidates | length), ("model now", c.model or "none"),
+            ("model if they join", (j.model if j else none) or "none"), ("features lost", (report.delta.features_lost | length) if report.delta else "-"),
+            ("domains that must change", must | length)]) }}
+{% if report.error %}<p><span class="verdict bad">No common CPU</span> {{ report.error }}</p>{% endif %}
+<h2 id="baselines">Current and joined baseline</h2>
+<div class="scroll"><table><thead><tr><th scope="col"></th><th scope="col">now</th><th scope="col">if the candidates join</th></tr></thead><tbody>
+<tr><th scope="row">model</th><td>{{ c.model }}</td><td>{{ j.model if j else '-' }}</td></tr>
+<tr><th scope="row">features</th><td>{{ c.features | length }}</td><td>{{ (j.features | length) if j else '-' }}</td></tr>
+</tbody></table></div>
+<h2 id="candidates">Candidates and what each costs</h2>
+<div class="scroll"><table><thead><tr><th scope="col">candidate</th><th scope="col">runs the current baseline</th>
+<th scope="col">missing</th><th scope="col">features the cluster loses because of it</th></tr></thead><tbody>
+{% for name, cand in report.candidates.items() %}<tr><th scope="row">{{ name }}</th>
+<td class="{{ 'has' if cand.runs_current_baseline else 'lacks' }}">{{ 'yes' if cand.runs_current_baseline else 'no' }}</td>
+<td>{{ cand.missing_features | join(', ') or '-' }}</td><td>{{ (costs.get(name) or []) | join(', ') or '-' }}</td></tr>
+{% endfor %}</tbody></table></div>
+{% if report.contract %}
+<p>The group's contract ({{ report.contract.contract_model }}) would refuse:
+{{ (report.contract.candidates | dictsort | selectattr('1.would_be_refused') | map('first') | list) | join(', ') or 'none' }}</p>
+{% endif %}
+{% if report.domains %}<h2 id="domains">Domains</h2>
+<div class="scroll"><table><thead><tr><th scope="col">domain</th><th scope="col">status</th><th scope="col">needs</th></tr></thead><tbody>
+{% for key, d in domains %}<tr><th scope="row">{{ key }}</th>
+<td class="{{ 'lacks' if d.status == 'must-change' else 'has' }}">{{ d.status }}</td>
+<td>{{ (d.missing or []) | join(', ') or '-' }}</td></tr>
+{% endfor %}</tbody></table></div>{{ m.collapsed(domains | length, report.domains | length, "domains") }}{% endif %}
+{% endblock %}
+"""
+
+MIGRATION = """{% extends "base" %}{% import "macros" as m %}
+{% block body %}
+{{ m.cards([("domains", report.matrix | length), ("targets", report.targets | length), ("cells that say no", counts.no),
+            ("cells that cannot tell", counts.unknown), ("disagreements with libvirt", report.disagreements | length)]) }}
+{% for t, p in report.target_problems.items() %}<p><span class="verdict bad">Target {{ t }}</span> {{ p }}</p>{% endfor %}
+<h2 id="matrix">Can each domain move to each target?</h2>
+<div class="scroll"><table>
+<caption class="sr">Domain by target: yes, no with the blocking features, or cannot tell</caption>
+<thead><tr><th scope="col">domain</th>{% for t in targets %}<th scope="col" class="rot">{{ t }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for key, row in rows %}<tr><th scope="row">{{ key }}</th>{% for t in targets %}{% set cell = row.get(t, {}) %}{% if cell.ok %}
+<td class="cell has">✓<span class="sr"> yes</span>{% elif cell.ok is none %}
+<td class="cell unknown" title="{{ cell.why }}">?<span class="sr"> cannot tell</span>{% else %}
+<td class="cell lacks" title="{{ key }} cannot move to {{ t }}: {{ ((cell.blocking or []) + (cell.beyond_cpuid or [])) | join('; ') }}">✗ 
+<span class="mono">{{ (cell.blocking or [])[:3] | join(', ') }}{% if (cell.blocking or []) | length > 3 %}…{% endif %}</span>
+<span class="sr"> no</span>{% endif %}{% if cell.libvirt %}<br><span class="muted">libvirt: {{ cell.libvirt }}</span>{% endif %}
+{% if cell.disagreement %} <span class="verdict warn">disagrees</span>{% endif %}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table></div>
+{{ m.collapsed(rows | length, report.matrix | length, "domains (those that cannot go everywhere first)") }}
+{{ m.collapsed(targets | length, report.targets | length, "targets") }}
+{% if report.disagreements %}<h2 id="disagreements">Where libvirt disagrees</h2><ul>{% for d in report.disagreements[:50] %}
+<li>{{ d.domain }} → {{ d.target }}: ours {{ 'yes' if d.ours else 'no' }}, libvirt {{ d.libvirt }}</li>{% endfor %}</ul>{% endif %}
+{% if report.contract %}<h2 id="contract">Compliance with the contract of {{ report.contract.group }}</h2>
+<p>{% for s, n in report.contract.status_counts.items() if n %}{{ s }}: {{ n }}{{ '; ' if not loop.last }}{% endfor %}</p>{% endif %}
+{% endblock %}
+"""
+
+CONTRACT = """{% extends "base" %}{% import "macros" as m %}
+{% block body %}
+{% for name, g in report.groups.items() %}
+<h2 id="group-{{ loop.index }}">Group {{ name }}</h2>
+{{ m.cards([("model", g.model or "none"), ("features", g.features | length), ("pinned at", g.pinned_at or "not yet"),
+            ("admitted hosts", g.admitted | length), ("domains", g.domains | length)]) }}
+<p class="muted">{{ g.contract_file }}{% if g.pinned_now %} (pinned in this run){% endif %}</p>
+{% for host, why in g.hosts_without_facts.items() %}<p><span class="verdict bad">No usable facts</span> {{ host }}: {{ why }}</p>{% endfor %}
+{% if g.admission and g.admission.refused %}<h3>Admission failures</h3>
+<div class="scroll"><table><thead><tr><th scope="col">host</th><th scope="col">lacks</th></tr></thead><tbody>
+{% for r in g.admission.refused %}<tr><th scope="row">{{ r.host }}</th>
+<td class="lacks">{{ r.missing_features | join(', ') or 'the model' }}</td></tr>{% endfor %}
+</tbody></table></div>
+{% if g.admission.lower_contract %}
+<p>A lower contract would admit them: model {{ g.admission.lower_contract.to.model }}, losing {{ g.admission.lower_contract.lost | join(', ') or 'nothing' }}
+{% if g.admission.lower_contract.security_lost %} (security: {{ g.admission.lower_contract.security_lost | join(', ') }}){% endif %}.</p>
+{% endif %}{% endif %}
+{% if g.could_raise %}<p>
+<span class="verdict ok">Could raise</span> to {{ g.could_raise.model }}, gaining {{ g.could_raise.features_gained | join(', ') or 'no feature' }}.</p>
+{% endif %}
+{% if g.status_counts %}<h3>Domain compliance</h3>
+<p>{% for s, n in g.status_counts.items() if n %}
+<span class="verdict {{ 'ok' if s in ('compliant', 'follows-host') else 'warn' if s in ('restart-required', 'no-cpu', 'not-deployed') else 'bad' }}">
+{{ s }}: {{ n }}</span> 
+{% endfor %}</p>
+<div class="scroll"><table><thead><tr><th scope="col">domain</th><th scope="col">status</th>
+<th scope="col">definition carries the contract</th><th scope="col">running guest on it</th></tr></thead><tbody>
+{% for key, d in (g.domains | dictsort)[:limit] %}<tr><th scope="row">{{ key }}</th><td>{{ d.status }}</td>
+<td>{{ 'yes' if d.persistent else 'no' }}</td><td>{{ '-' if d.live is none else ('yes' if d.live else 'no') }}</td></tr>{% endfor %}
+</tbody></table></div>{{ m.collapsed([g.domains | length, limit] | min, g.domains | length, "domains") }}{% endif %}
+{% if g.history %}<h3>History</h3>
+<div class="scroll"><table><thead><tr><th scope="col">when</th><th scope="col">action</th><th scope="col">from</th><th scope="col">to</th>
+<th scope="col">reason</th></tr></thead><tbody>
+{% for h in g.history %}<tr><td>{{ h.at }}</td><td>{{ h.action }}</td><td>{{ (h['from'] or {}).get('model', '-') }}</td>
+<td>{{ (h.to or {}).get('model') }}</td><td>{{ h.reason }}</td></tr>{% endfor %}
+</tbody></table></div>{% endif %}
+{% if g.xml %}<pre>{{ g.xml }}</pre>{% endif %}
+{% endfor %}
+{% endblock %}
+"""
+
+PLAN = """{% extends "base" %}{% import "macros" as m %}
+{% block body %}
+{% set c = report.change %}
+{{ m.cards([("action", report.action), ("group", report.group), ("from", (c['from'].model if c else none) or "-"), ("to", (c.to.model if c else none) or "-"),
+            ("features gained", (c.gained | length) if c else 0), ("features lost", (c.lost | length) if c else 0),
+            ("applied", "yes" if report.applied else "no")]) }}
+{% if report.what_if %}<p><span class="verdict warn">What-if</span> without {{ report.without | join(', ') }}: planned, never applied.</p>{% endif %}
+{% if c %}<p>Gained: {{ c.gained | join(', ') or 'nothing' }}. Lost: {{ c.lost | join(', ') or 'nothing' }}.</p>
+{% for f in c.security_lost %}<p><span class="verdict bad">Security feature lost: {{ f }}</span> because of 
+{% for h, notes in report.security[f].items() %}{{ h }}{{ ', ' if not loop.last }}{% endfor %}</p>{% endfor %}{% endif %}
+{% if report.domains %}<h2 id="domains">Domains</h2>
+<div class="scroll"><table><thead><tr><th scope="col">domain</th><th scope="col">changes</th><th scope="col">restart required</th></tr></thead><tbody>
+{% for key, d in (report.domains | dictsort)[:limit] %}<tr><th scope="row">{{ key }}</th><td>{{ 'yes' if d.changes else 'no' }}</td>
+<td class="{{ 'lacks' if d.restart_required else '' }}">{{ 'yes' if d.restart_required else 'no' }}</td></tr>{% endfor %}
+</tbody></table></div>{% endif %}
+{% if report.xml %}<h2 id="xml">The new &lt;cpu&gt;</h2><pre>{{ report.xml }}</pre>{% endif %}
+{% endblock %}
+"""
+
+TEMPLATES = {"base": BASE, "macros": MACROS, "baseline": BASELINE, "expansion": EXPANSION, "migration": MIGRATION,
+             "contract": CONTRACT, "plan": PLAN}

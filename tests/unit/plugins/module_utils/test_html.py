@@ -1,0 +1,140 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The HTML reports: well-formed, self-contained, and saying what the JSON says."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils import _contract, _html
+from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_view, group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._hostcpu import host_cpus
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import migration_matrix, plan_expansion
+from ansible_collections.cpucompat.cluster.plugins.module_utils._report import REPORT_SCHEMA
+from utils.recordings import facts_of
+
+INTEL = ["x86_64-xeon-gold-6130", "x86_64-xeon-platinum-9242", "x86_64-xeon-e5-2650-v4", "x86_64-core-i7-8700"]
+VOID = {"meta", "br", "input", "img", "link", "hr", "wbr", "col", "area", "base", "source"}
+
+
+class Checker(HTMLParser):
+    """Every element closed in order, tables well formed (rows inside tables, cells inside rows), no external URL."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.problems: list[str] = []
+        self.headings: list[str] = []
+        self.text: list[str] = []
+        self._in_heading = False
+
+    def handle_starttag(self, tag, attrs):  # noqa: D401
+        for name, value in attrs:
+            if name in ("src", "href", "action", "srcset") or (value and re.search(r"(https?:)?//[a-z]", value or "") and name != "content"):
+                self.problems.append(f"<{tag} {name}={value!r}>: a reference out of the page")
+        if tag == "script":
+            self.problems.append("a script")
+        if tag == "tr" and not {"table", "thead", "tbody"} & set(self.stack[-1:]):
+            self.problems.append(f"<tr> inside <{self.stack[-1] if self.stack else None}>")
+        if tag in ("td", "th") and self.stack[-1:] != ["tr"]:
+            self.problems.append(f"<{tag}> inside <{self.stack[-1] if self.stack else None}>")
+        if tag in ("h1", "h2", "h3"):
+            self._in_heading = True
+            self.headings.append("")
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>")
+            return
+        self.stack.pop()
+        if tag in ("h1", "h2", "h3"):
+            self._in_heading = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_heading:
+            self.headings[-1] += data
+
+
+def check(page: str) -> Checker:
+    checker = Checker()
+    checker.feed(page)
+    checker.close()
+    assert not checker.problems, checker.problems[:5]
+    assert checker.stack == [], f"unclosed: {checker.stack}"
+    assert page.startswith("<!DOCTYPE html>") and "@media print" in page and "prefers-color-scheme" in page
+    return checker
+
+
+@pytest.fixture(scope="module")
+def baseline_report() -> dict:
+    return cluster_view(group_facts({n: facts_of(n) for n in INTEL}), BaselineOptions())
+
+
+def test_baseline_page(baseline_report: dict) -> None:
+    page = _html.report_html(baseline_report)
+    checker = check(page)
+    assert "Which hosts lack which features" in checker.headings and "Security features" in checker.headings
+    lost = baseline_report["baseline"]["lost"]
+    matrix = _html.feature_matrix(baseline_report)
+    assert matrix["total_features"] == len(lost) and matrix["total_hosts"] == len(INTEL)
+    # every ✗ is a (host, feature) pair of the JSON's lost lists, and every pair shown is there
+    pairs = set(re.findall(r'title="(\S+) lacks (\S+)"', page))
+    assert pairs == {(h, f) for f, hosts in lost.items() if f in matrix["features"] for h in hosts}
+    costs = [row["lacks"] for row in matrix["rows"]]
+    assert costs == sorted(costs, reverse=True), "the hosts that cost the most come first"
+    assert baseline_report["xml"].rstrip("\n") in "".join(checker.text), "the <cpu> XML is shown as text"
+
+
+def test_large_inputs_are_collapsed_with_counts() -> None:
+    hosts = {f"hv{i:04d}": facts_of(INTEL[i % len(INTEL)]) for i in range(1000)}
+    report = cluster_view(group_facts(hosts), BaselineOptions())
+    page = _html.report_html(report)
+    check(page)
+    assert "Showing 200 of 1000 hosts" in page and len(page) < 2_000_000
+
+
+def test_every_kind_renders(baseline_report: dict) -> None:
+    cpu_map = load_cpu_map()
+    gold, bdw = facts_of(INTEL[0]), facts_of(INTEL[2])
+    cpu = render(baseline_of({"gold": gold}), cpu_map).xml
+    migration = migration_matrix({"gold": [{"name": "vm", "cpu_xml": cpu}]}, {"gold": gold, "bdw": bdw}, cpu_map)
+    expansion = plan_expansion(host_cpus({"gold": gold}), host_cpus({"bdw": bdw}), {"gold": [{"name": "vm", "cpu_xml": cpu}]},
+                               BaselineOptions(), cpu_map, "lowers_baseline")
+    run = _contract.group_contract("g", group_facts({"gold": gold}), None, "/c/g.json", BaselineOptions(), cpu_map, None)
+    contract = {"schema": REPORT_SCHEMA, "kind": "contract", "groups": {"g": run.section}, "verdict": {"ok": True, "reasons": []}}
+    plan = _contract.plan_change("g", group_facts({"gold": gold, "bdw": bdw}), run.to_write, "/c/g.json",
+                                 _contract.ChangeRequest("lower", allow_lower=True), BaselineOptions(), cpu_map,
+                                 {"gold": [{"name": "vm", "cpu_xml": cpu, "active": True}]})
+    plan_report = {"schema": REPORT_SCHEMA, "kind": "plan", **plan.section, "applied": False, "verdict": {"ok": True, "reasons": []}}
+    for report, heading in ((migration, "Can each domain move to each target?"), (expansion, "Candidates and what each costs"),
+                            (contract, "Group g"), (plan_report, "Domains")):
+        checker = check(_html.report_html(report))
+        assert heading in checker.headings, (report["kind"], checker.headings)
+    page = _html.report_html(migration)
+    assert page.count('class="cell lacks"') == sum(1 for row in migration["matrix"].values() for c in row.values() if c["ok"] is False)
+
+
+def test_values_are_escaped(baseline_report: dict) -> None:
+    hostile = dict(baseline_report, error="<script>alert(1)</script>")
+    page = _html.report_html(hostile)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize("report, message", [({"schema": "x"}, "not a cpucompat report"),
+                                             ({"schema": REPORT_SCHEMA, "kind": "other"}, "no HTML rendering for report kind 'other'")])
+def test_bad_input(report: dict, message: str) -> None:
+    with pytest.raises(CpuCompatError, match=message):
+        _html.report_html(report)

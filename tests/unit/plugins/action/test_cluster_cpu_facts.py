@@ -33,7 +33,7 @@ def test_baseline_report_and_fact(action_plugin, tmp_path) -> None:
     assert result["ansible_facts"]["cpucompat_cluster"] == report and report["kind"] == "baseline"
     assert report["baseline"]["features"] == baseline({"gold": facts_of(GOLD), "platinum": facts_of(PLATINUM)})["features"]
     assert report["xml"].startswith("<cpu mode='custom' match='exact' check='full'>")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json", "baseline.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.html", "baseline.json", "baseline.md"]
     assert json.loads((tmp_path / "baseline.json").read_text()) == report
 
 
@@ -82,7 +82,7 @@ def test_expansion_report(action_plugin, tmp_path) -> None:
     assert report["candidates"]["broadwell"]["runs_current_baseline"] is False
     assert report["domains"]["gold/db1"]["status"] == "must-change" and report["verdict"]["ok"] is False
     assert report["hosts_without_facts"] == {}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["expansion.json", "expansion.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expansion.html", "expansion.json", "expansion.md"]
 
 
 def test_expansion_names_candidates_without_facts(action_plugin) -> None:

@@ -62,7 +62,7 @@ def test_engine_errors_land_in_the_view(cpu_map) -> None:
 def test_reports_are_written_atomically_and_left_alone_when_unchanged(tmp_path, cpu_map) -> None:
     view = cluster_view(group_facts({n: facts_of(n) for n in INTEL}), BaselineOptions(), cpu_map)
     paths = write_reports(view, str(tmp_path), "baseline")
-    assert [os.path.basename(p) for p in paths] == ["baseline.json", "baseline.md"]
+    assert [os.path.basename(p) for p in paths] == ["baseline.json", "baseline.md", "baseline.html"]
     assert json.loads((tmp_path / "baseline.json").read_text())["schema"] == "cpucompat.report/1"
     stamps = [os.stat(p).st_mtime_ns for p in paths]
     write_reports(view, str(tmp_path), "baseline")

@@ -151,7 +151,7 @@ BASELINE = """{% extends "base" %}{% import "macros" as m %}
 {% endfor %}{% if ax.tsc.without_scaling %}; no scaling on {{ m.names(ax.tsc.without_scaling) }}{% endif %}</td></tr>
 <tr><th scope="row">Hyper-V (common)</th><td>{{ (ax.hyperv.common or []) | join(', ') or 'unknown' }}</td></tr>
 </tbody></table></div>
-{% for d in ax.drift %}<p><span class="verdict warn">Drift</span> {{ d.signature }} ({{ m.names(d.hosts) }}): microcode 
+{% for d in ax.drift %}<p><span class="verdict warn">Drift</span> {{ d.signature }} ({{ m.names(d.hosts) }}): microcode
 {% for v, hs in d.microcode.items() %}{{ v }}: {{ m.names(hs) }}{{ '; ' if not loop.last }}{% endfor %}
 {% if d.features_differing %}; features that differ: {{ d.features_differing | join(', ') }}{% endif %}</p>{% endfor %}
 {% endif %}
@@ -203,7 +203,7 @@ MIGRATION = """{% extends "base" %}{% import "macros" as m %}
 {% for key, row in rows %}<tr><th scope="row">{{ key }}</th>{% for t in targets %}{% set cell = row.get(t, {}) %}{% if cell.ok %}
 <td class="cell has">✓<span class="sr"> yes</span>{% elif cell.ok is none %}
 <td class="cell unknown" title="{{ cell.why }}">?<span class="sr"> cannot tell</span>{% else %}
-<td class="cell lacks" title="{{ key }} cannot move to {{ t }}: {{ ((cell.blocking or []) + (cell.beyond_cpuid or [])) | join('; ') }}">✗ 
+<td class="cell lacks" title="{{ key }} cannot move to {{ t }}: {{ ((cell.blocking or []) + (cell.beyond_cpuid or [])) | join('; ') }}">✗
 <span class="mono">{{ (cell.blocking or [])[:3] | join(', ') }}{% if (cell.blocking or []) | length > 3 %}…{% endif %}</span>
 <span class="sr"> no</span>{% endif %}{% if cell.libvirt %}<br><span class="muted">libvirt: {{ cell.libvirt }}</span>{% endif %}
 {% if cell.disagreement %} <span class="verdict warn">disagrees</span>{% endif %}</td>{% endfor %}</tr>
@@ -240,7 +240,7 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 {% if g.status_counts %}<h3>Domain compliance</h3>
 <p>{% for s, n in g.status_counts.items() if n %}
 <span class="verdict {{ 'ok' if s in ('compliant', 'follows-host') else 'warn' if s in ('restart-required', 'no-cpu', 'not-deployed') else 'bad' }}">
-{{ s }}: {{ n }}</span> 
+{{ s }}: {{ n }}</span>
 {% endfor %}</p>
 <div class="scroll"><table><thead><tr><th scope="col">domain</th><th scope="col">status</th>
 <th scope="col">definition carries the contract</th><th scope="col">running guest on it</th></tr></thead><tbody>
@@ -266,7 +266,7 @@ PLAN = """{% extends "base" %}{% import "macros" as m %}
             ("applied", "yes" if report.applied else "no")]) }}
 {% if report.what_if %}<p><span class="verdict warn">What-if</span> without {{ report.without | join(', ') }}: planned, never applied.</p>{% endif %}
 {% if c %}<p>Gained: {{ c.gained | join(', ') or 'nothing' }}. Lost: {{ c.lost | join(', ') or 'nothing' }}.</p>
-{% for f in c.security_lost %}<p><span class="verdict bad">Security feature lost: {{ f }}</span> because of 
+{% for f in c.security_lost %}<p><span class="verdict bad">Security feature lost: {{ f }}</span> because of
 {% for h, notes in report.security[f].items() %}{{ h }}{{ ', ' if not loop.last }}{% endfor %}</p>{% endfor %}{% endif %}
 {% if report.domains %}<h2 id="domains">Domains</h2>
 <div class="scroll"><table><thead><tr><th scope="col">domain</th><th scope="col">changes</th><th scope="col">restart required</th></tr></thead><tbody>

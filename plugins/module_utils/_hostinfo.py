@@ -16,22 +16,10 @@ import subprocess
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from ._fingerprint import cpuinfo_identity
+
 _ADDRESS_SIZES_RE = re.compile(r"(\d+) bits physical")
 _VERSION_RE = re.compile(r"(\d+\.\d+\.\d+)")
-
-
-def _cpuinfo_first_cpu() -> dict[str, str]:
-    out: dict[str, str] = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.strip():
-                    break
-                key, _sep, value = line.partition(":")
-                out.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return out
 
 
 def _run(argv: list[str], timeout: float) -> str | None:
@@ -70,7 +58,7 @@ def tsc(timeout: float = 5.0) -> dict[str, Any] | None:
 
 def host_info(timeout: float = 5.0) -> dict[str, Any]:
     """Kernel, microcode, libvirt, physical address bits and TSC of the host this runs on."""
-    cpu = _cpuinfo_first_cpu()
+    cpu = cpuinfo_identity()  # CPU 0's lines of /proc/cpuinfo, as the fingerprint reads them
     bits = _ADDRESS_SIZES_RE.search(cpu.get("address sizes", ""))
     return {
         "kernel": platform.release() or None,

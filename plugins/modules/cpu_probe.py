@@ -103,18 +103,11 @@ EXAMPLES = r"""
 
 - name: Re-probe only when the host changed since the cached facts were taken
   cpucompat.cluster.cpu_probe:
-    machine:
-    description:
-      - Machine type of the throwaway QEMU. QEMU resolves unversioned model names (aliases) by machine type, and newer
-        QEMU changes what C(host) reports on AMD by machine type, so probe with the machine type your guests use
-        (for example V(q35) or V(pc-q35-7.2)).
-      - Omitted, the machine type this QEMU starts by default (C(pc-i440fx-7.2) for QEMU 7.2 on x86_64; C(virt) on
-        aarch64, which has no default). V(none) probes without a machine, as before.
-      - The facts record the versioned name (C(machine.name)); a baseline refuses to mix hosts probed with different
-        machine types.
-      - Ignored with O(qmp_socket) (the running QEMU's machine is not known).
-    type: str
-  cached_fingerprint: "{{ ansible_facts['cpucompat']['fingerprint'] | default(omit) }}"
+    cached_fingerprint: "{{ ansible_facts['cpucompat']['fingerprint'] | default(omit) }}"
+
+- name: Probe with the machine type the guests use
+  cpucompat.cluster.cpu_probe:
+    machine: q35
 
 - name: Keep cached facts younger than a day, else check the fingerprint, else probe
   cpucompat.cluster.cpu_probe:

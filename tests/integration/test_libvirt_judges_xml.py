@@ -31,7 +31,8 @@ def _virsh(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, check=False, timeout=120)
 
 
-def _define_and_start(tmp_path, cpu_xml: str) -> None:
+def _define_and_start(tmp_path, cpu_xml: str) -> str:
+    """Define a domain on ``cpu_xml``, start it paused (libvirt checks the CPU with check='full'); its live XML."""
     name = f"cpucompat-test-{uuid.uuid4().hex[:8]}"
     domain = tmp_path / "domain.xml"
     domain.write_text(f"""<domain type='{VIRTTYPE}'>
@@ -48,8 +49,8 @@ def _define_and_start(tmp_path, cpu_xml: str) -> None:
         assert defined.returncode == 0, defined.stderr
         started = _virsh("start", "--paused", name)
         assert started.returncode == 0, f"libvirt refused to start the CPU: {started.stderr}\n{cpu_xml}"
-        live = _virsh("dumpxml", name).stdout
-        return live
+        assert _virsh("domstate", name).stdout.strip() == "paused"
+        return _virsh("dumpxml", name).stdout
     finally:
         _virsh("destroy", name)
         _virsh("undefine", name)
@@ -85,27 +86,8 @@ def test_libvirt_accepts_and_starts_the_baseline(tmp_path, this_machine: dict, r
     xml.write_text(rendered.xml)
     verdict = _virsh("hypervisor-cpu-compare", str(xml), "--virttype", VIRTTYPE)
     assert verdict.returncode == 0 and "incompatible" not in verdict.stdout.lower(), verdict.stdout + verdict.stderr
-    name = f"cpucompat-test-{uuid.uuid4().hex[:8]}"
-    domain = tmp_path / "domain.xml"
-    domain.write_text(f"""<domain type='{VIRTTYPE}'>
-  <name>{name}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  {rendered.xml}
-  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
-</domain>
-""")
-    try:
-        defined = _virsh("define", str(domain))
-        assert defined.returncode == 0, defined.stderr
-        started = _virsh("start", "--paused", name)
-        assert started.returncode == 0, f"libvirt refused to start the baseline CPU: {started.stderr}\n{rendered.xml}"
-        state = _virsh("domstate", name)
-        assert state.stdout.strip() == "paused"
-    finally:
-        _virsh("destroy", name)
-        _virsh("undefine", name)
+    live = _define_and_start(tmp_path, rendered.xml)
+    assert "<cpu" in live, "the running guest's live definition carries its CPU"
 
 
 def test_render_rejects_what_is_not_a_feature_name() -> None:

@@ -9,7 +9,6 @@ cpu_report_html filter. The page sizes say what a browser has to open.
 """
 from __future__ import annotations
 
-import gc
 import os
 import random
 import shutil
@@ -17,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
@@ -26,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # pylint: disable=wrong-import-position
 from bench_baseline import INTEL, cluster  # noqa: E402
+from bench_planning import timed  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.filter.cpu import cpu_migration_matrix, cpu_report_html  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, baseline_of  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_view, group_facts  # noqa: E402
@@ -34,13 +33,6 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml imp
 from utils.recordings import facts_of  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
-
-
-def timed(fn) -> float:
-    gc.collect()
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:

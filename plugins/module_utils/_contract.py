@@ -28,7 +28,6 @@ from ._libvirt_map import CpuMap
 from ._libvirt_xml import render
 
 CONTRACT_SCHEMA = "cpucompat.contract/1"
-ACTIONS = ("pin", "raise", "lower")
 
 
 class ContractError(CpuCompatError):

@@ -132,9 +132,6 @@ class CpuSpec:
         """The element as text, two-space indented, ending in a newline; the one writer of ``<cpu>`` text."""
         return write_element(self.to_element(comments)) + "\n"
 
-    def with_features(self, features: Iterable[tuple[str, str]]) -> CpuSpec:
-        return CpuSpec(**{**self.__dict__, "features": tuple(features)})
-
 
 def write_element(elem: ET.Element, indent: str = "") -> str:
     """Serialise an element the way libvirt's own XML reads: attributes in single quotes, two-space indentation."""

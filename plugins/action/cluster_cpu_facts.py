@@ -19,7 +19,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import (
-    GroupFacts, cluster_view, expansion_report, group_facts, migration_report)
+    GroupFacts, cluster_fact, cluster_view, expansion_report, group_facts, migration_report)
 from ansible_collections.cpucompat.cluster.plugins.module_utils import _contract
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP, MAP_ARCHES, cached_cpu_map
@@ -70,6 +70,8 @@ class GroupReader:
         self._play_all = list(task_vars.get("ansible_play_hosts_all", []))
         # Hosts of the play that failed or were unreachable have left ansible_play_hosts.
         self._reachable = set(task_vars.get("ansible_play_hosts", self._play_all))
+        self._raw: dict[str, Mapping[str, Any]] = {}
+        self._unreadable: dict[str, str] = {}
 
     def check_known(self, names: list[str]) -> None:
         unknown = sorted(n for n in names if n not in self._hostvars)
@@ -77,15 +79,30 @@ class GroupReader:
             raise AnsibleActionFail(f"cluster_cpu_facts: not in the inventory: {', '.join(unknown)}")
 
     def raw(self, name: str) -> Mapping[str, Any]:
-        raw_get = getattr(self._hostvars, "raw_get", None)
-        return raw_get(name) if raw_get is not None else self._hostvars[name]
+        """The host's variables, read once per action run; an unreadable host reads as empty (and is remembered)."""
+        if name not in self._raw:
+            raw_get = getattr(self._hostvars, "raw_get", None)
+            try:
+                self._raw[name] = raw_get(name) if raw_get is not None else self._hostvars[name]
+            # The fact cache is a plugin (jsonfile, redis, ...) and raises what its backend raises: a corrupt entry, a
+            # server gone away. Any of them makes this one host's facts unusable, named with the reason.
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                self._unreadable[name] = _reason(exc)
+                self._raw[name] = {}
+        return self._raw[name]
+
+    def cached_fact(self, name: str, key: str) -> Any:
+        """``ansible_facts[key]`` of a host as it stands (None when absent or unreadable)."""
+        facts = self.raw(name).get("ansible_facts")
+        return facts.get(key) if isinstance(facts, Mapping) else None
 
     def group(self, names: list[str]) -> GroupFacts:
         """The hosts' cpucompat facts, sorted into usable and not (with the reason)."""
         raw = {n: self.raw(n) for n in names}
         facts = {n: (raw[n].get("ansible_facts") or {}).get("cpucompat") for n in names}
         unreachable = [n for n in names if n not in self._reachable and n in self._play_all]
-        return group_facts(facts, unreachable, {n: _probe_error(raw[n].get("cpucompat_probe_result")) for n in names})
+        return group_facts(facts, unreachable, {n: _probe_error(raw[n].get("cpucompat_probe_result")) for n in names},
+                           {n: self._unreadable[n] for n in names if n in self._unreadable})
 
     def registered(self, names: list[str], var: str | None, key: str, kind: type) -> dict[str, Any]:
         """``key`` of each host's registered result in ``var`` (skipped, absent or of another shape: left out)."""
@@ -105,6 +122,15 @@ class GroupReader:
     def verdicts(self, names: list[str], var: str | None) -> dict[str, Mapping[str, str]]:
         """libvirt's verdicts from each host's registered hypervisor_cpu_compare result."""
         return self.registered(names, var, "verdicts", Mapping)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: the exception and the ones it was raised from (the cache plugin's own words are often the cause)."""
+    parts = []
+    while exc is not None and len(parts) < 3:
+        parts.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "))
+        exc = exc.__cause__ or exc.__context__
+    return " <- ".join(parts)
 
 
 def _probe_error(registered: Any) -> str:
@@ -257,7 +283,27 @@ class ActionModule(ActionBase):
                 result["report_files"] = write_reports(report, args["report_dir"], args["report"])
             except (OSError, CpuCompatError) as exc:
                 raise AnsibleActionFail(f"cluster_cpu_facts: writing the reports to {args['report_dir']} failed: {exc}") from exc
+        names = result.pop("hosts", None)
+        if args["report"] == "baseline":
+            result.update(self._cluster_fact(args, reader, task_vars, report, names, result.get("report_files")))
         return result
+
+    def _cluster_fact(self, args: Mapping[str, Any], reader: GroupReader, task_vars: Mapping[str, Any],
+                      report: Mapping[str, Any], names: list[str], report_files: list[str] | None) -> dict[str, Any]:
+        """``cluster`` (always) and, when some host would get a new value, ``ansible_facts.cpucompat_cluster``.
+
+        The fact every host keeps (run_once gives it to each host of the play, and a fact cache stores it in each
+        entry) is small and the same size whatever the group's; the whole report is the result's ``report`` and its
+        files. When every receiving host already holds the same value, no fact is returned: Ansible would otherwise
+        rewrite every host's cache entry to store what is there already.
+        """
+        report_file = os.path.join(args["report_dir"], "baseline.json") if report_files else None
+        fact = _plain(cluster_fact(report, args["group"], names, report_file))
+        receivers = list(task_vars.get("ansible_play_batch") or names) if self._task.run_once else \
+            [task_vars.get("inventory_hostname")]
+        if all(reader.cached_fact(host, "cpucompat_cluster") == fact for host in receivers):
+            return {"cluster": fact, "cluster_fact_unchanged": True}
+        return {"cluster": fact, "cluster_fact_unchanged": False, "ansible_facts": {"cpucompat_cluster": fact}}
 
     def _report(self, args: dict[str, Any], reader: GroupReader, task_vars: dict[str, Any]) -> dict[str, Any]:
         """The report of the kind asked, and what the result says besides it."""
@@ -268,19 +314,26 @@ class ActionModule(ActionBase):
         if args["report"] == "plan":
             report, written = plan_report(args, reader, task_vars, check_mode)
             return {"report": _plain(report), "changed": bool(written), "contract_files": written}
-        names = args["hosts"] if args["hosts"] is not None else list(task_vars.get("ansible_play_hosts_all", []))
-        if not names:
-            raise AnsibleActionFail("cluster_cpu_facts: no hosts to aggregate (the hosts option and the play are empty)")
+        names = self._names(args, task_vars)
         reader.check_known([*names, *args["candidates"], *(args["sources"] or [])])
         contract = None
         if args["group"] and args["report"] in ("expansion", "migration"):
             directory = os.path.expanduser(args["contract_dir"]) or beside_inventory(task_vars, "cpucompat-contracts")
             contract = _contract.load(_contract.contract_path(directory, args["group"]))
-        report = _plain(build_report(args, reader, names, contract))
-        out: dict[str, Any] = {"report": report, "changed": False}
-        if args["report"] == "baseline":
-            out["ansible_facts"] = {"cpucompat_cluster": report}
-        return out
+        return {"report": _plain(build_report(args, reader, names, contract)), "changed": False, "hosts": names}
+
+    @staticmethod
+    def _names(args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> list[str]:
+        """The hosts to aggregate: the hosts option, else the baseline's inventory group, else the play's hosts."""
+        if args["hosts"] is not None:
+            names = list(args["hosts"])
+        elif args["group"] and args["report"] == "baseline":
+            names = _group_map(task_vars, [args["group"]])[args["group"]]
+        else:
+            names = list(task_vars.get("ansible_play_hosts_all", []))
+        if not names:
+            raise AnsibleActionFail("cluster_cpu_facts: no hosts to aggregate (the hosts option and the play are empty)")
+        return names
 
 
 def _plain(data: Any) -> Any:

@@ -9,6 +9,8 @@ Every kind starts from :func:`group_facts`, which sorts the hosts into those wit
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,10 +54,11 @@ class GroupFacts:
     probe_errors: dict[str, str] = field(default_factory=dict)
     missing_facts: list[str] = field(default_factory=list)
     other_schema: list[str] = field(default_factory=list)
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def problems(self) -> dict[str, list[str]]:
         return {"unreachable": self.unreachable, "probe_failed": sorted(self.probe_errors), "missing_facts": self.missing_facts,
-                "other_schema": self.other_schema}
+                "other_schema": self.other_schema, "unreadable": sorted(self.unreadable)}
 
     @property
     def incomplete(self) -> list[str]:
@@ -67,8 +70,10 @@ class GroupFacts:
             return "unreachable or failed in this run"
         if name in self.probe_errors:
             return f"probe failed: {self.probe_errors[name]}"
+        if name in self.unreadable:
+            return f"its fact cache entry cannot be read: {self.unreadable[name]}"
         if name in self.missing_facts:
-            return "no cpucompat facts"
+            return "no cpucompat facts (not probed by any run that wrote to this fact cache, or expired from it)"
         if name in self.other_schema:
             return f"facts of another schema version (this collection reads {SCHEMA_VERSION}); re-probe it"
         return None
@@ -78,17 +83,19 @@ class GroupFacts:
 
 
 def group_facts(facts_by_host: Mapping[str, Any], unreachable: Sequence[str] = (),
-                probe_errors: Mapping[str, str] | None = None) -> GroupFacts:
+                probe_errors: Mapping[str, str] | None = None, unreadable: Mapping[str, str] | None = None) -> GroupFacts:
     """Sort a group's hosts by whether their facts can be used.
 
     A host whose latest probe failed (``probe_errors``) is not used even when older facts of it are cached: they may no
-    longer describe it.
+    longer describe it. ``unreadable``: hosts whose variables could not be read (a fact cache entry that is not JSON, a
+    cache server gone), with the reason.
     """
     group = GroupFacts(unreachable=sorted(n for n in unreachable if n in facts_by_host),
-                       probe_errors={k: v for k, v in sorted((probe_errors or {}).items()) if v and k in facts_by_host})
+                       probe_errors={k: v for k, v in sorted((probe_errors or {}).items()) if v and k in facts_by_host},
+                       unreadable={k: v for k, v in sorted((unreadable or {}).items()) if k in facts_by_host})
     for name in sorted(facts_by_host):
         facts = facts_by_host[name]
-        if name in group.unreachable or name in group.probe_errors:
+        if name in group.unreachable or name in group.probe_errors or name in group.unreadable:
             continue
         if not isinstance(facts, Mapping):
             group.missing_facts.append(name)
@@ -111,6 +118,7 @@ def cluster_view(group: GroupFacts, opts: BaselineOptions, cpu_map_path: str = D
         **group.problems(),
         "complete": not incomplete,
         "probe_errors": group.probe_errors,
+        "unreadable_errors": group.unreadable,
         "by_arch": _group(summaries, "arch"),
         "by_vendor": _group(summaries, "vendor"),
         "qemu_versions": _group(summaries, "qemu_version"),
@@ -140,6 +148,46 @@ def cluster_view(group: GroupFacts, opts: BaselineOptions, cpu_map_path: str = D
     except CpuCompatError as exc:
         view["error"] = str(exc)
     return view
+
+
+CLUSTER_FACT_SCHEMA = "cpucompat.cluster/1"
+FACT_ERROR_LIMIT = 300
+
+
+def digest(data: Any) -> str:
+    """``sha256:`` of the canonical JSON of ``data`` (sorted keys, no spaces): the same report, the same digest."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def cluster_fact(view: Mapping[str, Any], group: str | None, members: Sequence[str],
+                 report_file: str | None = None) -> dict[str, Any]:
+    """What every host of the group keeps of a baseline report: small, and the same size for 10 hosts or 10,000.
+
+    The CPU to deploy (``xml``, ``model``), the group's identity (name, size, digest of the member names) and the
+    report's digest; the per-host parts (summaries, verdicts, lost features, bottlenecks) stay in the report, whose file
+    ``report_file`` names. A long error is cut (the report has all of it), so that it cannot grow with the group.
+    """
+    base = view.get("baseline") or {}
+    error = view.get("error")
+    if isinstance(error, str) and len(error) > FACT_ERROR_LIMIT:
+        error = error[:FACT_ERROR_LIMIT].rstrip() + "... (the report has the whole message)"
+    return {
+        "schema": CLUSTER_FACT_SCHEMA,
+        "group": group,
+        "hosts": len(members),
+        "members_digest": digest(sorted(members)),
+        "complete": bool(view.get("complete")),
+        "unusable_hosts": sum(len(view.get(key) or []) for key in ("unreachable", "probe_failed", "missing_facts",
+                                                                  "other_schema", "unreadable")),
+        "arch": base.get("arch"),
+        "vendor": base.get("vendor"),
+        "model": (view.get("xml_details") or {}).get("model") or base.get("model"),
+        "xml": view.get("xml"),
+        "error": error,
+        "report_digest": digest(view),
+        "report_file": report_file,
+    }
 
 
 def _unusable_report(kind: str, groups: Mapping[str, GroupFacts], extra: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fleet scale through Ansible itself: a group aggregated from the jsonfile fact cache by ansible-playbook.
+
+Each size gets an inventory of that many hosts (local connection, nothing runs on them) and a jsonfile cache seeded
+with real recorded facts (the recorded Intel hosts, drawn at random, in ansible-core 2.19's ``s1_<host>`` form). Timed:
+the wall time of ``ansible-playbook cpucompat.cluster.baseline -e cpucompat_probe_enabled=false`` (no probing, as after
+``--limit`` slices), first on the seeded cache (every host gets the ``cpucompat_cluster`` fact) and again on the cache
+that run left (nothing changed, nothing rewritten); the cache's growth per host; the peak memory of the run. Then the
+planning playbooks (plan_expansion with 50 candidates, premigration_check) over the 1,000-host group from the cache,
+without their per-host libvirt listing (a module run per host is not what this measures).
+
+Environment: BENCH_FLEET_SIZES (default 1000,2000,10000), BENCH_FLEET_ROUNDS (default 3; sizes over 2,000 run once).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, ".collections"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_baseline import INTEL  # noqa: E402  pylint: disable=wrong-import-position
+from utils.recordings import facts_of  # noqa: E402  pylint: disable=wrong-import-position
+
+SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_SIZES", "1000,2000,10000").split(",")]
+ROUNDS = int(os.environ.get("BENCH_FLEET_ROUNDS", "3"))
+CANDIDATES = 50
+PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+# The child's peak RSS (the controller process; forked workers share its pages until they write).
+RUNNER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL); "
+          "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
+
+
+def seed(work: str, size: int, rng: random.Random) -> tuple[str, int]:
+    """The inventory and a seeded cache of ``size`` hosts (plus the candidates); the cache's size in bytes."""
+    pool = {n: json.dumps({"__payload__": json.dumps({"cpucompat": facts_of(n)})}) for n in INTEL}
+    cache = os.path.join(work, "seed")
+    os.makedirs(cache)
+    hosts = [f"hv{i:05d}" for i in range(size)]
+    candidates = [f"new{i:03d}" for i in range(CANDIDATES)]
+    for name in [*hosts, *candidates]:
+        with open(os.path.join(cache, f"s1_{name}"), "w", encoding="utf-8") as fh:
+            fh.write(pool[rng.choice(INTEL)])
+    with open(os.path.join(work, "inventory.ini"), "w", encoding="utf-8") as fh:
+        fh.write("[hypervisors]\n" + "\n".join(hosts) + "\n[candidates]\n" + "\n".join(candidates) + "\n")
+        fh.write(f"[all:vars]\nansible_connection=local\nansible_python_interpreter={sys.executable}\n")
+    return cache, du(cache)
+
+
+def du(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+
+
+def run(work: str, cache: str, playbook: str, *extra: str) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one ansible-playbook run."""
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+           "ANSIBLE_CACHE_PLUGIN_CONNECTION": cache, "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".collections"),
+           "ANSIBLE_NOCOLOR": "1"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", RUNNER, PLAYBOOK, "-i", os.path.join(work, "inventory.ini"),
+                           os.path.join(ROOT, "playbooks", playbook), "-e", "cpucompat_probe_enabled=false",
+                           "-e", f"cpucompat_report_dir={work}/reports", *extra],
+                          env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{playbook} failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return elapsed, int(proc.stdout.split()[-1])
+
+
+def baseline_rounds(work: str, seeded: str, size: int) -> dict[str, list[tuple[float, int, int]]]:
+    out: dict[str, list[tuple[float, int, int]]] = {"first": [], "again": []}
+    for i in range(ROUNDS if size <= 2000 else 1):
+        cache = os.path.join(work, f"cache-{i}")
+        shutil.copytree(seeded, cache)
+        for kind in ("first", "again"):
+            elapsed, rss = run(work, cache, "baseline.yml")
+            out[kind].append((elapsed, rss, du(cache)))
+        shutil.rmtree(cache)
+    return out
+
+
+def main() -> None:
+    print(f"fleet benchmark: ansible-playbook wall time, jsonfile fact cache, forks 5, medians of {ROUNDS} rounds "
+          "(one round above 2,000 hosts)")
+    medians: dict[int, float] = {}
+    for size in SIZES:
+        work = tempfile.mkdtemp(prefix=f"cpucompat-bench-fleet-{size}-")
+        try:
+            seeded, before = seed(work, size, random.Random(size))
+            per_host = before / (size + CANDIDATES)
+            for kind, samples in baseline_rounds(work, seeded, size).items():
+                median = statistics.median(t for t, _, _ in samples)
+                growth = (statistics.median(b for _, _, b in samples) - before) / (size + CANDIDATES)
+                if kind == "first":
+                    medians[size] = median
+                print(f"  baseline {size:6d} hosts, {kind:5s}: {median:7.2f} s  (rounds {min(t for t, _, _ in samples):.2f}-"
+                      f"{max(t for t, _, _ in samples):.2f})  peak RSS {max(r for _, r, _ in samples) / 1024:6.0f} MiB  "
+                      f"cache {per_host / 1024:.1f} KiB/host before, growth {growth:7.0f} B/host")
+            if size == 1000:
+                planning(work, seeded)
+        finally:
+            shutil.rmtree(work)
+    if 1000 in medians and 2000 in medians:
+        print(f"  2,000 / 1,000 hosts: {medians[2000] / medians[1000]:.2f}x (target <= 2.2x)")
+    print("  targets: 1,000 hosts <= 5 s with growth <= 2 KiB/host; 10,000 hosts <= 60 s; planning checks <= 10 s")
+
+
+def planning(work: str, seeded: str) -> None:
+    cache = os.path.join(work, "cache-planning")
+    shutil.copytree(seeded, cache)
+    checks = {"plan_expansion": ("plan_expansion.yml", "-e", "cpucompat_expansion_list_domains=false"),
+              "premigration_check": ("premigration_check.yml", "-e", "cpucompat_migration_libvirt=false")}
+    for name, (playbook, *extra) in checks.items():
+        samples = [run(work, cache, playbook, *extra) for _ in range(ROUNDS)]
+        print(f"  {name:18s} 1000 hosts{f' + {CANDIDATES} candidates' if 'expansion' in name else ''}: "
+              f"{statistics.median(t for t, _ in samples):7.2f} s  peak RSS {max(r for _, r in samples) / 1024:6.0f} MiB")
+    shutil.rmtree(cache)
+
+
+if __name__ == "__main__":
+    main()

@@ -82,8 +82,9 @@ def action_plugin():
     """Factory: the collection's action plugin ``name`` for a task with ``args``, on a real local connection."""
     loader = DataLoader()
 
-    def make(name: str, args: dict[str, Any]) -> Any:
-        task = Task.load({"action": f"cpucompat.cluster.{name}", "args": args}, loader=loader)
+    def make(name: str, args: dict[str, Any], **keywords: Any) -> Any:
+        """``keywords``: task keywords such as ``run_once=True``."""
+        task = Task.load({"action": f"cpucompat.cluster.{name}", "args": args, **keywords}, loader=loader)
         context = PlayContext()
         connection = connection_loader.get("local", context, sys.stdin)
         return action_loader.get(f"cpucompat.cluster.{name}", task=task, connection=connection, play_context=context,

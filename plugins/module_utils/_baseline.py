@@ -80,18 +80,21 @@ class _ModelIndex:
     def of(cls, reps: Iterable[HostCpu]) -> _ModelIndex:
         index = cls()
         for h in reps:  # sorted by name: the first host that expanded a model answers
-            for model, info in h.models.items():
-                if not isinstance(info, dict) and not isinstance(info, Mapping):
-                    continue
-                if info.get("deprecated"):
-                    index.deprecated.add(model)
-                if info.get("migration_safe") is False:
-                    index.unsafe.add(model)
-                if info.get("alias_of"):
-                    index.aliases.setdefault(model, str(info["alias_of"]))
-                if model not in index.features and isinstance(info.get("features"), list):
-                    index.features[model] = frozenset(info["features"])
+            flags = h.facts.get("model_flags")
+            flags = flags if isinstance(flags, Mapping) else {}
+            index.deprecated.update(_strs(flags.get("deprecated")))
+            index.unsafe.update(_strs(flags.get("not_migration_safe")))
+            for alias, target in h.aliases.items():
+                index.aliases.setdefault(alias, str(target))
+            expanded = h.facts.get("model_features")
+            for model, feats in (expanded.items() if isinstance(expanded, Mapping) else ()):
+                if model not in index.features and isinstance(feats, list):
+                    index.features[model] = frozenset(feats)
         return index
+
+
+def _strs(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 @functools.lru_cache(maxsize=None)

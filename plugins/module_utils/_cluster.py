@@ -73,7 +73,7 @@ class GroupFacts:
         if name in self.unreadable:
             return f"its fact cache entry cannot be read: {self.unreadable[name]}"
         if name in self.missing_facts:
-            return "no cpucompat facts (not probed by any run that wrote to this fact cache, or expired from it)"
+            return "no cpucompat facts"
         if name in self.other_schema:
             return f"facts of another schema version (this collection reads {SCHEMA_VERSION}); re-probe it"
         return None

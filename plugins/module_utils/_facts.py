@@ -18,7 +18,7 @@ from ._errors import FactsError
 from ._features import SUPPORTED_ARCHES, canonical_list, enabled_features, validate_feature_name
 from ._session import Query, Session
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MACHINE_VERSION_RE = re.compile(r"-[0-9]+(\.[0-9]+)*$")
 _IDENTITY_PROPS = ("vendor", "family", "model", "stepping", "model-id")
 
@@ -213,6 +213,34 @@ def _block_rejected(models: dict[str, dict[str, Any]] | None, rejected: frozense
             info.pop("features")
 
 
+def _model_table(records: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """The named models as the facts keep them: flat maps and lists, not a record per model.
+
+    A fleet's fact cache holds these for every host, and ansible-core decodes a host's entry on each use (a tagged
+    JSON decoder whose cost grows with the number of objects): one small dict per model made an x86 host's facts
+    ~130 objects and 25-38 KiB. ``models`` maps each model that is not an alias to what blocks it here (``[]``: it
+    runs; ``null``: QEMU does not say); an alias runs when its target does.
+    """
+    if records is None:
+        return {"models": None, "model_aliases": None, "model_flags": None, "model_features": None,
+                "unnamed_blockers": None, "runnable_models": None}
+    aliases = {m: str(r["alias_of"]) for m, r in records.items() if r.get("alias_of")}
+    models = {m: None if r["runnable"] is None else ([] if r["runnable"] else list(r["unavailable_features"] or []))
+              for m, r in records.items() if m not in aliases}
+    runs = {m for m, blockers in models.items() if blockers == [] and not records[m].get("unnamed_blockers")}
+    runs |= {alias for alias, target in aliases.items() if target in runs}
+    return {
+        "models": models,
+        "model_aliases": aliases,
+        "model_flags": {"deprecated": [m for m, r in records.items() if r.get("deprecated")],
+                        "not_migration_safe": [m for m, r in records.items() if r.get("migration_safe") is False],
+                        "static": [m for m, r in records.items() if r.get("static")]},
+        "model_features": {m: r["features"] for m, r in records.items() if r.get("features") is not None},
+        "unnamed_blockers": {m: r["unnamed_blockers"] for m, r in records.items() if r.get("unnamed_blockers")},
+        "runnable_models": sorted(m for m in runs if m not in ("host", "max", "base")),
+    }
+
+
 def build_facts(
     session: Session,
     *,
@@ -250,9 +278,7 @@ def build_facts(
                      "kvm_rejected_features": sorted(rejected), "kvm_vcpu_check": rejection_detail},
         "features": sorted(features),
         "non_migratable_features": non_migratable,
-        "models": models,
-        "runnable_models": None if models is None else sorted(
-            m for m, info in models.items() if info["runnable"] and m not in ("host", "max", "base")),
+        **_model_table(models),
         "capabilities": {
             "comparison": session.supports("query-cpu-model-comparison"),
             "baseline": session.supports("query-cpu-model-baseline"),

@@ -10,7 +10,7 @@ at the edge, once, and nothing downstream validates again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import BaselineError, FactsError
@@ -36,11 +36,12 @@ class HostCpu:
     features: frozenset[str]  # migratable host features
     all_features: frozenset[str]  # including the non-migratable ones
     runnable: frozenset[str]  # named models QEMU reports runnable (aliases included)
-    models: Mapping[str, Any]  # QEMU's per-model records as in the facts (docs/facts.md)
+    models: Mapping[str, Any]  # model (not an alias) -> what blocks it here, as in the facts (docs/facts.md)
     facts: Mapping[str, Any]  # the facts themselves, for reports
     machine_type: str | None = None  # the machine type family the probe ran with (pc-q35, pc-i440fx, ...)
     phys_bits: int | None = None
     libvirt: str | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> the model it stands for
 
     @classmethod
     def from_facts(cls, name: str, facts: Any, check_names: bool = True) -> HostCpu:
@@ -65,6 +66,9 @@ class HostCpu:
         models = facts.get("models") or _NO_MODEL
         if not _is_map(models):
             raise BaselineError(f"host {name}: field 'models' is not a mapping")
+        aliases = facts.get("model_aliases") or _NO_MODEL
+        if not _is_map(aliases):
+            raise BaselineError(f"host {name}: field 'model_aliases' is not a mapping")
         qemu = facts.get("qemu") or _NO_MODEL
         vendor, base, version = facts.get("vendor"), facts.get("base_model"), qemu.get("version") if _is_map(qemu) else None
         machine = facts.get("machine") if _is_map(facts.get("machine")) else _NO_MODEL
@@ -75,7 +79,7 @@ class HostCpu:
                    feats, feats | nonmig if nonmig else feats, runnable, models, facts,
                    machine.get("type") if isinstance(machine.get("type"), str) else None,
                    bits if isinstance(bits, int) and not isinstance(bits, bool) else None,
-                   versions.get("libvirt") if isinstance(versions.get("libvirt"), str) else None)
+                   versions.get("libvirt") if isinstance(versions.get("libvirt"), str) else None, aliases)
         if check_names:
             check_feature_names([host])
         return host
@@ -84,14 +88,10 @@ class HostCpu:
         """The features a baseline may use from this host."""
         return self.features if migratable_only else self.all_features
 
-    def model(self, name: str) -> Mapping[str, Any]:
-        """QEMU's record of a named model on this host (empty when QEMU did not list it)."""
-        info = self.models.get(name)
-        return info if _is_map(info) else _NO_MODEL
-
     def blockers(self, model: str) -> list[str]:
-        """The features QEMU says keep ``model`` from running here."""
-        return list(self.model(model).get("unavailable_features") or [])
+        """The features QEMU says keep ``model`` (or the model an alias stands for) from running here."""
+        blockers = self.models.get(self.aliases.get(model, model))
+        return list(blockers) if isinstance(blockers, list) else []
 
 
 def _is_map(value: Any) -> bool:

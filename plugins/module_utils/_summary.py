@@ -31,10 +31,11 @@ def summary_lines(facts: Mapping[str, Any], host: str = "this host", max_blocked
     if models is None:
         lines.append("  named models: QEMU did not list them")
         return lines
-    named = {n: m for n, m in models.items() if n not in ("host", "max", "base") and not m.get("alias_of")}
-    runnable = sorted(n for n, m in named.items() if m["runnable"])
-    blocked = {n: m["unavailable_features"] for n, m in named.items() if m["runnable"] is False}
-    unknown = sorted(n for n, m in named.items() if m["runnable"] is None)
+    unnamed = facts.get("unnamed_blockers") or {}
+    named = {n: b for n, b in models.items() if n not in ("host", "max", "base")}
+    runnable = sorted(n for n, b in named.items() if b == [] and not unnamed.get(n))
+    blocked = {n: b for n, b in named.items() if b or (b is not None and unnamed.get(n))}
+    unknown = sorted(n for n, b in named.items() if b is None)
     lines.append(f"  named models: {len(runnable)} of {len(named)} run here, {len(blocked)} do not"
                  + (f", {len(unknown)} unknown (QEMU does not report runnability)" if unknown else ""))
     if runnable:

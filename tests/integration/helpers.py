@@ -17,11 +17,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def run_playbook(playbook: str, tmp_path, inventory: str = "localhost,", extra: dict[str, Any] | None = None,
-                 check: bool = False, diff: bool = False, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "play.yml"
-    path.write_text(playbook)
+                 check: bool = False, diff: bool = False, env: dict[str, str] | None = None,
+                 limit: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``playbook``: the text of a playbook, or ``cpucompat.cluster.<name>`` for one of the collection's playbooks."""
+    if playbook.startswith("cpucompat.cluster."):
+        path = os.path.join(ROOT, "playbooks", playbook.rsplit(".", 1)[1] + ".yml")
+    else:
+        path = tmp_path / "play.yml"
+        path.write_text(playbook)
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, "-c", "local", str(path),
            "-e", f"ansible_python_interpreter={sys.executable}"]
+    if limit:
+        cmd += ["--limit", limit]
     if extra:
         cmd += ["-e", json.dumps(extra)]
     if check:

@@ -20,3 +20,18 @@ def baseline(hosts: Any, opts: BaselineOptions | None = None) -> dict[str, Any]:
 def compare(cpu: Any, name: str, facts: Any) -> dict[str, Any]:
     """``cpu_compare``: one host (by its facts) against a CPU definition dict."""
     return _compare(Baseline.from_dict(cpu), HostCpu.from_facts(name, facts)).to_dict()
+
+
+def model_view(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One record per named model (aliases included) from the facts' flat model table, for tests to read."""
+    aliases = facts.get("model_aliases") or {}
+    unnamed = facts.get("unnamed_blockers") or {}
+    expanded = facts.get("model_features") or {}
+    out = {}
+    for name in [*(facts.get("models") or {}), *aliases]:
+        blockers = facts["models"].get(aliases.get(name, name))
+        runs = None if blockers is None else (blockers == [] and not unnamed.get(aliases.get(name, name)))
+        out[name] = {"runnable": runs, "unavailable_features": None if name in aliases else blockers,
+                     "alias_of": aliases.get(name), "unnamed_blockers": unnamed.get(name),
+                     "features": expanded.get(name)}
+    return out

@@ -30,7 +30,10 @@ def test_baseline_report_and_fact(action_plugin, tmp_path) -> None:
     hosts = {"gold": _host(GOLD), "platinum": _host(PLATINUM)}
     result = action_plugin("cluster_cpu_facts", {"report_dir": str(tmp_path)}).run(task_vars=_vars(hosts))
     report = result["report"]
-    assert result["ansible_facts"]["cpucompat_cluster"] == report and report["kind"] == "baseline"
+    assert report["kind"] == "baseline" and result["cluster_fact"] == "written"
+    fact = result["ansible_facts"]["cpucompat_cluster"]
+    assert fact == result["cluster"] and fact["xml"] == report["xml"] and fact["hosts"] == 2 and fact["complete"]
+    assert fact["report_file"] == str(tmp_path / "baseline.json") and fact["report_digest"].startswith("sha256:")
     assert report["baseline"]["features"] == baseline({"gold": facts_of(GOLD), "platinum": facts_of(PLATINUM)})["features"]
     assert report["xml"].startswith("<cpu mode='custom' match='exact' check='full'>")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.html", "baseline.json", "baseline.md"]
@@ -167,3 +170,36 @@ def test_plan_and_the_planning_checks_read_the_contract(action_plugin, tmp_path)
     migration = action_plugin("cluster_cpu_facts", args).run(task_vars=task_vars)["report"]
     assert migration["contract"]["domains"]["gold/vm"]["status"] == "compliant"
     assert migration["matrix"]["gold/vm"]["bdw"]["ok"] is False
+
+
+def test_the_fact_is_not_rewritten_when_every_host_holds_it(action_plugin, tmp_path) -> None:
+    hosts = {"gold": _host(GOLD), "platinum": _host(PLATINUM)}
+    task_vars = {**_vars(hosts), "ansible_play_batch": ["gold", "platinum"], "inventory_hostname": "gold"}
+    first = action_plugin("cluster_cpu_facts", {"report_dir": str(tmp_path)}, run_once=True).run(task_vars=task_vars)
+    assert first["cluster_fact"] == "written"
+    for host in hosts.values():  # what the fact cache holds after the first run
+        host["ansible_facts"]["cpucompat_cluster"] = first["ansible_facts"]["cpucompat_cluster"]
+    again = action_plugin("cluster_cpu_facts", {"report_dir": str(tmp_path)}, run_once=True).run(task_vars=task_vars)
+    assert again["cluster_fact"] == "unchanged" and "ansible_facts" not in again and again["cluster"] == first["cluster"]
+    hosts["platinum"]["ansible_facts"].pop("cpucompat_cluster")  # one host lacks it: every host gets it again
+    third = action_plugin("cluster_cpu_facts", {"report_dir": str(tmp_path)}, run_once=True).run(task_vars=task_vars)
+    assert third["cluster_fact"] == "written" and third["ansible_facts"]["cpucompat_cluster"] == first["cluster"]
+
+
+class _FailingHostvars(dict):
+    """hostvars whose fact cache fails for one host, as a corrupt jsonfile entry or a Redis gone away does."""
+
+    def __getitem__(self, name):
+        if name == "broken":
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return super().__getitem__(name)
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_unreadable_hosts_are_named_and_the_cache_left_alone(action_plugin, partial: bool) -> None:
+    hosts = _FailingHostvars(gold=_host(GOLD), platinum=_host(PLATINUM), broken={})
+    result = action_plugin("cluster_cpu_facts", {"allow_partial": partial}).run(task_vars=_vars(hosts))
+    report = result["report"]
+    assert report["unreadable"] == ["broken"] and "Connection refused" in report["unreadable_errors"]["broken"]
+    assert (report["baseline"] is not None) == partial and result["cluster_fact"] == "withheld"
+    assert "ansible_facts" not in result, "no host's cache entry is written while the cache fails"

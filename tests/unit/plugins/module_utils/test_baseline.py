@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError, CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._facts import SCHEMA_VERSION
 from utils.engine import baseline as compute_baseline
 from utils.engine import compare
 from utils.recordings import facts_of, load, names
@@ -45,7 +46,7 @@ def test_intel_cluster_baseline_is_exact_and_explained() -> None:
     assert result["vendor"] == "GenuineIntel" and result["arch"] == "x86_64"
     assert result["model"], "a named model runs everywhere"
     for name, facts in hosts.items():
-        assert facts["models"][result["model"]]["runnable"] is True, name
+        assert result["model"] in facts["runnable_models"], name
         assert set(result["require"]) <= set(facts["features"])
     # every feature some host has but the baseline lacks names exactly the hosts lacking it
     for feature, lacking in result["lost"].items():
@@ -95,8 +96,8 @@ def _tcg(facts: dict) -> dict:
     ({}, "no hosts given"),
     ({"a": None}, "host a has no cpucompat facts"),
     ({"a": {"schema_version": 99}}, "host a: facts have schema_version 99"),
-    ({"a": {"schema_version": 2, "arch": "x86_64", "accel": "kvm"}}, "host a: facts lack the field 'features'"),
-    ({"a": {"schema_version": 2, "arch": "x86_64", "accel": "kvm", "features": ["ok", "<bad/>"]}}, "host a: features: '<bad/>' is not a valid"),
+    ({"a": {"schema_version": SCHEMA_VERSION, "arch": "x86_64", "accel": "kvm"}}, "host a: facts lack the field 'features'"),
+    ({"a": {"schema_version": SCHEMA_VERSION, "arch": "x86_64", "accel": "kvm", "features": ["ok", "<bad/>"]}}, "host a: features: '<bad/>' is not a valid"),
     ("lambda: mixed arch", "different architectures cannot share a CPU baseline: s390x: s390"),
     ("lambda: mixed vendor", "different CPU vendors: AuthenticAMD: amd; GenuineIntel: intel"),
     ("lambda: tcg", "probed under TCG .* cannot be mixed with KVM hosts: emulated"),
@@ -151,7 +152,7 @@ def test_s390x_newer_definition_is_not_runnable_on_older_host() -> None:
     (["a", "c"], ["a", "b"], "incompatible"),
 ])
 def test_compare_verdicts(cpu_features, host_features, verdict) -> None:
-    facts = {"schema_version": 2, "arch": "x86_64", "accel": "kvm", "features": host_features, "models": {}}
+    facts = {"schema_version": SCHEMA_VERSION, "arch": "x86_64", "accel": "kvm", "features": host_features, "models": {}}
     out = compare({"model": None, "features": cpu_features}, "h1", facts)
     assert out["result"] == verdict
     assert out["runnable"] is (verdict in ("identical", "superset"))
@@ -170,7 +171,7 @@ def test_properties(members: list[str], extra: str, seed) -> None:
         verdict = compare(result, name, facts)
         assert verdict["runnable"], (name, verdict["missing_features"])
         if result["model"]:
-            assert facts["models"][result["model"]]["runnable"] is True
+            assert result["model"] in facts["runnable_models"]
     # adding a host never adds features
     bigger = compute_baseline({**hosts, "extra": _facts(extra)})
     assert set(bigger["features"]) <= set(result["features"])

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
-from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_view, group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_fact, cluster_view, digest, group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP
 from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown, write_reports
@@ -73,3 +73,34 @@ def test_reports_are_written_atomically_and_left_alone_when_unchanged(tmp_path, 
 def test_unknown_report_kind() -> None:
     with pytest.raises(CpuCompatError, match="not a cpucompat report"):
         report_markdown({"kind": "baseline", "schema": "x"})
+
+
+@pytest.mark.parametrize("missing", [0, 1000], ids=["complete", "1000-hosts-missing"])
+def test_cluster_fact_does_not_grow_with_the_group(cpu_map, missing: int) -> None:
+    """What every host keeps is the same size for 3 hosts or 3,000: per-host parts stay in the report."""
+    sizes = []
+    for copies in (1, 1000):
+        facts = {f"{n}-{i}": facts_of(n) for n in INTEL for i in range(copies)}
+        facts.update({f"gone-{i:04d}": None for i in range(missing * copies // 1000)})
+        view = cluster_view(group_facts(facts), BaselineOptions(), cpu_map)
+        fact = cluster_fact(view, "hypervisors", sorted(facts), "/srv/reports/baseline.json")
+        assert fact["hosts"] == len(facts) and fact["report_digest"] == digest(view)
+        assert (fact["xml"] is None) == bool(missing) and fact["complete"] == (not missing)
+        sizes.append(len(json.dumps(fact)))
+    # Complete: only the host count's digits differ. Missing hosts: named in the report, the fact's error is cut short.
+    assert abs(sizes[1] - sizes[0]) <= 8 if not missing else sizes[1] <= sizes[0] + 400, sizes
+    assert max(sizes) < 2048
+
+
+def test_digest_is_canonical() -> None:
+    assert digest({"b": [1, 2], "a": "x"}) == digest({"a": "x", "b": [1, 2]}) != digest({"a": "x", "b": [2, 1]})
+
+
+def test_unreadable_hosts_are_named(cpu_map) -> None:
+    group = group_facts({n: facts_of(n) for n in INTEL} | {"broken": None},
+                        unreadable={"broken": "ConnectionError: Error 111 connecting to 127.0.0.1:6379"})
+    view = cluster_view(group, BaselineOptions(), cpu_map)
+    assert view["unreadable"] == ["broken"] and view["missing_facts"] == [] and view["baseline"] is None
+    assert view["unreadable_errors"] == {"broken": "ConnectionError: Error 111 connecting to 127.0.0.1:6379"}
+    assert "broken" in view["error"] and "cannot be read" in group.why("broken")
+    assert cluster_view(group, BaselineOptions(), cpu_map, allow_partial=True)["baseline"] is not None

@@ -70,11 +70,13 @@ def _mutate(session: Session, rng: random.Random) -> str:
 
 def _names_in(facts: dict) -> list[Any]:
     out = list(facts["features"]) + list(facts.get("non_migratable_features") or []) + list(facts.get("runnable_models") or [])
-    for model, info in (facts.get("models") or {}).items():
-        out.append(model)
-        out += list(info.get("unavailable_features") or []) + list(info.get("features") or [])
-        if info.get("alias_of") is not None:
-            out.append(info["alias_of"])
+    for model, blockers in (facts.get("models") or {}).items():
+        out += [model, *(blockers or [])]
+    for alias, target in (facts.get("model_aliases") or {}).items():
+        out += [alias, target]
+    for model, feats in (facts.get("model_features") or {}).items():
+        out += [model, *feats]
+    out += [m for key in ("deprecated", "not_migration_safe", "static") for m in (facts.get("model_flags") or {}).get(key) or []]
     out += list((facts.get("host_cpu") or {}).get("kvm_rejected_features") or [])
     return out
 

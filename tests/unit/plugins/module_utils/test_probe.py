@@ -21,6 +21,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils._qmp import QMPC
 from ansible_collections.cpucompat.cluster.plugins.module_utils._session import Query
 from conftest import KVM
 from utils.recordings import build, load, names, primary_key, served_replies
+from utils.engine import model_view
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 
@@ -74,10 +75,11 @@ def test_live_probe(binary: str, accel: str, arch: str) -> None:
     assert facts["qemu"]["version"].count(".") == 2
     assert facts["qemu"]["binary"].endswith(binary)
     feats = set(facts["features"])
-    runnable = {m: info for m, info in facts["models"].items() if info["runnable"]}
+    view = model_view(facts)
+    runnable = {m: info for m, info in view.items() if info["runnable"]}
     if arch == "aarch64":
         # QEMU reports no runnability on ARM: unknown, never guessed
-        assert all(info["runnable"] is None for info in facts["models"].values())
+        assert all(info["runnable"] is None for info in view.values()) and not facts["runnable_models"]
         assert {"aarch64", "pmu"} <= feats
         return
     assert runnable, "some named model runs here"
@@ -87,7 +89,7 @@ def test_live_probe(binary: str, accel: str, arch: str) -> None:
     for model, needs in expanded.items():
         # Real content: the host model offers everything a runnable model needs.
         assert set(needs) - feats <= soft, f"{model} runs here but needs {sorted(set(needs) - feats)}"
-    blocked = {m: i["unavailable_features"] for m, i in facts["models"].items() if i["runnable"] is False and not i["alias_of"]}
+    blocked = {m: i["unavailable_features"] for m, i in view.items() if i["runnable"] is False and not i["alias_of"]}
     for model, missing in blocked.items():
         assert missing and not set(missing) <= feats, f"{model} is blocked by features the host has: {missing}"
     if arch == "s390x":

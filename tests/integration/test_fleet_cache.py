@@ -1,0 +1,234 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A fleet probed in --limit slices into one shared fact cache, then aggregated once; bad cache input.
+
+Real components: a real redis-server on a loopback port with the community.general redis cache plugin (from the
+pinned ``ansible`` package), or a jsonfile cache in one shared folder; real ansible-playbook runs of the collection's
+own playbooks (probe, then baseline with cpucompat_probe_enabled=false); recorded Intel hosts served over real QMP
+sockets, so nothing depends on this machine's CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import yaml
+
+from integration.helpers import run_playbook
+
+pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
+
+# Recorded Intel servers with a common model libvirt knows (Haswell-noTSX); hv1 alone would run Skylake-Server-v2.
+RECORDINGS = ["x86_64-xeon-gold-6130", "x86_64-cooperlake", "x86_64-xeon-platinum-9242", "x86_64-ice-lake-server",
+              "x86_64-xeon-e5-2650-v4", "x86_64-xeon-e5-2609-v3"]
+HOSTS = [f"hv{i}" for i in range(1, len(RECORDINGS) + 1)]
+PREFIX = "cpucompat-test-"
+SLICES = ["hv1,hv2", "hv3,hv4"]  # hv5 and hv6 are probed by no slice at first
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Redis:
+    """A redis-server of this test's own, on a loopback port, holding nothing on disk."""
+
+    def __init__(self, workdir: str) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is missing: tools/setup.sh installs Debian's redis-server"
+        self.port = _free_port()
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.client = redis.Redis(host="127.0.0.1", port=self.port)
+        for _ in range(100):
+            try:
+                self.client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not answer")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+class Cache:
+    """One shared fact cache, as every controller (or job slice) is configured to use it."""
+
+    def __init__(self, kind: str, tmp_path, server: Redis | None = None) -> None:
+        self.kind, self.server = kind, server
+        self.folder = str(tmp_path / "shared-facts")
+        if kind == "redis":
+            assert server is not None
+            self.env = {"ANSIBLE_CACHE_PLUGIN": "community.general.redis",
+                        "ANSIBLE_CACHE_PLUGIN_CONNECTION": f"127.0.0.1:{server.port}:0",
+                        "ANSIBLE_CACHE_PLUGIN_PREFIX": PREFIX}
+        else:
+            self.env = {"ANSIBLE_CACHE_PLUGIN": "jsonfile", "ANSIBLE_CACHE_PLUGIN_CONNECTION": self.folder}
+
+    def raw(self, host: str) -> bytes | None:
+        """The stored bytes of a host's entry (ansible-core 2.19 keys it s1_<host>)."""
+        if self.kind == "redis":
+            assert self.server is not None
+            return self.server.client.get(f"{PREFIX}s1_{host}")
+        path = os.path.join(self.folder, f"s1_{host}")
+        return open(path, "rb").read() if os.path.exists(path) else None
+
+    def facts(self, host: str) -> dict[str, Any]:
+        raw = self.raw(host)
+        assert raw is not None, f"{host} has no cache entry"
+        return json.loads(json.loads(raw)["__payload__"])
+
+    def put(self, host: str, data: bytes) -> None:
+        if self.kind == "redis":
+            assert self.server is not None
+            self.server.client.set(f"{PREFIX}s1_{host}", data)
+        else:
+            with open(os.path.join(self.folder, f"s1_{host}"), "wb") as fh:
+                fh.write(data)
+
+
+@pytest.fixture(params=["redis", "jsonfile"])
+def cache(request, tmp_path) -> Iterator[Cache]:
+    server = Redis(str(tmp_path)) if request.param == "redis" else None
+    try:
+        yield Cache(request.param, tmp_path, server)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@pytest.fixture
+def inventory(tmp_path, replay) -> str:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    hosts = {h: {**local, "cpucompat_probe_qmp_socket": replay(rec).path} for h, rec in zip(HOSTS, RECORDINGS)}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump({"hypervisors": {"hosts": hosts}}))
+    return str(path)
+
+
+def _probe(tmp_path, inventory: str, cache: Cache, limit: str) -> None:
+    proc = run_playbook("cpucompat.cluster.probe", tmp_path, inventory=inventory, env=cache.env, limit=limit,
+                        extra={"cpucompat_hosts": "hypervisors"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _aggregate(tmp_path, inventory: str, cache: Cache, **extra: Any) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    reports = tmp_path / "reports"
+    proc = run_playbook("cpucompat.cluster.baseline", tmp_path, inventory=inventory, env=cache.env,
+                        extra={"cpucompat_probe_enabled": False, "cpucompat_report_dir": str(reports), **extra})
+    return proc, json.loads((reports / "baseline.json").read_text())
+
+
+def test_slices_then_one_aggregation(tmp_path, inventory: str, cache: Cache) -> None:
+    for limit in SLICES:
+        _probe(tmp_path, inventory, cache, limit)
+    probed = {h: cache.raw(h) for h in HOSTS}
+    assert all(probed[h] for h in HOSTS[:4]) and not probed["hv5"] and not probed["hv6"]
+
+    # Hosts probed by no slice are named; no baseline from a partial group, and nothing is written to the cache.
+    proc, report = _aggregate(tmp_path, inventory, cache)
+    assert proc.returncode != 0 and "hv5, hv6" in proc.stdout
+    assert report["missing_facts"] == ["hv5", "hv6"] and report["baseline"] is None and not report["complete"]
+    assert {h: cache.raw(h) for h in HOSTS} == probed
+
+    # The last slice, then the whole group in one run: every host keeps the same small fact.
+    _probe(tmp_path, inventory, cache, "hv5,hv6")
+    sizes = {h: len(cache.raw(h) or b"") for h in HOSTS}
+    proc, report = _aggregate(tmp_path, inventory, cache)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert report["complete"] and sorted(report["hosts"]) == HOSTS and report["xml"]
+    facts = {h: cache.facts(h) for h in HOSTS}
+    clusters = [f["cpucompat_cluster"] for f in facts.values()]
+    assert all(c == clusters[0] for c in clusters)
+    assert clusters[0]["hosts"] == len(HOSTS) and clusters[0]["xml"] == report["xml"] and clusters[0]["group"] == "hypervisors"
+    assert all(f["cpucompat"]["schema_version"] for f in facts.values())  # the probe facts are kept beside it
+    assert all(len(cache.raw(h) or b"") - sizes[h] <= 2048 for h in HOSTS), "cache growth above 2 KiB per host"
+
+    # Aggregating again changes nothing: no host's entry is rewritten.
+    before = {h: cache.raw(h) for h in HOSTS}
+    proc, _ = _aggregate(tmp_path, inventory, cache)
+    assert proc.returncode == 0 and {h: cache.raw(h) for h in HOSTS} == before
+
+
+OUTAGE = """
+- hosts: hv1
+  gather_facts: false
+  tasks:
+    - name: Read hv1's facts while the server is there
+      ansible.builtin.assert:
+        that: ansible_facts['cpucompat']['arch'] == 'x86_64'
+    - name: The server goes away
+      ansible.builtin.command: {redis_cli} -p {port} shutdown nosave
+      changed_when: true
+      failed_when: false
+- hosts: hypervisors
+  gather_facts: false
+  tasks:
+    - name: Aggregate the group
+      ansible.builtin.include_role:
+        name: cpucompat.cluster.baseline
+      run_once: true
+"""
+
+
+@pytest.mark.parametrize("partial", [False, True], ids=["whole-group", "partial-allowed"])
+def test_redis_going_away_mid_run(tmp_path, inventory: str, partial: bool) -> None:
+    """In one run hv1's facts are read, the server stops, then the group is aggregated: the others are named."""
+    server = Redis(str(tmp_path))
+    try:
+        cache = Cache("redis", tmp_path, server)
+        _probe(tmp_path, inventory, cache, "hypervisors")
+        play = OUTAGE.format(redis_cli=shutil.which("redis-cli"), port=server.port)
+        reports = tmp_path / "reports"
+        proc = run_playbook(play, tmp_path, inventory=inventory, env=cache.env,
+                            extra={"cpucompat_report_dir": str(reports), "cpucompat_baseline_group": "hypervisors",
+                                   "cpucompat_baseline_allow_partial": partial})
+        report = json.loads((reports / "baseline.json").read_text())
+        assert report["unreadable"] == HOSTS[1:], proc.stdout[-3000:]
+        assert all("ConnectionError" in report["unreadable_errors"][h] for h in HOSTS[1:]), report["unreadable_errors"]
+        if partial:
+            assert report["baseline"] is not None and sorted(report["hosts"]) == ["hv1"]
+        else:
+            assert report["baseline"] is None and "hv2, hv3, hv4, hv5, hv6" in report["error"]
+            assert proc.returncode != 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("entry, expected", [
+    (b"this is not JSON", "unreadable"),
+    (json.dumps({"__payload__": "{not json either"}).encode(), "unreadable"),
+    (json.dumps({"__payload__": json.dumps({"cpucompat": {"schema_version": 1, "arch": "x86_64"}})}).encode(),
+     "other_schema"),
+], ids=["not-json", "payload-not-json", "other-schema"])
+def test_bad_jsonfile_entries(tmp_path, inventory: str, entry: bytes, expected: str) -> None:
+    cache = Cache("jsonfile", tmp_path)
+    _probe(tmp_path, inventory, cache, "hypervisors")
+    cache.put("hv3", entry)
+    others = {h: cache.raw(h) for h in HOSTS if h != "hv3"}
+    proc, report = _aggregate(tmp_path, inventory, cache)
+    assert proc.returncode != 0 and "hv3" in report["error"]
+    assert report[expected] == ["hv3"] and report["baseline"] is None
+    if expected == "unreadable":
+        assert report["unreadable_errors"]["hv3"]
+    assert {h: cache.raw(h) for h in HOSTS if h != "hv3"} == others, "another host's entry was touched"
+    # With a partial group allowed the others get their baseline (and the fact) while hv3 stays named.
+    proc, report = _aggregate(tmp_path, inventory, cache, cpucompat_baseline_allow_partial=True)
+    assert report["baseline"] is not None and "hv3" not in report["hosts"]

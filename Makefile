@@ -5,10 +5,10 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 COLL := .collections/ansible_collections/cpucompat/cluster
-SOURCES := $(shell find galaxy.yml meta plugins roles playbooks docs README.md LICENSE changelogs tests -type f \
+SOURCES := $(shell find galaxy.yml meta plugins roles playbooks docs README.md LICENSE changelogs tests requirements.txt bindep.txt -type f \
 	-not -path '*/__pycache__/*' -not -path 'tests/output/*' 2>/dev/null)
 
-.PHONY: setup run test unit integration molecule sanity bench clean
+.PHONY: setup run test unit integration molecule sanity lint bench clean
 
 setup:
 	@bash tools/setup.sh
@@ -45,10 +45,18 @@ molecule: setup
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule reset -s contract
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule test -s contract
 
+# What Galaxy and Automation Hub users run: ansible-lint's production profile (.ansible-lint), the plugin
+# documentation as antsibull-docs renders it, and the changelog fragments.
+lint: setup
+	ansible-lint --nocolor
+	antsibull-docs lint-collection-docs --plugin-docs $(COLL)
+	antsibull-changelog lint
+
 test: setup
 	python -m pytest -q -p no:cacheprovider tests/unit tests/integration
 	$(MAKE) --no-print-directory molecule
 	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory lint
 
 bench: setup
 	python bench/bench_probe.py
@@ -57,6 +65,7 @@ bench: setup
 	python bench/bench_contract.py
 	python bench/bench_html.py
 	python bench/bench_site.py
+	python bench/bench_fleet.py
 
 clean:
 	rm -rf .build .collections .cache

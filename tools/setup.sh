@@ -14,7 +14,8 @@ log() { printf 'setup: %s\n' "$*"; }
 PKGS=(qemu-system-x86 qemu-system-misc qemu-system-arm qemu-utils
       libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
       pkg-config gcc python3 python3-venv python3-dev make git
-      chromium fonts-dejavu-core)  # headless Chromium opens the HTML reports in the tests
+      chromium fonts-dejavu-core  # headless Chromium opens the HTML reports in the tests
+      redis-server)  # a shared Redis fact cache in the tests (started on a loopback port by the tests themselves)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -32,10 +33,10 @@ if [[ ! -x .venv/bin/python ]]; then
   log "creating .venv with $($PY --version)"
   $PY -m venv .venv
 fi
-if [[ ! -f .venv/.requirements.stamp ]] || ! cmp -s requirements.txt .venv/.requirements.stamp; then
+if [[ ! -f .venv/.requirements.stamp ]] || ! cat requirements.txt requirements-dev.txt | cmp -s - .venv/.requirements.stamp; then
   log "installing pinned Python requirements into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-  cp requirements.txt .venv/.requirements.stamp
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+  cat requirements.txt requirements-dev.txt > .venv/.requirements.stamp
 fi
 
 # --- ansible-test's pip bootstrap, offline ---------------------------------

@@ -11,9 +11,11 @@ version_added: 0.1.0
 description:
   - Reads C(ansible_facts['cpucompat']) of every host of a group (probed by M(cpucompat.cluster.cpu_probe)) on the
     controller, untemplated, and builds the report of kind O(report).
-  - V(baseline) returns the cluster view as the fact C(cpucompat_cluster). per-host summary, grouping by
-    architecture, vendor and QEMU version, the baseline from P(cpucompat.cluster.cpu_baseline#filter), each host's
-    verdict against it, and the libvirt C(<cpu>) XML.
+  - V(baseline) builds the cluster view - per-host summary, grouping by architecture, vendor and QEMU version, the
+    baseline from P(cpucompat.cluster.cpu_baseline#filter), each host's verdict against it, and the libvirt C(<cpu>)
+    XML - and gives every host of the play the small fact C(cpucompat_cluster) (the XML, the group's identity, the
+    report's digest; the same size for 10 hosts or 10,000). The per-host parts stay in the report (the result's
+    C(report) and the files in O(report_dir)), never in every host's facts.
   - V(expansion) plans adding the hosts of O(candidates) to the cluster O(hosts), as
     P(cpucompat.cluster.cpu_expansion_plan#filter) does, with the domains of the cluster's hosts read from the
     registered M(cpucompat.cluster.domain_cpu_info) results named by O(domains_var).
@@ -31,8 +33,9 @@ description:
   - With O(group), V(expansion) and V(migration) also judge against the group's contract when it has one.
   - Hosts without facts, with facts of another schema version, whose latest probe failed (the host variable
     C(cpucompat_probe_result) registered by the C(cpucompat.cluster.probe) role has C(failed=true)), or that failed or were unreachable in this play
-    are listed by name in C(missing_facts), C(other_schema), C(probe_failed) and C(unreachable); they are never skipped
-    silently. The
+    are listed by name in C(missing_facts), C(other_schema), C(probe_failed) and C(unreachable); a host whose fact
+    cache entry cannot be read (not JSON, a Redis server gone away) in C(unreadable), with the reason in
+    C(unreadable_errors). They are never skipped silently. The
     baseline is then not computed (C(error) says why) unless O(allow_partial=true). An expansion plan is not made
     when a host of the cluster or a candidate has no usable facts (C(hosts_without_facts) names each with the
     reason); a migration target without usable facts is named in C(target_problems).
@@ -44,7 +47,10 @@ extends_documentation_fragment:
 attributes:
   facts:
     support: full
-    description: Returns C(cpucompat_cluster).
+    description:
+      - With O(report=baseline), returns C(cpucompat_cluster) when some host of the play would get a new value;
+        not when every host holds it already (no fact cache entry is rewritten), nor when no baseline was computed or
+        a host's fact cache entry could not be read (the cache is left as it is).
   action:
     support: full
     description: Runs on the controller.
@@ -58,6 +64,7 @@ options:
     description:
       - The inventory group whose contract V(contract) or V(plan) keeps, or whose contract V(expansion) (the cluster)
         and V(migration) (the sources) are judged against.
+      - With V(baseline), the group to aggregate (unless O(hosts) is given); its name is part of C(cpucompat_cluster).
     type: str
   groups:
     description: With O(report=contract), several inventory groups, each with its own contract.
@@ -93,7 +100,8 @@ options:
     default: ""
   hosts:
     description:
-      - The hosts to aggregate. Defaults to all hosts of the play (C(ansible_play_hosts_all)).
+      - The hosts to aggregate. Defaults to the hosts of the inventory group O(group) with O(report=baseline), else to
+        all hosts of the play (C(ansible_play_hosts_all)).
       - The group for V(baseline), the current cluster for V(expansion), the targets for V(migration).
     type: list
     elements: str
@@ -170,9 +178,21 @@ options:
         are left alone.
       - Empty is a folder C(reports) beside the first inventory source that is a file or folder, else in the current
         directory; omitted, no report file is written.
+  return_report:
+    description:
+      - Return the whole report as C(report). With V(false), the result has C(markdown) (a short rendering, the
+        per-host table cut at 20 rows) and C(verdict) instead; the whole report is in the files of O(report_dir).
+      - A 1,000-host report in the result costs Ansible about 2 seconds (sent from the worker process, copied for
+        C(register), walked by the callbacks); the collection's baseline role passes V(false).
+    type: bool
+    default: true
 notes:
   - With C(run_once), the action runs once and Ansible gives its C(ansible_facts) to every host of the play, so
     C(cpucompat_cluster) is the same on all of them; without C(run_once) each host computes the same view again.
+  - Facts are read where ansible-core 2.19 keeps them (the fact cache and this run's registered results), not through
+    C(hostvars), whose per-host cost grows with the inventory; with another ansible-core layout it falls back to
+    C(hostvars). Any fact cache plugin works (C(jsonfile), C(community.general.redis), ...); large fleets probe in
+    C(--limit) slices into one shared cache and aggregate once (the collection's C(docs/fleet.md)).
   - The view follows the report schema C(cpucompat.report/1) documented in the collection's C(docs/reports.md).
 seealso:
   - module: cpucompat.cluster.cpu_probe
@@ -201,7 +221,7 @@ EXAMPLES = r"""
 RETURN = r"""
 report:
   description: The report of kind O(report) (schema C(cpucompat.report/1), C(docs/reports.md)).
-  returned: always
+  returned: when O(return_report=true)
   type: dict
   sample: {schema: cpucompat.report/1, kind: expansion, verdict: {ok: true, reasons: []}}
 contracts:
@@ -221,30 +241,54 @@ report_files:
   type: list
   elements: str
   sample: [/srv/reports/baseline.json, /srv/reports/baseline.md]
+markdown:
+  description: A short Markdown rendering of the report (the baseline's per-host table cut at 20 rows).
+  returned: when O(return_report=false)
+  type: str
+  sample: "# CPU baseline report\n\n1000 host(s) with facts; ..."
+verdict:
+  description: Whether the report is good (C(ok)) and the C(reasons) it is not.
+  returned: when O(return_report=false)
+  type: dict
+  sample: {ok: false, reasons: ["the baseline is not computed from a partial group: no usable facts from hv5, hv6 ..."]}
+cluster:
+  description: With O(report=baseline), the value of C(cpucompat_cluster) (also when the fact itself is not returned).
+  returned: when O(report=baseline)
+  type: dict
+  sample: {schema: cpucompat.cluster/1, group: hypervisors, hosts: 1000, model: Skylake-Server-v4, xml: "<cpu ...>...</cpu>"}
+cluster_fact:
+  description:
+    - With O(report=baseline), what became of the fact - V(written) (returned as C(ansible_facts)), V(unchanged)
+      (every receiving host holds it already), or V(withheld) (no baseline, or a host's fact cache entry could not be
+      read; every host keeps what it had).
+  returned: when O(report=baseline)
+  type: str
+  sample: written
 ansible_facts:
   description: Facts to add to ansible_facts.
-  returned: when O(report=baseline)
+  returned: when O(report=baseline) and C(cluster_fact) is V(written)
   type: complex
   contains:
     cpucompat_cluster:
-      description: The cluster view (schema C(cpucompat.report/1)).
-      returned: when O(report=baseline)
+      description:
+        - What every host keeps of the baseline (schema C(cpucompat.cluster/1)), the same size whatever the group's -
+          C(group), C(hosts) (how many), C(members_digest) (C(sha256:) of the sorted host names), C(complete),
+          C(unusable_hosts) (how many), C(arch), C(vendor), C(model) (libvirt's), C(xml), C(error) (cut at 300
+          characters), C(report_digest) (C(sha256:) of the canonical JSON of the report) and C(report_file).
+      returned: when O(report=baseline) and C(cluster_fact) is V(written)
       type: dict
       sample:
-        schema: cpucompat.report/1
-        kind: baseline
+        schema: cpucompat.cluster/1
+        group: hypervisors
+        hosts: 2
+        members_digest: "sha256:652961e6c0fc90c1b5bde7b8d5431849d0b2a05469f72dab0f3f9b1c039b7577"
         complete: true
-        hosts: {hv1: {arch: x86_64, vendor: GenuineIntel, qemu_version: 7.2.22, features: 98}}
-        unreachable: []
-        probe_failed: []
-        probe_errors: {}
-        missing_facts: []
-        other_schema: []
-        by_arch: {x86_64: [hv1, hv2]}
-        by_vendor: {GenuineIntel: [hv1, hv2]}
-        qemu_versions: {7.2.22: [hv1, hv2]}
-        baseline: {model: Skylake-Server-v4, require: [], disable: [], lost: {}, bottlenecks: {}}
-        verdicts: {hv1: {result: superset, runnable: true}}
+        unusable_hosts: 0
+        arch: x86_64
+        vendor: GenuineIntel
+        model: Skylake-Server-IBRS
         xml: "<cpu mode='custom' match='exact' check='full'>...</cpu>"
         error: null
+        report_digest: "sha256:071f94ddf35874d7edc27b56fb4dc72f576e4d28bd25da2ba31a5f10543d55dd"
+        report_file: /srv/inventory/reports/baseline.json
 """

@@ -151,6 +151,7 @@ def cluster_view(group: GroupFacts, opts: BaselineOptions, cpu_map_path: str = D
 
 
 CLUSTER_FACT_SCHEMA = "cpucompat.cluster/1"
+PROBLEM_KEYS = ("unreachable", "probe_failed", "missing_facts", "other_schema", "unreadable")
 FACT_ERROR_LIMIT = 300
 
 
@@ -178,8 +179,7 @@ def cluster_fact(view: Mapping[str, Any], group: str | None, members: Sequence[s
         "hosts": len(members),
         "members_digest": digest(sorted(members)),
         "complete": bool(view.get("complete")),
-        "unusable_hosts": sum(len(view.get(key) or []) for key in ("unreachable", "probe_failed", "missing_facts",
-                                                                  "other_schema", "unreadable")),
+        "unusable_hosts": sum(len(view.get(key) or []) for key in PROBLEM_KEYS),
         "arch": base.get("arch"),
         "vendor": base.get("vendor"),
         "model": (view.get("xml_details") or {}).get("model") or base.get("model"),

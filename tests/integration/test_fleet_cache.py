@@ -54,7 +54,7 @@ class Redis:
                                       "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self.client = redis.Redis(host="127.0.0.1", port=self.port)
-        for _ in range(100):
+        for _attempt in range(100):
             try:
                 self.client.ping()
                 return
@@ -163,8 +163,8 @@ def test_slices_then_one_aggregation(tmp_path, inventory: str, cache: Cache) -> 
 
     # Aggregating again changes nothing: no host's entry is rewritten.
     before = {h: cache.raw(h) for h in HOSTS}
-    proc, _ = _aggregate(tmp_path, inventory, cache)
-    assert proc.returncode == 0 and {h: cache.raw(h) for h in HOSTS} == before
+    proc, again = _aggregate(tmp_path, inventory, cache)
+    assert proc.returncode == 0 and again == report and {h: cache.raw(h) for h in HOSTS} == before
 
 
 OUTAGE = """

@@ -326,7 +326,7 @@ class ActionModule(ActionBase):
         """
         report_file = os.path.join(args["report_dir"], "baseline.json") if report_files else None
         fact = _plain(cluster_fact(report, args["group"], names, report_file))
-        if report.get("xml") is None or report.get("unreadable"):
+        if report.get("baseline") is None or report.get("unreadable"):
             # No baseline, or the fact cache failed to give some host's entry: the cache is left as it is (the hosts
             # keep their last fact; the report names the hosts and says why).
             return {"cluster": fact, "cluster_fact": "withheld"}

@@ -126,8 +126,8 @@ def main() -> None:
 def planning(work: str, seeded: str) -> None:
     cache = os.path.join(work, "cache-planning")
     shutil.copytree(seeded, cache)
-    checks = {"plan_expansion": ("plan_expansion.yml", "-e", "cpucompat_expansion_list_domains=false"),
-              "premigration_check": ("premigration_check.yml", "-e", "cpucompat_migration_libvirt=false")}
+    checks = {"plan_expansion": ("plan_expansion.yml", "-e", "cpucompat_libvirt_enabled=false"),
+              "premigration_check": ("premigration_check.yml", "-e", "cpucompat_libvirt_enabled=false")}
     for name, (playbook, *extra) in checks.items():
         samples = [run(work, cache, playbook, *extra) for _ in range(ROUNDS)]
         print(f"  {name:18s} 1000 hosts{f' + {CANDIDATES} candidates' if 'expansion' in name else ''}: "

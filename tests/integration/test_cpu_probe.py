@@ -51,11 +51,11 @@ def test_live_probe_through_ansible(tmp_path, binary: str, accel: str, arch: str
     assert facts["arch"] == arch and facts["fingerprint"] == result["fingerprint"]
     assert facts["accel"] == ("kvm" if accel == "kvm" else "tcg")
     assert len(json.dumps(facts)) < 64 * 1024
-    runnable = [m for m, i in facts["models"].items() if i["runnable"]]
+    runnable = facts["runnable_models"]
     if arch != "aarch64":
         assert runnable
         for model in runnable:
-            needs = set(facts["models"][model].get("features") or [])
+            needs = set(facts["model_features"].get(model) or [])
             assert needs - set(facts["features"]) <= {"svm", "monitor", "acpi", "topoext"}, model
 
 

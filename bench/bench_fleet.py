@@ -114,6 +114,7 @@ def main() -> None:
                       f"{max(t for t, _, _ in samples):.2f})  peak RSS {max(r for _, r, _ in samples) / 1024:6.0f} MiB  "
                       f"cache {per_host / 1024:.1f} KiB/host before, growth {growth:7.0f} B/host")
             if size == 1000:
+                reference(work, seeded)
                 planning(work, seeded)
                 on_redis(work, seeded)
         finally:
@@ -121,6 +122,35 @@ def main() -> None:
     if 1000 in medians and 2000 in medians:
         print(f"  2,000 / 1,000 hosts: {medians[2000] / medians[1000]:.2f}x (target <= 2.2x)")
     print("  targets: 1,000 hosts <= 5 s with growth <= 2 KiB/host; 10,000 hosts <= 60 s; planning checks <= 10 s")
+
+
+REFERENCE = """
+- hosts: hypervisors
+  gather_facts: false
+  tasks:
+    - name: What ansible-core itself costs to give every host a value of the fact's size once
+      ansible.builtin.set_fact:
+        reference_fact: "{{ 'x' * 1150 }}"
+        cacheable: CACHEABLE
+      run_once: true
+"""
+
+
+def reference(work: str, seeded: str) -> None:
+    """Side by side: Ansible's own run_once set_fact of a value as large as cpucompat_cluster, over the same cache."""
+    for cacheable in ("true", "false"):
+        path = os.path.join(work, f"reference-{cacheable}.yml")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(REFERENCE.replace("CACHEABLE", cacheable))
+        samples = []
+        for i in range(ROUNDS):
+            cache = os.path.join(work, f"cache-reference-{i}")
+            shutil.copytree(seeded, cache)
+            samples.append(run(work, cache, path)[0])
+            shutil.rmtree(cache)
+        what = "stored in every cache entry" if cacheable == "true" else "in memory only"
+        print(f"  reference: run_once set_fact, {what:27s}: {statistics.median(samples):7.2f} s "
+              f"(rounds {min(samples):.2f}-{max(samples):.2f})")
 
 
 def planning(work: str, seeded: str) -> None:

@@ -22,14 +22,11 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-
-import redis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
@@ -37,6 +34,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_baseline import INTEL  # noqa: E402  pylint: disable=wrong-import-position
+from utils.redis_server import RedisServer  # noqa: E402  pylint: disable=wrong-import-position
 from utils.recordings import facts_of  # noqa: E402  pylint: disable=wrong-import-position
 
 SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_SIZES", "1000,2000,10000").split(",")]
@@ -167,34 +165,22 @@ def planning(work: str, seeded: str) -> None:
 
 def on_redis(work: str, seeded: str) -> None:
     """The 1,000-host baseline with the same entries in a real redis-server (the community.general.redis plugin)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", work], stdout=subprocess.DEVNULL)
+    server = RedisServer(work)
     try:
-        client = redis.Redis(port=port)
-        for _attempt in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
         samples: dict[str, list[tuple[float, int]]] = {"first": [], "again": []}
         for _round in range(ROUNDS):
-            client.flushall()
+            server.client.flushall()
             for name in os.listdir(seeded):  # the plugin's layout: the value (default prefix), the key in its sorted set
                 with open(os.path.join(seeded, name), encoding="utf-8") as fh:
-                    client.set(f"ansible_facts{name}", fh.read())
-                client.zadd("ansible_cache_keys", {name: time.time()})
+                    server.client.set(f"ansible_facts{name}", fh.read())
+                server.client.zadd("ansible_cache_keys", {name: time.time()})
             for kind in samples:
-                samples[kind].append(run(work, f"127.0.0.1:{port}:0", "baseline.yml", plugin="community.general.redis"))
+                samples[kind].append(run(work, server.connection, "baseline.yml", plugin="community.general.redis"))
         for kind, runs in samples.items():
             print(f"  baseline   1000 hosts, {kind:5s}, Redis cache: {statistics.median(t for t, _ in runs):7.2f} s  "
                   f"(rounds {min(t for t, _ in runs):.2f}-{max(t for t, _ in runs):.2f})")
     finally:
-        server.kill()
-        server.wait()
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -14,18 +14,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 import yaml
 
 from integration.helpers import run_playbook
+from utils.redis_server import RedisServer as Redis
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 
@@ -37,37 +35,6 @@ PREFIX = "cpucompat-test-"
 SLICES = ["hv1,hv2", "hv3,hv4"]  # hv5 and hv6 are probed by no slice at first
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Redis:
-    """A redis-server of this test's own, on a loopback port, holding nothing on disk."""
-
-    def __init__(self, workdir: str) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is missing: tools/setup.sh installs Debian's redis-server"
-        self.port = _free_port()
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", workdir], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        self.client = redis.Redis(host="127.0.0.1", port=self.port)
-        for _attempt in range(100):
-            try:
-                self.client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise AssertionError("redis-server did not answer")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-
-
 class Cache:
     """One shared fact cache, as every controller (or job slice) is configured to use it."""
 
@@ -77,7 +44,7 @@ class Cache:
         if kind == "redis":
             assert server is not None
             self.env = {"ANSIBLE_CACHE_PLUGIN": "community.general.redis",
-                        "ANSIBLE_CACHE_PLUGIN_CONNECTION": f"127.0.0.1:{server.port}:0",
+                        "ANSIBLE_CACHE_PLUGIN_CONNECTION": server.connection,
                         "ANSIBLE_CACHE_PLUGIN_PREFIX": PREFIX}
         else:
             self.env = {"ANSIBLE_CACHE_PLUGIN": "jsonfile", "ANSIBLE_CACHE_PLUGIN_CONNECTION": self.folder}

@@ -45,6 +45,10 @@ def _group(summaries: dict[str, dict[str, Any]], key: str) -> dict[str, list[str
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
+# The report keys that list hosts without usable facts, in the order the reports show them.
+PROBLEM_KEYS = ("unreachable", "probe_failed", "missing_facts", "other_schema", "unreadable")
+
+
 @dataclass
 class GroupFacts:
     """A group's hosts: those with usable facts, and the others by reason."""
@@ -57,8 +61,9 @@ class GroupFacts:
     unreadable: dict[str, str] = field(default_factory=dict)
 
     def problems(self) -> dict[str, list[str]]:
-        return {"unreachable": self.unreachable, "probe_failed": sorted(self.probe_errors), "missing_facts": self.missing_facts,
-                "other_schema": self.other_schema, "unreadable": sorted(self.unreadable)}
+        """The hosts without usable facts, under the report keys of PROBLEM_KEYS."""
+        return dict(zip(PROBLEM_KEYS, (self.unreachable, sorted(self.probe_errors), self.missing_facts, self.other_schema,
+                                       sorted(self.unreadable))))
 
     @property
     def incomplete(self) -> list[str]:
@@ -151,7 +156,6 @@ def cluster_view(group: GroupFacts, opts: BaselineOptions, cpu_map_path: str = D
 
 
 CLUSTER_FACT_SCHEMA = "cpucompat.cluster/1"
-PROBLEM_KEYS = ("unreachable", "probe_failed", "missing_facts", "other_schema", "unreadable")
 FACT_ERROR_LIMIT = 300
 
 

@@ -93,8 +93,7 @@ BASELINE = """{% extends "base" %}{% import "macros" as m %}
 {{ m.cards([("hosts", report.hosts | length), ("model", (b.model if b else none) or "none"), ("features kept", (b.features | length) if b else 0),
             ("features lost", (b.lost | length) if b else 0), ("architecture", (b.arch if b else none) or "?"),
             ("vendor", (b.vendor if b else none) or "none")]) }}
-{% for key, title in [("unreachable", "Unreachable or failed"), ("probe_failed", "Probe failed"), ("missing_facts", "Without facts"),
-                      ("other_schema", "Facts of another schema"), ("unreadable", "Fact cache entry unreadable")] %}
+{% for key, title in problem_titles %}
 {% if report[key] %}<p><span class="verdict bad">{{ title }}</span> {{ m.names(report[key], 50) }}</p>{% endif %}{% endfor %}
 {% if matrix.features %}
 <h2 id="matrix">Which hosts lack which features</h2>

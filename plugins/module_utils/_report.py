@@ -16,6 +16,11 @@ from ._errors import CpuCompatError
 REPORT_SCHEMA = "cpucompat.report/1"
 
 
+# How the reports title the hosts without usable facts (the keys of _cluster.PROBLEM_KEYS), Markdown and HTML alike.
+PROBLEM_TITLES = (("unreachable", "Unreachable or failed"), ("probe_failed", "Probe failed"), ("missing_facts", "Without facts"),
+                  ("other_schema", "Facts of another schema"), ("unreadable", "Fact cache entry unreadable"))
+
+
 def _names(names: list[str], limit: int = 12) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -30,8 +35,8 @@ def baseline_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> 
     out.append(f"{len(hosts)} host(s) with facts; architectures: "
                + "; ".join(f"{a}: {_names(n)}" for a, n in (view.get("by_arch") or {}).items()))
     out.append("QEMU versions: " + "; ".join(f"{v}: {_names(n)}" for v, n in (view.get("qemu_versions") or {}).items()))
-    for key, title in (("unreachable", "Unreachable or failed"), ("missing_facts", "Without facts"), ("other_schema", "Facts of another schema"),
-                       ("unreadable", "Fact cache entry unreadable")):
+    # Failed probes are listed below with their errors, one line per host.
+    for key, title in (t for t in PROBLEM_TITLES if t[0] != "probe_failed"):
         if view.get(key):
             out.append(f"**{title}:** {_names(view[key], 50)}")
     for key, title in (("probe_errors", "Probe failed on"), ("unreadable_errors", "Fact cache entry unreadable for")):

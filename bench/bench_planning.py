@@ -24,9 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_baseline import INTEL, cluster  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.cpucompat.cluster.plugins.filter.cpu import cpu_expansion_plan, cpu_migration_matrix  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import baseline_of  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import load_cpu_map  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render  # noqa: E402  pylint: disable=wrong-import-position
 from utils.recordings import facts_of  # noqa: E402  pylint: disable=wrong-import-position
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))

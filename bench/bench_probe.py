@@ -21,7 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _fingerprint, _probe  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint, _probe  # noqa: E402  pylint: disable=wrong-import-position
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 

@@ -34,7 +34,7 @@ from ansible.plugins.loader import action_loader, connection_loader, init_plugin
 
 init_plugin_loader([SOURCE_COLLECTIONS])
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._fingerprint import kvm_usable  # noqa: E402
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._fingerprint import kvm_usable  # noqa: E402
 from utils.qmp_replay import ReplayServer  # noqa: E402
 from utils.recordings import load  # noqa: E402
 

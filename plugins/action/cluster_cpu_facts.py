@@ -17,15 +17,15 @@ from typing import Any
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
-from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import (
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import (
     GroupFacts, cluster_fact, cluster_view, expansion_report, group_facts, migration_report)
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _contract
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _contract
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP, MAP_ARCHES, cached_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils._report import REPORT_SCHEMA
-from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import FAIL_ON
-from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown, write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP, MAP_ARCHES, cached_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import REPORT_SCHEMA
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import FAIL_ON
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown, write_reports
 
 REPORT_KINDS = ("baseline", "expansion", "migration", "contract", "plan")
 ARGUMENT_SPEC = {

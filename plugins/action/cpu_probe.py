@@ -31,9 +31,9 @@ from typing import Any
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _fingerprint
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint
 from ansible_collections.cpucompat.cluster.plugins.module_utils._common_args import CPU_PROBE_ARGS
-from ansible_collections.cpucompat.cluster.plugins.module_utils._facts import SCHEMA_VERSION
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import SCHEMA_VERSION
 
 _AUTO = ("auto", "auto_legacy", "auto_silent", "auto_legacy_silent")
 

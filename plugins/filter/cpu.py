@@ -9,15 +9,15 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import Baseline, BaselineOptions, baseline_of, compare
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import Baseline, BaselineOptions, baseline_of, compare
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._hostcpu import HostCpu, host_cpus
-from ansible_collections.cpucompat.cluster.plugins.module_utils._html import report_html
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
-from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import domain_cpus, migration_matrix, plan_expansion
-from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown
-from ansible_collections.cpucompat.cluster.plugins.module_utils._summary import summary_lines
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu, host_cpus
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import domain_cpus, migration_matrix, plan_expansion
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._summary import summary_lines
 
 
 def _names(value: Any, option: str) -> tuple[str, ...]:

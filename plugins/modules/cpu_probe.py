@@ -182,7 +182,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._common_args import CPU_PROBE_ARGS
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._probe import ProbeRequest, probe, spawn_target
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._probe import ProbeRequest, probe, spawn_target
 
 
 def main() -> None:

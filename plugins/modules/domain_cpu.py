@@ -106,12 +106,12 @@ cpu_xml:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import apply_cpu, connection
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import apply_cpu, connection
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import Baseline
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP, load_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import Baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP, load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
 
 
 def main() -> None:

@@ -54,10 +54,10 @@ import platform
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import connection
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import connection
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._fingerprint import QEMU_ARCH_BY_MACHINE, kvm_usable
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._fingerprint import QEMU_ARCH_BY_MACHINE, kvm_usable
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
 
 _RESULTS = {0: "incompatible", 1: "identical", 2: "superset"}
 

@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._fingerprint import kvm_usable
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._fingerprint import kvm_usable
 
 URI = "qemu:///system"
 VIRTTYPE = "kvm" if kvm_usable() else "qemu"

@@ -17,10 +17,10 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _fingerprint, _probe
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import baseline_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils._cpuspec import CpuSpec
-from ansible_collections.cpucompat.cluster.plugins.module_utils._domain import domain_cpu
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import domain_cpu
 from integration.helpers import ROOT, run_playbook
 from integration.libvirt_helpers import define, ensure_libvirtd, remove, virsh
 from utils.engine import compare

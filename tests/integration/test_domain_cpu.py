@@ -12,8 +12,11 @@ import subprocess
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _domain, _libvirt_xml, _probe
-from ansible_collections.cpucompat.cluster.plugins.module_utils._cpuspec import CpuSpec
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _domain
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _libvirt_xml
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import LibvirtError
 from integration.helpers import run_playbook
 from integration.libvirt_helpers import NOVA_EXTRAS, URI, define, ensure_libvirtd, remove, virsh

@@ -20,8 +20,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _libvirt_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils._features import enabled_features
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _libvirt_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._features import enabled_features
 from utils.engine import baseline, compare
 from utils.recordings import FIXTURES, facts_of, load
 

@@ -10,7 +10,10 @@ import uuid
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _fingerprint, _libvirt_map, _libvirt_xml, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _libvirt_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _libvirt_xml
 from utils.recordings import facts_of
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")

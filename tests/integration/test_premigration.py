@@ -12,7 +12,9 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _baseline, _fingerprint, _libvirt_xml, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _libvirt_xml
 from integration.helpers import ROOT, run_playbook
 from integration.libvirt_helpers import define, ensure_libvirtd, remove
 from utils.recordings import facts_of

@@ -10,8 +10,9 @@ import random
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _probe, _s390x
-from ansible_collections.cpucompat.cluster.plugins.module_utils._features import enabled_features
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _s390x
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._features import enabled_features
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 PAIRS = 600

@@ -17,10 +17,12 @@ SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "bench", "*.py")))
 
 
 def _collection_uses(tree: ast.Module) -> set[tuple[str, str]]:
-    """(module_utils module, attribute) pairs a script uses, as in ``_probe.find_binary``."""
-    imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                and (node.module or "").endswith("plugins.module_utils") for alias in node.names}
-    return {(node.value.id, node.attr) for node in ast.walk(tree)
+    """(module_utils module, attribute) pairs a script uses, as in ``probe._probe.find_binary``."""
+    imported = {alias.asname or alias.name: f"{node.module.rpartition('plugins.module_utils')[2].lstrip('.')}.{alias.name}".lstrip(".")
+                for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and "plugins.module_utils" in (node.module or "") and not (node.module or "").split(".")[-1].startswith("_")
+                for alias in node.names}
+    return {(imported[node.value.id], node.attr) for node in ast.walk(tree)
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in imported}
 
 
@@ -37,4 +39,4 @@ def test_bench_script_names_exist(path: str) -> None:
 def test_the_check_sees_the_scripts() -> None:
     assert len(SCRIPTS) >= 4
     with open(os.path.join(ROOT, "bench", "bench_probe.py"), encoding="utf-8") as fh:
-        assert ("_fingerprint", "kvm_usable") in _collection_uses(ast.parse(fh.read()))
+        assert ("probe._fingerprint", "kvm_usable") in _collection_uses(ast.parse(fh.read()))

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import Baseline, BaselineOptions, baseline_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import compare as _compare
-from ansible_collections.cpucompat.cluster.plugins.module_utils._hostcpu import HostCpu
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import Baseline, BaselineOptions, baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import compare as _compare
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
 
 
 def baseline(hosts: Any, opts: BaselineOptions | None = None) -> dict[str, Any]:

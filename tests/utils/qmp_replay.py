@@ -31,7 +31,7 @@ from utils.source_tree import SOURCE_COLLECTIONS  # noqa: E402  pylint: disable=
 if SOURCE_COLLECTIONS not in sys.path:
     sys.path.insert(1, SOURCE_COLLECTIONS)
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._session import Query  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._session import Query  # noqa: E402  pylint: disable=wrong-import-position
 from utils.recordings import served_session  # noqa: E402  pylint: disable=wrong-import-position
 
 

@@ -11,8 +11,8 @@ import json
 import os
 from typing import Any
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts
-from ansible_collections.cpucompat.cluster.plugins.module_utils._session import Query, Session
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._session import Query, Session
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "cpu-data")
 

@@ -71,8 +71,8 @@ def test_xml_errors_are_stated_in_their_own_words(action_plugin, tmp_path, files
 
 
 def test_expansion_report(action_plugin, tmp_path) -> None:
-    from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import baseline_of  # pylint: disable=import-outside-toplevel
-    from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render  # pylint: disable=import-outside-toplevel
 
     current_xml = render(baseline_of({"gold": facts_of(GOLD), "platinum": facts_of(PLATINUM)})).xml
     hosts = {"gold": _host(GOLD, found={"domains": [{"name": "db1", "cpu_xml": current_xml}]}),
@@ -97,8 +97,8 @@ def test_expansion_names_candidates_without_facts(action_plugin) -> None:
 
 
 def test_migration_report(action_plugin) -> None:
-    from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import baseline_of  # pylint: disable=import-outside-toplevel
-    from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render  # pylint: disable=import-outside-toplevel
 
     skylake = render(baseline_of({"gold": facts_of(GOLD)})).xml
     hosts = {"gold": _host(GOLD, found={"domains": [{"name": "big", "cpu_xml": skylake, "live_cpu_xml": None}]}),

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _facts, _probe
 
 S390X = {"qemu_binary": "qemu-system-s390x", "accel": "tcg"}
 

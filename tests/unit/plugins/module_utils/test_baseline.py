@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError, CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._facts import SCHEMA_VERSION
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import SCHEMA_VERSION
 from utils.engine import baseline as compute_baseline
 from utils.engine import compare
 from utils.recordings import facts_of, load, names

@@ -10,11 +10,11 @@ import os
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions
-from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_fact, cluster_view, digest, group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact, cluster_view, digest, group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import DEFAULT_CPU_MAP
-from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown, write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown, write_reports
 from utils.recordings import facts_of
 
 INTEL = ["x86_64-xeon-gold-6130", "x86_64-xeon-e5-2650-v4", "x86_64-core-i7-8700"]

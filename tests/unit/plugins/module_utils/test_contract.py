@@ -10,11 +10,11 @@ import os
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _contract
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, baseline_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import group_facts
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import load_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _contract
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
 from utils.recordings import facts_of
 
 GOLD, PLATINUM, BROADWELL = (facts_of(n) for n in ("x86_64-xeon-gold-6130", "x86_64-xeon-platinum-9242", "x86_64-xeon-e5-2650-v4"))

@@ -9,9 +9,10 @@ import json
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _catalog, _facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _catalog
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import FactsError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._features import FEATURE_NAME_RE, X86_KVM_SOFT_FEATURES, enabled_features
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._features import FEATURE_NAME_RE, X86_KVM_SOFT_FEATURES, enabled_features
 from utils.recordings import build, facts_of, load, names, primary_key, served_replies
 from utils.engine import model_view
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import FactsError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._features import FEATURE_NAME_RE
-from ansible_collections.cpucompat.cluster.plugins.module_utils._session import Session
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._features import FEATURE_NAME_RE
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._session import Session
 from utils.recordings import load, names, served_session
 
 CASES_PER_RECORDING = int(os.environ.get("CPUCOMPAT_MUTATION_CASES", "120"))
@@ -109,7 +109,7 @@ def test_hostile_replies(name: str) -> None:
                                   "aarch64-unidentified-nosve-qemu-8.2.0"])
 def test_hostile_replies_over_the_socket(replay, name: str) -> None:
     """The same through the probe's real code path: a replay server answering with the mutated session."""
-    from ansible_collections.cpucompat.cluster.plugins.module_utils import _probe  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _probe  # pylint: disable=import-outside-toplevel
     from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError  # pylint: disable=import-outside-toplevel
 
     rng = random.Random(f"{name}-socket")

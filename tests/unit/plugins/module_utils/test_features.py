@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import FactsError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._features import canonical_name, enabled_features, is_cpu_feature, msr_features
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._features import canonical_name, enabled_features, is_cpu_feature, msr_features
 from utils.recordings import load, names
 
 

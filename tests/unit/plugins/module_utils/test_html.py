@@ -10,15 +10,16 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _contract, _html
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, baseline_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils._cluster import cluster_view, group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _contract
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _html
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view, group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._hostcpu import host_cpus
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import load_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
-from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import migration_matrix, plan_expansion
-from ansible_collections.cpucompat.cluster.plugins.module_utils._report import REPORT_SCHEMA
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import host_cpus
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix, plan_expansion
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import REPORT_SCHEMA
 from utils.recordings import facts_of
 
 INTEL = ["x86_64-xeon-gold-6130", "x86_64-xeon-platinum-9242", "x86_64-xeon-e5-2650-v4", "x86_64-core-i7-8700"]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import baseline_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import load_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
-from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import domain_cpus, migration_matrix
-from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import domain_cpus, migration_matrix
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
 from utils.recordings import facts_of
 
 

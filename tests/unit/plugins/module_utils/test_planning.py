@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._baseline import BaselineOptions, baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_map import load_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils._libvirt_xml import render
-from ansible_collections.cpucompat.cluster.plugins.module_utils._hostcpu import host_cpus
-from ansible_collections.cpucompat.cluster.plugins.module_utils._planning import plan_expansion as _plan_expansion
-from ansible_collections.cpucompat.cluster.plugins.module_utils._report import report_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import host_cpus
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import plan_expansion as _plan_expansion
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
 from utils.recordings import facts_of
 
 SKYLAKE = {"gold": facts_of("x86_64-xeon-gold-6130"), "platinum": facts_of("x86_64-xeon-platinum-9242")}

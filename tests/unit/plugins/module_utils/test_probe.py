@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _facts, _fingerprint, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _facts, _fingerprint, _probe
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import QemuStartError, QMPError, QMPProtocolError, QMPTimeout
-from ansible_collections.cpucompat.cluster.plugins.module_utils._qmp import QMPClient
-from ansible_collections.cpucompat.cluster.plugins.module_utils._session import Query
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._qmp import QMPClient
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._session import Query
 from conftest import KVM
 from utils.recordings import build, load, names, primary_key, served_replies
 from utils.engine import model_view
@@ -102,7 +102,7 @@ def test_live_probe(binary: str, accel: str, arch: str) -> None:
 
 
 def _probe_soft(arch: str, accel: str) -> set[str]:
-    from ansible_collections.cpucompat.cluster.plugins.module_utils._features import X86_KVM_SOFT_FEATURES  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._features import X86_KVM_SOFT_FEATURES  # pylint: disable=import-outside-toplevel
     return set(X86_KVM_SOFT_FEATURES) if arch == "x86_64" and accel == "kvm" else set()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils import _s390x
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _s390x
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._session import EXPANSION, Query, Session
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._session import EXPANSION, Query, Session
 from utils.recordings import load, names
 
 

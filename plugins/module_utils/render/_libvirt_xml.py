@@ -10,11 +10,11 @@ through. The result is a :class:`RenderedCpu`; its text comes from the one write
 
 from __future__ import annotations
 
-from ._baseline import Baseline, NoRunnability, best_model
+from ..engine._baseline import Baseline, NoRunnability, best_model
 from ._cpuspec import CpuSpec, RenderedCpu
-from ._errors import BaselineError
-from ._features import MODEL_VERSION_RE as _VERSION_RE
-from ._libvirt_map import LIBVIRT_VENDOR, CpuMap, load_cpu_map
+from .._errors import BaselineError
+from ..cpu._features import MODEL_VERSION_RE as _VERSION_RE
+from ..cpu._libvirt_map import LIBVIRT_VENDOR, CpuMap, load_cpu_map
 
 UNKNOWN_FEATURES = ("fail", "drop")
 

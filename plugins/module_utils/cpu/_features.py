@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ._errors import FactsError
+from .._errors import FactsError
 
 SUPPORTED_ARCHES = ("x86_64", "s390x", "aarch64")
 

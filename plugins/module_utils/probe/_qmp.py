@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import QMPCommandError, QMPProtocolError, QMPTimeout
+from .._errors import QMPCommandError, QMPProtocolError, QMPTimeout
 
 # A QMP reply larger than this is not something QEMU sends for the commands
 # we issue (a full x86 expansion is ~20 KiB); it protects against a peer that

@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import _catalog, _s390x
-from ._errors import BaselineError, FactsError
-from ._features import MODEL_VERSION_RE as _VERSION_RE
-from ._features import X86_KVM_SOFT_FEATURES, compare_feature_sets, validate_feature_name
+from ..cpu import _catalog
+from . import _s390x
+from .._errors import BaselineError, FactsError
+from ..cpu._features import MODEL_VERSION_RE as _VERSION_RE
+from ..cpu._features import X86_KVM_SOFT_FEATURES, compare_feature_sets, validate_feature_name
 from ._hostcpu import HostCpu, host_cpus
 
 # x86 models whose definition carries no vendor's identity.

@@ -16,7 +16,7 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from ._errors import BaselineError
+from .._errors import BaselineError
 
 DEFAULT_CPU_MAP = "/usr/share/libvirt/cpu_map"
 MAP_ARCHES = ("x86_64",)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-from ._errors import CpuXmlError, FactsError
-from ._features import validate_feature_name
+from .._errors import CpuXmlError, FactsError
+from ..cpu._features import validate_feature_name
 
 if TYPE_CHECKING:
-    from ._libvirt_map import CpuMap
+    from ..cpu._libvirt_map import CpuMap
 
 # <cpu> attributes that carry meaning, in the order libvirt writes them.
 CPU_ATTRS = ("mode", "match", "check", "migratable")

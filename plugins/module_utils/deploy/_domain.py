@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ._cpuspec import CpuSpec
-from ._errors import CpuXmlError, LibvirtError
+from ..render._cpuspec import CpuSpec
+from .._errors import CpuXmlError, LibvirtError
 
 # libvirt writes <cpu> after these; the first one found (from the end) anchors a <cpu> a definition did not have.
 _ANCHORS = ("features", "os", "vcpu", "currentMemory", "memory")

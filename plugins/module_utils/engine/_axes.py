@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._baseline import Baseline
-from ._features import SECURITY_FEATURES
+from ..cpu._features import SECURITY_FEATURES
 from ._hostcpu import HostCpu
 
 

@@ -13,9 +13,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from . import _catalog, _fingerprint
-from ._errors import FactsError
-from ._features import SUPPORTED_ARCHES, canonical_list, enabled_features, validate_feature_name
+from ..cpu import _catalog
+from . import _fingerprint
+from .._errors import FactsError
+from ..cpu._features import SUPPORTED_ARCHES, canonical_list, enabled_features, validate_feature_name
 from ._session import Query, Session
 
 SCHEMA_VERSION = 3

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import FactsError
+from .._errors import FactsError
 
 
 def summary_lines(facts: Mapping[str, Any], host: str = "this host", max_blocked: int = 12) -> list[str]:

@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._axes import axes
-from ._baseline import BaselineOptions, compare, compute_baseline
-from ._errors import CpuCompatError
-from ._facts import SCHEMA_VERSION
-from ._hostcpu import HostCpu
-from ._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
-from ._libvirt_xml import render
+from ..engine._axes import axes
+from ..engine._baseline import BaselineOptions, compare, compute_baseline
+from .._errors import CpuCompatError
+from ..probe._facts import SCHEMA_VERSION
+from ..engine._hostcpu import HostCpu
+from ..cpu._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
+from ..render._libvirt_xml import render
 from ._planning import migration_matrix, plan_expansion
 from ._report import REPORT_SCHEMA
 

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import CpuCompatError
+from .._errors import CpuCompatError
 
 REPORT_SCHEMA = "cpucompat.report/1"
 

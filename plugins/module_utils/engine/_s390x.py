@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import _catalog
-from ._errors import BaselineError
-from ._features import compare_feature_sets
+from ..cpu import _catalog
+from .._errors import BaselineError
+from ..cpu._features import compare_feature_sets
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import BaselineError, FactsError
-from ._facts import SCHEMA_VERSION
-from ._features import FEATURE_NAME_RE, validate_feature_name
+from .._errors import BaselineError, FactsError
+from ..probe._facts import SCHEMA_VERSION
+from ..cpu._features import FEATURE_NAME_RE, validate_feature_name
 
 _EMPTY: frozenset[str] = frozenset()
 _NO_MODEL: Mapping[str, Any] = {}

@@ -18,14 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._baseline import Baseline, BaselineOptions, compare, compute_baseline
-from ._cpuspec import CpuSpec
-from ._errors import BaselineError, CpuCompatError, CpuXmlError
-from ._features import SECURITY_FEATURES
-from ._cluster import GroupFacts
-from ._hostcpu import HostCpu
-from ._libvirt_map import CpuMap
-from ._libvirt_xml import render
+from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
+from ..render._cpuspec import CpuSpec
+from .._errors import BaselineError, CpuCompatError, CpuXmlError
+from ..cpu._features import SECURITY_FEATURES
+from ..reports._cluster import GroupFacts
+from ..engine._hostcpu import HostCpu
+from ..cpu._libvirt_map import CpuMap
+from ..render._libvirt_xml import render
 
 CONTRACT_SCHEMA = "cpucompat.contract/1"
 

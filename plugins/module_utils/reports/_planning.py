@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._baseline import Baseline, BaselineOptions, compare, compute_baseline
-from ._cpuspec import CpuSpec
-from ._errors import BaselineError, CpuCompatError
-from ._hostcpu import HostCpu
-from ._libvirt_map import CpuMap, require_map_arch
-from ._libvirt_xml import render
+from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
+from ..render._cpuspec import CpuSpec
+from .._errors import BaselineError, CpuCompatError
+from ..engine._hostcpu import HostCpu
+from ..cpu._libvirt_map import CpuMap, require_map_arch
+from ..render._libvirt_xml import render
 from ._report import REPORT_SCHEMA
 
 FAIL_ON = ("incompatible", "lowers_baseline", "never")

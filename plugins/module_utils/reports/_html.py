@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import CpuCompatError
+from .._errors import CpuCompatError
 from ._html_templates import CSS, TEMPLATES
 from ._report import PROBLEM_TITLES, REPORT_SCHEMA
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _facts, _fingerprint, _hostinfo
-from ._errors import QemuStartError, QMPError
-from ._features import msr_features
+from .._errors import QemuStartError, QMPError
+from ..cpu._features import msr_features
 from ._fingerprint import binary_arch, default_qemu_binary
 from ._qmp import QMPClient
 from ._session import EXPANSION, Query, Session

@@ -96,7 +96,7 @@ class ActionModule(ActionBase):
         if not interpreter:
             return None
         request = {"qemu_binary": args.get("qemu_binary"), "accel": args.get("accel"), "schema_version": SCHEMA_VERSION,
-                   "machine": args.get("machine")}
+                   "machine": args.get("machine"), "cpu_map": args.get("cpu_map")}
         code = _fingerprint.script(inspect.getsource(_fingerprint), request)
         # -I -S: no environment variables, user or site directories; the script needs the standard library only.
         cmd = f"{shlex.quote(interpreter)} -I -S -c {shlex.quote(code)}"

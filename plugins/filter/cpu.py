@@ -5,16 +5,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import Baseline, BaselineOptions, baseline_of, compare
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, LibvirtStack
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import Baseline, BaselineOptions, baseline_of, compare
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu, host_cpus
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import cached_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import domain_cpus, migration_matrix, plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._summary import summary_lines
@@ -28,14 +31,20 @@ def _names(value: Any, option: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _registry(cpu_map: str | None) -> MapRegistry:
+    """Each host's own libvirt CPU map from its facts; ``cpu_map`` only for facts that say nothing of libvirt."""
+    return MapRegistry((lambda: cached_cpu_map(cpu_map)) if cpu_map else None)
+
+
 def cpu_baseline(hosts: Any, migratable_only: bool = True, allow_deprecated: bool = False, require_features: Any = None,
-                 min_model: str | None = None, exclude_features: Any = None, vendor_neutral: bool = False) -> dict[str, Any]:
+                 min_model: str | None = None, exclude_features: Any = None, vendor_neutral: bool = False,
+                 cpu_map: str | None = None) -> dict[str, Any]:
     opts = BaselineOptions(
         migratable_only=bool(migratable_only), allow_deprecated=bool(allow_deprecated),
         require_features=_names(require_features, "require_features"), min_model=min_model,
         exclude_features=_names(exclude_features, "exclude_features"), vendor_neutral=bool(vendor_neutral))
     try:
-        return baseline_of(hosts, opts).to_dict()
+        return baseline_of(hosts, opts, _registry(cpu_map)).to_dict()
     except CpuCompatError as exc:
         raise AnsibleFilterError(f"cpu_baseline: {exc}") from exc
 
@@ -54,36 +63,36 @@ def cpu_summary(facts: Any, host: str = "this host") -> list[str]:
         raise AnsibleFilterError(f"cpu_summary: {exc}") from exc
 
 
-def libvirt_cpu_xml(baseline: Any, cpu_map: str = DEFAULT_CPU_MAP, unknown_features: str = "drop") -> str:
+def libvirt_cpu_xml(guest: Any, form: str = "minimal", cpu_map: str | None = None) -> str:
     try:
-        cpu = Baseline.from_dict(baseline, "baseline")
-        return render(cpu, cached_cpu_map(cpu_map) if cpu.arch == "x86_64" else None, unknown_features).xml
+        cpu = GuestCpu.from_dict(guest, "libvirt_cpu_xml input")
+        if cpu.arch == "x86_64" and not cpu.libvirt and cpu_map:
+            # No host of the group carries a libvirt map: the caller names the map the hosts' libvirt reads.
+            cpu = replace(cpu, libvirt=(LibvirtStack(cached_cpu_map(cpu_map), ()),))
+        return render(cpu, form).xml
     except CpuCompatError as exc:
         raise AnsibleFilterError(f"libvirt_cpu_xml: {exc}") from exc
 
 
 def cpu_expansion_plan(current: Any, candidates: Any, domains: Any = None, fail_on: str = "incompatible",
-                       cpu_map: str = DEFAULT_CPU_MAP, migratable_only: bool = True, vendor_neutral: bool = False,
+                       cpu_map: str | None = None, migratable_only: bool = True, vendor_neutral: bool = False,
                        exclude_features: Any = None) -> dict[str, Any]:
     if not isinstance(current, dict) or not isinstance(candidates, dict):
         raise AnsibleFilterError("cpu_expansion_plan: current and candidates must be mappings of host name to cpucompat facts")
     opts = BaselineOptions(migratable_only=bool(migratable_only), vendor_neutral=bool(vendor_neutral),
                            exclude_features=_names(exclude_features, "exclude_features"))
     try:
-        now, new = host_cpus(current), host_cpus(candidates)
-        # Only the domain part needs libvirt's map, and only on x86_64; there a missing map is an error, not a silence.
-        lv_map = cached_cpu_map(cpu_map) if domains and now and now[0].arch == "x86_64" else None
-        return plan_expansion(now, new, domains or {}, opts, lv_map, fail_on)
+        return plan_expansion(host_cpus(current), host_cpus(candidates), domains or {}, opts, _registry(cpu_map), fail_on)
     except CpuCompatError as exc:
         raise AnsibleFilterError(f"cpu_expansion_plan: {exc}") from exc
 
 
 def cpu_migration_matrix(domains: Any, targets: Any, libvirt_verdicts: Any = None, requested: Any = None,
-                         cpu_map: str = DEFAULT_CPU_MAP) -> dict[str, Any]:
+                         cpu_map: str | None = None) -> dict[str, Any]:
     if not isinstance(domains, dict) or not isinstance(targets, dict):
         raise AnsibleFilterError("cpu_migration_matrix: domains and targets must be mappings keyed by host name")
     try:
-        return migration_matrix(domains, targets, cached_cpu_map(cpu_map), libvirt_verdicts or {}, list(requested or []))
+        return migration_matrix(domains, targets, _registry(cpu_map), libvirt_verdicts or {}, list(requested or []))
     except CpuCompatError as exc:
         raise AnsibleFilterError(f"cpu_migration_matrix: {exc}") from exc
 

@@ -18,6 +18,8 @@ CPU_PROBE_ARGS: dict[str, dict[str, Any]] = {
     **QMP_ARGS,
     "expand_models": {"type": "bool", "default": True},
     "machine": {"type": "str"},
+    "cpu_map": {"type": "path", "default": "/usr/share/libvirt/cpu_map"},
+    "libvirt_version": {"type": "str"},
     "cached_fingerprint": {"type": "str", "no_log": False},
     "reuse_cached": {"type": "bool", "default": False},
     "max_age": {"type": "int", "default": 0},

@@ -50,6 +50,20 @@ options:
         machine types.
       - Ignored with O(qmp_socket) (the running QEMU's machine is not known).
     type: str
+  cpu_map:
+    description:
+      - Directory of the CPU map of the libvirt that runs this host's guests. The facts keep its identity (digest and
+        libvirt's version), its feature vocabulary and its definitions of the models QEMU runs here, so that the
+        controller renders a C(<cpu>) every host's own libvirt reads the same way, whatever libvirt the controller has.
+      - A host without this directory has no libvirt as far as the facts are concerned (Proxmox VE, plain QEMU).
+      - Its digest is part of the fingerprint, so a libvirt upgrade that changes the map is probed again.
+    type: path
+    default: /usr/share/libvirt/cpu_map
+  libvirt_version:
+    description:
+      - The version of the libvirt that reads O(cpu_map), when it is not the installed one (C(libvirtd --version)); for
+        a map unpacked beside the system's, as the P(cpucompat.cluster.upgrade_check#playbook) does with a new stack.
+    type: str
   cached_fingerprint:
     description:
       - The C(fingerprint) of cached C(cpucompat) facts the caller already has.
@@ -198,6 +212,8 @@ def main() -> None:
         timeout=params["timeout"],
         expand_models=params["expand_models"],
         machine=params["machine"],
+        cpu_map=params["cpu_map"],
+        libvirt_version=params["libvirt_version"],
     )
     try:
         # The last step of the freshness policy (the action decides the others): the fingerprint is computed once and

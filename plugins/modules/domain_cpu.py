@@ -40,16 +40,18 @@ options:
       - The C(<cpu>) element to set, for example the output of P(cpucompat.cluster.libvirt_cpu_xml#filter).
       - Model and feature names are validated; anything that is not a plain name is refused.
     type: str
-  baseline:
+  guest_cpu:
     description:
-      - A baseline as returned by P(cpucompat.cluster.cpu_baseline#filter), rendered on the managed host against the CPU
-        map of the libvirt installed there.
+      - A guest CPU as P(cpucompat.cluster.cpu_baseline#filter) returns it under C(guest) (or the whole baseline),
+        rendered as P(cpucompat.cluster.libvirt_cpu_xml#filter) does, exact on every QEMU and libvirt it carries.
       - Mutually exclusive with O(cpu_xml).
     type: dict
-  cpu_map:
-    description: Directory of libvirt's CPU map on the managed host, used with O(baseline).
-    type: path
-    default: /usr/share/libvirt/cpu_map
+    aliases: [baseline]
+  form:
+    description: The form of the C(<cpu>) rendered from O(guest_cpu), as in P(cpucompat.cluster.libvirt_cpu_xml#filter).
+    type: str
+    default: minimal
+    choices: [minimal, explicit]
   state:
     description:
       - V(present) sets the C(<cpu>) element; V(absent) removes it, so that the domain runs libvirt's default CPU.
@@ -109,9 +111,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import apply_cpu, connection
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
-from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import Baseline
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP, load_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 
 
 def main() -> None:
@@ -120,14 +121,14 @@ def main() -> None:
             **LIBVIRT_ARGS,
             name=dict(type="str", required=True),
             cpu_xml=dict(type="str"),
-            baseline=dict(type="dict"),
-            cpu_map=dict(type="path", default=DEFAULT_CPU_MAP),
+            guest_cpu=dict(type="dict", aliases=["baseline"]),
+            form=dict(type="str", default="minimal", choices=["minimal", "explicit"]),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             backup=dict(type="bool", default=False),
             backup_dir=dict(type="path", default="/var/lib/libvirt/cpucompat-backups"),
         ),
-        mutually_exclusive=[("cpu_xml", "baseline")],
-        required_if=[("state", "present", ("cpu_xml", "baseline"), True)],
+        mutually_exclusive=[("cpu_xml", "guest_cpu")],
+        required_if=[("state", "present", ("cpu_xml", "guest_cpu"), True)],
         supports_check_mode=True,
     )
     if not HAS_LIBVIRT:
@@ -136,9 +137,8 @@ def main() -> None:
     try:
         cpu_xml = None
         if p["state"] == "present":
-            if p["baseline"] is not None:
-                baseline = Baseline.from_dict(p["baseline"], "baseline")
-                cpu_xml = render(baseline, load_cpu_map(p["cpu_map"]) if baseline.arch == "x86_64" else None).xml
+            if p["guest_cpu"] is not None:
+                cpu_xml = render(GuestCpu.from_dict(p["guest_cpu"], "guest_cpu"), p["form"]).xml
             else:
                 cpu_xml = p["cpu_xml"]
         with connection(p["uri"]) as conn:

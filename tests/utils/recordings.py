@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import glob
 import json
@@ -13,6 +14,8 @@ from typing import Any
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._session import Query, Session
+
+from . import stacks
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "cpu-data")
 
@@ -59,7 +62,22 @@ def build(replies: dict[str, Any], errors: dict[str, Any], primary: str, where: 
     return _facts.build_facts(Session.decode(replies, errors, primary), where=where, qemu_binary=None, probe={}, fingerprint_inputs={})
 
 
-def facts_of(name: str) -> dict[str, Any]:
-    """The cpucompat fact the probe gives for a recording (pure conversion, no socket)."""
+def facts_of(name: str, libvirt: str | None = "system") -> dict[str, Any]:
+    """:func:`built_facts`, a fresh copy each call (tests change what they are given)."""
+    return copy.deepcopy(built_facts(name, libvirt))
+
+
+@functools.lru_cache(maxsize=None)
+def built_facts(name: str, libvirt: str | None = "system") -> dict[str, Any]:
+    """The cpucompat fact the probe gives for a recording (pure conversion, no socket).
+
+    ``libvirt``: which libvirt the recorded host runs, as the probe reads it there: ``system`` (this machine's, as a
+    probe over the replayed socket reads it), ``backports`` (the unpacked second stack, tools/backports.sh), or None
+    (no libvirt: its facts carry no CPU map).
+    """
+    host = None
+    if libvirt is not None:
+        stack = stacks.by_name(libvirt)
+        host = {"libvirt": stack.libvirt_version, "cpu_map": stack.cpu_map}
     return _facts.build_facts(served_session(load(name)), where=name, qemu_binary=None,
-                              probe={"mode": "recording"}, fingerprint_inputs={"recording": name})
+                              probe={"mode": "recording"}, fingerprint_inputs={"recording": name}, host=host)

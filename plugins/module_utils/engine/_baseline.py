@@ -17,12 +17,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._errors import BaselineError, CpuCompatError, FactsError
 from ..cpu import _catalog
-from . import _s390x
-from .._errors import BaselineError, FactsError
 from ..cpu._features import MODEL_VERSION_RE as _VERSION_RE
 from ..cpu._features import X86_KVM_SOFT_FEATURES, compare_feature_sets, validate_feature_name
+from ..cpu._guest import GuestCpu
+from ..cpu._libvirt_map import MapRegistry
+from ..cpu._scoring import best_model, model_rank, ranked
+from . import _s390x
+from ._guest import exact, libvirt_stacks, machine_family, paravirtual, qemu_stacks
 from ._hostcpu import HostCpu, host_cpus
+
+__all__ = ["Baseline", "BaselineOptions", "Comparison", "best_model", "compare", "compute_baseline", "model_rank"]
 
 # x86 models whose definition carries no vendor's identity.
 _VENDOR_NEUTRAL = frozenset({"qemu64", "kvm64", "qemu32", "kvm32", "486", "pentium", "pentium2", "pentium3"})
@@ -36,28 +42,6 @@ class BaselineOptions:
     min_model: str | None = None
     exclude_features: tuple[str, ...] = ()
     vendor_neutral: bool = False
-
-
-# ---------------------------------------------------------------------------------------------------- model choice
-def model_rank(model: str, feats: frozenset[str]) -> tuple[int, int, str]:
-    """Larger models first, then the higher QEMU version, then the name: the tie-break of every model choice."""
-    version = _VERSION_RE.search(model)
-    return (len(feats), int(version.group(1)) if version else 0, model)
-
-
-def best_model(candidates: Mapping[str, frozenset[str]], wanted: frozenset[str], soft: frozenset[str] = frozenset()) -> str | None:
-    """The model needing the fewest features listed beyond it (required or disabled); the largest on a tie.
-
-    ``soft`` features of a model need no disabling (QEMU drops them itself). The one model scorer of the collection:
-    QEMU's choice here and libvirt's fallback in the renderer use it alike.
-    """
-    best: tuple[int, tuple[int, int, str]] | None = None
-    chosen = None
-    for model, feats in candidates.items():
-        key = (-(len(wanted - feats) + len(feats - wanted - soft)), model_rank(model, feats))
-        if best is None or key > best:
-            best, chosen = key, model
-    return chosen
 
 
 @dataclass
@@ -100,8 +84,7 @@ def _strs(value: Any) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _catalog_features(arch: str, model: str) -> frozenset[str] | None:
-    entry = _catalog.MODELS.get(arch, {}).get(model)
-    return frozenset(entry.split()) if entry is not None else None
+    return _catalog.model_features(arch, model)
 
 
 # ---------------------------------------------------------------------------------------------------- step 1: cluster
@@ -231,7 +214,8 @@ def _vendor(hosts: Sequence[HostCpu], opts: BaselineOptions) -> str | None:
 def _profiles(hosts: Sequence[HostCpu], migratable_only: bool) -> list[_Profile]:
     groups: dict[tuple[Any, ...], _Profile] = {}
     for h in hosts:
-        key = (h.usable(migratable_only), h.all_features, h.runnable, h.vendor, h.base_model, h.qemu_version)
+        key = (h.usable(migratable_only), h.all_features, h.runnable, h.vendor, h.base_model, h.qemu_version, h.machine_name,
+               h.cpu_map_digest, h.libvirt)
         if key in groups:
             groups[key].members.append(h.name)
         else:
@@ -374,6 +358,9 @@ class Baseline:
     phys_bits: int | None = None  # the group's fewest physical address bits (None: some host does not say)
     maxphysaddr: int | None = None  # the bits the <cpu> emulates (<maxphysaddr mode='emulate'>), where libvirt can
     phys_bits_note: str | None = None  # why there is no <maxphysaddr>
+    guest: GuestCpu | None = None  # the exact guest CPU every renderer takes (None: see guest_error)
+    guest_error: str | None = None
+    stacks: GuestCpu | None = field(default=None, compare=False)  # the group's stacks, before exactness shaped the set
 
     @property
     def require(self) -> list[str]:
@@ -397,6 +384,7 @@ class Baseline:
             "options": {"migratable_only": self.options.migratable_only, "allow_deprecated": self.options.allow_deprecated,
                         "vendor_neutral": self.options.vendor_neutral},
             "phys_bits": self.phys_bits, "maxphysaddr": self.maxphysaddr, "phys_bits_note": self.phys_bits_note,
+            "guest": self.guest.to_dict() if self.guest is not None else None, "guest_error": self.guest_error,
         }
 
     @classmethod
@@ -455,25 +443,48 @@ def address_bits(hosts: Sequence[HostCpu]) -> tuple[int | None, int | None, str 
 
 
 # ---------------------------------------------------------------------------------------------------- the pipeline
-def compute_baseline(hosts: Sequence[HostCpu], opts: BaselineOptions | None = None) -> Baseline:
-    """Cluster -> model (the architecture's strategy) -> explanation."""
+def compute_baseline(hosts: Sequence[HostCpu], opts: BaselineOptions | None = None,
+                     registry: MapRegistry | None = None) -> Baseline:
+    """Cluster -> model (the architecture's strategy) -> explanation -> the exact guest CPU.
+
+    ``registry``: which libvirt CPU map serves which host (by default each host's own, from its facts).
+    """
     cluster = Cluster.of(hosts, opts or BaselineOptions())
     strategy = strategy_for(cluster.arch)
     choice = strategy.choose(cluster)
     _check_min_model(cluster)
     bits, maxphysaddr, bits_note = address_bits(cluster.hosts)
+    stacks, guest, guest_error = guest_cpu(cluster, choice, maxphysaddr, registry or MapRegistry())
     return Baseline(
         arch=cluster.arch, vendor=cluster.vendor, accel=cluster.accel, model=choice.model, features=cluster.common,
         model_features=choice.features, candidates=tuple(sorted(choice.candidates)), hosts=tuple(h.name for h in cluster.hosts),
         lost=cluster.lost, bottlenecks=bottlenecks(cluster, strategy, choice), blocked_models=blocked_models(cluster),
         non_migratable_left_out=tuple(cluster.non_migratable_left_out), excluded=tuple(sorted(cluster.opts.exclude_features)),
         models_without_features=choice.without_features, options=cluster.opts, phys_bits=bits, maxphysaddr=maxphysaddr,
-        phys_bits_note=bits_note)
+        phys_bits_note=bits_note, guest=guest, guest_error=guest_error, stacks=stacks)
 
 
-def baseline_of(hosts: Any, opts: BaselineOptions | None = None) -> Baseline:
+def guest_cpu(cluster: Cluster, choice: ModelChoice, maxphysaddr: int | None,
+              registry: MapRegistry) -> tuple[GuestCpu | None, GuestCpu | None, str | None]:
+    """(the group's stacks as a guest CPU of its common features, the exact guest CPU, why there is none)."""
+    if choice.model is None:
+        return None, None, NoRunnability.REASON if cluster.arch == "aarch64" else "no named CPU model runs on every host"
+    order = [choice.model, *(m for m in ranked(choice.candidates, cluster.common) if m != choice.model)]
+    members = [(p.rep, p.members) for p in cluster.profiles]
+    features, para = paravirtual(cluster.common)
+    guest = GuestCpu(arch=cluster.arch, vendor=cluster.vendor, model=choice.model, features=features,
+                     machine=machine_family(cluster.hosts), phys_bits=maxphysaddr, candidates=tuple(order), paravirt=para,
+                     qemu=qemu_stacks(cluster.arch, members, order),
+                     libvirt=libvirt_stacks(members, registry) if cluster.arch == "x86_64" else ())
+    try:
+        return guest, exact(guest), None
+    except CpuCompatError as exc:
+        return guest, None, str(exc)
+
+
+def baseline_of(hosts: Any, opts: BaselineOptions | None = None, registry: MapRegistry | None = None) -> Baseline:
     """The baseline of raw input ({name: facts} or a host list), validated here."""
-    return compute_baseline(host_cpus(hosts), opts)
+    return compute_baseline(host_cpus(hosts), opts, registry)
 
 
 def _check_min_model(cluster: Cluster) -> None:

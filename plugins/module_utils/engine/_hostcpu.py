@@ -42,6 +42,8 @@ class HostCpu:
     phys_bits: int | None = None
     libvirt: str | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)  # alias -> the model it stands for
+    machine_name: str | None = None  # the versioned machine type (pc-q35-7.2): QEMU's definitions depend on it
+    cpu_map_digest: str | None = None  # the digest of the libvirt CPU map the host's libvirt reads (None: no map)
 
     @classmethod
     def from_facts(cls, name: str, facts: Any, check_names: bool = True) -> HostCpu:
@@ -74,12 +76,16 @@ class HostCpu:
         machine = facts.get("machine") if _is_map(facts.get("machine")) else _NO_MODEL
         versions = facts.get("versions") if _is_map(facts.get("versions")) else _NO_MODEL
         bits = facts.get("phys_bits")
+        libvirt = facts.get("libvirt") if _is_map(facts.get("libvirt")) else _NO_MODEL
+        cpu_map = libvirt.get("cpu_map") if _is_map(libvirt.get("cpu_map")) else _NO_MODEL
         host = cls(name, str(facts["arch"]), str(facts["accel"]), None if vendor is None else str(vendor),
                    None if base is None else str(base), None if version is None else str(version),
                    feats, feats | nonmig if nonmig else feats, runnable, models, facts,
                    machine.get("type") if isinstance(machine.get("type"), str) else None,
                    bits if isinstance(bits, int) and not isinstance(bits, bool) else None,
-                   versions.get("libvirt") if isinstance(versions.get("libvirt"), str) else None, aliases)
+                   versions.get("libvirt") if isinstance(versions.get("libvirt"), str) else None, aliases,
+                   machine.get("name") if isinstance(machine.get("name"), str) else None,
+                   cpu_map.get("digest") if isinstance(cpu_map.get("digest"), str) else None)
         if check_names:
             check_feature_names([host])
         return host
@@ -87,6 +93,13 @@ class HostCpu:
     def usable(self, migratable_only: bool) -> frozenset[str]:
         """The features a baseline may use from this host."""
         return self.features if migratable_only else self.all_features
+
+    def definition(self, model: str) -> frozenset[str] | None:
+        """This host's QEMU's definition of ``model`` (an alias: of the model it stands for), as the probe expanded it
+        under the host's machine type and accelerator; None when the facts carry none (recorded hosts)."""
+        expanded = self.facts.get("model_features")
+        feats = expanded.get(self.aliases.get(model, model)) if _is_map(expanded) else None
+        return frozenset(feats) if isinstance(feats, list) else None
 
     def blockers(self, model: str) -> list[str]:
         """The features QEMU says keep ``model`` (or the model an alias stands for) from running here."""

@@ -68,10 +68,10 @@ def definition_of(model_name: str) -> S390Def:
 
 
 def base_features(definition: S390Def) -> frozenset[str]:
-    entry = _catalog.MODELS.get("s390x", {}).get(f"{definition.name}-base")
+    entry = _catalog.model_features("s390x", f"{definition.name}-base")
     if entry is None:
         raise BaselineError(f"the base features of s390x model {definition.name} are not in the model catalog")
-    return frozenset(entry.split())
+    return entry
 
 
 def _gen_order(a: S390Def, b: S390Def) -> str:
@@ -104,7 +104,7 @@ def find_definition(cpu_type: int, gen: int, ec_ga: int, features: frozenset[str
     if not gen and cpu_type:
         gen = next((d.gen for d in DEFS if d.cpu_type == cpu_type), 0)
     for definition in DEFS:
-        if f"{definition.name}-base" not in _catalog.MODELS.get("s390x", {}):
+        if _catalog.model_features("s390x", f"{definition.name}-base") is None:
             continue  # newer than the QEMU the catalog was taken from
         if gen:
             if definition.gen > gen:

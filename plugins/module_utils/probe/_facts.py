@@ -19,7 +19,7 @@ from .._errors import FactsError
 from ..cpu._features import SUPPORTED_ARCHES, canonical_list, enabled_features, validate_feature_name
 from ._session import Query, Session
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _MACHINE_VERSION_RE = re.compile(r"-[0-9]+(\.[0-9]+)*$")
 _IDENTITY_PROPS = ("vendor", "family", "model", "stepping", "model-id")
 
@@ -55,12 +55,12 @@ def _blockers(arch: str, value: Any, where: str) -> tuple[list[str] | None, int]
 
 
 def _s390x_base_features(base: str, where: str) -> set[str]:
-    catalog = _catalog.MODELS.get("s390x", {})
-    if base not in catalog:
+    feats = _catalog.model_features("s390x", base)
+    if feats is None:
         raise FactsError(
             f"{where}: the host expansion is a delta against {base!r}, which this collection's model catalog "
-            f"(QEMU {_catalog.QEMU_VERSION.get('s390x')}) does not know; probe with a QEMU that supports full expansion")
-    return set(catalog[base].split())
+            f"(QEMU {_catalog.newest('s390x')}) does not know; probe with a QEMU that supports full expansion")
+    return set(feats)
 
 
 def host_features(arch: str, reply: Any, kind: str, where: str) -> tuple[set[str], str]:
@@ -268,6 +268,7 @@ def build_facts(
     non_migratable = _non_migratable(session, arch, features | rejected, where)
     models = _models(arch, session, where)
     _block_rejected(models, rejected)
+    table = _model_table(models)
     facts: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "arch": arch,
@@ -279,7 +280,7 @@ def build_facts(
                      "kvm_rejected_features": sorted(rejected), "kvm_vcpu_check": rejection_detail},
         "features": sorted(features),
         "non_migratable_features": non_migratable,
-        **_model_table(models),
+        **table,
         "capabilities": {
             "comparison": session.supports("query-cpu-model-comparison"),
             "baseline": session.supports("query-cpu-model-baseline"),
@@ -289,12 +290,24 @@ def build_facts(
         "fingerprint": fingerprint(fingerprint_inputs),
         "machine": _machine(session, machine, where),
         "versions": {"qemu": qemu["version"], **_host_versions(host)},
+        "libvirt": _libvirt(arch, host),
         # A TCG probe describes QEMU's emulated CPU: the host's address bits and TSC are not that CPU's.
         "phys_bits": _int_or_none((host or {}).get("phys_bits")) if accel == "kvm" else None,
         "tsc": _tsc(host) if accel == "kvm" else None,
         "hyperv": _hyperv(arch, session, where),
     }
     return facts
+
+
+def _libvirt(arch: str, host: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The libvirt the host runs and, on x86_64, the CPU map it reads; None without libvirt."""
+    host = host or {}
+    version = _text_or_none(host.get("libvirt"))
+    cpu_map = host.get("cpu_map")
+    if version is None and cpu_map is None:
+        return None
+    return {"version": version,
+            "cpu_map": cpu_map.to_facts() if cpu_map is not None and arch == "x86_64" else None}
 
 
 def _int_or_none(value: Any) -> int | None:

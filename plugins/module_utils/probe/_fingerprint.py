@@ -26,6 +26,10 @@ QEMU_ARCH_BY_MACHINE = {
     "s390x": "s390x",
 }
 
+DEFAULT_CPU_MAP = "/usr/share/libvirt/cpu_map"
+# The libvirt daemons whose binary tells an upgrade of libvirt (the monolithic one, then the modular QEMU one).
+LIBVIRT_DAEMONS = ("libvirtd", "virtqemud")
+
 _CPUINFO_KEYS = ("microcode", "model name", "vendor_id", "cpu family", "model", "stepping", "processor 0", "address sizes")
 
 
@@ -102,7 +106,45 @@ def cpuinfo_identity() -> dict[str, str]:
     return out
 
 
-def environment_inputs(binary: str, accel: str, machine: str | None = None) -> dict[str, Any]:
+def cpu_map_files(path: str) -> dict[str, bytes] | None:
+    """The files that make libvirt's x86 CPU map (``index.xml`` and ``x86_*.xml``); None when there is no map."""
+    try:
+        names = sorted(n for n in os.listdir(path) if n == "index.xml" or (n.startswith("x86_") and n.endswith(".xml")))
+    except OSError:
+        return None
+    out: dict[str, bytes] = {}
+    for name in names:
+        try:
+            with open(os.path.join(path, name), "rb") as fh:
+                out[name] = fh.read()
+        except OSError:
+            continue
+    return out or None
+
+
+def cpu_map_digest(files: Mapping[str, bytes]) -> str:
+    """``sha256:`` over the map's file names and contents: equal maps, equal digests, wherever they are installed."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return "sha256:" + h.hexdigest()
+
+
+def libvirt_inputs(cpu_map: str | None = None) -> dict[str, Any]:
+    """What tells a libvirt upgrade without asking libvirt: its daemon's binary and its CPU map's digest."""
+    daemon = next((p for p in (shutil.which(d) for d in LIBVIRT_DAEMONS) if p), None)
+    stat = None
+    if daemon:
+        try:
+            st = os.stat(daemon)
+            stat = [st.st_size, st.st_mtime_ns, st.st_ino]
+        except OSError:
+            stat = None
+    files = cpu_map_files(cpu_map or DEFAULT_CPU_MAP)
+    return {"daemon": daemon, "daemon_stat": stat, "cpu_map": cpu_map_digest(files) if files else None}
+
+
+def environment_inputs(binary: str, accel: str, machine: str | None = None, cpu_map: str | None = None) -> dict[str, Any]:
     """What can change a spawned probe's answer, readable without starting QEMU."""
     st = os.stat(binary)
     return {
@@ -114,6 +156,7 @@ def environment_inputs(binary: str, accel: str, machine: str | None = None) -> d
         "kvm_usable": kvm_usable(),
         "kernel": platform.release(),
         "cpu": cpuinfo_identity(),
+        "libvirt": libvirt_inputs(cpu_map),
     }
 
 
@@ -123,11 +166,12 @@ def digest(inputs: Mapping[str, Any], schema_version: int) -> str:
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
-def current(qemu_binary: str | None, accel: str, schema_version: int, machine: str | None = None) -> str:
+def current(qemu_binary: str | None, accel: str, schema_version: int, machine: str | None = None,
+            cpu_map: str | None = None) -> str:
     """The fingerprint a spawned probe of this host would report now (raises EnvironmentProblem)."""
     binary = find_binary(qemu_binary or default_qemu_binary())
     try:
-        inputs = environment_inputs(binary, resolve_accel(accel, binary), machine)
+        inputs = environment_inputs(binary, resolve_accel(accel, binary), machine, cpu_map)
     except OSError as exc:
         raise EnvironmentProblem(f"cannot read {binary}: {exc}") from exc
     return digest(inputs, schema_version)
@@ -137,7 +181,8 @@ def report(request: Mapping[str, Any]) -> str:
     """One JSON line for the action plugin: the current fingerprint, or why there is none."""
     try:
         return json.dumps({"fingerprint": current(request.get("qemu_binary"), request.get("accel") or "auto",
-                                                  int(request["schema_version"]), request.get("machine"))})
+                                                  int(request["schema_version"]), request.get("machine"),
+                                                  request.get("cpu_map"))})
     except EnvironmentProblem as exc:
         return json.dumps({"fingerprint": None, "error": str(exc)})
 

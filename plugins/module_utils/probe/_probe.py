@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _facts, _fingerprint, _hostinfo
-from .._errors import QemuStartError, QMPError
+from . import _facts, _fingerprint, _hostinfo, _libvirt
+from .._errors import CpuCompatError, FactsError, QemuStartError, QMPError
 from ..cpu._features import msr_features
 from ._fingerprint import binary_arch, default_qemu_binary
 from ._qmp import QMPClient
@@ -242,6 +242,8 @@ class ProbeRequest:
     timeout: float = 10.0
     expand_models: bool = True
     machine: str | None = None  # None: the machine type this QEMU starts by default
+    cpu_map: str = _fingerprint.DEFAULT_CPU_MAP  # libvirt's CPU map on this host (none there: no libvirt)
+    libvirt_version: str | None = None  # None: the installed libvirt's
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,7 @@ def spawn_target(req: ProbeRequest) -> SpawnTarget | None:
         binary = _fingerprint.find_binary(req.qemu_binary or default_qemu_binary())
         accel = _fingerprint.resolve_accel(req.accel, binary)
         try:
-            inputs = _fingerprint.environment_inputs(binary, accel, req.machine)
+            inputs = _fingerprint.environment_inputs(binary, accel, req.machine, req.cpu_map)
         except OSError as exc:
             raise _fingerprint.EnvironmentProblem(f"cannot read {binary}: {exc}") from exc
     # aarch64 QEMU has no default machine type: its probes run on "virt", as its guests do.
@@ -294,7 +296,8 @@ class _Conversation:
 def _converse_socket(req: ProbeRequest, path: str) -> _Conversation:
     with attach(path, req.timeout) as client:
         session = converse(client, req.expand_models)
-    return _Conversation(session, f"QMP socket {path}", {"mode": "socket", "socket": path})
+    inputs = {"mode": "socket", "socket": path, "libvirt": _fingerprint.libvirt_inputs(req.cpu_map)}
+    return _Conversation(session, f"QMP socket {path}", inputs)
 
 
 def _converse_spawned(req: ProbeRequest, target: SpawnTarget) -> _Conversation:
@@ -315,14 +318,26 @@ def _converse_spawned(req: ProbeRequest, target: SpawnTarget) -> _Conversation:
     return _Conversation(session, f"{binary} (accel={accel})", target.inputs, binary, tuple(rejected), detail, target.machine)
 
 
+def _host(req: ProbeRequest) -> dict[str, Any]:
+    """What the host says about itself beyond QEMU, and the CPU map its libvirt reads (None: no libvirt map there)."""
+    info = _hostinfo.host_info(req.timeout)
+    if req.libvirt_version:
+        info["libvirt"] = req.libvirt_version
+    try:
+        info["cpu_map"] = _libvirt.read_cpu_map(req.cpu_map, info.get("libvirt"))
+    except CpuCompatError as exc:  # raised again by the probe, once QEMU is done
+        info["cpu_map_error"] = exc
+    return info
+
+
 def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any]:
     """Probe one QEMU and return the ``cpucompat`` fact (``target``: the caller's already resolved :func:`spawn_target`)."""
     if req.timeout <= 0:
         raise QemuStartError(f"timeout must be positive, got {req.timeout}")
     started = time.monotonic()
     host: list[dict[str, Any]] = []
-    reader = threading.Thread(target=lambda: host.append(_hostinfo.host_info(req.timeout)), daemon=True)
-    reader.start()  # versions, address bits and TSC are read while QEMU starts
+    reader = threading.Thread(target=lambda: host.append(_host(req)), daemon=True)
+    reader.start()  # versions, address bits, TSC and libvirt's CPU map are read while QEMU starts
     try:
         if req.qmp_socket:
             conv = _converse_socket(req, req.qmp_socket)
@@ -330,6 +345,8 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
             conv = _converse_spawned(req, target or spawn_target(req))  # type: ignore[arg-type]
     finally:
         reader.join()
+    if host and host[0].get("cpu_map_error"):
+        raise FactsError(f"libvirt's CPU map at {req.cpu_map}: {host[0]['cpu_map_error']}")
     if conv.session.primary is None:
         errs = "; ".join(f"{q.label}: {v['desc']}" for q, v in conv.session.errors.items() if q.command == EXPANSION)
         raise QMPError(f"{conv.where}: query-cpu-model-expansion: QEMU expanded no host CPU model ({errs or 'no reply'})")

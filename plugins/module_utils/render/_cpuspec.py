@@ -154,10 +154,11 @@ def _quote(value: str) -> str:
 
 @dataclass(frozen=True)
 class RenderedCpu:
-    """A rendered cluster CPU: the specification and what could not be said in libvirt's vocabulary."""
+    """A rendered guest CPU: the specification, the features every host has that no guest gets, the model written."""
 
     spec: CpuSpec
-    unexpressible: tuple[str, ...] = field(default=())
+    left_out: tuple[str, ...] = field(default=())
+    model: str | None = None
 
     @property
     def xml(self) -> str:
@@ -166,4 +167,4 @@ class RenderedCpu:
     def details(self) -> dict[str, object]:
         """The report's ``xml_details``: libvirt's model, vendor and feature lists (libvirt spellings)."""
         return {"model": self.spec.model, "vendor": self.spec.vendor, "require": self.spec.policy_names(["require"]),
-                "disable": self.spec.policy_names(["disable"]), "unexpressible": list(self.unexpressible)}
+                "disable": self.spec.policy_names(["disable"]), "left_out": list(self.left_out)}

@@ -12,16 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine._axes import axes
-from ..engine._baseline import BaselineOptions, compare, compute_baseline
 from .._errors import CpuCompatError
-from ..probe._facts import SCHEMA_VERSION
-from ..engine._hostcpu import HostCpu
-from ..cpu._libvirt_map import DEFAULT_CPU_MAP, cached_cpu_map
-from ..render._libvirt_xml import render
+from ..cpu._libvirt_map import MapRegistry
+from ..engine._axes import axes
+from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
+from ..engine._group import PROBLEM_KEYS, GroupFacts, group_facts  # noqa: F401  (re-exported: the aggregation's entry)
+from ..engine._guest import stacks_summary
+from ..render._libvirt import render
 from ._planning import migration_matrix, plan_expansion
 from ._report import REPORT_SCHEMA
 
@@ -45,75 +44,12 @@ def _group(summaries: dict[str, dict[str, Any]], key: str) -> dict[str, list[str
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
-# The report keys that list hosts without usable facts, in the order the reports show them.
-PROBLEM_KEYS = ("unreachable", "probe_failed", "missing_facts", "other_schema", "unreadable")
+def cluster_view(group: GroupFacts, opts: BaselineOptions, registry: MapRegistry | None = None, allow_partial: bool = False,
+                 baseline: Baseline | None = None, form: str = "minimal") -> dict[str, Any]:
+    """The baseline report of a group. Hosts without usable facts are listed by name, never skipped silently.
 
-
-@dataclass
-class GroupFacts:
-    """A group's hosts: those with usable facts, and the others by reason."""
-
-    usable: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    unreachable: list[str] = field(default_factory=list)
-    probe_errors: dict[str, str] = field(default_factory=dict)
-    missing_facts: list[str] = field(default_factory=list)
-    other_schema: list[str] = field(default_factory=list)
-    unreadable: dict[str, str] = field(default_factory=dict)
-
-    def problems(self) -> dict[str, list[str]]:
-        """The hosts without usable facts, under the report keys of PROBLEM_KEYS."""
-        return dict(zip(PROBLEM_KEYS, (self.unreachable, sorted(self.probe_errors), self.missing_facts, self.other_schema,
-                                       sorted(self.unreadable))))
-
-    @property
-    def incomplete(self) -> list[str]:
-        return sorted(n for names in self.problems().values() for n in names)
-
-    def why(self, name: str) -> str | None:
-        """Why a host's facts cannot be used, or None when they can."""
-        if name in self.unreachable:
-            return "unreachable or failed in this run"
-        if name in self.probe_errors:
-            return f"probe failed: {self.probe_errors[name]}"
-        if name in self.unreadable:
-            return f"its fact cache entry cannot be read: {self.unreadable[name]}"
-        if name in self.missing_facts:
-            return "no cpucompat facts"
-        if name in self.other_schema:
-            return f"facts of another schema version (this collection reads {SCHEMA_VERSION}); re-probe it"
-        return None
-
-    def hosts(self) -> list[HostCpu]:
-        return [HostCpu.from_facts(name, facts) for name, facts in self.usable.items()]
-
-
-def group_facts(facts_by_host: Mapping[str, Any], unreachable: Sequence[str] = (),
-                probe_errors: Mapping[str, str] | None = None, unreadable: Mapping[str, str] | None = None) -> GroupFacts:
-    """Sort a group's hosts by whether their facts can be used.
-
-    A host whose latest probe failed (``probe_errors``) is not used even when older facts of it are cached: they may no
-    longer describe it. ``unreadable``: hosts whose variables could not be read (a fact cache entry that is not JSON, a
-    cache server gone), with the reason.
+    ``baseline``: the group's baseline when the caller has computed it already (the contract step does, once per run).
     """
-    group = GroupFacts(unreachable=sorted(n for n in unreachable if n in facts_by_host),
-                       probe_errors={k: v for k, v in sorted((probe_errors or {}).items()) if v and k in facts_by_host},
-                       unreadable={k: v for k, v in sorted((unreadable or {}).items()) if k in facts_by_host})
-    for name in sorted(facts_by_host):
-        facts = facts_by_host[name]
-        if name in group.unreachable or name in group.probe_errors or name in group.unreadable:
-            continue
-        if not isinstance(facts, Mapping):
-            group.missing_facts.append(name)
-        elif facts.get("schema_version") != SCHEMA_VERSION:
-            group.other_schema.append(name)
-        else:
-            group.usable[name] = facts
-    return group
-
-
-def cluster_view(group: GroupFacts, opts: BaselineOptions, cpu_map_path: str = DEFAULT_CPU_MAP,
-                 allow_partial: bool = False) -> dict[str, Any]:
-    """The baseline report of a group. Hosts without usable facts are listed by name, never skipped silently."""
     summaries = {name: host_overview(f) for name, f in group.usable.items()}
     incomplete = group.incomplete
     view: dict[str, Any] = {
@@ -141,13 +77,16 @@ def cluster_view(group: GroupFacts, opts: BaselineOptions, cpu_map_path: str = D
         return view
     try:
         hosts = group.hosts()
-        base = compute_baseline(hosts, opts)
+        base = baseline or compute_baseline(hosts, opts, registry)
         view["baseline"] = base.to_dict()
         view["verdicts"] = {h.name: compare(base, h).to_dict() for h in hosts}
         view["axes"] = axes(hosts, base)
-        # Whatever keeps the XML from being rendered (no common model libvirt knows, a missing or malformed CPU map)
-        # is the error the report states, in its own words.
-        rendered = render(base, cached_cpu_map(cpu_map_path) if base.arch == "x86_64" else None)
+        view["stacks"] = stacks_summary(base.stacks) if base.stacks is not None else []
+        if base.guest is None:
+            view["error"] = base.guest_error
+            return view
+        # Whatever keeps the XML from being rendered is the error the report states, in its own words.
+        rendered = render(base.guest, form)
         view["xml"] = rendered.xml
         view["xml_details"] = rendered.details()
     except CpuCompatError as exc:
@@ -205,24 +144,23 @@ def _unusable_report(kind: str, groups: Mapping[str, GroupFacts], extra: Mapping
 
 
 def expansion_report(cluster: GroupFacts, candidates: GroupFacts, domains: Mapping[str, list[Mapping[str, Any]]],
-                     opts: BaselineOptions, cpu_map_path: str = DEFAULT_CPU_MAP, fail_on: str = "incompatible") -> dict[str, Any]:
+                     opts: BaselineOptions, registry: MapRegistry | None = None, fail_on: str = "incompatible") -> dict[str, Any]:
     """The expansion plan of a cluster and its candidates; hosts without usable facts are named and nothing is planned."""
     refused = _unusable_report("expansion", {"cluster": cluster, "candidates": candidates}, {"fail_on": fail_on})
     if refused is not None:
         return refused
-    now, new = cluster.hosts(), candidates.hosts()
-    cpu_map = cached_cpu_map(cpu_map_path) if domains and now and now[0].arch == "x86_64" else None
-    report = plan_expansion(now, new, domains, opts, cpu_map, fail_on)
+    report = plan_expansion(cluster.hosts(), candidates.hosts(), domains, opts, registry or MapRegistry(), fail_on)
     report["hosts_without_facts"] = {}
     return report
 
 
 def migration_report(targets: GroupFacts, domains: Mapping[str, list[Mapping[str, Any]]],
                      libvirt_verdicts: Mapping[str, Mapping[str, str]], requested: list[Mapping[str, str]],
-                     cpu_map_path: str = DEFAULT_CPU_MAP) -> dict[str, Any]:
+                     registry: MapRegistry | None = None, sources: GroupFacts | None = None) -> dict[str, Any]:
     """The migration matrix; a target without usable facts is named in ``target_problems`` with the reason."""
     facts = {**dict.fromkeys(targets.incomplete), **targets.usable}
-    report = migration_matrix(domains, facts, cached_cpu_map(cpu_map_path), libvirt_verdicts, requested)
+    report = migration_matrix(domains, facts, registry or MapRegistry(), libvirt_verdicts, requested,
+                              dict(sources.usable) if sources is not None else None)
     for name in targets.incomplete:
         report["target_problems"][name] = targets.why(name) or "no cpucompat facts"
     return report

@@ -9,31 +9,40 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
-from ..render._cpuspec import CpuSpec
 from .._errors import BaselineError, CpuCompatError
+from ..cpu._libvirt_map import CpuMap, MapRegistry, require_map_arch
+from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
 from ..engine._hostcpu import HostCpu
-from ..cpu._libvirt_map import CpuMap, require_map_arch
-from ..render._libvirt_xml import render
+from ..render._cpuspec import CpuSpec
 from ._report import REPORT_SCHEMA
 
 FAIL_ON = ("incompatible", "lowers_baseline", "never")
 
 
 def guest_features(cpu_xml: str, cpu_map: CpuMap, what: str = "<cpu>") -> frozenset[str] | None:
-    """The features (libvirt names) a domain's ``<cpu>`` gives its guest, None when it follows its host."""
-    return CpuSpec.parse(cpu_xml, what).guest_features(cpu_map)
+    """The features (QEMU's names) a domain's ``<cpu>`` gives its guest under ``cpu_map``, None when it follows its host."""
+    found = CpuSpec.parse(cpu_xml, what).guest_features(cpu_map)
+    return None if found is None else cpu_map.qemu_names(found)
+
+
+def _map_of(registry: MapRegistry, host: str, facts: Any) -> CpuMap:
+    """The CPU map a domain of ``host`` is read with: its host's own, else the registry's fallback."""
+    found = registry.from_facts(host, facts) if isinstance(facts, Mapping) else registry.fallback
+    if found is None:
+        raise BaselineError(f"host {host}: its facts carry no libvirt CPU map to read its domains' <cpu> with; re-probe it "
+                            "(libvirt must be installed there)")
+    return found
 
 
 def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], domains: Mapping[str, list[Mapping[str, Any]]],
-                   opts: BaselineOptions, cpu_map: CpuMap | None, fail_on: str = "incompatible") -> dict[str, Any]:
+                   opts: BaselineOptions, registry: MapRegistry | None, fail_on: str = "incompatible") -> dict[str, Any]:
     """Report what adding ``candidates`` to the cluster ``current`` would do; changes nothing."""
     if fail_on not in FAIL_ON:
         raise BaselineError(f"fail_on must be one of {', '.join(FAIL_ON)}, got {fail_on!r}")
     overlap = sorted({h.name for h in current} & {h.name for h in candidates})
     if overlap:
         raise BaselineError(f"hosts listed both in the cluster and as candidates: {', '.join(overlap)}")
-    now = compute_baseline(current, opts)
+    now = compute_baseline(current, opts, registry)
     per_candidate = {}
     for host in sorted(candidates, key=lambda h: h.name):
         cmp = compare(now, host)
@@ -42,7 +51,7 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
     view: dict[str, Any] = {"schema": REPORT_SCHEMA, "kind": "expansion", "fail_on": fail_on, "current": now.to_dict(),
                             "candidates": per_candidate, "joined": None, "delta": None, "domains": {}, "error": None}
     try:
-        joined = compute_baseline([*current, *candidates], opts)
+        joined = compute_baseline([*current, *candidates], opts, registry)
     except CpuCompatError as exc:
         view["error"] = f"no common CPU with the candidates: {exc}"
         view["verdict"] = {"ok": fail_on == "never", "reasons": [view["error"]]}
@@ -55,8 +64,8 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
         "features_lost": lost,
         "lost_because_of": {f: [h for h in joined.lost.get(f, []) if h in names] for f in lost},
     }
-    if cpu_map is not None and now.arch == "x86_64":
-        view["domains"] = _domains_after(joined, lost, domains, cpu_map)
+    if registry is not None and now.arch == "x86_64" and domains:
+        view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, registry)
     reasons = []
     if fail_on in ("incompatible", "lowers_baseline"):
         reasons += [f"{n} cannot run the current baseline (lacks {', '.join(c['missing_features']) or 'its model'})"
@@ -69,12 +78,12 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
 
 
 def _domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list[Mapping[str, Any]]],
-                   cpu_map: CpuMap) -> dict[str, dict[str, Any]]:
-    """Which domains' CPUs the joined baseline can no longer give."""
-    new_cpu = render(joined, cpu_map).spec.guest_features(cpu_map) or frozenset()
-    lost_lv, _unknown = cpu_map.libvirt_names(lost)
+                   hosts: Mapping[str, HostCpu], registry: MapRegistry) -> dict[str, dict[str, Any]]:
+    """Which domains' CPUs the joined group's guest CPU can no longer give (each domain read with its host's map)."""
+    new_cpu = joined.guest.features if joined.guest is not None else joined.features
     out: dict[str, dict[str, Any]] = {}
     for host, entries in sorted(domains.items()):
+        cpu_map = _map_of(registry, host, hosts[host].facts if host in hosts else None)
         for dom in entries:
             key = f"{host}/{dom['name']}"
             if not dom.get("cpu_xml"):
@@ -85,7 +94,7 @@ def _domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list
                 out[key] = {"status": "follows-host", "why": "host-model/host-passthrough CPU"}
                 continue
             missing = sorted(needs - new_cpu)
-            out[key] = ({"status": "must-change", "missing": missing, "lost_by_expansion": sorted(set(missing) & lost_lv)}
+            out[key] = ({"status": "must-change", "missing": missing, "lost_by_expansion": sorted(set(missing) & set(lost))}
                         if missing else {"status": "unchanged"})
     return out
 
@@ -102,6 +111,7 @@ def domain_cpus(domains: Mapping[str, list[Mapping[str, Any]]]) -> list[str]:
 
 
 def _guest(dom: Mapping[str, Any], cpu_xml: str, key: str, cpu_map: CpuMap, source: Mapping[str, Any] | None) -> _Guest:
+    """What a domain carries: its CPU's features as its source host's libvirt reads them (QEMU's names)."""
     try:
         needs: frozenset[str] | None | str = guest_features(cpu_xml, cpu_map, f"domain {key}: <cpu>")
     except CpuCompatError as exc:
@@ -114,8 +124,8 @@ def _guest(dom: Mapping[str, Any], cpu_xml: str, key: str, cpu_map: CpuMap, sour
     return _Guest(needs, hv.get("mode"), frozenset(_hyperv_name(f) for f in hv.get("features") or []), frequency)
 
 
-def _target_features(targets: Mapping[str, Any], cpu_map: CpuMap) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
-    """Each target's migratable features in libvirt's names, and the targets that cannot be judged (with why)."""
+def _target_features(targets: Mapping[str, Any]) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
+    """Each target's migratable features (QEMU's names), and the targets that cannot be judged (with why)."""
     target_sets: dict[str, frozenset[str]] = {}
     problems: dict[str, str] = {}
     for name, facts in sorted(targets.items()):
@@ -128,7 +138,7 @@ def _target_features(targets: Mapping[str, Any], cpu_map: CpuMap) -> tuple[dict[
             problems[name] = str(exc)
             continue
         require_map_arch(host.arch, f"the migration matrix (target {name})")
-        target_sets[name] = cpu_map.libvirt_names(host.features)[0]
+        target_sets[name] = host.features
     return target_sets, problems
 
 
@@ -136,7 +146,7 @@ def _target_features(targets: Mapping[str, Any], cpu_map: CpuMap) -> tuple[dict[
 class _Guest:
     """What a domain carries to its destination: the features its CPU gives, its Hyper-V enlightenments, its TSC."""
 
-    needs: frozenset[str] | None | str  # libvirt feature names; None: follows its host; str: why it cannot be told
+    needs: frozenset[str] | None | str  # QEMU feature names; None: follows its host; str: why it cannot be told
     hyperv_mode: str | None = None
     hyperv: frozenset[str] = frozenset()  # QEMU's hv-* names
     tsc_frequency: int | None = None  # the frequency the guest keeps (fixed, or its source's with invtsc)
@@ -195,17 +205,20 @@ def _requested_failures(matrix: Mapping[str, Mapping[str, Any]], requested: list
     return failures
 
 
-def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Mapping[str, Any], cpu_map: CpuMap,
+def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Mapping[str, Any], registry: MapRegistry,
                      libvirt_verdicts: Mapping[str, Mapping[str, str]] | None = None,
-                     requested: list[Mapping[str, str]] | None = None) -> dict[str, Any]:
+                     requested: list[Mapping[str, str]] | None = None,
+                     sources: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Can each domain's current CPU run on each target? Our answer, libvirt's where it was asked, and every disagreement.
 
-    ``domains``: source host -> domain_cpu_info entries. ``targets``: host -> cpucompat facts (x86_64 only: the
-    domains' CPUs are read against libvirt's x86 CPU map). ``libvirt_verdicts``: target -> {cpu_xml: libvirt's
+    ``domains``: source host -> domain_cpu_info entries. ``targets``: host -> cpucompat facts (x86_64 only: a domain's
+    CPU is read with its source host's libvirt CPU map, from ``sources`` or ``targets`` facts, else the registry's
+    fallback). ``libvirt_verdicts``: target -> {cpu_xml: libvirt's
     compareHypervisorCPU result}. ``requested``: [{domain: "host/name", target: t}] migrations the user intends; an
     impossible one makes the verdict's ``ok`` false.
     """
-    target_sets, problems = _target_features(targets, cpu_map)
+    target_sets, problems = _target_features(targets)
+    facts_of = {**(sources or {}), **targets}
     # Domains share a few distinct CPUs: each distinct guest's row is computed once and stands for all of them.
     rows: dict[Any, dict[str, Any]] = {}
     matrix: dict[str, dict[str, Any]] = {}
@@ -219,7 +232,8 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
             hv = dom.get("hyperv") if isinstance(dom.get("hyperv"), Mapping) else {}
             row_key = (cpu_xml, hv.get("mode"), tuple(hv.get("features") or ()), dom.get("tsc_frequency"), host)
             if row_key not in rows:
-                guest = _guest(dom, cpu_xml, key, cpu_map, targets.get(host) if isinstance(targets.get(host), Mapping) else None)
+                source = facts_of.get(host) if isinstance(facts_of.get(host), Mapping) else None
+                guest = _guest(dom, cpu_xml, key, _map_of(registry, host, source), source)
                 rows[row_key] = {t: _cell(guest, have, targets[t], (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
                                  for t, have in target_sets.items()}
             matrix[key] = dict(rows[row_key])

@@ -53,28 +53,35 @@ def test_hosts_without_usable_facts_are_named(action_plugin, hosts, reachable, k
 
 
 @pytest.mark.parametrize("files, message", [
-    ({}, "defines no x86 model"),
+    ({"x86_features.xml": "<cpus/>"}, "defines no x86 model"),
     ({"x86_models.xml": "<cpus><model name='x'>"}, "x86_models.xml is not well-formed"),
     (None, "libvirt's CPU map not found at"),
 ], ids=["empty", "malformed", "absent"])
 def test_xml_errors_are_stated_in_their_own_words(action_plugin, tmp_path, files, message) -> None:
-    """A baseline without XML says why: the map is absent, empty or malformed, never one catch-all message."""
+    """Hosts whose facts say nothing about libvirt are read with the map the task names; a bad one is named as such."""
     cpu_map = tmp_path / "cpu_map"
     if files is not None:
         cpu_map.mkdir()
         for name, text in files.items():
             (cpu_map / name).write_text(text)
-    hosts = {"gold": _host(GOLD)}
+    facts = {k: v for k, v in facts_of(GOLD).items() if k != "libvirt"}
+    hosts = {"gold": {"ansible_facts": {"cpucompat": facts}}}
     report = action_plugin("cluster_cpu_facts", {"cpu_map": str(cpu_map)}).run(task_vars=_vars(hosts))["report"]
-    assert report["baseline"] is not None and report["xml"] is None
-    assert message in report["error"], report["error"]
+    assert report["xml"] is None and message in report["error"], report["error"]
+
+
+def test_a_host_map_in_the_facts_that_is_malformed_names_the_host(action_plugin) -> None:
+    facts = facts_of(GOLD)
+    facts["libvirt"] = {**facts["libvirt"], "cpu_map": {**facts["libvirt"]["cpu_map"], "data": "not base64!"}}
+    report = action_plugin("cluster_cpu_facts", {}).run(task_vars=_vars({"gold": {"ansible_facts": {"cpucompat": facts}}}))["report"]
+    assert report["xml"] is None and "host gold: libvirt.cpu_map is malformed" in report["error"], report["error"]
 
 
 def test_expansion_report(action_plugin, tmp_path) -> None:
     from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of  # pylint: disable=import-outside-toplevel
-    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render  # pylint: disable=import-outside-toplevel
 
-    current_xml = render(baseline_of({"gold": facts_of(GOLD), "platinum": facts_of(PLATINUM)})).xml
+    current_xml = render(baseline_of({"gold": facts_of(GOLD), "platinum": facts_of(PLATINUM)}).guest).xml
     hosts = {"gold": _host(GOLD, found={"domains": [{"name": "db1", "cpu_xml": current_xml}]}),
              "platinum": _host(PLATINUM, found={"skipped": True}), "broadwell": _host(BROADWELL)}
     args = {"report": "expansion", "hosts": ["gold", "platinum"], "candidates": ["broadwell"], "domains_var": "found",
@@ -98,9 +105,9 @@ def test_expansion_names_candidates_without_facts(action_plugin) -> None:
 
 def test_migration_report(action_plugin) -> None:
     from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of  # pylint: disable=import-outside-toplevel
-    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render  # pylint: disable=import-outside-toplevel
 
-    skylake = render(baseline_of({"gold": facts_of(GOLD)})).xml
+    skylake = render(baseline_of({"gold": facts_of(GOLD)}).guest).xml
     hosts = {"gold": _host(GOLD, found={"domains": [{"name": "big", "cpu_xml": skylake, "live_cpu_xml": None}]}),
              "bdw": _host(BROADWELL, says={"verdicts": {skylake: "incompatible"}}), "gone": _host(None)}
     args = {"report": "migration", "hosts": ["gold", "bdw", "gone"], "sources": ["gold"], "domains_var": "found",
@@ -155,8 +162,8 @@ def test_plan_and_the_planning_checks_read_the_contract(action_plugin, tmp_path)
     hosts = {"gold": _host(GOLD), "platinum": _host(PLATINUM), "bdw": _host(BROADWELL)}
     task_vars = _contract_vars(hosts, {"pool": ["gold", "platinum"], "candidates": ["bdw"]})
     common = {"contract_dir": str(tmp_path / "c")}
-    action_plugin("cluster_cpu_facts", {**common, "report": "contract", "group": "pool"}).run(task_vars=task_vars)
-    plan = action_plugin("cluster_cpu_facts", {**common, "report": "plan", "group": "pool", "contract_action": "raise"}).run(
+    pinned = action_plugin("cluster_cpu_facts", {**common, "report": "contract", "group": "pool"}).run(task_vars=task_vars)
+    plan = action_plugin("cluster_cpu_facts", {**common, "report": "plan", "group": "pool", "change": {"action": "raise"}}).run(
         task_vars=task_vars)["report"]
     assert plan["change"]["direction"] == "same" and plan["applied"] is False and plan["verdict"]["ok"] is True
     args = {**common, "report": "expansion", "group": "pool", "hosts": ["gold", "platinum"], "candidates": ["bdw"], "fail_on": "lowers_baseline"}
@@ -164,7 +171,8 @@ def test_plan_and_the_planning_checks_read_the_contract(action_plugin, tmp_path)
     assert expansion["contract"]["candidates"]["bdw"]["would_be_refused"] is True
     assert "avx512f" in expansion["contract"]["lower_needed"]["lost"]
     assert "the group's contract would refuse bdw" in expansion["verdict"]["reasons"]
-    xml = json.loads((tmp_path / "c" / "pool.json").read_text())["xml"]
+    xml = pinned["contracts"]["pool"]["xml"]
+    assert "xml" not in json.loads((tmp_path / "c" / "pool.json").read_text()), "the contract keeps the CPU, not XML"
     hosts["gold"]["found"] = {"domains": [{"name": "vm", "active": False, "cpu_xml": xml}]}
     args = {**common, "report": "migration", "group": "pool", "hosts": ["gold", "bdw"], "sources": ["gold"], "domains_var": "found"}
     migration = action_plugin("cluster_cpu_facts", args).run(task_vars=task_vars)["report"]

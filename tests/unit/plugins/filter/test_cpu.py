@@ -36,7 +36,7 @@ def test_baseline_compare_and_xml_round_trip() -> None:
     (lambda: cpu.cpu_baseline({"gold": GOLD}, require_features="avx512f"), "require_features must be a list of feature names"),
     (lambda: cpu.cpu_compare({"features": ["sse2", "<x/>"]}, GOLD, "gold"), "'<x/>' is not a valid CPU feature name"),
     (lambda: cpu.cpu_compare({"model": None, "features": []}, {"schema_version": 9}, "hv9"), "host hv9: facts have schema_version 9"),
-    (lambda: cpu.libvirt_cpu_xml("not a baseline"), "libvirt_cpu_xml: expected a baseline"),
+    (lambda: cpu.libvirt_cpu_xml("not a baseline"), "libvirt_cpu_xml: libvirt_cpu_xml input: expected a guest CPU"),
     (lambda: cpu.libvirt_cpu_xml(cpu.cpu_baseline({"arm": ARM})), "QEMU does not report which named aarch64 CPU models run"),
     (lambda: cpu.cpu_migration_matrix({}, {"arm": ARM}), "the migration matrix \\(target arm\\) is implemented for x86_64 only"),
     (lambda: cpu.cpu_expansion_plan({"gold": GOLD}, {"gold": GOLD}), "both in the cluster and as candidates: gold"),

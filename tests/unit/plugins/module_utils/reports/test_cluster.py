@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact, cluster_view, digest, group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP, MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown, write_reports
 from utils.recordings import facts_of
 
@@ -26,7 +26,7 @@ def cpu_map():
 
 
 def test_complete_group(cpu_map) -> None:
-    view = cluster_view(group_facts({n: facts_of(n) for n in INTEL}), BaselineOptions(), cpu_map)
+    view = cluster_view(group_facts({n: facts_of(n) for n in INTEL}), BaselineOptions(), MapRegistry())
     assert view["complete"] and view["error"] is None
     assert view["by_vendor"] == {"GenuineIntel": sorted(INTEL)}
     assert view["qemu_versions"] == {"unknown": sorted(INTEL)}
@@ -45,22 +45,22 @@ def test_complete_group(cpu_map) -> None:
 def test_incomplete_group_is_named_and_not_baselined(cpu_map, facts, unreachable, probe_errors, key) -> None:
     hosts = {n: facts_of(n) for n in INTEL}
     hosts["h-extra"] = facts_of("x86_64-core-i7-2600") if facts == "ok" else facts
-    view = cluster_view(group_facts(hosts, unreachable, probe_errors), BaselineOptions(), cpu_map)
+    view = cluster_view(group_facts(hosts, unreachable, probe_errors), BaselineOptions(), MapRegistry())
     assert view[key] == ["h-extra"] and view["complete"] is False
     assert view["baseline"] is None and "h-extra" in view["error"]
-    partial = cluster_view(group_facts(hosts, unreachable, probe_errors), BaselineOptions(), cpu_map, allow_partial=True)
+    partial = cluster_view(group_facts(hosts, unreachable, probe_errors), BaselineOptions(), MapRegistry(), allow_partial=True)
     assert partial["baseline"] is not None and "h-extra" not in partial["baseline"]["hosts"]
     assert "h-extra" in report_markdown(partial)
 
 
 def test_engine_errors_land_in_the_view(cpu_map) -> None:
-    view = cluster_view(group_facts({"amd": facts_of("x86_64-epyc-7502"), "intel": facts_of("x86_64-xeon-gold-6130")}), BaselineOptions(), cpu_map)
+    view = cluster_view(group_facts({"amd": facts_of("x86_64-epyc-7502"), "intel": facts_of("x86_64-xeon-gold-6130")}), BaselineOptions(), MapRegistry())
     assert view["baseline"] is None and "different CPU vendors" in view["error"]
     assert "**Not computed:** hosts of different CPU vendors" in report_markdown(view)
 
 
 def test_reports_are_written_atomically_and_left_alone_when_unchanged(tmp_path, cpu_map) -> None:
-    view = cluster_view(group_facts({n: facts_of(n) for n in INTEL}), BaselineOptions(), cpu_map)
+    view = cluster_view(group_facts({n: facts_of(n) for n in INTEL}), BaselineOptions(), MapRegistry())
     paths = write_reports(view, str(tmp_path), "baseline")
     assert [os.path.basename(p) for p in paths] == ["baseline.json", "baseline.md", "baseline.html"]
     assert json.loads((tmp_path / "baseline.json").read_text())["schema"] == "cpucompat.report/1"
@@ -82,7 +82,7 @@ def test_cluster_fact_does_not_grow_with_the_group(cpu_map, missing: int) -> Non
     for copies in (1, 1000):
         facts = {f"{n}-{i}": facts_of(n) for n in INTEL for i in range(copies)}
         facts.update({f"gone-{i:04d}": None for i in range(missing * copies // 1000)})
-        view = cluster_view(group_facts(facts), BaselineOptions(), cpu_map)
+        view = cluster_view(group_facts(facts), BaselineOptions(), MapRegistry())
         fact = cluster_fact(view, "hypervisors", sorted(facts), "/srv/reports/baseline.json")
         assert fact["hosts"] == len(facts) and fact["report_digest"] == digest(view)
         assert (fact["xml"] is None) == bool(missing) and fact["complete"] == (not missing)
@@ -99,8 +99,8 @@ def test_digest_is_canonical() -> None:
 def test_unreadable_hosts_are_named(cpu_map) -> None:
     group = group_facts({n: facts_of(n) for n in INTEL} | {"broken": None},
                         unreadable={"broken": "ConnectionError: Error 111 connecting to 127.0.0.1:6379"})
-    view = cluster_view(group, BaselineOptions(), cpu_map)
+    view = cluster_view(group, BaselineOptions(), MapRegistry())
     assert view["unreadable"] == ["broken"] and view["missing_facts"] == [] and view["baseline"] is None
     assert view["unreadable_errors"] == {"broken": "ConnectionError: Error 111 connecting to 127.0.0.1:6379"}
     assert "broken" in view["error"] and "cannot be read" in group.why("broken")
-    assert cluster_view(group, BaselineOptions(), cpu_map, allow_partial=True)["baseline"] is not None
+    assert cluster_view(group, BaselineOptions(), MapRegistry(), allow_partial=True)["baseline"] is not None

@@ -9,8 +9,9 @@ import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import load_cpu_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import host_cpus
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import plan_expansion as _plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
@@ -30,11 +31,11 @@ def cpu_map():
 
 
 def test_candidate_that_lowers_the_baseline_names_features_and_domains(cpu_map) -> None:
-    current_xml = render(baseline_of(SKYLAKE), cpu_map).xml
+    current_xml = render(baseline_of(SKYLAKE).guest).xml
     domains = {"gold": [{"name": "db1", "cpu_xml": current_xml},
                         {"name": "old", "cpu_xml": "<cpu mode='custom' match='exact'><model>Nehalem</model></cpu>"},
                         {"name": "pt", "cpu_xml": "<cpu mode='host-passthrough'/>"}]}
-    plan = plan_expansion(SKYLAKE, {"broadwell": facts_of("x86_64-xeon-e5-2650-v4")}, domains, BaselineOptions(), cpu_map,
+    plan = plan_expansion(SKYLAKE, {"broadwell": facts_of("x86_64-xeon-e5-2650-v4")}, domains, BaselineOptions(), MapRegistry(),
                           fail_on="lowers_baseline")
     cand = plan["candidates"]["broadwell"]
     assert cand["runs_current_baseline"] is False and "avx512f" in cand["missing_features"]
@@ -50,7 +51,7 @@ def test_candidate_that_lowers_the_baseline_names_features_and_domains(cpu_map) 
 
 def test_candidate_that_changes_nothing(cpu_map) -> None:
     current = {"gold": facts_of("x86_64-xeon-gold-6130"), "broadwell": facts_of("x86_64-xeon-e5-2650-v4")}
-    plan = plan_expansion(current, {"platinum": facts_of("x86_64-xeon-platinum-9242")}, {}, BaselineOptions(), cpu_map,
+    plan = plan_expansion(current, {"platinum": facts_of("x86_64-xeon-platinum-9242")}, {}, BaselineOptions(), MapRegistry(),
                           fail_on="lowers_baseline")
     assert plan["candidates"]["platinum"]["runs_current_baseline"] is True
     assert plan["delta"]["features_lost"] == [] and plan["delta"]["model_changes"] is False
@@ -58,14 +59,14 @@ def test_candidate_that_changes_nothing(cpu_map) -> None:
 
 
 def test_policy_never_and_vendor_mismatch(cpu_map) -> None:
-    plan = plan_expansion(SKYLAKE, {"amd": facts_of("x86_64-epyc-7502")}, {}, BaselineOptions(), cpu_map, fail_on="never")
+    plan = plan_expansion(SKYLAKE, {"amd": facts_of("x86_64-epyc-7502")}, {}, BaselineOptions(), MapRegistry(), fail_on="never")
     assert "different CPU vendors" in plan["error"] and plan["verdict"]["ok"] is True
-    strict = plan_expansion(SKYLAKE, {"amd": facts_of("x86_64-epyc-7502")}, {}, BaselineOptions(), cpu_map)
+    strict = plan_expansion(SKYLAKE, {"amd": facts_of("x86_64-epyc-7502")}, {}, BaselineOptions(), MapRegistry())
     assert strict["verdict"]["ok"] is False
 
 
 def test_bad_input(cpu_map) -> None:
     with pytest.raises(BaselineError, match="both in the cluster and as candidates: gold"):
-        plan_expansion(SKYLAKE, {"gold": SKYLAKE["gold"]}, {}, BaselineOptions(), cpu_map)
+        plan_expansion(SKYLAKE, {"gold": SKYLAKE["gold"]}, {}, BaselineOptions(), MapRegistry())
     with pytest.raises(BaselineError, match="fail_on must be one of"):
-        plan_expansion(SKYLAKE, {}, {}, BaselineOptions(), cpu_map, fail_on="sometimes")
+        plan_expansion(SKYLAKE, {}, {}, BaselineOptions(), MapRegistry(), fail_on="sometimes")

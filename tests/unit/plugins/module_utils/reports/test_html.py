@@ -10,14 +10,14 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _contract
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _html
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view, group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import host_cpus
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix, plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import REPORT_SCHEMA
 from utils.recordings import facts_of
@@ -108,16 +108,15 @@ def test_large_inputs_are_collapsed_with_counts() -> None:
 
 
 def test_every_kind_renders(baseline_report: dict) -> None:
-    cpu_map = load_cpu_map()
     gold, bdw = facts_of(INTEL[0]), facts_of(INTEL[2])
-    cpu = render(baseline_of({"gold": gold}), cpu_map).xml
-    migration = migration_matrix({"gold": [{"name": "vm", "cpu_xml": cpu}]}, {"gold": gold, "bdw": bdw}, cpu_map)
+    cpu = render(baseline_of({"gold": gold}).guest).xml
+    migration = migration_matrix({"gold": [{"name": "vm", "cpu_xml": cpu}]}, {"gold": gold, "bdw": bdw}, MapRegistry())
     expansion = plan_expansion(host_cpus({"gold": gold}), host_cpus({"bdw": bdw}), {"gold": [{"name": "vm", "cpu_xml": cpu}]},
-                               BaselineOptions(), cpu_map, "lowers_baseline")
-    run = _contract.group_contract("g", group_facts({"gold": gold}), None, "/c/g.json", BaselineOptions(), cpu_map, None)
+                               BaselineOptions(), MapRegistry(), "lowers_baseline")
+    run = _admission.group_contract("g", group_facts({"gold": gold}), None, "/c/g.json", BaselineOptions(), MapRegistry(), None)
     contract = {"schema": REPORT_SCHEMA, "kind": "contract", "groups": {"g": run.section}, "verdict": {"ok": True, "reasons": []}}
-    plan = _contract.plan_change("g", group_facts({"gold": gold, "bdw": bdw}), run.to_write, "/c/g.json",
-                                 _contract.ChangeRequest("lower", allow_lower=True), BaselineOptions(), cpu_map,
+    plan = _admission.plan_change("g", group_facts({"gold": gold, "bdw": bdw}), run.to_write, "/c/g.json",
+                                 _admission.ChangeRequest("lower", allow_lower=True), BaselineOptions(), MapRegistry(),
                                  {"gold": [{"name": "vm", "cpu_xml": cpu, "active": True}]})
     plan_report = {"schema": REPORT_SCHEMA, "kind": "plan", **plan.section, "applied": False, "verdict": {"ok": True, "reasons": []}}
     for report, heading in ((migration, "Can each domain move to each target?"), (expansion, "Candidates and what each costs"),

@@ -1,0 +1,307 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What a group's contract decides: pin, admit, raise, lower; and its view of the planning checks. Private.
+
+Pure functions of a :class:`Contract`, the group's :class:`HostCpu` values and today's baseline, which each run computes
+once and hands to every step (pin, "could raise", the lower a refusal would need, the baseline report). Admission asks
+two things of every host: does it run the pinned level, and can the pinned level be said exactly on its stack (a QEMU
+or libvirt upgrade may make a name ambiguous or unknown); a host that fails either is refused and nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .._errors import BaselineError, CpuCompatError
+from ..cpu._exact import InexactError
+from ..cpu._features import SECURITY_FEATURES
+from ..cpu._guest import GuestCpu
+from ..cpu._libvirt_map import MapRegistry
+from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
+from ..engine._group import GroupFacts
+from ..engine._guest import exact
+from ..engine._hostcpu import HostCpu
+from ..render._cpuspec import RenderedCpu
+from ..render._libvirt import render
+from ._contract import Contract, ContractError, Level, changed, now_iso, pinned, upgraded
+from ._domains import compliance, domain_changes, status_counts
+
+
+@dataclass(frozen=True)
+class Refusal:
+    host: str
+    missing: tuple[str, ...]
+    model_blocked_by: tuple[str, ...]
+    why: str | None = None  # a reason beyond features (the contract cannot be said exactly on its stack)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "missing_features": list(self.missing), "model_blocked_by": list(self.model_blocked_by),
+                "why": self.why}
+
+    def reason(self, contract: Contract) -> str:
+        if self.why:
+            return f"{self.host} cannot run the contract CPU of group {contract.group}: {self.why}"
+        return (f"{self.host} cannot run the contract CPU of group {contract.group} (lacks "
+                f"{', '.join(self.missing) or 'its model ' + str(contract.cpu.model)})")
+
+
+def admission(contract: Contract, hosts: Sequence[HostCpu]) -> list[Refusal]:
+    """The hosts that cannot run the pinned CPU, with what they lack."""
+    out = []
+    for host in hosts:
+        cmp = compare(contract.baseline, host)
+        if not cmp.runnable:
+            out.append(Refusal(host.name, cmp.missing, cmp.model_blocked_by))
+    return out
+
+
+def rendered(contract: Contract, stacks: GuestCpu | None, form: str = "minimal") -> tuple[RenderedCpu | None, list[Refusal]]:
+    """The contract's ``<cpu>`` for today's stacks, or the hosts on whose stack it cannot be said exactly."""
+    if stacks is None:
+        return None, []
+    try:
+        return render(contract.guest(stacks), form), []
+    except InexactError as exc:
+        return None, [Refusal(h, (), (), f"its stack cannot say the contract CPU exactly: {exc}") for h in exc.hosts or ["(every host)"]]
+    except BaselineError as exc:
+        return None, [Refusal("(every host)", (), (), str(exc))]
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    """How a group's level would move from the contract's to a new guest CPU."""
+
+    old: Level
+    new: Level
+    gained: tuple[str, ...]
+    lost: tuple[str, ...]
+    security_lost: tuple[str, ...]
+    lost_because_of: Mapping[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def direction(self) -> str:
+        """raise, lower, same or sideways (features both gained and lost)."""
+        if self.lost and self.gained:
+            return "sideways"
+        if self.lost:
+            return "lower"
+        if self.gained or self.old.model != self.new.model:
+            return "raise"
+        return "same"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.old.to_dict(), "to": self.new.to_dict(), "direction": self.direction,
+                "gained": list(self.gained), "lost": list(self.lost), "security_lost": list(self.security_lost),
+                "lost_because_of": {k: list(v) for k, v in self.lost_because_of.items()}}
+
+
+def level_change(contract: Contract, new: Baseline) -> LevelChange:
+    """From the contract's level to a baseline's guest CPU (its exact set; without one, its common features)."""
+    old = contract.level
+    cpu = new.guest
+    target = Level(cpu.model if cpu else new.model, cpu.features if cpu else new.features)
+    lost = tuple(sorted(old.features - target.features))
+    return LevelChange(old, target, tuple(sorted(target.features - old.features)), lost,
+                       tuple(f for f in lost if f in SECURITY_FEATURES), {f: list(new.lost.get(f, [])) for f in lost})
+
+
+def could_raise(contract: Contract, today: Baseline) -> dict[str, Any] | None:
+    """What the group would gain by raising the contract to today's guest CPU (None when nothing)."""
+    change = level_change(contract, today)
+    if change.direction != "raise":
+        return None
+    return {"model": change.new.model, "features_gained": list(change.gained), "model_changes": change.new.model != contract.cpu.model}
+
+
+# ------------------------------------------------------------------------------------------------ one group's run
+@dataclass
+class GroupRun:
+    """What one group's contract step found: the report section, the contract to write (None: nothing), the baseline
+    of today (computed once, for the baseline report as well)."""
+
+    section: dict[str, Any]
+    to_write: Contract | None = None
+    baseline: Baseline | None = None
+
+
+def _host_notes(hosts: Sequence[HostCpu], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per host responsible for a loss: what is known of the software and microcode that decide it."""
+    by_name = {h.name: h for h in hosts}
+    out = {}
+    for name in names:
+        facts = by_name[name].facts if name in by_name else {}
+        versions = facts.get("versions") if isinstance(facts.get("versions"), Mapping) else {}
+        out[name] = {"model_id": facts.get("model_id"), "qemu": by_name[name].qemu_version if name in by_name else None,
+                     "microcode": versions.get("microcode"), "kernel": versions.get("kernel")}
+    return out
+
+
+def host_maps(group: GroupFacts, registry: MapRegistry) -> dict[str, Any]:
+    """Each usable host's libvirt CPU map (domains are read with their own host's map)."""
+    return {name: registry.from_facts(name, facts) for name, facts in group.usable.items()}
+
+
+def group_contract(name: str, group: GroupFacts, contract: Contract | None, path: str, opts: BaselineOptions,
+                   registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]] | None,
+                   allow_partial: bool = False, form: str = "minimal") -> GroupRun:
+    """Pin a group's first contract, or admit its hosts against the pinned one; then the compliance of its domains.
+
+    Hosts without usable facts are never admitted; unless ``allow_partial``, they stop the group (nothing pinned).
+    """
+    section: dict[str, Any] = {"contract_file": path, "pinned_now": False, "upgraded": None,
+                               "hosts": sorted([*group.usable, *group.incomplete]),
+                               "hosts_without_facts": {n: group.why(n) for n in group.incomplete}, "admission": None,
+                               "admitted": [], "could_raise": None, "domains": {}, "status_counts": {}, "reasons": [],
+                               "form": form}
+    if group.incomplete and not allow_partial:
+        section["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in section["hosts_without_facts"].items()))
+        return GroupRun(_with_contract(section, contract, None))
+    hosts = group.hosts()
+    if not hosts:
+        section["reasons"].append(f"group {name} has no hosts")
+        return GroupRun(_with_contract(section, contract, None))
+    today = compute_baseline(hosts, opts, registry)
+    to_write = None
+    if contract is None:
+        if today.guest is None:
+            section["reasons"].append(f"no CPU to pin for group {name}: {today.guest_error}")
+            return GroupRun(_with_contract(section, None, None), None, today)
+        contract = to_write = pinned(name, today.guest, [h.name for h in hosts], "first pin of the group's baseline")
+        section["pinned_now"] = True
+    else:
+        contract.check_group(name, hosts, f"contract {path}")
+        if contract.upgraded_from is not None:
+            contract, section["upgraded"] = _upgrade(contract, today)
+            to_write = contract
+    cpu, inexact = rendered(contract, today.stacks, form)
+    refused = [*admission(contract, hosts), *inexact]
+    refused_names = {r.host for r in refused}
+    section["admitted"] = sorted(h.name for h in hosts if h.name not in refused_names)
+    if not section["pinned_now"]:
+        section["admission"] = {"ok": not refused, "refused": [r.to_dict() for r in refused], "lower_contract": None}
+        if refused:
+            section["admission"]["lower_contract"] = level_change(contract, today).to_dict()
+        else:
+            section["could_raise"] = could_raise(contract, today)
+    section["reasons"] += [r.reason(contract) for r in refused]
+    if domains is not None and cpu is not None:
+        section["domains"] = compliance(cpu.xml, domains, host_maps(group, registry))
+        section["status_counts"] = status_counts(section["domains"])
+    return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today)
+
+
+def _upgrade(contract: Contract, today: Baseline) -> tuple[Contract, str]:
+    """An older contract as ``/2``: its level shaped exact on today's stacks (what cannot be said exactly is left out)."""
+    if today.stacks is None:
+        raise ContractError(f"contract of group {contract.group}: cannot be upgraded from {contract.upgraded_from}: "
+                            f"{today.guest_error}")
+    shaped = exact(contract.guest(today.stacks))
+    shaped = shaped if shaped.machine else replace(shaped, machine=today.stacks.machine)
+    new = upgraded(contract, shaped)
+    return new, str(new.history[-1]["reason"])
+
+
+def _with_contract(section: dict[str, Any], contract: Contract | None, cpu: RenderedCpu | None) -> dict[str, Any]:
+    if contract is not None:
+        section.update(model=contract.cpu.model, features=sorted(contract.cpu.features), cpu=contract.cpu.level(),
+                       xml=cpu.xml if cpu is not None else None, xml_model=cpu.model if cpu is not None else None,
+                       pinned_at=contract.pinned_at, history=[dict(h) for h in contract.history])
+    else:
+        section.update(model=None, features=[], cpu=None, xml=None, xml_model=None, pinned_at=None, history=[])
+    return section
+
+
+# ------------------------------------------------------------------------------------------------ raise and lower
+@dataclass(frozen=True)
+class ChangeRequest:
+    action: str  # raise | lower
+    without: tuple[str, ...] = ()
+    allow_lower: bool = False
+    allow_security_loss: bool = False
+    reason: str = ""
+
+
+def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: str, req: ChangeRequest, opts: BaselineOptions,
+                registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]], form: str = "minimal") -> GroupRun:
+    """The plan of raising or lowering a group's contract; the new contract when the plan may be applied."""
+    if req.action not in ("raise", "lower"):
+        raise ContractError(f"contract action must be raise or lower, got {req.action!r}")
+    if contract is None:
+        raise ContractError(f"group {name} has no contract at {path}: run cpucompat.cluster.site first to pin one")
+    plan: dict[str, Any] = {"group": name, "action": req.action, "contract_file": path, "without": list(req.without),
+                            "what_if": bool(req.without), "hosts_without_facts": {n: group.why(n) for n in group.incomplete},
+                            "change": None, "xml": None, "domains": {}, "security": {}, "reasons": [], "applicable": False}
+    if group.incomplete:
+        plan["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in plan["hosts_without_facts"].items()))
+        return GroupRun(plan)
+    hosts = group.hosts()
+    contract.check_group(name, hosts, f"contract {path}")
+    unknown = sorted(set(req.without) - {h.name for h in hosts})
+    if unknown:
+        raise ContractError(f"cpucompat_contract_without names hosts that are not in group {name}: {', '.join(unknown)}")
+    staying = [h for h in hosts if h.name not in req.without]
+    new = compute_baseline(staying, opts, registry)
+    if new.guest is None:
+        raise ContractError(f"group {name}: no CPU to move the contract to: {new.guest_error}")
+    cpu = render(new.guest, form)
+    change = level_change(contract, new)
+    plan.update(change=change.to_dict(), xml=cpu.xml, domains=domain_changes(cpu.spec, domains),
+                security={f: _host_notes(hosts, change.lost_because_of.get(f, [])) for f in change.security_lost})
+    plan["reasons"] = _refusals(req, change, [h for h in hosts if not compare(new, h).runnable])
+    applicable = not plan["reasons"] and not req.without and change.direction != "same"
+    plan["applicable"] = applicable
+    if not applicable:
+        return GroupRun(plan, None, new)
+    responsible = sorted({h for hosts_ in change.lost_because_of.values() for h in hosts_}) if change.lost else sorted(new.hosts)
+    reason = req.reason or f"{req.action} to the group's baseline of {now_iso()[:10]}"
+    return GroupRun(plan, changed(contract, req.action, new.guest, reason, responsible), new)
+
+
+def _refusals(req: ChangeRequest, change: LevelChange, cannot_run: list[HostCpu]) -> list[str]:
+    reasons = []
+    if req.action == "raise" and change.direction in ("lower", "sideways"):
+        reasons.append(f"raise would lose {', '.join(change.lost)}: that is a lower (cpucompat_contract_action=lower)")
+    if req.action == "lower" and change.direction == "raise":
+        reasons.append(f"lower would gain {', '.join(change.gained)} and lose nothing: that is a raise")
+    reasons += [f"{h.name} cannot run the new level" for h in cannot_run if h.name not in req.without]
+    if change.lost and req.action == "lower" and not req.allow_lower:
+        reasons.append(f"lowering loses {', '.join(change.lost)}; set cpucompat_contract_allow_lower=true to allow it")
+    if change.security_lost and not req.allow_security_loss:
+        reasons.append(f"security features would be lost: {', '.join(change.security_lost)} (on "
+                       + "; ".join(f"{f}: {', '.join(change.lost_because_of.get(f, []))}" for f in change.security_lost)
+                       + "); set cpucompat_contract_allow_security_loss=true to allow it")
+    return reasons
+
+
+# ------------------------------------------------------------------------------------------------ planning checks
+def expansion_against(contract: Contract, candidates: Sequence[HostCpu], joined: Sequence[HostCpu],
+                      opts: BaselineOptions, registry: MapRegistry) -> dict[str, Any]:
+    """The expansion plan's view of a pinned group: which candidates would be refused, and what ``lower`` would cost."""
+    refused = {r.host: r.to_dict() for r in admission(contract, candidates)}
+    out: dict[str, Any] = {"contract_model": contract.cpu.model, "pinned_at": contract.pinned_at,
+                           "candidates": {h.name: {"would_be_refused": h.name in refused,
+                                                   "missing_features": refused.get(h.name, {}).get("missing_features", [])}
+                                          for h in candidates},
+                           "lower_needed": None}
+    if refused:
+        out["lower_needed"] = level_change(contract, compute_baseline(joined, opts, registry)).to_dict()
+    return out
+
+
+def migration_against(contract: Contract, stacks: GuestCpu | None, domains: Mapping[str, list[Mapping[str, Any]]],
+                      maps: Mapping[str, Any]) -> dict[str, Any]:
+    """The pre-migration check's view of a pinned group: every source domain's compliance with the contract."""
+    cpu, refused = rendered(contract, stacks)
+    if cpu is None:
+        return {"group": contract.group, "contract_model": contract.cpu.model, "domains": {}, "status_counts": {},
+                "error": "; ".join(r.why or r.host for r in refused) or "the group's stacks are not known"}
+    statuses = compliance(cpu.xml, domains, maps)
+    return {"group": contract.group, "contract_model": contract.cpu.model, "domains": statuses,
+            "status_counts": status_counts(statuses)}
+
+
+__all__ = ["ChangeRequest", "CpuCompatError", "GroupRun", "LevelChange", "Refusal", "admission", "could_raise",
+           "expansion_against", "group_contract", "level_change", "migration_against", "plan_change", "rendered"]

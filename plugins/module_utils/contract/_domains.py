@@ -1,0 +1,113 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Domains against a group's contract CPU: their compliance, and what a change of the contract does to them. Private.
+
+A domain's ``<cpu>`` is read with the CPU map of its own host's libvirt (:class:`MapRegistry`), never the controller's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import CpuCompatError, CpuXmlError
+from ..cpu._libvirt_map import CpuMap
+from ..render._cpuspec import CpuSpec
+
+COMPLIANCE = ("compliant", "restart-required", "above-contract", "follows-host", "no-cpu", "not-deployed")
+
+
+class Specs:
+    """Parsed ``<cpu>`` texts and the features they give under a map, once per distinct text: fleets share a few CPUs."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, CpuSpec] = {}
+        self._features: dict[tuple[str, int], frozenset[str] | None] = {}
+
+    def spec(self, text: str, what: str) -> CpuSpec:
+        if text not in self._specs:
+            self._specs[text] = CpuSpec.parse(text, what)
+        return self._specs[text]
+
+    def features(self, text: str, cpu_map: CpuMap | None, what: str) -> frozenset[str] | None:
+        """The features a CPU gives a guest (libvirt names) under ``cpu_map``; None without a map (s390x, aarch64)."""
+        key = (text, id(cpu_map))
+        if key not in self._features:
+            spec = self.spec(text, what)
+            self._features[key] = spec.guest_features(cpu_map) if cpu_map is not None else None
+        return self._features[key]
+
+
+def domain_status(contract_xml: str, dom: Mapping[str, Any], cpu_map: CpuMap | None, specs: Specs, where: str) -> dict[str, Any]:
+    """One domain against the contract's ``<cpu>``: its persistent definition, its live CPU, and a status (COMPLIANCE)."""
+    active = bool(dom.get("active"))
+    out: dict[str, Any] = {"active": active, "persistent": False, "live": None}
+    if not dom.get("cpu_xml"):
+        return {**out, "status": "no-cpu", "why": "no <cpu> element: libvirt's default model, which follows the host"}
+    persistent = specs.spec(dom["cpu_xml"], f"{where}: <cpu>")
+    if persistent.follows_host:
+        return {**out, "status": "follows-host", "why": f"mode {persistent.mode}: the guest gets whatever its host offers"}
+    wanted = specs.spec(contract_xml, "the contract's <cpu>")
+    out["persistent"] = persistent.key() == wanted.key()
+    if active and dom.get("live_cpu_xml"):
+        live = specs.spec(dom["live_cpu_xml"], f"{where}: live <cpu>")
+        want = specs.features(contract_xml, cpu_map, "the contract's <cpu>")
+        have = specs.features(dom["live_cpu_xml"], cpu_map, f"{where}: live <cpu>")
+        if want is not None and have is not None:
+            out["live"] = have == want
+            extra = sorted(have - want)
+            if extra:
+                return {**out, "status": "above-contract", "beyond_contract": extra,
+                        "why": "the running guest has features the contract lacks: it cannot migrate to every host"}
+        else:
+            out["live"] = live.model == wanted.model and sorted(live.features) == sorted(wanted.features)
+    if not out["persistent"]:
+        return {**out, "status": "not-deployed", "why": "its definition does not carry the contract CPU"}
+    if active and out["live"] is False:
+        return {**out, "status": "restart-required",
+                "why": "the definition carries the contract; the guest runs its old CPU until it is shut down and started again"}
+    return {**out, "status": "compliant"}
+
+
+def compliance(contract_xml: str, domains: Mapping[str, list[Mapping[str, Any]]],
+               maps: Mapping[str, CpuMap | None]) -> dict[str, dict[str, Any]]:
+    """Every domain of every host of the group, keyed ``host/name``, each read with its host's CPU map (``maps``)."""
+    out: dict[str, dict[str, Any]] = {}
+    specs = Specs()
+    for host, entries in sorted(domains.items()):
+        for dom in entries:
+            key = f"{host}/{dom['name']}"
+            try:
+                out[key] = domain_status(contract_xml, dom, maps.get(host), specs, f"domain {key}")
+            except CpuCompatError as exc:
+                out[key] = {"active": bool(dom.get("active")), "persistent": False, "live": None, "status": "not-deployed",
+                            "why": str(exc)}
+    return out
+
+
+def status_counts(statuses: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = dict.fromkeys(COMPLIANCE, 0)
+    for entry in statuses.values():
+        counts[entry["status"]] += 1
+    return counts
+
+
+def domain_changes(new: CpuSpec, domains: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """What moving the group to ``new`` does to each domain: its CPUs now, whether it changes, whether it must be shut
+    down and started again (only a power cycle applies a persistent ``<cpu>``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for host, entries in sorted(domains.items()):
+        for dom in entries:
+            key = f"{host}/{dom['name']}"
+            cpu_xml = dom.get("cpu_xml")
+            try:
+                current = CpuSpec.parse(cpu_xml, f"domain {key}: <cpu>") if cpu_xml else None
+            except CpuXmlError as exc:
+                out[key] = {"persistent_cpu": cpu_xml, "live_cpu": dom.get("live_cpu_xml"), "changes": None, "why": str(exc)}
+                continue
+            changes = current is None or (not current.follows_host and current.key() != new.key())
+            out[key] = {"persistent_cpu": cpu_xml, "live_cpu": dom.get("live_cpu_xml"), "active": bool(dom.get("active")),
+                        "changes": changes, "follows_host": bool(current is not None and current.follows_host),
+                        "restart_required": bool(changes and dom.get("active"))}
+    return out

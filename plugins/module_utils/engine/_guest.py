@@ -1,0 +1,164 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The guest CPU of a group: its stacks, and the exact feature set every renderer can say on all of them. Private.
+
+The stacks come from the hosts' facts, once per profile of identical hosts: each QEMU's own definitions of the models
+(the probe expands them under the guests' machine type and the accelerator) or, for hosts whose facts carry none, the
+catalogue's releases; and each host's libvirt CPU map (:class:`MapRegistry`). The exact set starts from the features
+every host has, without the paravirtual ones; where the group's libvirt maps cannot name a feature some model needs
+named, the feature (or the dependency root that brings it) is left out, and the guest CPU says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+from ..cpu import _catalog
+from ..cpu._exact import InexactError, Solution, name_order, solve
+from ..cpu._guest import GuestCpu, LibvirtStack, QemuStack, is_paravirt
+from ..cpu._libvirt_map import MapRegistry
+from ._hostcpu import HostCpu
+
+_MAX_ROUNDS = 6
+
+
+def qemu_stacks(arch: str, members: Sequence[tuple[HostCpu, Sequence[str]]], names: Iterable[str]) -> tuple[QemuStack, ...]:
+    """The QEMU definitions of ``names`` in the group: one stack per distinct QEMU (``members``: a representative host
+    of each profile and the names of the hosts it stands for)."""
+    names = sorted(names)
+    stacks: dict[tuple[object, ...], tuple[QemuStack, list[str]]] = {}
+    for rep, hosts in members:
+        own = {n: d for n in names if (d := rep.definition(n)) is not None}
+        releases = _catalog.releases_for(arch, rep.qemu_version)
+        if own:
+            key: tuple[object, ...] = ("own", rep.qemu_version, rep.machine_name, rep.accel, tuple(sorted(own.items())))
+            label = f"QEMU {rep.qemu_version or '?'} ({rep.accel}, {rep.machine_name or 'machine type unknown'})"
+            candidates = [(key, label, own)]
+        else:
+            candidates = [(("catalogue", r.release), f"{r.label}, catalogued for hosts whose facts carry no model definitions",
+                           {n: d for n in names if (d := r.definition(n)) is not None}) for r in releases]
+        for key, label, definitions in candidates:
+            if key not in stacks:
+                latent, hidden = _roots(releases, definitions)
+                stacks[key] = (QemuStack(label, (), definitions, latent, hidden), [])
+            stacks[key][1].extend(hosts)
+    return tuple(replace(stack, hosts=tuple(sorted(hosts))) for stack, hosts in stacks.values())
+
+
+def _roots(releases: Sequence[_catalog.QemuRelease], names: Iterable[str]) -> tuple[dict[str, dict[str, frozenset[str]]], ...]:
+    """What the models hide behind dependency roots, from every catalogued release that can stand for the QEMU."""
+    latent: dict[str, dict[str, frozenset[str]]] = {}
+    hidden: dict[str, dict[str, frozenset[str]]] = {}
+    for name in names:
+        for release in releases:
+            for table, found in ((latent, release.latent(name)), (hidden, release.hidden(name))):
+                for root, feats in found.items():
+                    table.setdefault(name, {})
+                    table[name][root] = table[name].get(root, frozenset()) | feats
+    return latent, hidden
+
+
+def libvirt_stacks(members: Sequence[tuple[HostCpu, Sequence[str]]], registry: MapRegistry) -> tuple[LibvirtStack, ...]:
+    """One stack per distinct libvirt CPU map of the group (hosts without libvirt have none)."""
+    by_map: dict[int, tuple[object, list[str]]] = {}
+    for rep, hosts in members:
+        cpu_map = registry.from_facts(rep.name, rep.facts)
+        if cpu_map is not None:
+            by_map.setdefault(id(cpu_map), (cpu_map, []))[1].extend(hosts)
+    return tuple(LibvirtStack(m, tuple(sorted(h))) for m, h in by_map.values())  # type: ignore[arg-type]
+
+
+def exact(guest: GuestCpu) -> GuestCpu:
+    """The guest CPU whose feature set some candidate renders exactly on every libvirt of the group.
+
+    Features no libvirt of the group can name where a model needs them named are left out (a root such as vmx is left
+    out when its sub-features cannot be named), the model needing the fewest left out wins, in :func:`name_order`.
+    Raises :class:`InexactError` naming the stacks and hosts when no model works at all.
+    """
+    empty = _empty_roots(guest)
+    guest = replace(guest, features=guest.features - frozenset(empty), left_out={**guest.left_out, **empty})
+    best: tuple[int, int, GuestCpu] | None = None
+    first_failure: Solution | None = None
+    for rank, name in enumerate(name_order(guest)):
+        shaped, failure = _shape(guest, name)
+        if shaped is None:
+            first_failure = first_failure or failure
+            continue
+        score = (len(shaped.left_out), rank)
+        if best is None or score < best[:2]:
+            best = (*score, shaped)
+        if not shaped.left_out:
+            break
+    if best is None:
+        raise InexactError("no CPU model can be said exactly on every stack of the group: "
+                           + (first_failure.summary() if first_failure else "no named model runs on every host"))
+    return best[2]
+
+
+def _shape(guest: GuestCpu, name: str) -> tuple[GuestCpu | None, Solution | None]:
+    """``guest`` on model ``name`` with what cannot be named left out; (None, why) when leaving out cannot help."""
+    left: dict[str, str] = dict(guest.left_out)
+    current = replace(guest, model=name)
+    for _round in range(_MAX_ROUNDS):
+        solution = solve(current, name)
+        if solution.ok:
+            return replace(current, left_out=left), None
+        drops = _drops(current, name, solution)
+        if drops is None:
+            return None, solution
+        left.update(drops)
+        current = replace(current, features=current.features - frozenset(drops))
+    return None, solve(current, name)
+
+
+def _empty_roots(guest: GuestCpu) -> dict[str, str]:
+    """Roots every host has while no host reports any feature they bring with any model: vmx without a single vmx-*
+    control (facts of a QEMU too old to report them) is no usable nested virtualization, so it is left out."""
+    brought: dict[str, set[str]] = {}
+    for q in guest.qemu:
+        for roots in q.latent.values():
+            for root, feats in roots.items():
+                brought.setdefault(root, set()).update(feats)
+    return {root: f"no host reports any of the {len(feats)} features it brings ({min(feats)}...)"
+            for root, feats in sorted(brought.items()) if root in guest.features and feats and not feats & guest.features}
+
+
+def _drops(guest: GuestCpu, name: str, solution: Solution) -> dict[str, str] | None:
+    """The features to leave out so that ``name`` can be named exactly; None when that cannot help."""
+    drops: dict[str, str] = {}
+    for problem in solution.problems:
+        if problem.kind != "name":
+            return None
+        feature = problem.name
+        if feature in guest.features:
+            drops[feature] = f"{problem.stack} (hosts {', '.join(problem.hosts[:5])}) has no name for it"
+            continue
+        root = next((r for q in guest.qemu for r, feats in q.latent.get(name, {}).items()
+                     if feature in feats and r in guest.features), None)
+        if root is None:
+            return None  # the model itself gives the feature: only another model can help
+        drops[root] = f"it turns on {feature}, for which {problem.stack} has no name"
+    return drops or None
+
+
+def paravirtual(features: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """(the features a guest CPU says exactly, the paravirtual ones it leaves to the hypervisor)."""
+    para = frozenset(f for f in features if is_paravirt(f))
+    return features - para, para
+
+
+def machine_family(hosts: Sequence[HostCpu]) -> str | None:
+    """The machine type family the group was probed with (the engine refuses mixed ones)."""
+    return next((h.machine_type for h in hosts if h.machine_type), None)
+
+
+def registry_for(registry: MapRegistry | None) -> MapRegistry:
+    return registry if registry is not None else MapRegistry()
+
+
+def stacks_summary(guest: GuestCpu) -> list[Mapping[str, object]]:
+    """What the report shows of the stacks: one line each, with its hosts' count."""
+    return ([{"kind": "qemu", "label": q.label, "hosts": len(q.hosts)} for q in guest.qemu]
+            + [{"kind": "libvirt", "label": lv.label, "hosts": len(lv.hosts)} for lv in guest.libvirt])

@@ -1,0 +1,182 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The aggregation's verbs: one function per report kind, over a group read through a :class:`Reader`. Private.
+
+The ``cluster_cpu_facts`` action reads hosts' variables where Ansible keeps them and hands them in through the
+:class:`Reader` protocol; everything else (which baseline, which contract, which report) happens here, in one place
+per verb, and returns an :class:`Outcome`: the report, the contract files written, and what the action returns beside.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._errors import BaselineError
+from ..contract import _admission, _contract
+from ..cpu._libvirt_map import MapRegistry
+from ..contract._domains import compliance, status_counts
+from ..engine._baseline import BaselineOptions, compute_baseline
+from ..engine._group import GroupFacts
+from ._cluster import cluster_view, expansion_report, migration_report
+from ._report import REPORT_SCHEMA
+
+VERBS = ("baseline", "expansion", "migration", "contract", "plan", "upgrade")
+
+
+class Reader(Protocol):
+    """How a verb reads the hosts (the action reads them where Ansible keeps them, untemplated)."""
+
+    def group(self, names: list[str]) -> GroupFacts: ...
+
+    def domains(self, names: list[str], var: str | None) -> dict[str, list[Mapping[str, Any]]]: ...
+
+    def verdicts(self, names: list[str], var: str | None) -> dict[str, Mapping[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class Common:
+    """What every verb is given: the one policy, which CPU map serves which host, the form of the XML, the store."""
+
+    policy: BaselineOptions
+    registry: MapRegistry
+    form: str = "minimal"
+    allow_partial: bool = False
+    contract_dir: str = "cpucompat-contracts"
+    check_mode: bool = False
+
+
+@dataclass
+class Outcome:
+    """A verb's result: the report, the contract files it wrote (or would write, in check mode), and more."""
+
+    report: dict[str, Any]
+    contract_files: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    side_reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # file stem -> report (the baseline beside)
+    members: list[str] | None = None  # the one group whose baseline every host keeps as the small cluster fact
+
+
+def _contract_of(common: Common, group: str | None) -> tuple[str | None, _contract.Contract | None]:
+    if not group:
+        return None, None
+    path = _contract.contract_path(common.contract_dir, group)
+    return path, _contract.load(path)
+
+
+# ------------------------------------------------------------------------------------------------ the verbs
+def baseline(common: Common, reader: Reader, names: list[str]) -> Outcome:
+    return Outcome(cluster_view(reader.group(names), common.policy, common.registry, common.allow_partial, form=common.form),
+                   members=names)
+
+
+def expansion(common: Common, reader: Reader, names: list[str], candidates: list[str], domains_var: str | None,
+              fail_on: str, group: str | None) -> Outcome:
+    overlap = sorted(set(names) & set(candidates))
+    if overlap:
+        raise BaselineError(f"hosts both in the cluster and among the candidates: {', '.join(overlap)}")
+    cluster, new = reader.group(names), reader.group(candidates)
+    report = expansion_report(cluster, new, reader.domains(names, domains_var), common.policy, common.registry, fail_on)
+    _path, contract = _contract_of(common, group)
+    if contract is not None and not report["hosts_without_facts"]:
+        joining = new.hosts()
+        report["contract"] = _admission.expansion_against(contract, joining, [*cluster.hosts(), *joining], common.policy,
+                                                          common.registry)
+        refused = [n for n, c in report["contract"]["candidates"].items() if c["would_be_refused"]]
+        if refused and fail_on != "never":
+            report["verdict"]["ok"] = False
+            report["verdict"]["reasons"].append(f"the group's contract would refuse {', '.join(refused)}")
+    return Outcome(report)
+
+
+def migration(common: Common, reader: Reader, names: list[str], sources: list[str], domains_var: str | None,
+              verdicts_var: str | None, requested: list[Mapping[str, str]], group: str | None) -> Outcome:
+    domains = reader.domains(sources, domains_var)
+    targets, origin = reader.group(names), reader.group(sources)
+    report = migration_report(targets, domains, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
+    _path, contract = _contract_of(common, group)
+    if contract is not None:
+        stacks = _stacks(common, origin)
+        report["contract"] = _admission.migration_against(contract, stacks, domains, _admission.host_maps(origin, common.registry))
+    return Outcome(report)
+
+
+def _stacks(common: Common, group: GroupFacts) -> Any:
+    """The group's stacks (the baseline computes them; hosts without usable facts are left out here)."""
+    hosts = group.hosts()
+    return compute_baseline(hosts, common.policy, common.registry).stacks if hosts else None
+
+
+def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], domains_var: str | None,
+             carried: Mapping[str, Any] | None = None) -> Outcome:
+    """Pin or admit every group, each against its own contract; ``carried``: the result of an earlier contract step of
+    this run, whose admission and XML stand (only the domains' compliance is computed again)."""
+    sections: dict[str, Any] = {}
+    written: list[str] = []
+    contracts: dict[str, Any] = {}
+    side: dict[str, dict[str, Any]] = {}
+    for name, hosts in groups.items():
+        path = _contract.contract_path(common.contract_dir, name)
+        group = reader.group(hosts)
+        domains = reader.domains(hosts, domains_var) if domains_var else None
+        earlier = (carried or {}).get(name)
+        if earlier is not None:
+            sections[name] = _compliance_only(earlier, group, domains, common.registry)
+        else:
+            run = _admission.group_contract(name, group, _contract.load(path), path, common.policy, common.registry, domains,
+                                            common.allow_partial, common.form)
+            if run.to_write is not None and (common.check_mode or _contract.save(path, run.to_write)):
+                written.append(path)  # in check mode only predicted: the file stays as it is
+            sections[name] = run.section
+            if run.baseline is not None:
+                stem = "baseline" if len(groups) == 1 else os.path.join(name, "baseline")
+                side[stem] = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
+        section = sections[name]
+        contracts[name] = {"model": section["model"], "xml": section["xml"], "pinned_at": section["pinned_at"],
+                           "admitted": section["admitted"], "cpu": section.get("cpu")}
+    reasons = [r for section in sections.values() for r in section["reasons"]]
+    report = {"schema": REPORT_SCHEMA, "kind": "contract", "contract_dir": common.contract_dir, "groups": sections,
+              "contract_files_changed": written, "check_mode": common.check_mode,
+              "verdict": {"ok": not reasons, "reasons": reasons}}
+    return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
+
+
+def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Mapping[str, Any] | None,
+                     registry: MapRegistry) -> dict[str, Any]:
+    section = dict(earlier)
+    if domains is not None and section.get("xml"):
+        section["domains"] = compliance(section["xml"], domains, _admission.host_maps(group, registry))
+        section["status_counts"] = status_counts(section["domains"])
+    return section
+
+
+def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: _admission.ChangeRequest,
+         domains_var: str | None) -> Outcome:
+    """Plan a raise or lower of one group's contract, and write it when it may be applied (not in check mode)."""
+    path, current = _contract_of(common, group)
+    run = _admission.plan_change(group, reader.group(hosts), current, str(path), request, common.policy, common.registry,
+                                 reader.domains(hosts, domains_var), common.form)
+    written = []
+    if run.to_write is not None and (common.check_mode or _contract.save(str(path), run.to_write)):
+        written.append(str(path))
+    report = {"schema": REPORT_SCHEMA, "kind": "plan", **run.section, "applied": bool(written) and not common.check_mode,
+              "check_mode": common.check_mode, "verdict": {"ok": not run.section["reasons"], "reasons": run.section["reasons"]}}
+    return Outcome(report, written)
+
+
+def group_map(inventory: Mapping[str, Sequence[str]], names: list[str]) -> dict[str, list[str]]:
+    """Each named inventory group's hosts; a host in two of them is refused by name."""
+    unknown = [g for g in names if g not in inventory]
+    if unknown:
+        raise BaselineError(f"no such inventory group: {', '.join(unknown)}")
+    seen: dict[str, str] = {}
+    for group in names:
+        for host in inventory[group]:
+            if host in seen and seen[host] != group:
+                raise BaselineError(f"host {host} is in two of the groups, {seen[host]} and {group}; each host keeps one "
+                                    "group's contract")
+            seen[host] = group
+    return {g: list(inventory[g]) for g in names}

@@ -1,0 +1,219 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The cluster CPU contract over recorded real hosts: pin, admission, raise/lower plans, compliance, files, /1 upgrade."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission, _contract, _domains
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
+from utils import stacks
+from utils.recordings import facts_of
+
+GOLD, PLATINUM, BROADWELL = (facts_of(n) for n in ("x86_64-xeon-gold-6130", "x86_64-xeon-platinum-9242", "x86_64-xeon-e5-2650-v4"))
+OPTS = BaselineOptions()
+REGISTRY = MapRegistry()
+
+
+def _pin(hosts: dict, path: str = "/nowhere/g.json") -> _contract.Contract:
+    run = _admission.group_contract("g", group_facts(hosts), None, path, OPTS, REGISTRY, None)
+    assert run.section["pinned_now"] and not run.section["reasons"], run.section["reasons"]
+    return run.to_write
+
+
+def _xml(contract: _contract.Contract, hosts: dict) -> str:
+    return render(contract.guest(baseline_of(hosts).stacks)).xml
+
+
+def test_first_run_pins_the_exact_guest_cpu_not_xml() -> None:
+    hosts = {"gold": GOLD, "platinum": PLATINUM}
+    run = _admission.group_contract("g", group_facts(hosts), None, "/nowhere/g.json", OPTS, REGISTRY, None)
+    contract, base = run.to_write, baseline_of(hosts)
+    assert contract.cpu.features == base.guest.features and contract.cpu.model == base.guest.model
+    assert contract.cpu.machine == base.guest.machine and run.baseline is not None, "today's baseline is handed on, computed once"
+    assert run.section["xml"] == render(base.guest).xml and contract.arch == "x86_64" and contract.vendor == "GenuineIntel"
+    doc = json.loads(_contract.render_text(contract))
+    assert doc["schema"] == "cpucompat.contract/2" and "xml" not in doc and doc["cpu"]["features"] == sorted(base.guest.features)
+    assert [h["action"] for h in contract.history] == ["pin"] and contract.history[0]["hosts"] == ["gold", "platinum"]
+    assert _contract.Contract.from_dict(doc, "t").to_dict() == contract.to_dict()
+
+
+def test_a_weaker_host_is_refused_and_the_lower_contract_named() -> None:
+    contract = _pin({"gold": GOLD, "platinum": PLATINUM})
+    run = _admission.group_contract("g", group_facts({"gold": GOLD, "platinum": PLATINUM, "bdw": BROADWELL}), contract,
+                                    "/c/g.json", OPTS, REGISTRY, None)
+    assert run.to_write is None
+    refused = run.section["admission"]["refused"]
+    assert [r["host"] for r in refused] == ["bdw"] and "avx512f" in refused[0]["missing_features"]
+    lower = run.section["admission"]["lower_contract"]
+    assert lower["direction"] == "lower" and "avx512f" in lower["lost"] and lower["lost_because_of"]["avx512f"] == ["bdw"]
+    assert run.section["reasons"] and "bdw cannot run the contract CPU of group g" in run.section["reasons"][0]
+    assert run.section["features"] == sorted(contract.cpu.features), "the report shows the pinned CPU, unchanged"
+
+
+def test_a_host_whose_stack_cannot_say_the_contract_is_refused_by_name() -> None:
+    """A host whose libvirt has no name for a feature the contract must name: refused, naming host and feature."""
+    contract = _pin({"gold": GOLD, "platinum": PLATINUM})
+    doc = contract.to_dict()
+    doc["cpu"]["features"].append("fancy-new-feature")  # every host has it, no libvirt map knows it
+    pinned = _contract.Contract.from_dict(doc, "c")
+    hosts = {n: dict(f, features=[*f["features"], "fancy-new-feature"]) for n, f in (("gold", GOLD), ("platinum", PLATINUM))}
+    run = _admission.group_contract("g", group_facts(hosts), pinned, "c", OPTS, REGISTRY, None)
+    assert run.section["xml"] is None and run.to_write is None
+    assert {r["host"] for r in run.section["admission"]["refused"]} == {"gold", "platinum"}
+    assert any("fancy-new-feature" in r and "gold" in r for r in run.section["reasons"])
+
+
+def test_removing_the_weak_host_says_could_raise() -> None:
+    contract = _pin({"gold": GOLD, "bdw": BROADWELL})
+    run = _admission.group_contract("g", group_facts({"gold": GOLD}), contract, "/c/g.json", OPTS, REGISTRY, None)
+    assert run.section["admission"]["ok"] is True and run.to_write is None
+    assert "avx512f" in run.section["could_raise"]["features_gained"]
+
+
+def test_raise_and_lower_plans() -> None:
+    contract = _pin({"gold": GOLD, "bdw": BROADWELL})
+    up = _admission.plan_change("g", group_facts({"gold": GOLD}), contract, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
+    assert up.section["change"]["direction"] == "raise" and up.section["applicable"] and not up.section["reasons"]
+    assert [h["action"] for h in up.to_write.history] == ["pin", "raise"]
+    raised = up.to_write
+    hosts = group_facts({"gold": GOLD, "bdw": BROADWELL})
+    refused = _admission.plan_change("g", hosts, raised, "p", _admission.ChangeRequest("lower"), OPTS, REGISTRY, {})
+    assert refused.to_write is None and any("cpucompat_contract_allow_lower=true" in r for r in refused.section["reasons"])
+    down = _admission.plan_change("g", hosts, raised, "p",
+                                  _admission.ChangeRequest("lower", allow_lower=True, allow_security_loss=True), OPTS, REGISTRY, {})
+    assert down.to_write is not None and down.section["change"]["direction"] == "lower"
+    assert down.to_write.cpu.features == contract.cpu.features
+    wrong_way = _admission.plan_change("g", hosts, raised, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
+    assert any("that is a lower" in r for r in wrong_way.section["reasons"]) and wrong_way.to_write is None
+
+
+def test_losing_a_security_feature_needs_its_own_consent() -> None:
+    contract = _pin({"gold": GOLD})
+    weak = dict(GOLD, features=[f for f in GOLD["features"] if f not in ("md-clear", "spec-ctrl")])
+    hosts = group_facts({"gold": GOLD, "old-microcode": weak})
+    plan = _admission.plan_change("g", hosts, contract, "p", _admission.ChangeRequest("lower", allow_lower=True), OPTS, REGISTRY, {})
+    assert set(plan.section["change"]["security_lost"]) >= {"md-clear", "spec-ctrl"} and plan.to_write is None
+    assert plan.section["security"]["md-clear"]["old-microcode"]["model_id"] == GOLD["model_id"]
+    assert any("security features would be lost" in r and "old-microcode" in r for r in plan.section["reasons"])
+
+
+def test_what_if_without_hosts_is_planned_never_applied() -> None:
+    contract = _pin({"gold": GOLD, "bdw": BROADWELL})
+    plan = _admission.plan_change("g", group_facts({"gold": GOLD, "bdw": BROADWELL}), contract, "p",
+                                  _admission.ChangeRequest("raise", without=("bdw",)), OPTS, REGISTRY, {})
+    assert plan.section["what_if"] and "avx512f" in plan.section["change"]["gained"] and plan.to_write is None
+    with pytest.raises(_contract.ContractError, match="not in group g: nope"):
+        _admission.plan_change("g", group_facts({"gold": GOLD}), contract, "p",
+                               _admission.ChangeRequest("raise", without=("nope",)), OPTS, REGISTRY, {})
+
+
+def test_compliance_statuses() -> None:
+    hosts = {"gold": GOLD, "bdw": BROADWELL}
+    contract = _pin(hosts)
+    xml = _xml(contract, hosts)
+    above = render(baseline_of({"gold": GOLD}).guest).xml
+    old = "<cpu mode='custom' match='exact'><model>Nehalem</model></cpu>"
+    domains = {"hv": [
+        {"name": "ok", "active": False, "cpu_xml": xml},
+        {"name": "ok-running", "active": True, "cpu_xml": xml, "live_cpu_xml": xml},
+        {"name": "restart", "active": True, "cpu_xml": xml, "live_cpu_xml": old},
+        {"name": "above", "active": True, "cpu_xml": xml, "live_cpu_xml": above},
+        {"name": "pt", "active": True, "cpu_xml": "<cpu mode='host-passthrough'/>", "live_cpu_xml": "<cpu mode='host-passthrough'/>"},
+        {"name": "none", "active": False, "cpu_xml": None},
+        {"name": "stale", "active": False, "cpu_xml": old},
+    ]}
+    statuses = {k: v["status"] for k, v in _domains.compliance(xml, domains, {"hv": stacks.by_name("system").cpu_map}).items()}
+    assert statuses == {"hv/ok": "compliant", "hv/ok-running": "compliant", "hv/restart": "restart-required",
+                        "hv/above": "above-contract", "hv/pt": "follows-host", "hv/none": "no-cpu", "hv/stale": "not-deployed"}
+    spec = render(contract.guest(baseline_of(hosts).stacks)).spec
+    changes = _domains.domain_changes(spec, domains)
+    assert changes["hv/stale"]["changes"] and not changes["hv/ok"]["changes"] and not changes["hv/pt"]["changes"]
+    assert changes["hv/restart"]["restart_required"] is False, "its definition already carries the contract"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("not json", "is not JSON"),
+    ('{"schema": "other/1"}', "not a cpucompat contract"),
+    ('{"schema": "cpucompat.contract/2", "group": "g"}', "lacks 'arch'"),
+    ('{"schema": "cpucompat.contract/2", "group": "g", "arch": "x86_64", "cpu": {"arch": "x86_64", "features": ["ok", "x\'/>"]},'
+     ' "pinned_at": "t", "history": []}', "not a valid CPU feature name"),
+    ('{"schema": "cpucompat.contract/1", "group": "g", "arch": "x86_64", "baseline": {"model": "a b", "features": ["ok"]},'
+     ' "xml": "<cpu/>", "pinned_at": "t", "history": []}', "not a valid CPU feature name"),
+])
+def test_malformed_contract_is_refused_and_kept(tmp_path, text: str, message: str) -> None:
+    path = tmp_path / "g.json"
+    path.write_text(text)
+    with pytest.raises(_contract.ContractError, match=message):
+        _contract.load(str(path))
+    assert path.read_text() == text
+
+
+def test_a_schema_1_contract_is_upgraded_on_the_next_write_and_says_so(tmp_path) -> None:
+    hosts = {"gold": GOLD, "platinum": PLATINUM}
+    base = baseline_of(hosts)
+    old = {"schema": "cpucompat.contract/1", "group": "g", "arch": "x86_64", "vendor": "GenuineIntel",
+           "baseline": {**base.to_dict(), "features": sorted(base.features)}, "xml": "<cpu mode='custom'/>",
+           "pinned_at": "2026-01-01T00:00:00Z", "history": [{"action": "pin", "at": "2026-01-01T00:00:00Z"}]}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(old))
+    loaded = _contract.load(str(path))
+    assert loaded.upgraded_from == "cpucompat.contract/1" and not any(f.startswith("kvm") for f in loaded.cpu.features)
+    run = _admission.group_contract("g", group_facts(hosts), loaded, str(path), OPTS, REGISTRY, None)
+    assert run.to_write is not None and "upgraded from cpucompat.contract/1" in run.section["upgraded"]
+    assert "lmce" in run.section["upgraded"], "what no guest can get exactly is named"
+    assert run.to_write.to_dict()["schema"] == "cpucompat.contract/2" and run.to_write.pinned_at == old["pinned_at"]
+    assert [h["action"] for h in run.to_write.history] == ["pin", "upgrade"] and run.section["xml"]
+    assert run.to_write.cpu.features == base.guest.features and run.to_write.cpu.machine == base.guest.machine
+
+
+def test_foreign_contract_is_refused() -> None:
+    contract = _pin({"gold": GOLD})
+    with pytest.raises(_contract.ContractError, match="contract of group 'g', not of 'other'"):
+        _admission.group_contract("other", group_facts({"gold": GOLD}), contract, "c", OPTS, REGISTRY, None)
+    amd = facts_of("x86_64-epyc-7502")
+    with pytest.raises(_contract.ContractError, match="CPU vendor GenuineIntel; hosts of another CPU vendor: amd"):
+        _admission.group_contract("g", group_facts({"amd": amd}), contract, "c", OPTS, REGISTRY, None)
+
+
+def test_save_is_atomic_and_idempotent(tmp_path) -> None:
+    contract = _pin({"gold": GOLD})
+    path = str(tmp_path / "dir" / "g.json")
+    assert _contract.save(path, contract) is True
+    stamp = os.stat(path).st_mtime_ns
+    assert _contract.save(path, contract) is False and os.stat(path).st_mtime_ns == stamp
+    assert _contract.load(path).to_dict() == contract.to_dict()
+    assert os.listdir(tmp_path / "dir") == ["g.json"]
+
+
+def test_incomplete_group_is_neither_pinned_nor_admitted() -> None:
+    run = _admission.group_contract("g", group_facts({"gold": GOLD, "new": None}), None, "c", OPTS, REGISTRY, None)
+    assert run.to_write is None and run.section["hosts_without_facts"] == {"new": "no cpucompat facts"}
+
+
+def test_a_raise_with_an_unreachable_host_is_refused_by_name() -> None:
+    contract = _pin({"gold": GOLD, "bdw": BROADWELL})
+    group = group_facts({"gold": GOLD, "bdw": BROADWELL}, unreachable=["bdw"])
+    plan = _admission.plan_change("g", group, contract, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
+    assert plan.to_write is None and plan.section["hosts_without_facts"] == {"bdw": "unreachable or failed in this run"}
+    assert plan.section["reasons"] == ["no usable facts from bdw (unreachable or failed in this run)"]
+    with pytest.raises(_contract.ContractError, match="group g has no contract at p: run cpucompat.cluster.site first"):
+        _admission.plan_change("g", group, None, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
+
+
+def test_a_contract_whose_model_no_host_runs_is_refused() -> None:
+    contract = _pin({"gold": GOLD})
+    doc = contract.to_dict()
+    doc["cpu"]["model"] = "NoSuchModel"
+    broken = _contract.Contract.from_dict(doc, "c")
+    run = _admission.group_contract("g", group_facts({"gold": GOLD}), broken, "c", OPTS, REGISTRY, None)
+    assert run.section["reasons"] and run.to_write is None
+    assert "gold cannot run the contract CPU of group g (lacks its model NoSuchModel)" in run.section["reasons"][0]

@@ -27,7 +27,8 @@ from bench_baseline import INTEL, cluster  # noqa: E402
 from bench_planning import timed  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.filter.cpu import cpu_migration_matrix, cpu_report_html  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of  # noqa: E402
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view, group_facts  # noqa: E402
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view  # noqa: E402
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render  # noqa: E402
 from utils.recordings import facts_of  # noqa: E402

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pprint
 import sys
 import textwrap
 from typing import Any
@@ -107,18 +108,14 @@ class Writer:
         return table.setdefault(feats, len(table))
 
     def release(self, arch: str, rel: dict[str, Any]) -> list[str]:
-        models = {n: self.ref(arch, f) for n, f in sorted(rel["models"].items())}
-        latent = {n: {r: self.ref(arch, f) for r, f in sorted(roots.items())} for n, roots in sorted(rel["latent"].items())}
-        hidden = {n: {r: self.ref(arch, f) for r, f in sorted(roots.items())} for n, roots in sorted(rel["hidden"].items())}
-        aliases = dict(sorted(rel["aliases"].items()))
-        return [f"RELEASES[{arch!r}][{rel['release']!r}] = {{",
-                f"    'accel': {rel['accel']!r},",
-                f"    'machine': {rel['machine']!r},",
-                *_wrapped(f"    'aliases': {aliases!r},"),
-                *_wrapped(f"    'models': {models!r},"),
-                *_wrapped(f"    'latent': {latent!r},"),
-                *_wrapped(f"    'hidden': {hidden!r},"),
-                "}"]
+        data = {
+            "accel": rel["accel"], "machine": rel["machine"], "aliases": dict(sorted(rel["aliases"].items())),
+            "models": {n: self.ref(arch, f) for n, f in sorted(rel["models"].items())},
+            "latent": {n: {r: self.ref(arch, f) for r, f in sorted(roots.items())} for n, roots in sorted(rel["latent"].items())},
+            "hidden": {n: {r: self.ref(arch, f) for r, f in sorted(roots.items())} for n, roots in sorted(rel["hidden"].items())},
+        }
+        body = pprint.pformat(data, width=114, sort_dicts=False)
+        return [f"RELEASES[{arch!r}][{rel['release']!r}] = (", *("    " + line for line in body.splitlines()), ")"]
 
     def sets_lines(self) -> list[str]:
         lines = []
@@ -131,20 +128,6 @@ class Writer:
                 lines.append("    ),")
             lines.append(")")
         return lines
-
-
-def _wrapped(line: str) -> list[str]:
-    """A long generated line split where Python allows (after commas), at most 120 characters each."""
-    out, current = [], ""
-    for part in line.split(", "):
-        piece = part if not current else ", " + part
-        if current and len(current) + len(piece) > 118:
-            out.append(current + ",")
-            current = "        " + part
-        else:
-            current += piece
-    out.append(current)
-    return out
 
 
 def main() -> None:

@@ -27,6 +27,11 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# --- the second stack: QEMU 10.0 and libvirt 11.3 from bookworm-backports, unpacked, never installed -------------
+# The tests judge every rendered <cpu> with both stacks at once (docs/exact-cpu.md); tools/backports.sh is fast when
+# the cache is complete.
+bash tools/backports.sh >/dev/null
+
 # --- virtualenv -----------------------------------------------------------
 PY=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then

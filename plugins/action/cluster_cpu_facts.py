@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,6 +56,8 @@ ARGUMENT_SPEC = {
     "domains_var": {"type": "str"},
     "verdicts_var": {"type": "str"},
     "carry_var": {"type": "str"},
+    "new_stack": {"type": "list", "elements": "str", "default": []},
+    "extra_stacks": {"type": "list", "elements": "path", "default": []},
     "requested": {"type": "list", "elements": "dict", "default": []},
     "fail_on": {"type": "str", "default": "incompatible", "choices": list(FAIL_ON)},
     "change": {"type": "dict", "options": CHANGE_SPEC},
@@ -114,6 +117,8 @@ class ActionModule(ActionBase):
             result["contract_files"] = outcome.contract_files
         if args["report_dir"] is not None:
             result["report_files"] = self._write(args, task_vars, report, outcome.side_reports)
+            if "new_stack" in outcome.extra and report.get("new_stack_file"):
+                result["report_files"].append(_write_json(report["new_stack_file"], _plain(outcome.extra["new_stack"])))
         members = outcome.members
         view = report if args["report"] == "baseline" else outcome.side_reports.get("baseline")
         if view is not None and members is not None:
@@ -137,8 +142,14 @@ class ActionModule(ActionBase):
             names = args["groups"] or ([args["group"]] if args["group"] else [])
             if not names:
                 raise AnsibleActionFail(f"cluster_cpu_facts: report={kind} needs group or groups")
+            groups = _verbs.group_map(inventory, names)
+            if kind == "upgrade":
+                if not args["new_stack"]:
+                    raise AnsibleActionFail("cluster_cpu_facts: report=upgrade needs new_stack (the hosts that stand for it)")
+                reader.check_known(args["new_stack"])
+                return _verbs.upgrade(common, reader, groups, args["new_stack"], args["domains_var"], self._stack_file(args, task_vars))
             carried = self._carried(reader, args["carry_var"], task_vars)
-            return _verbs.contract(common, reader, _verbs.group_map(inventory, names), args["domains_var"], carried)
+            return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]))
         if kind == "plan":
             if not args["group"] or not args["change"]:
                 raise AnsibleActionFail("cluster_cpu_facts: report=plan needs group and change (action: raise or lower)")
@@ -156,6 +167,13 @@ class ActionModule(ActionBase):
         sources = args["sources"] if args["sources"] is not None else names
         return _verbs.migration(common, reader, names, sources, args["domains_var"], args["verdicts_var"], args["requested"],
                                 args["group"])
+
+    @staticmethod
+    def _stack_file(args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> str | None:
+        """Where an upgrade check keeps the new stack's facts, for a later site run to render for it too."""
+        if args["report_dir"] is None:
+            return None
+        return os.path.join(os.path.expanduser(args["report_dir"]) or beside_inventory(task_vars, "reports"), "new-stack.json")
 
     @staticmethod
     def _carried(reader: GroupReader, var: str | None, task_vars: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -218,6 +236,29 @@ class ActionModule(ActionBase):
         if not names:
             raise AnsibleActionFail("cluster_cpu_facts: no hosts to aggregate (the hosts option and the play are empty)")
         return names
+
+
+def _extra(paths: list[str]) -> list[Any]:
+    """The hosts of the new-stack files an upgrade check wrote (host name -> cpucompat facts)."""
+    hosts = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                hosts += _verbs.extra_hosts(json.load(fh))
+        except (OSError, ValueError) as exc:
+            raise AnsibleActionFail(f"cluster_cpu_facts: extra stack file {path} cannot be read: {exc}") from exc
+    return hosts
+
+
+def _write_json(path: str, data: Any) -> str:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".new-stack.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, sort_keys=True)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
 
 
 def _plain(data: Any) -> Any:

@@ -62,7 +62,7 @@ options:
   libvirt_version:
     description:
       - The version of the libvirt that reads O(cpu_map), when it is not the installed one (C(libvirtd --version)); for
-        a map unpacked beside the system's, as the P(cpucompat.cluster.upgrade_check#playbook) does with a new stack.
+        a map unpacked beside the system's, as the C(cpucompat.cluster.upgrade_check) playbook does with a new stack.
     type: str
   cached_fingerprint:
     description:

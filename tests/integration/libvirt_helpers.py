@@ -79,3 +79,24 @@ def ensure_libvirtd() -> None:
             return
         time.sleep(0.1)
     raise RuntimeError("libvirtd does not answer")
+
+
+def live_cycle(tmp_path, cpu_xml: str, emulator: str = "/usr/bin/qemu-system-x86_64", machine: str = "pc") -> str:
+    """Define a domain on ``cpu_xml``, start it paused (libvirt checks its CPU with check='full'), save it, restore it
+    (libvirt's incoming path), and remove it; the live XML of the restored guest."""
+    name = f"cpucompat-live-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / f"{name}.xml"
+    path.write_text(domain_xml(name, cpu_xml).replace("/usr/bin/qemu-system-x86_64", emulator)
+                    .replace("machine='pc'", f"machine='{machine}'"))
+    saved = tmp_path / f"{name}.save"
+    try:
+        virsh("define", str(path), check=True)
+        for step in (("start", "--paused", name), ("save", name, str(saved)), ("restore", str(saved), "--paused")):
+            done = virsh(*step)
+            assert done.returncode == 0, f"libvirt refused to {step[0]} the CPU: {done.stderr}\n{cpu_xml}"
+        assert virsh("domstate", name).stdout.strip() == "paused"
+        return virsh("dumpxml", name, check=True).stdout
+    finally:
+        remove(name)
+        if saved.exists():
+            saved.unlink()

@@ -108,7 +108,7 @@ def test_contract_life_cycle(tmp_path, replay, cast, domains) -> None:  # pylint
     proc = _run(tmp_path, SITE, _inventory(tmp_path, replay, cast["first"], domains))
     assert proc.returncode == 0, proc.stdout[-4000:]
     pinned = json.loads(contract_file.read_text())
-    assert pinned["schema"] == "cpucompat.contract/1" and pinned["group"] == "hypervisors"
+    assert pinned["schema"] == "cpucompat.contract/2" and pinned["group"] == "hypervisors" and "xml" not in pinned
     assert [h["action"] for h in pinned["history"]] == ["pin"]
     assert _report(tmp_path, "contract")["groups"]["hypervisors"]["pinned_at"] == pinned["pinned_at"] == pinned["history"][0]["at"]
 
@@ -141,10 +141,11 @@ def test_contract_life_cycle(tmp_path, replay, cast, domains) -> None:  # pylint
     assert proc.returncode == 0, proc.stdout[-4000:]
     lowered = json.loads(contract_file.read_text())
     assert [h["action"] for h in lowered["history"]] == ["pin", "lower"] and cast["weak"] in lowered["history"][1]["hosts"]
-    want = CpuSpec.parse(lowered["xml"]).key()
+    xml = _report(tmp_path, "plan")["xml"]
+    want = CpuSpec.parse(xml).key()
     for name in domains.values():
         assert domain_cpu(virsh("dumpxml", "--inactive", name, check=True).stdout, name).key() == want, name
-    assert "check='full'" in lowered["xml"]
+    assert "check='full'" in xml
     virsh("destroy", domains["running"])
     for name in domains.values():
         _start_paused(name)
@@ -175,7 +176,7 @@ def test_bad_contracts_are_refused_and_kept(tmp_path, replay, cast, domains) -> 
     inv = _inventory(tmp_path, replay, cast["first"], domains)
     contract_file = tmp_path / "cpucompat-contracts" / "hypervisors.json"
     contract_file.parent.mkdir()
-    for text, message in (("{not json", "is not JSON"), (json.dumps({"schema": "cpucompat.contract/1", "group": "other"}), "lacks 'arch'")):
+    for text, message in (("{not json", "is not JSON"), (json.dumps({"schema": "cpucompat.contract/2", "group": "other"}), "lacks 'arch'")):
         contract_file.write_text(text)
         proc = _run(tmp_path, SITE, inv)
         assert proc.returncode != 0 and message in proc.stdout, proc.stdout[-3000:]

@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _domain
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _libvirt_xml
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _libvirt
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _probe
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import LibvirtError
@@ -32,7 +32,7 @@ def cluster_cpu() -> str:
     me = _probe.probe(_probe.ProbeRequest())
     other = "x86_64-epyc-7502" if me["vendor"] == "AuthenticAMD" else "x86_64-xeon-gold-6130"
     hosts = {"this": me} if me["accel"] == "tcg" else {"this": me, other: facts_of(other)}
-    return _libvirt_xml.render(_baseline.baseline_of(hosts)).xml
+    return _libvirt.render(_baseline.baseline_of(hosts).guest).xml
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import yaml
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint, _probe
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _libvirt_xml
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _libvirt
 from integration.helpers import ROOT, run_playbook
 from integration.libvirt_helpers import define, ensure_libvirtd, remove, virsh
 from utils.recordings import facts_of
@@ -31,7 +31,7 @@ PLAYBOOK = open(os.path.join(ROOT, "playbooks", "plan_expansion.yml"), encoding=
 @pytest.fixture(scope="module")
 def current_xml() -> str:
     me = _probe.probe(_probe.ProbeRequest())
-    return _libvirt_xml.render(_baseline.baseline_of({"this-machine": me, "rec-cluster": facts_of(CLUSTER_REC)})).xml
+    return _libvirt.render(_baseline.baseline_of({"this-machine": me, "rec-cluster": facts_of(CLUSTER_REC)}).guest).xml
 
 
 @pytest.fixture

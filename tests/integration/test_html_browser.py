@@ -12,12 +12,13 @@ import subprocess
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _contract
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view, group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import host_cpus
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix, plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import REPORT_SCHEMA, write_reports
 from utils.recordings import facts_of
@@ -31,13 +32,13 @@ HEADINGS = {"baseline": ["Which hosts lack which features", "Bottlenecks: what t
 
 
 def reports() -> dict[str, dict]:
-    cpu_map = load_cpu_map()
+    cpu_map = MapRegistry()
     facts = {n: facts_of(n) for n in INTEL}
     gold, bdw = facts[INTEL[0]], facts[INTEL[2]]
-    cpu = render(baseline_of({"gold": gold}), cpu_map).xml
+    cpu = render(baseline_of({"gold": gold}).guest).xml
     domains = {"gold": [{"name": f"vm{i}", "cpu_xml": cpu, "live_cpu_xml": None} for i in range(3)]}
-    run = _contract.group_contract("pool", group_facts({"gold": gold, "bdw": bdw}), None, "/c/pool.json", BaselineOptions(), cpu_map,
-                                   {"gold": [{"name": "vm0", "cpu_xml": cpu, "active": False}]})
+    run = _admission.group_contract("pool", group_facts({"gold": gold, "bdw": bdw}), None, "/c/pool.json", BaselineOptions(), cpu_map,
+                                    {"gold": [{"name": "vm0", "cpu_xml": cpu, "active": False}]})
     return {
         "baseline": cluster_view(group_facts(facts), BaselineOptions()),
         "expansion": plan_expansion(host_cpus({"gold": gold}), host_cpus({"bdw": bdw}), domains, BaselineOptions(), cpu_map, "lowers_baseline"),

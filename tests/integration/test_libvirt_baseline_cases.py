@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _libvirt_map
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import load_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._features import enabled_features
 from utils.engine import baseline, compare
 from utils.recordings import FIXTURES, facts_of, load
@@ -47,7 +48,7 @@ def expected_features(case: dict, cpu_map: _libvirt_map.CpuMap) -> tuple[str, se
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_our_baseline_keeps_what_libvirt_keeps(case: dict) -> None:
-    cpu_map = _libvirt_map.load_cpu_map()
+    cpu_map = load_cpu_map()
     hosts = {name: facts_of(name) for name in case["input_hosts"]}
     ours = baseline(hosts)
     for name, facts in hosts.items():

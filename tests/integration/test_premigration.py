@@ -14,7 +14,7 @@ import yaml
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint, _probe
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _libvirt_xml
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _libvirt
 from integration.helpers import ROOT, run_playbook
 from integration.libvirt_helpers import define, ensure_libvirtd, remove
 from utils.recordings import facts_of
@@ -30,8 +30,8 @@ PLAYBOOK = open(os.path.join(ROOT, "playbooks", "premigration_check.yml"), encod
 def domains(tmp_path):
     ensure_libvirtd()
     me = _probe.probe(_probe.ProbeRequest())
-    portable = _libvirt_xml.render(_baseline.baseline_of({"me": me, "target": facts_of(TARGET)})).xml
-    local_only = _libvirt_xml.render(_baseline.baseline_of({"me": me})).xml
+    portable = _libvirt.render(_baseline.baseline_of({"me": me, "target": facts_of(TARGET)}).guest).xml
+    local_only = _libvirt.render(_baseline.baseline_of({"me": me}).guest).xml
     names = {"portable": define(tmp_path, cpu=portable, prefix="cpucompat-mig-portable"),
              "local_only": define(tmp_path, cpu=local_only, prefix="cpucompat-mig-local")}
     yield names

@@ -22,7 +22,7 @@ from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
 from ..engine._group import GroupFacts
-from ..engine._guest import exact
+from ..engine._guest import exact, extended
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import RenderedCpu
 from ..render._libvirt import render
@@ -146,10 +146,12 @@ def host_maps(group: GroupFacts, registry: MapRegistry) -> dict[str, Any]:
 
 def group_contract(name: str, group: GroupFacts, contract: Contract | None, path: str, opts: BaselineOptions,
                    registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]] | None,
-                   allow_partial: bool = False, form: str = "minimal") -> GroupRun:
+                   allow_partial: bool = False, form: str = "minimal", extra: Sequence[HostCpu] = ()) -> GroupRun:
     """Pin a group's first contract, or admit its hosts against the pinned one; then the compliance of its domains.
 
     Hosts without usable facts are never admitted; unless ``allow_partial``, they stop the group (nothing pinned).
+    ``extra``: hosts of stacks beyond the group's (a new QEMU or libvirt, before an upgrade): the ``<cpu>`` is rendered
+    exact on theirs too.
     """
     section: dict[str, Any] = {"contract_file": path, "pinned_now": False, "upgraded": None,
                                "hosts": sorted([*group.usable, *group.incomplete]),
@@ -176,7 +178,8 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         if contract.upgraded_from is not None:
             contract, section["upgraded"] = _upgrade(contract, today)
             to_write = contract
-    cpu, inexact = rendered(contract, today.stacks, form)
+    stacks = extended(today.stacks, extra, registry) if extra and today.stacks is not None else today.stacks
+    cpu, inexact = rendered(contract, stacks, form)
     refused = [*admission(contract, hosts), *inexact]
     refused_names = {r.host for r in refused}
     section["admitted"] = sorted(h.name for h in hosts if h.name not in refused_names)

@@ -88,6 +88,25 @@ def model_features(arch: str, model: str) -> frozenset[str] | None:
     return next((d for d in (r.definition(model) for r in releases(arch)) if d is not None), None)
 
 
+@functools.lru_cache(maxsize=None)
+def dependents(arch: str) -> Mapping[str, frozenset[str]]:
+    """Per dependency root (vmx, svm, arch-capabilities...), every feature that exists only with it, in any catalogued
+    model and release (QEMU clears them when the root is off)."""
+    out: dict[str, set[str]] = {}
+    for release in releases(arch):
+        for table in ("latent", "hidden"):
+            for roots in release._data[table].values():  # pylint: disable=protected-access
+                for root, index in roots.items():
+                    out.setdefault(root, set()).update(_set(arch, index))
+    return {root: frozenset(feats) for root, feats in out.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def vocabulary(arch: str) -> frozenset[str]:
+    """Every feature some catalogued QEMU defines in some model (or brings with a root): names QEMU knows."""
+    return frozenset().union(*(frozenset(s.split()) for s in _catalog_data.SETS.get(arch, ())))
+
+
 def newest(arch: str) -> str | None:
     """The newest catalogued QEMU release of ``arch`` (for messages)."""
     found = releases(arch)

@@ -21,11 +21,12 @@ naming the stack and its hosts; a renderer refuses instead of writing a ``<cpu>`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .._errors import BaselineError
-from ._guest import GuestCpu, is_paravirt
+from . import _catalog
+from ._guest import GuestCpu, QemuStack, is_paravirt
 from ._libvirt_map import LIBVIRT_VENDOR, CpuMap
 from ._scoring import ranked
 
@@ -84,6 +85,8 @@ class Solution:
 
 def _vocabulary(cpu_map: CpuMap) -> frozenset[str]:
     return cpu_map.qemu_vocabulary
+
+
 def _disagreements(guest: GuestCpu, model: str, libvirt: bool) -> tuple[set[str], list[Problem]]:
     """Features on which some stack's definition of ``model`` differs from the guest's set, and missing models."""
     wanted = guest.features
@@ -151,13 +154,35 @@ def solve(guest: GuestCpu, model: str, form: str = "minimal", libvirt: bool = Tr
         return Solution(model, {}, tuple(problems))
     named = _close(guest, model, named)
     if form == "explicit":
+        defined = guest.features.union(*(q.definitions.get(model, frozenset()) for q in guest.qemu))
         if libvirt and guest.libvirt:
-            named |= frozenset.intersection(*(_vocabulary(lv.cpu_map) for lv in guest.libvirt))
+            # Every feature of the group's common vocabulary that QEMU knows (libvirt passes QEMU no other).
+            named |= frozenset.intersection(*(_vocabulary(lv.cpu_map) for lv in guest.libvirt)) & (_catalog.vocabulary(guest.arch) | defined)
         else:
-            named |= frozenset().union(*(q.definitions.get(model, frozenset()) for q in guest.qemu)) | guest.features
+            named |= defined
         named = {f for f in named if not is_paravirt(f)}
     policies = {f: f in guest.features for f in sorted(named)}
     return Solution(model, policies, tuple(_naming_problems(guest, named)) if libvirt else ())
+
+
+def guest_view(model: str, features: Sequence[tuple[str, str]], qemu: QemuStack | None,
+               cpu_map: CpuMap | None) -> tuple[frozenset[str] | None, str | None]:
+    """What a guest of a ``<cpu>`` (its model, its (policy, libvirt name) features) gets on one stack: its QEMU's
+    definition and the properties its libvirt passes (the named features, the model's removed ones off: a fresh start);
+    (None, why) when that libvirt refuses the ``<cpu>`` or that QEMU's definition of the model is not known."""
+    if cpu_map is not None:
+        unknown = [n for _p, n in features if n not in cpu_map.features] + ([] if model in cpu_map.models else [model])
+        if unknown:
+            return None, f"{cpu_map.label} does not know {', '.join(unknown)}: libvirt refuses the <cpu>"
+        props = {cpu_map.qemu_name(n): p in ("require", "force") for p, n in features}
+        for name in cpu_map.removed.get(model, ()):
+            props.setdefault(cpu_map.qemu_name(name), False)
+    else:
+        props = {n: p in ("require", "force") for p, n in features}
+    view = qemu.view(model, props) if qemu is not None else None
+    if view is None:
+        return None, f"no definition of model {model} from {qemu.label if qemu else 'its QEMU'}"
+    return frozenset(f for f in view if not is_paravirt(f)), None
 
 
 def name_order(guest: GuestCpu) -> list[str]:

@@ -125,6 +125,8 @@ class CpuMap:
         it (hexadecimal), the models' vendors, removed and added features, and the QEMU aliases. A whole map is 3 KiB
         (libvirt 9.0) to 6 KiB (11.3) this way; hosts sharing a digest share one decoded map on the controller.
         """
+        if "facts" in self._cache:
+            return dict(self._cache["facts"])
         vocab = sorted(self.features)
         bit = {name: i for i, name in enumerate(vocab)}
 
@@ -146,13 +148,23 @@ class CpuMap:
             "added": {m: mask(f) for m, f in sorted(self.added.items()) if f},
         }
         blob = zlib.compress(json.dumps(inner, separators=(",", ":"), sort_keys=True).encode(), 9)
-        return {"format": CPU_MAP_FACT_FORMAT, "digest": self.digest, "data": base64.b64encode(blob).decode("ascii")}
+        self._cache["facts"] = {"format": CPU_MAP_FACT_FORMAT, "digest": self.digest, "data": base64.b64encode(blob).decode("ascii")}
+        return dict(self._cache["facts"])
 
     @classmethod
     def from_facts(cls, data: object, version: str | None, where: str) -> CpuMap:
         """The map a host's facts carry (:meth:`to_facts`); every name is validated before it can reach XML."""
         if not isinstance(data, Mapping) or data.get("format") != CPU_MAP_FACT_FORMAT:
             raise BaselineError(f"{where}: libvirt.cpu_map is not a CPU map of format {CPU_MAP_FACT_FORMAT}; re-probe the host")
+        key = (str(data.get("data")), str(data.get("digest")), version)
+        if key not in _DECODED:
+            if len(_DECODED) > 32:
+                _DECODED.clear()
+            _DECODED[key] = cls._decode(data, version, where)
+        return _DECODED[key]
+
+    @classmethod
+    def _decode(cls, data: Mapping[str, Any], version: str | None, where: str) -> CpuMap:
         try:
             inner = _inflate(str(data["data"]))
             vocab = str(inner["features"]).split()
@@ -178,6 +190,7 @@ class CpuMap:
         return cls(frozenset(vocab), models, vendors, aliases, removed, added, str(data.get("digest") or "") or None, version, where)
 
 
+_DECODED: dict[tuple[str, str, str | None], CpuMap] = {}  # maps decoded in this process: a fleet shares a few
 _MAX_MAP_BYTES = 1 << 20  # a libvirt map is tens of KiB once decompressed: more is not a map
 
 

@@ -60,6 +60,17 @@ def _roots(releases: Sequence[_catalog.QemuRelease], names: Iterable[str]) -> tu
     return latent, hidden
 
 
+def extended(guest: GuestCpu, extra: Sequence[HostCpu], registry: MapRegistry, names: Iterable[str] = ()) -> GuestCpu:
+    """``guest`` with the stacks of hosts beyond its group as well (a new QEMU or libvirt, before an upgrade), among the
+    names every one of those hosts runs too; ``names``: further models whose definitions to take (domains' models)."""
+    members = [(h, [h.name]) for h in extra]
+    runs = frozenset.intersection(*(h.runnable for h in extra)) if extra else frozenset(guest.candidates)
+    keep = tuple(n for n in guest.candidates if n in runs)
+    wanted = sorted({*keep, *names})
+    return replace(guest, candidates=keep, qemu=(*guest.qemu, *qemu_stacks(guest.arch, members, wanted)),
+                   libvirt=(*guest.libvirt, *(libvirt_stacks(members, registry) if guest.arch == "x86_64" else ())))
+
+
 def libvirt_stacks(members: Sequence[tuple[HostCpu, Sequence[str]]], registry: MapRegistry) -> tuple[LibvirtStack, ...]:
     """One stack per distinct libvirt CPU map of the group (hosts without libvirt have none)."""
     by_map: dict[int, tuple[object, list[str]]] = {}
@@ -77,8 +88,8 @@ def exact(guest: GuestCpu) -> GuestCpu:
     out when its sub-features cannot be named), the model needing the fewest left out wins, in :func:`name_order`.
     Raises :class:`InexactError` naming the stacks and hosts when no model works at all.
     """
-    empty = _empty_roots(guest)
-    guest = replace(guest, features=guest.features - frozenset(empty), left_out={**guest.left_out, **empty})
+    gaps = {**_dependency_gaps(guest), **_unnamed(guest)}
+    guest = replace(guest, features=guest.features - frozenset(gaps), left_out={**guest.left_out, **gaps})
     best: tuple[int, int, GuestCpu] | None = None
     first_failure: Solution | None = None
     for rank, name in enumerate(name_order(guest)):
@@ -86,7 +97,7 @@ def exact(guest: GuestCpu) -> GuestCpu:
         if shaped is None:
             first_failure = first_failure or failure
             continue
-        score = (len(shaped.left_out), rank)
+        score = (_weight(shaped, guest), rank)
         if best is None or score < best[:2]:
             best = (*score, shaped)
         if not shaped.left_out:
@@ -95,6 +106,13 @@ def exact(guest: GuestCpu) -> GuestCpu:
         raise InexactError("no CPU model can be said exactly on every stack of the group: "
                            + (first_failure.summary() if first_failure else "no named model runs on every host"))
     return best[2]
+
+
+def _weight(shaped: GuestCpu, guest: GuestCpu) -> int:
+    """How much a shaping leaves out: features the guest would have had (a root and what it brings count once)."""
+    brought = _brought(guest)
+    left = set(shaped.left_out) - set(guest.left_out)
+    return len({f for f in left if not any(f in feats and r in left for r, feats in brought.items())})
 
 
 def _shape(guest: GuestCpu, name: str) -> tuple[GuestCpu | None, Solution | None]:
@@ -113,33 +131,63 @@ def _shape(guest: GuestCpu, name: str) -> tuple[GuestCpu | None, Solution | None
     return None, solve(current, name)
 
 
-def _empty_roots(guest: GuestCpu) -> dict[str, str]:
-    """Roots every host has while no host reports any feature they bring with any model: vmx without a single vmx-*
-    control (facts of a QEMU too old to report them) is no usable nested virtualization, so it is left out."""
-    brought: dict[str, set[str]] = {}
+def _brought(guest: GuestCpu) -> dict[str, frozenset[str]]:
+    """Per dependency root (vmx, svm...), every feature it brings with some model on some stack or in the catalogue:
+    those exist in a guest only with their root."""
+    brought: dict[str, set[str]] = {r: set(f) for r, f in _catalog.dependents(guest.arch).items()}
     for q in guest.qemu:
-        for roots in q.latent.values():
-            for root, feats in roots.items():
-                brought.setdefault(root, set()).update(feats)
-    return {root: f"no host reports any of the {len(feats)} features it brings ({min(feats)}...)"
-            for root, feats in sorted(brought.items()) if root in guest.features and feats and not feats & guest.features}
+        for table in (q.latent, q.hidden):
+            for roots in table.values():
+                for root, feats in roots.items():
+                    brought.setdefault(root, set()).update(feats)
+    return {root: frozenset(feats) for root, feats in brought.items()}
+
+
+def _unnamed(guest: GuestCpu) -> dict[str, str]:
+    """Features some libvirt of the group has no name for and no candidate model gives: no ``<cpu>`` can give them."""
+    given = frozenset().union(*(d for q in guest.qemu for d in q.definitions.values()))
+    out = {}
+    for lv in guest.libvirt:
+        for feature in sorted(guest.features - given - lv.cpu_map.qemu_vocabulary):
+            if not is_paravirt(feature):
+                out.setdefault(feature, f"{lv.label} (hosts {', '.join(lv.hosts[:5])}) has no name for it")
+    return out
+
+
+def _dependency_gaps(guest: GuestCpu) -> dict[str, str]:
+    """What cannot exist in a guest as the hosts report it: sub-features whose root not every host has (QEMU clears
+    them; old QEMU reported npt without svm), and roots every host has while no host reports any feature they bring
+    (vmx without a single vmx-* control, from a QEMU too old to report them, is no usable nested virtualization)."""
+    out: dict[str, str] = {}
+    for root, feats in sorted(_brought(guest).items()):
+        if root not in guest.features:
+            out.update({f: f"it exists only with {root}, which not every host has" for f in sorted(feats & guest.features)})
+        elif feats and not feats & guest.features:
+            out[root] = f"no host reports any of the {len(feats)} features it brings ({min(feats)}...)"
+    return out
 
 
 def _drops(guest: GuestCpu, name: str, solution: Solution) -> dict[str, str] | None:
-    """The features to leave out so that ``name`` can be named exactly; None when that cannot help."""
+    """The features to leave out so that ``name`` can be named exactly; None when that cannot help.
+
+    A feature some root brings goes with its root and everything else the root brings (a guest cannot have vmx-*
+    controls without vmx, nor vmx with controls no libvirt of the group can name alike).
+    """
+    brought = _brought(guest)
     drops: dict[str, str] = {}
     for problem in solution.problems:
         if problem.kind != "name":
             return None
         feature = problem.name
-        if feature in guest.features:
+        root = next((r for r, feats in sorted(brought.items()) if feature in feats and r in guest.features), None)
+        if root is not None:
+            why = f"{problem.stack} (hosts {', '.join(problem.hosts[:5])}) cannot name {feature}, which it brings"
+            drops.setdefault(root, why)
+            drops.update({f: f"it comes with {root}, left out" for f in brought[root] & guest.features if f not in drops})
+        elif feature in guest.features:
             drops[feature] = f"{problem.stack} (hosts {', '.join(problem.hosts[:5])}) has no name for it"
-            continue
-        root = next((r for q in guest.qemu for r, feats in q.latent.get(name, {}).items()
-                     if feature in feats and r in guest.features), None)
-        if root is None:
+        else:
             return None  # the model itself gives the feature: only another model can help
-        drops[root] = f"it turns on {feature}, for which {problem.stack} has no name"
     return drops or None
 
 

@@ -18,7 +18,7 @@ from .._errors import CpuCompatError
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._axes import axes
 from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
-from ..engine._group import PROBLEM_KEYS, GroupFacts, group_facts  # noqa: F401  (re-exported: the aggregation's entry)
+from ..engine._group import PROBLEM_KEYS, GroupFacts
 from ..engine._guest import stacks_summary
 from ..render._libvirt import render
 from ._planning import migration_matrix, plan_expansion

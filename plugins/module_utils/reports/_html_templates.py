@@ -276,5 +276,26 @@ PLAN = """{% extends "base" %}{% import "macros" as m %}
 {% endblock %}
 """
 
+UPGRADE = """{% extends "base" %}{% import "macros" as m %}
+{% block body %}
+{% for name, g in report.groups.items() %}
+<h2 id="group-{{ loop.index }}">Group {{ name }}</h2>
+{% set changing = g.domains | dictsort | selectattr('1.status', 'in', ['changes', 'refused']) | list %}
+{{ m.cards([("CPU judged", (g.level or {}).get('source', '-')), ("model", (g.level or {}).get('model') or "none"),
+            ("exact on both stacks", "yes" if g.exact_on_both else "no"), ("domains that would change", changing | length),
+            ("new stack", g.new_stack | join(', ') or "none")]) }}
+{% for host, r in g.runs.items() %}<p>{% if r.runnable %}<span class="verdict ok">Runs</span>{% else %}<span class="verdict bad">Does not run</span>{% endif %}
+on {{ host }}{% if not r.runnable %}: lacks {{ r.missing_features | join(', ') or 'its model' }}{% endif %}</p>{% endfor %}
+{% if changing %}<h3>Domains whose CPU would change at their next power cycle</h3>
+<div class="scroll"><table><thead><tr><th scope="col">domain</th><th scope="col">on the new stack</th></tr></thead><tbody>
+{% for key, d in changing[:limit] %}<tr><th scope="row">{{ key }}</th><td>{% for s, v in d.on.items() %}{{ s }}:
+{% if v.refused %}{{ v.refused }}{% else %}gains {{ v.gains | join(', ') or '-' }}, loses {{ v.loses | join(', ') or '-' }}{% endif %}
+{% endfor %}</td></tr>{% endfor %}</tbody></table></div>{% endif %}
+<h3>What to do</h3><ol>{% for a in g.actions %}<li class="mono">{{ a }}</li>{% endfor %}</ol>
+{% if g.xml_both %}<h3>The &lt;cpu&gt; exact on both stacks</h3><pre>{{ g.xml_both }}</pre>{% endif %}
+{% endfor %}
+{% endblock %}
+"""
+
 TEMPLATES = {"base": BASE, "macros": MACROS, "baseline": BASELINE, "expansion": EXPANSION, "migration": MIGRATION,
-             "contract": CONTRACT, "plan": PLAN}
+             "contract": CONTRACT, "plan": PLAN, "upgrade": UPGRADE}

@@ -227,7 +227,30 @@ def plan_markdown(view: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-_RENDERINGS = {"baseline": baseline_markdown, "expansion": expansion_markdown, "migration": migration_markdown,
+def upgrade_markdown(view: Mapping[str, Any]) -> str:
+    verdict = view.get("verdict") or {}
+    out = ["# Before the upgrade", "", f"Verdict: **{'the upgrade keeps every group exact' if verdict.get('ok') else 'HOLD THE UPGRADE'}**"]
+    out += [f"- {reason}" for reason in verdict.get("reasons", [])]
+    for name, g in sorted((view.get("groups") or {}).items()):
+        level = g.get("level") or {}
+        out += ["", f"## Group {name}", "", f"- new stack: {', '.join(g.get('new_stack') or []) or 'none'}",
+                f"- CPU judged: {level.get('source', '-')}, model `{level.get('model')}`, {len(level.get('features') or [])} features",
+                f"- exact on the old and the new stack at once: {'yes' if g.get('exact_on_both') else 'no'}"
+                + ("" if g.get("xml_both") == g.get("xml_now") else " (with a <cpu> that names more than the deployed one)")]
+        for host, runs in (g.get("runs") or {}).items():
+            out.append(f"- runs on {host}: " + ("yes" if runs["runnable"] else f"**no**, lacks {', '.join(runs['missing_features']) or 'its model'}"))
+        changing = {k: d for k, d in (g.get("domains") or {}).items() if d["status"] in ("changes", "refused")}
+        if changing:
+            out += ["", "| domain | at its next power cycle on the new stack |", "|---|---|"]
+            for key, d in sorted(changing.items()):
+                what = "; ".join(f"{s}: " + (v["refused"] if "refused" in v else f"gains {', '.join(v['gains']) or '-'}, loses {', '.join(v['loses']) or '-'}")
+                                 for s, v in d.get("on", {}).items())
+                out.append(f"| {key} | {what} |")
+        out += ["", "What to do:"] + [f"1. {a}" for a in g.get("actions") or []]
+    return "\n".join(out) + "\n"
+
+
+_RENDERINGS = {"baseline": baseline_markdown, "upgrade": upgrade_markdown, "expansion": expansion_markdown, "migration": migration_markdown,
                "contract": contract_markdown, "plan": plan_markdown}
 
 

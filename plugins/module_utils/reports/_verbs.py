@@ -21,8 +21,10 @@ from ..cpu._libvirt_map import MapRegistry
 from ..contract._domains import compliance, status_counts
 from ..engine._baseline import BaselineOptions, compute_baseline
 from ..engine._group import GroupFacts
+from ..engine._hostcpu import HostCpu
 from ._cluster import cluster_view, expansion_report, migration_report
 from ._report import REPORT_SCHEMA
+from ._upgrade import upgrade_group, upgrade_report
 
 VERBS = ("baseline", "expansion", "migration", "contract", "plan", "upgrade")
 
@@ -111,9 +113,10 @@ def _stacks(common: Common, group: GroupFacts) -> Any:
 
 
 def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], domains_var: str | None,
-             carried: Mapping[str, Any] | None = None) -> Outcome:
+             carried: Mapping[str, Any] | None = None, extra: Sequence[HostCpu] = ()) -> Outcome:
     """Pin or admit every group, each against its own contract; ``carried``: the result of an earlier contract step of
-    this run, whose admission and XML stand (only the domains' compliance is computed again)."""
+    this run, whose admission and XML stand (only the domains' compliance is computed again); ``extra``: hosts of
+    stacks beyond the groups' (a QEMU or libvirt about to be installed) on which the ``<cpu>`` must be exact too."""
     sections: dict[str, Any] = {}
     written: list[str] = []
     contracts: dict[str, Any] = {}
@@ -127,13 +130,13 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             sections[name] = _compliance_only(earlier, group, domains, common.registry)
         else:
             run = _admission.group_contract(name, group, _contract.load(path), path, common.policy, common.registry, domains,
-                                            common.allow_partial, common.form)
+                                            common.allow_partial, common.form, extra)
             if run.to_write is not None and (common.check_mode or _contract.save(path, run.to_write)):
                 written.append(path)  # in check mode only predicted: the file stays as it is
             sections[name] = run.section
-            if run.baseline is not None:
-                stem = "baseline" if len(groups) == 1 else os.path.join(name, "baseline")
-                side[stem] = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
+            # The baseline report beside the contract, from the same baseline (or naming why there is none).
+            stem = "baseline" if len(groups) == 1 else os.path.join(name, "baseline")
+            side[stem] = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
         section = sections[name]
         contracts[name] = {"model": section["model"], "xml": section["xml"], "pinned_at": section["pinned_at"],
                            "admitted": section["admitted"], "cpu": section.get("cpu")}
@@ -165,6 +168,25 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
     report = {"schema": REPORT_SCHEMA, "kind": "plan", **run.section, "applied": bool(written) and not common.check_mode,
               "check_mode": common.check_mode, "verdict": {"ok": not run.section["reasons"], "reasons": run.section["reasons"]}}
     return Outcome(report, written)
+
+
+def upgrade(common: Common, reader: Reader, groups: Mapping[str, list[str]], new_stack: list[str], domains_var: str | None,
+            stack_file: str | None) -> Outcome:
+    """Before a QEMU or libvirt upgrade: each group's CPU and domains on the new stack (the hosts ``new_stack``: a
+    canary already upgraded, or the new QEMU and map probed as a host of their own)."""
+    new = reader.group(new_stack)
+    sections = {}
+    for name, hosts in groups.items():
+        _path, current = _contract_of(common, name)
+        members = [h for h in hosts if h not in new_stack]
+        sections[name] = upgrade_group(name, reader.group(members), new, current, common.policy, common.registry,
+                                       reader.domains(members, domains_var), common.form, stack_file)
+    return Outcome(upgrade_report(sections, stack_file), extra={"new_stack": dict(new.usable)})
+
+
+def extra_hosts(stacks: Mapping[str, Any]) -> list[HostCpu]:
+    """The hosts of a new-stack file (host name -> cpucompat facts), validated."""
+    return [HostCpu.from_facts(str(name), facts) for name, facts in sorted(stacks.items())]
 
 
 def group_map(inventory: Mapping[str, Sequence[str]], names: list[str]) -> dict[str, list[str]]:

@@ -10,7 +10,6 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import domain_cpu, replace_cpu
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuXmlError, LibvirtError
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import load_cpu_map
 
 RENDERED = """<cpu mode='custom' match='exact' check='full'>

@@ -11,7 +11,8 @@ import os
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact, cluster_view, digest, group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact, cluster_view, digest
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP, MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown, write_reports

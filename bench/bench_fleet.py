@@ -14,7 +14,13 @@ without their per-host libvirt listing (a module run per host is not what this m
 once more with the cache in a real redis-server on a loopback port (community.general.redis), seeded with the same
 entries.
 
-Environment: BENCH_FLEET_SIZES (default 1000,2000,10000), BENCH_FLEET_ROUNDS (default 3; sizes over 2,000 run once).
+Side by side with another commit (BENCH_FLEET_REF, e.g. the last release): that commit's collection is built from a git
+worktree, its own test utilities seed a cache with the facts its schema has, and the baseline and site playbooks of both
+run interleaved, round by round, over caches of the same hosts (1,000). The site run is from the cache: facts probed
+within cpucompat_probe_max_age, nothing deployed (the aggregation and contract steps, not QEMU, are measured).
+
+Environment: BENCH_FLEET_SIZES (default 1000,2000,10000), BENCH_FLEET_ROUNDS (default 3; sizes over 2,000 run once),
+BENCH_FLEET_REF (a git ref to compare with; unset: no comparison).
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ from bench_baseline import INTEL  # noqa: E402  pylint: disable=wrong-import-pos
 from utils.redis_server import RedisServer  # noqa: E402  pylint: disable=wrong-import-position
 from utils.recordings import facts_of  # noqa: E402  pylint: disable=wrong-import-position
 
-SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_SIZES", "1000,2000,10000").split(",")]
+SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_SIZES", "1000,2000,10000").split(",") if s.strip() and int(s) > 0]
 ROUNDS = int(os.environ.get("BENCH_FLEET_ROUNDS", "3"))
 CANDIDATES = 50
 PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
@@ -46,9 +52,15 @@ RUNNER = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:], 
           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)")
 
 
-def seed(work: str, size: int, rng: random.Random) -> tuple[str, int]:
-    """The inventory and a seeded cache of ``size`` hosts (plus the candidates); the cache's size in bytes."""
-    pool = {n: json.dumps({"__payload__": json.dumps({"cpucompat": facts_of(n)})}) for n in INTEL}
+def seed(work: str, size: int, rng: random.Random, pool_facts: dict[str, dict] | None = None) -> tuple[str, int]:
+    """The inventory and a seeded cache of ``size`` hosts (plus the candidates); the cache's size in bytes.
+
+    ``pool_facts``: the recorded hosts' facts (by default this tree's), each marked probed now (a site run keeps them).
+    """
+    now = int(time.time())
+    facts = pool_facts or {n: facts_of(n) for n in INTEL}
+    pool = {n: json.dumps({"__payload__": json.dumps({"cpucompat": {**f, "probe": {**(f.get("probe") or {}), "probed_at": now}}})})
+            for n, f in facts.items()}
     cache = os.path.join(work, "seed")
     os.makedirs(cache)
     hosts = [f"hv{i:05d}" for i in range(size)]
@@ -66,14 +78,15 @@ def du(path: str) -> int:
     return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
 
 
-def run(work: str, cache: str, playbook: str, *extra: str, plugin: str = "jsonfile") -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one ansible-playbook run."""
+def run(work: str, cache: str, playbook: str, *extra: str, plugin: str = "jsonfile", tree: str = ROOT,
+        collections: str = os.path.join(ROOT, ".collections")) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one ansible-playbook run (of ``tree``'s playbook and installed collection)."""
     env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_CACHE_PLUGIN": plugin,
-           "ANSIBLE_CACHE_PLUGIN_CONNECTION": cache, "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".collections"),
+           "ANSIBLE_CACHE_PLUGIN_CONNECTION": cache, "ANSIBLE_COLLECTIONS_PATH": collections,
            "ANSIBLE_NOCOLOR": "1"}
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", RUNNER, PLAYBOOK, "-i", os.path.join(work, "inventory.ini"),
-                           os.path.join(ROOT, "playbooks", playbook), "-e", "cpucompat_probe_enabled=false",
+                           os.path.join(tree, "playbooks", playbook), "-e", "cpucompat_probe_enabled=false",
                            "-e", f"cpucompat_report_dir={work}/reports", *extra],
                           env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
@@ -117,6 +130,8 @@ def main() -> None:
                 on_redis(work, seeded)
         finally:
             shutil.rmtree(work)
+    if os.environ.get("BENCH_FLEET_REF"):
+        compare_ref(os.environ["BENCH_FLEET_REF"])
     if 1000 in medians and 2000 in medians:
         print(f"  2,000 / 1,000 hosts: {medians[2000] / medians[1000]:.2f}x (target <= 2.2x)")
     print("  targets: 1,000 hosts <= 5 s with growth <= 2 KiB/host; 10,000 hosts <= 60 s; planning checks <= 10 s")
@@ -181,6 +196,62 @@ def on_redis(work: str, seeded: str) -> None:
                   f"(rounds {min(t for t, _ in runs):.2f}-{max(t for t, _ in runs):.2f})")
     finally:
         server.stop()
+
+
+SITE_EXTRA = ("-e", "cpucompat_probe_max_age=86400", "-e", "cpucompat_deploy_enabled=false", "-e", "cpucompat_group=hypervisors",
+              "-e", "cpucompat_contract_dir={work}/contracts")
+
+
+def _ref_tree(ref: str, work: str) -> tuple[str, str, dict[str, dict]]:
+    """A worktree of ``ref``, its collection installed apart, and the recorded hosts' facts as its own code builds them."""
+    tree = os.path.join(work, "ref")
+    subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", "--force", tree, ref], check=True, capture_output=True)
+    collections = os.path.join(work, "ref-collections")
+    build = os.path.join(work, "ref-build")
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-galaxy"), "collection", "build", "--force",
+                    "--output-path", build, tree], check=True, capture_output=True)
+    artifact = next(os.path.join(build, f) for f in os.listdir(build) if f.endswith(".tar.gz"))
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-galaxy"), "collection", "install", "--force", "-p",
+                    collections, artifact], check=True, capture_output=True)
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from utils.source_tree import SOURCE_COLLECTIONS; "
+            "sys.path.insert(0, SOURCE_COLLECTIONS); from ansible.plugins.loader import init_plugin_loader; "
+            "init_plugin_loader([SOURCE_COLLECTIONS]); from utils.recordings import facts_of; "
+            "print(json.dumps({n: facts_of(n) for n in json.loads(sys.argv[2])}))")
+    out = subprocess.run([sys.executable, "-c", code, os.path.join(tree, "tests"), json.dumps(INTEL)], check=True,
+                         capture_output=True, text=True, cwd=tree).stdout
+    return tree, collections, json.loads(out)
+
+
+def compare_ref(ref: str, size: int = 1000) -> None:
+    """The baseline and site playbooks of ``ref`` and of this tree, interleaved round by round, 1,000 hosts."""
+    work = tempfile.mkdtemp(prefix="cpucompat-bench-ref-")
+    try:
+        tree, collections, ref_facts = _ref_tree(ref, work)
+        trees = {ref: (tree, collections, ref_facts), "this tree": (ROOT, os.path.join(ROOT, ".collections"), None)}
+        seeded = {}
+        for name, (_t, _c, facts) in trees.items():
+            os.makedirs(os.path.join(work, name))
+            seeded[name] = seed(os.path.join(work, name), size, random.Random(size), facts)
+        samples: dict[tuple[str, str], list[float]] = {}
+        for _round in range(ROUNDS):
+            for playbook, extra in (("baseline.yml", ()), ("site.yml", SITE_EXTRA)):
+                for name, (t, c, _facts) in trees.items():
+                    home = os.path.join(work, name)
+                    cache = os.path.join(home, "cache")
+                    shutil.rmtree(cache, ignore_errors=True)
+                    shutil.copytree(seeded[name][0], cache)
+                    for kind in ("first", "again"):
+                        elapsed, _rss = run(home, cache, playbook, *(e.format(work=home) for e in extra), tree=t, collections=c)
+                        samples.setdefault((f"{playbook} {kind}", name), []).append(elapsed)
+                    shutil.rmtree(os.path.join(home, "contracts"), ignore_errors=True)
+        print(f"  side by side with {ref}, {size} hosts, {ROUNDS} interleaved rounds (cache {seeded[ref][1] / (size + CANDIDATES) / 1024:.1f} "
+              f"KiB/host there, {seeded['this tree'][1] / (size + CANDIDATES) / 1024:.1f} KiB/host here):")
+        for what in sorted({w for w, _n in samples}):
+            old, new = (statistics.median(samples[(what, n)]) for n in (ref, "this tree"))
+            print(f"    {what:22s} {ref}: {old:6.2f} s   this tree: {new:6.2f} s   ratio {new / old:.2f}")
+    finally:
+        subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", os.path.join(work, "ref")], check=False, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

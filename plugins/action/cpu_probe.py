@@ -9,7 +9,7 @@ The one place that decides whether cached facts still describe a host, in this o
 2. ``max_age`` (with ``reuse_cached``): cached facts of this schema probed less than ``max_age`` seconds ago stand;
    nothing runs on the host.
 3. the fingerprint script: the host's current fingerprint is read by one small standard-library script
-   (``module_utils/_fingerprint.py``, sent with ``python -c``): no module is packaged or transferred and Ansible's
+   (``module_utils/probe/_fingerprint.py``, sent with ``python -c``): no module is packaged or transferred and Ansible's
    per-module start-up cost (hundreds of milliseconds of CPU per host) is not paid. When it equals the cached
    fingerprint, the cached facts stand.
 4. the module, given the cached fingerprint when the script could not tell (socket mode, no known interpreter, any

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: cluster_cpu_facts
-short_description: Aggregate the CPU facts of a group into a baseline, expansion or migration report
+short_description: Aggregate the CPU facts of a group into a baseline, contract, planning or upgrade report
 version_added: 0.1.0
 description:
   - Reads C(ansible_facts['cpucompat']) of every host of a group (probed by M(cpucompat.cluster.cpu_probe)) on the
@@ -22,14 +22,21 @@ description:
   - V(migration) builds the migration matrix of the domains of O(sources) (O(domains_var)) against the targets
     O(hosts), as P(cpucompat.cluster.cpu_migration_matrix#filter) does, with libvirt's verdicts read from the registered
     M(cpucompat.cluster.hypervisor_cpu_compare) results named by O(verdicts_var).
-  - V(contract) keeps each group's CPU contract (schema C(cpucompat.contract/1), one C(<group>.json) in O(contract_dir))
-    for the groups O(groups) (or O(group)) - pins a group's baseline when it has none, otherwise admits its hosts against
-    the pinned CPU (a host that cannot run it is named with the features it lacks, and the lower contract that would
-    admit it); with O(domains_var), every domain's compliance. A host in two of the groups is refused. Contract files
-    are written atomically and never in check mode; a malformed or foreign contract is refused, never overwritten.
-  - V(plan) plans raising or lowering O(group)'s contract (O(contract_action)) and writes the new contract unless in
-    check mode or refused (lower without O(allow_lower), a lost security feature without O(allow_security_loss), a
-    raise some host cannot run, a what-if with O(without)).
+  - V(contract) keeps each group's CPU contract (schema C(cpucompat.contract/2), one C(<group>.json) in O(contract_dir):
+    the exact guest CPU, never XML) for the groups O(groups) (or O(group)) - pins a group's guest CPU when it has none,
+    otherwise admits its hosts against the pinned one (a host that cannot run it, or on whose QEMU and libvirt it cannot
+    be said exactly, is named with what it lacks, and the lower contract that would admit it); renders the C(<cpu>)
+    for the stacks the group has (and those of O(extra_stacks)); writes the group's baseline report beside, from the
+    same baseline; with O(domains_var), every domain's compliance. A host in two of the groups is refused. Contract
+    files are written atomically and never in check mode; a malformed or foreign contract is refused, never overwritten;
+    a C(cpucompat.contract/1) file is upgraded on this write, and the report says so.
+  - V(plan) plans raising or lowering O(group)'s contract (O(change)) and writes the new contract unless in check mode
+    or refused (lower without C(allow_lower), a lost security feature without C(allow_security_loss), a raise some host
+    cannot run, a what-if with C(without)).
+  - V(upgrade) judges each group against a new QEMU or libvirt (the hosts O(new_stack) stand for it) - whether its
+    contract runs there and can be said exactly on the old and the new stack at once, which domains' CPU would change
+    at their next power cycle, and what to do; the new stack's facts are written to C(new-stack.json) in O(report_dir)
+    for O(extra_stacks).
   - With O(group), V(expansion) and V(migration) also judge against the group's contract when it has one.
   - Hosts without facts, with facts of another schema version, whose latest probe failed (the host variable
     C(cpucompat_probe_result) registered by the C(cpucompat.cluster.probe) role has C(failed=true)), or that failed or were unreachable in this play
@@ -48,7 +55,7 @@ attributes:
   facts:
     support: full
     description:
-      - With O(report=baseline), returns C(cpucompat_cluster) when some host of the play would get a new value;
+      - With O(report=baseline) (and O(report=contract) for one group), returns C(cpucompat_cluster) when some host of the play would get a new value;
         not when every host holds it already (no fact cache entry is rewritten), nor when no baseline was computed or
         a host's fact cache entry could not be read (the cache is left as it is).
   action:
@@ -59,73 +66,56 @@ options:
     description: The kind of report (schema C(cpucompat.report/1)).
     type: str
     default: baseline
-    choices: [baseline, expansion, migration, contract, plan]
+    choices: [baseline, expansion, migration, contract, plan, upgrade]
   group:
     description:
-      - The inventory group whose contract V(contract) or V(plan) keeps, or whose contract V(expansion) (the cluster)
-        and V(migration) (the sources) are judged against.
-      - With V(baseline), the group to aggregate (unless O(hosts) is given); its name is part of C(cpucompat_cluster).
+      - The inventory group; the baseline's hosts when O(hosts) is not given, the contract's group for V(contract),
+        V(plan) and V(upgrade), and the group whose contract V(expansion) and V(migration) judge against.
     type: str
   groups:
-    description: With O(report=contract), several inventory groups, each with its own contract.
+    description: With O(report=contract) or O(report=upgrade), several groups, each with its own contract.
     type: list
     elements: str
-  contract_dir:
-    description:
-      - Folder on the controller with one C(<group>.json) contract per group; version it with the inventory.
-      - Empty is C(cpucompat-contracts) beside the first inventory source that is a file or folder, else in the current
-        directory.
-    type: str
-    default: ""
-  contract_action:
-    description: With O(report=plan), V(raise) or V(lower) the contract to the group's baseline of today.
-    type: str
-    choices: [raise, lower]
-  without:
-    description: With O(report=plan), hosts to leave out (the what-if of decommissioning); such a plan is never applied.
-    type: list
-    elements: str
-    default: []
-  allow_lower:
-    description: With O(report=plan), allow a lower contract.
-    type: bool
-    default: false
-  allow_security_loss:
-    description: With O(report=plan), allow a contract that loses a mitigation feature (spec-ctrl, ssbd, md-clear, ...).
-    type: bool
-    default: false
-  reason:
-    description: With O(report=plan), the reason recorded in the contract's history.
-    type: str
-    default: ""
   hosts:
-    description:
-      - The hosts to aggregate. Defaults to the hosts of the inventory group O(group) with O(report=baseline), else to
-        all hosts of the play (C(ansible_play_hosts_all)).
-      - The group for V(baseline), the current cluster for V(expansion), the targets for V(migration).
+    description: The hosts to aggregate (the cluster for V(expansion), the targets for V(migration)); default the play's.
     type: list
     elements: str
   candidates:
-    description: With O(report=expansion), the hosts that would join the cluster.
+    description: With O(report=expansion), the hosts that would join.
     type: list
     elements: str
     default: []
   sources:
-    description: With O(report=migration), the hosts whose domains would move. Defaults to O(hosts).
+    description: With O(report=migration), the hosts whose domains would move (default O(hosts)).
     type: list
     elements: str
   domains_var:
-    description:
-      - Name of the host variable holding a registered M(cpucompat.cluster.domain_cpu_info) result (its C(domains)).
-      - Hosts where it is absent or skipped contribute no domains.
+    description: Name of the host variable holding a registered M(cpucompat.cluster.domain_cpu_info) result.
     type: str
   verdicts_var:
-    description: With O(report=migration), name of the host variable holding a registered M(cpucompat.cluster.hypervisor_cpu_compare) result.
+    description: Name of the host variable holding a registered M(cpucompat.cluster.hypervisor_cpu_compare) result.
     type: str
-  requested:
+  carry_var:
     description:
-      - With O(report=migration), the migrations intended, each a dictionary with C(domain) (C(host/name)) and C(target)
-        (a host); an impossible one fails the verdict.
+      - With O(report=contract), the registered result of an earlier contract step of this run - its admission and
+        C(<cpu>) stand, and only the domains' compliance is computed (no second baseline).
+    type: str
+  new_stack:
+    description:
+      - With O(report=upgrade), the hosts that stand for the new stack - a canary already upgraded, or the host the
+        C(cpucompat.cluster.upgrade_check) playbook adds for a QEMU binary and CPU map probed by path.
+    type: list
+    elements: str
+    default: []
+  extra_stacks:
+    description:
+      - With O(report=contract), files of stacks beyond the group's (C(new-stack.json) of an upgrade check) - the
+        C(<cpu>) is rendered exact on them too, and a host is refused when it cannot be.
+    type: list
+    elements: path
+    default: []
+  requested:
+    description: With O(report=migration), the migrations to judge, as C({domain, target}) pairs.
     type: list
     elements: dict
     default: []
@@ -134,48 +124,88 @@ options:
     type: str
     default: incompatible
     choices: [incompatible, lowers_baseline, never]
+  change:
+    description: With O(report=plan), the change to plan.
+    type: dict
+    suboptions:
+      action:
+        description: V(raise) or V(lower).
+        type: str
+        required: true
+        choices: [raise, lower]
+      without:
+        description: Hosts to leave out (what-if of decommissioning); the plan is then never applied.
+        type: list
+        elements: str
+        default: []
+      allow_lower:
+        description: Allow a lower.
+        type: bool
+        default: false
+      allow_security_loss:
+        description: Allow losing a security feature.
+        type: bool
+        default: false
+      reason:
+        description: The history entry's reason.
+        type: str
+        default: ""
   allow_partial:
-    description: Compute the baseline from the hosts that have facts even when others do not.
+    description: Compute the baseline (and pin or admit) from the hosts that have facts even when others do not.
     type: bool
     default: false
-  migratable_only:
-    description: As in P(cpucompat.cluster.cpu_baseline#filter).
-    type: bool
-    default: true
-  allow_deprecated:
-    description: As in P(cpucompat.cluster.cpu_baseline#filter).
-    type: bool
-    default: false
-  require_features:
-    description: As in P(cpucompat.cluster.cpu_baseline#filter).
-    type: list
-    elements: str
-    default: []
-  min_model:
-    description: As in P(cpucompat.cluster.cpu_baseline#filter).
+  policy:
+    description: What shapes the baseline, as the options of P(cpucompat.cluster.cpu_baseline#filter).
+    type: dict
+    default: {}
+    suboptions:
+      migratable_only:
+        description: Keep only migratable features.
+        type: bool
+        default: true
+      allow_deprecated:
+        description: Allow models QEMU deprecates.
+        type: bool
+        default: false
+      require_features:
+        description: Features the group must keep; fails naming the hosts that lack them.
+        type: list
+        elements: str
+        default: []
+      min_model:
+        description: A model every host must run.
+        type: str
+      exclude_features:
+        description: Features to leave out although every host has them.
+        type: list
+        elements: str
+        default: []
+      vendor_neutral:
+        description: Allow hosts of different vendors, on a vendor-neutral model.
+        type: bool
+        default: false
+  form:
+    description: The form of the libvirt C(<cpu>), as in P(cpucompat.cluster.libvirt_cpu_xml#filter).
     type: str
-  exclude_features:
-    description: As in P(cpucompat.cluster.cpu_baseline#filter).
-    type: list
-    elements: str
-    default: []
-  vendor_neutral:
-    description: As in P(cpucompat.cluster.cpu_baseline#filter).
-    type: bool
-    default: false
+    default: minimal
+    choices: [minimal, explicit]
   cpu_map:
     description:
-      - libvirt's CPU map on the controller, used to render the x86_64 XML. Use the map of the libvirt version the
-        hypervisors run; M(cpucompat.cluster.domain_cpu) with O(cpucompat.cluster.domain_cpu#module:baseline) renders
-        on each hypervisor with its own map instead.
+      - Directory of a libvirt CPU map on the controller for hosts whose facts say nothing about libvirt (facts built by
+        hand). Each probed host's facts carry the map its own libvirt reads, and that is the one used.
     type: path
-    default: /usr/share/libvirt/cpu_map
+  contract_dir:
+    description:
+      - Folder of the contracts on the controller, one C(<group>.json) per group.
+      - Empty is C(cpucompat-contracts) beside the first inventory source that is a file or folder.
+    type: str
+    default: ""
   report_dir:
     type: str
     description:
-      - Directory on the controller where C(<report>.json) (the report) and C(<report>.md) (its Markdown rendering) are
+      - Directory on the controller where C(<report>.json) (the report), C(<report>.md) and C(<report>.html) are
         written, atomically, also in check mode since they change nothing on the hosts. Files whose content is the same
-        are left alone.
+        are left alone. V(contract) also writes the baseline report of each group (C(<group>/baseline.*) for several).
       - Empty is a folder C(reports) beside the first inventory source that is a file or folder, else in the current
         directory; omitted, no report file is written.
   return_report:
@@ -225,10 +255,17 @@ report:
   type: dict
   sample: {schema: cpucompat.report/1, kind: expansion, verdict: {ok: true, reasons: []}}
 contracts:
-  description: With O(report=contract), each group's contract CPU (C(model), C(xml), C(pinned_at)) and the hosts C(admitted) to it.
+  description:
+    - With O(report=contract), each group's contract - C(model), C(cpu) (the pinned level), C(xml) (its C(<cpu>) for
+      today's stacks), C(pinned_at) - and the hosts C(admitted) to it.
   returned: when O(report=contract)
   type: dict
   sample: {hypervisors: {model: EPYC-Rome, xml: "<cpu mode='custom' match='exact' check='full'>...</cpu>", admitted: [hv1, hv2]}}
+new_stack:
+  description: With O(report=upgrade), the new stack's facts (host name to C(cpucompat) facts), as written to C(new-stack.json).
+  returned: when O(report=upgrade)
+  type: dict
+  sample: {hv1@new-stack: {schema_version: 4, arch: x86_64}}
 contract_files:
   description: The contract files written (in check mode, the ones that would be).
   returned: when O(report=contract) or O(report=plan)
@@ -253,7 +290,7 @@ verdict:
   sample: {ok: false, reasons: ["the baseline is not computed from a partial group: no usable facts from hv5, hv6 ..."]}
 cluster:
   description: With O(report=baseline), the value of C(cpucompat_cluster) (also when the fact itself is not returned).
-  returned: when O(report=baseline)
+  returned: when O(report=baseline), or O(report=contract) for one group
   type: dict
   sample: {schema: cpucompat.cluster/1, group: hypervisors, hosts: 1000, model: Skylake-Server-v4, xml: "<cpu ...>...</cpu>"}
 cluster_fact:

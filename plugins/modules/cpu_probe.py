@@ -10,8 +10,12 @@ module: cpu_probe
 short_description: Probe a hypervisor's CPU capabilities through QEMU's QMP monitor
 version_added: 0.1.0
 description:
-  - Starts a throwaway C(qemu-system-<arch> -machine none) (or attaches to an existing QMP socket) and asks QEMU which
-    named CPU models run on this host, which features block the others, and which features the host CPU model exposes.
+  - Starts a throwaway C(qemu-system-<arch>) with the guests' machine type (O(machine); QEMU's default when omitted),
+    or attaches to an existing QMP socket, and asks QEMU which named CPU models run on this host, which features block
+    the others, which features the host CPU model exposes, and how QEMU defines each model that runs here under this
+    accelerator and machine type.
+  - Reads the CPU map of the host's libvirt (O(cpu_map)) meanwhile; the facts keep it, so that the controller renders a
+    C(<cpu>) this host's own libvirt reads as intended.
   - Under KVM on x86_64 a second throwaway QEMU creates one vCPU of the host model, concurrently, to find features
     KVM refuses although QEMU offers them (nested hypervisors); they are left out of the facts.
   - Returns the answers as the cacheable fact C(ansible_facts['cpucompat']), whose schema is documented in the
@@ -146,7 +150,7 @@ freshness:
   type: str
   sample: fingerprint
 fingerprint:
-  description: Digest of everything that can change the answer (QEMU binary, kernel, microcode, accelerator).
+  description: Digest of everything that can change the answer (QEMU binary, machine type, kernel, microcode, accelerator, libvirt and its CPU map).
   returned: success
   type: str
   sample: sha256:7db6ff2b7496e0c5e4a1f1b6b7c2f7c5b0a9e0f3c8d1e2f3a4b5c6d7e8f90a1b
@@ -160,7 +164,7 @@ ansible_facts:
       returned: when probed
       type: dict
       sample:
-        schema_version: 2
+        schema_version: 4
         arch: x86_64
         vendor: AuthenticAMD
         family: 25
@@ -173,23 +177,21 @@ ansible_facts:
         host_cpu: {expansion: "static:host", features_source: expansion, kvm_rejected_features: [mds-no, rdctl-no], kvm_vcpu_check: null}
         features: [abm, adx, aes, apic, avx, avx2]
         non_migratable_features: [invtsc]
-        models:
-          EPYC-v1:
-            runnable: true
-            unavailable_features: []
-            migration_safe: true
-            static: false
-            deprecated: false
-            alias_of: null
-            features: [abm, adx, aes]
+        models: {EPYC-v1: [], EPYC-Rome-v1: [avx2, clwb], pentium3-v1: []}
+        model_aliases: {EPYC: EPYC-v1, EPYC-Rome: EPYC-Rome-v1, pentium3: pentium3-v1}
+        model_flags: {deprecated: [], not_migration_safe: [], static: [base]}
+        model_features: {EPYC-v1: [abm, adx, aes, apic, x2apic]}
+        unnamed_blockers: {}
+        runnable_models: [EPYC, EPYC-v1, pentium3, pentium3-v1]
         capabilities: {comparison: false, baseline: false, unavailable_features: true}
-        probe: {mode: spawn, socket: null, duration_s: 0.11}
+        probe: {mode: spawn, socket: null, duration_s: 0.17, probed_at: 1796300000}
+        fingerprint: "sha256:7db6ff2b7496e0c5e4a1f1b6b7c2f7c5b0a9e0f3c8d1e2f3a4b5c6d7e8f90a1b"
         machine: {requested: default, name: pc-i440fx-7.2, type: pc-i440fx}
-        versions: {qemu: 7.2.22, libvirt: 9.0.0, kernel: 6.1.0-28-amd64, microcode: "0xa0011d5"}
+        versions: {qemu: 7.2.22, libvirt: 9.0.0, kernel: 6.1.0-40-amd64, microcode: "0x1000065"}
+        libvirt: {version: 9.0.0, cpu_map: {format: 2, digest: "sha256:30e9bce98e0ab728e07996d3d2f6f8f053f70b9a5c792defccbcc1fbc012baa1", data: "eNrtXdty...="}}
         phys_bits: 48
-        tsc: {frequency: 2445404000, scaling: false}
-        hyperv: [hv-relaxed, hv-vapic, hv-spinlocks]
-        fingerprint: sha256:7db6ff2b7496e0c5e4a1f1b6b7c2f7c5b0a9e0f3c8d1e2f3a4b5c6d7e8f90a1b
+        tsc: {frequency: 2994374000, scaling: false}
+        hyperv: null
 """
 
 from ansible.module_utils.basic import AnsibleModule

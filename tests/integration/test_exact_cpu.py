@@ -15,17 +15,14 @@ import json
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import is_paravirt
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import LIBVIRT_VENDOR
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from conftest import KVM
-from utils import judges, stacks
+from utils import exact_groups, judges, stacks
 from utils.recordings import facts_of
 
 SYSTEM, BACKPORTS = stacks.by_name("system"), stacks.by_name("backports")
 MAPS = (SYSTEM.cpu_map, BACKPORTS.cpu_map)
-VENDOR_ID = {v: k for k, v in LIBVIRT_VENDOR.items()}
 
 
 @pytest.fixture(scope="module")
@@ -129,59 +126,25 @@ def test_skylake_sp_and_cascade_lake_get_what_both_run(qemu_judges) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ the property test
-def _models_both_know() -> list[str]:
-    from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _catalog  # pylint: disable=import-outside-toplevel
-    qemu_names = [r.names() for r in _catalog.releases("x86_64")]
-    return sorted(frozenset.intersection(*qemu_names) & set(SYSTEM.cpu_map.models) & set(BACKPORTS.cpu_map.models))
-
-
-def _synthetic(model: str, features: frozenset[str], stack: stacks.Stack, judge: judges.QemuJudge) -> dict:
-    """The facts a host whose CPU has exactly ``features`` gives, probed with ``stack`` (its QEMU expands the model)."""
-    cpu_map = stack.cpu_map
-    vendor = VENDOR_ID.get(str(cpu_map.vendors.get(model)), "GenuineIntel")
-    definition = judge.view(model, {})
-    assert not isinstance(definition, str), definition
-    version = ".".join(str(judge.client.greeting["version"]["qemu"][k]) for k in ("major", "minor", "micro"))
-    return {"schema_version": 4, "arch": "x86_64", "vendor": vendor, "accel": "kvm", "base_model": None,
-            "qemu": {"version": version},
-            "features": sorted(features), "non_migratable_features": [], "models": {model: []}, "model_aliases": {},
-            "model_flags": {"deprecated": [], "not_migration_safe": [], "static": []},
-            "model_features": {model: sorted(definition | {f for f in features if is_paravirt(f)})},
-            "runnable_models": [model], "machine": {"requested": "q35", "name": "pc-q35-" + ".".join(version.split(".")[:2]), "type": "pc-q35"},
-            "versions": {"libvirt": stack.libvirt_version}, "phys_bits": None,
-            "libvirt": {"version": stack.libvirt_version, "cpu_map": cpu_map.to_facts()}}
-
-
 @KVM
 def test_every_model_both_vocabularies_know_renders_exactly(qemu_judges) -> None:
     """For every model QEMU 7.2 and 10.0 and libvirt 9.0 and 11.3 all know: a host whose CPU is the union of every
     definition of it, on both stacks at once; and the same with one host lacking each feature the definitions disagree
     on. 100 % of them render, and exactly."""
     old, new = qemu_judges
-    models = _models_both_know()
-    assert len(models) >= 45, models
+    assert len(exact_groups.models_both_know()) >= 45
     groups, problems = 0, {}
-    for model in models:
-        defs = [old.view(model, {}), new.view(model, {}), *(m.definition(model) for m in MAPS)]
-        union = frozenset().union(*defs)
-        host = old.view(model, {f: True for f in union})  # QEMU makes the union consistent (a root brings its sub-features)
-        assert not isinstance(host, str), host
-        disagree = sorted(frozenset.union(*defs) - frozenset.intersection(*defs))
-        cases = [(model, None)] + [(model, f) for f in disagree if f in host]
-        for _model, lacking in cases:
-            # without one feature, as QEMU itself makes a CPU without it (what depends on it goes too)
-            weaker = old.view(model, {f: f in host and f != lacking for f in host | {lacking}}) if lacking else host
-            assert not isinstance(weaker, str), weaker
-            group = {"a-7.2": _synthetic(model, host, SYSTEM, old), "b-10.0": _synthetic(model, weaker, BACKPORTS, new)}
-            base = baseline_of(group)
-            groups += 1
-            key = f"{model} without {lacking}" if lacking else model
-            if base.guest is None:
-                problems[key] = base.guest_error
-                continue
-            xml, found = _judge(base.guest, qemu_judges)
-            if found:
-                problems[key] = found + [xml]
+    for model, lacking, host, weaker in exact_groups.cases(old):
+        group = {"a-7.2": exact_groups.synthetic(model, host, SYSTEM, old), "b-10.0": exact_groups.synthetic(model, weaker, BACKPORTS, new)}
+        base = baseline_of(group)
+        groups += 1
+        key = f"{model} without {lacking}" if lacking else model
+        if base.guest is None:
+            problems[key] = base.guest_error
+            continue
+        xml, found = _judge(base.guest, qemu_judges)
+        if found:
+            problems[key] = found + [xml]
     assert not problems, f"{len(problems)} of {groups} groups are not exact:\n" + json.dumps(problems, indent=1)[:6000]
     assert groups >= 100
 

@@ -103,8 +103,8 @@ def dependents(arch: str) -> Mapping[str, frozenset[str]]:
 
 @functools.lru_cache(maxsize=None)
 def vocabulary(arch: str) -> frozenset[str]:
-    """Every feature some catalogued QEMU defines in some model (or brings with a root): names QEMU knows."""
-    return frozenset().union(*(frozenset(s.split()) for s in _catalog_data.SETS.get(arch, ())))
+    """Every feature some catalogued QEMU defines in some model, brings with a root, or is a root: names QEMU knows."""
+    return frozenset().union(*(frozenset(s.split()) for s in _catalog_data.SETS.get(arch, ())), dependents(arch))
 
 
 def newest(arch: str) -> str | None:

@@ -156,14 +156,15 @@ def _unnamed(guest: GuestCpu) -> dict[str, str]:
 
 def _dependency_gaps(guest: GuestCpu) -> dict[str, str]:
     """What cannot exist in a guest as the hosts report it: sub-features whose root not every host has (QEMU clears
-    them; old QEMU reported npt without svm), and roots every host has while no host reports any feature they bring
-    (vmx without a single vmx-* control, from a QEMU too old to report them, is no usable nested virtualization)."""
+    them; old QEMU reported npt without svm), and roots every host has while the hosts have in common none of the
+    features they bring (vmx without a single vmx-* control - a host whose QEMU was too old to report them - is no
+    usable nested virtualization)."""
     out: dict[str, str] = {}
     for root, feats in sorted(_brought(guest).items()):
         if root not in guest.features:
             out.update({f: f"it exists only with {root}, which not every host has" for f in sorted(feats & guest.features)})
         elif feats and not feats & guest.features:
-            out[root] = f"no host reports any of the {len(feats)} features it brings ({min(feats)}...)"
+            out[root] = f"the hosts have in common none of the {len(feats)} features it brings ({min(feats)}...)"
     return out
 
 

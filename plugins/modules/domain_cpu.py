@@ -15,7 +15,12 @@ description:
   - The desired C(<cpu>) is compared, normalised, with the one in the inactive definition before anything is written,
     so check mode and the real run report the same C(changed), and a second run changes nothing.
   - A running domain gets the new persistent definition only; nothing is changed in the running guest, and
-    RV(restart_required) says that the guest needs a restart (or a migration) to get the new CPU.
+    RV(restart_required) says that the guest gets the new CPU at its next power cycle (shut down, then start) - a reboot
+    inside the guest or a live migration keeps the CPU it runs.
+  - Leaves alone, with RV(skipped_reason) saying why - a domain OpenStack Nova manages (its C(<nova:instance>) metadata: Nova
+    rewrites the definition at every start, so give Nova the CPU in C(nova.conf)); a domain opted out in its own
+    metadata (C(<cpucompat:cpu xmlns:cpucompat='https://github.com/cpucompat/cluster/xmlns/1' manage='no'/>)); and,
+    unless O(convert_host_cpu), a C(host-model) or C(host-passthrough) domain, which gets its host's CPU on purpose.
   - libvirt replaces a definition atomically. When it refuses the new one, or the connection drops, the domain keeps
     exactly its old definition and the module fails naming the domain and libvirt's reason. A domain that disappears
     while it is being updated is not recreated.
@@ -58,6 +63,13 @@ options:
     type: str
     default: present
     choices: [present, absent]
+  convert_host_cpu:
+    description:
+      - Put C(host-model), C(host-passthrough) and C(maximum) domains on the given CPU too. By default they are left alone
+        (RV(skipped_reason)): such a guest may rely on its host's features (nested virtualisation, C(-march=native) software)
+        and would lose them silently at its next power cycle.
+    type: bool
+    default: false
   backup:
     description: Keep the previous definition in O(backup_dir) before changing it, and return its path.
     type: bool
@@ -90,10 +102,17 @@ domain:
   type: str
   sample: web1
 restart_required:
-  description: The domain is running and its persistent CPU changed; the guest sees the new CPU after a restart.
+  description:
+    - The domain is running and its persistent CPU changed; the guest gets the new CPU at its next power cycle (shut down,
+      then start), not at a reboot inside the guest nor by a live migration.
   returned: always
   type: bool
   sample: false
+skipped_reason:
+  description: Why the domain was left alone (Nova manages it, it opted out, it follows its host's CPU); null when it was not.
+  returned: always
+  type: str
+  sample: "mode host-passthrough: the guest gets its host's CPU on purpose (nested virtualisation, -march=native); set convert_host_cpu to put it on the cluster CPU"
 backup_file:
   description: Path of the previous definition kept by O(backup).
   returned: when changed and O(backup) is true and not in check mode
@@ -126,6 +145,7 @@ def main() -> None:
             state=dict(type="str", default="present", choices=["present", "absent"]),
             backup=dict(type="bool", default=False),
             backup_dir=dict(type="path", default="/var/lib/libvirt/cpucompat-backups"),
+            convert_host_cpu=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("cpu_xml", "guest_cpu")],
         required_if=[("state", "present", ("cpu_xml", "guest_cpu"), True)],
@@ -143,10 +163,11 @@ def main() -> None:
                 cpu_xml = p["cpu_xml"]
         with connection(p["uri"]) as conn:
             change = apply_cpu(conn, p["name"], cpu_xml, check_mode=module.check_mode,
-                               backup_dir=p["backup_dir"] if p["backup"] else None)
+                               backup_dir=p["backup_dir"] if p["backup"] else None, convert_host_cpu=p["convert_host_cpu"])
     except CpuCompatError as exc:
         module.fail_json(msg=f"setting the CPU of domain {p['name']} failed: {exc}", domain=p["name"])
-    result = dict(changed=change.changed, domain=change.domain, restart_required=change.restart_required, cpu_xml=change.after)
+    result = dict(changed=change.changed, domain=change.domain, restart_required=change.restart_required, cpu_xml=change.after,
+                  skipped_reason=change.skipped)
     if change.backup:
         result["backup_file"] = change.backup
     if module._diff:  # pylint: disable=protected-access

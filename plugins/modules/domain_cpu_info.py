@@ -15,6 +15,8 @@ description:
     the guest runs (libvirt expands C(host-model) there). Read-only.
   - Also what a guest carries across a migration beyond its CPU model - its Hyper-V enlightenments (C(hyperv), their mode and
     the features that are on) and a fixed TSC frequency (C(tsc_frequency), from C(<timer name='tsc' frequency=...>)).
+  - And who else decides its CPU - C(nova) (OpenStack Nova's C(<nova:instance>) metadata) and C(opted_out) (the domain's
+    own C(<cpucompat:cpu manage='no'/>) metadata), and C(excluded) (named in O(exclude)); the deploy leaves all three alone.
 author:
   - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
@@ -28,6 +30,13 @@ options:
   pattern:
     description: Only domains whose name matches this regular expression (Python C(re.search)).
     type: str
+  exclude:
+    description:
+      - Domains the deploy must leave alone. They stay in the result, marked RV(domains[].excluded), so that reports name
+        them; a name here that does not exist is not an error.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -52,6 +61,9 @@ domains:
       live_cpu_xml: "<cpu mode='custom' match='exact'>\n  <model>EPYC-Rome</model>\n</cpu>\n"
       hyperv: {mode: custom, features: [relaxed, spinlocks, vapic]}
       tsc_frequency: null
+      nova: false
+      opted_out: false
+      excluded: false
 """
 
 import re
@@ -65,7 +77,8 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._libvirt_
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=dict(**LIBVIRT_ARGS, names=dict(type="list", elements="str"), pattern=dict(type="str")),
+        argument_spec=dict(**LIBVIRT_ARGS, names=dict(type="list", elements="str"), pattern=dict(type="str"),
+                           exclude=dict(type="list", elements="str", default=[])),
         supports_check_mode=True,
     )
     if not HAS_LIBVIRT:
@@ -87,6 +100,8 @@ def main() -> None:
         domains = [d for d in domains if d["name"] in p["names"]]
     if regex:
         domains = [d for d in domains if regex.search(d["name"])]
+    for dom in domains:
+        dom["excluded"] = dom["name"] in p["exclude"]
     module.exit_json(changed=False, domains=domains)
 
 

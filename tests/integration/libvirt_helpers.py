@@ -35,6 +35,19 @@ NOVA_EXTRAS = {
 }
 
 
+# Another application's metadata and QEMU pass-through arguments, without Nova's.
+APP_EXTRAS = {
+    "root_attrs": " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'",
+    "metadata": """<metadata>
+    <app:tags xmlns:app="http://example.org/xmlns/app/1"><app:tag>blue</app:tag></app:tags>
+  </metadata>""",
+    "tail": "<qemu:commandline><qemu:arg value='-no-user-config'/></qemu:commandline>",
+}
+OPTED_OUT = {"metadata": """<metadata>
+    <cpucompat:cpu xmlns:cpucompat="https://github.com/cpucompat/cluster/xmlns/1" manage="no"/>
+  </metadata>"""}
+
+
 def domain_xml(name: str, cpu: str = "", root_attrs: str = "", metadata: str = "", tail: str = "") -> str:
     return f"""<domain type='{VIRTTYPE}'{root_attrs}>
   <name>{name}</name>

@@ -19,7 +19,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _pr
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import LibvirtError
 from integration.helpers import run_playbook
-from integration.libvirt_helpers import NOVA_EXTRAS, URI, define, ensure_libvirtd, remove, virsh
+from integration.libvirt_helpers import APP_EXTRAS, NOVA_EXTRAS, OPTED_OUT, URI, define, ensure_libvirtd, remove, virsh
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 
@@ -55,6 +55,7 @@ PLAY = """
         cpu_xml: "{{ cpu }}"
         backup: "{{ backup | default(false) }}"
         backup_dir: "{{ backup_dir | default(omit) }}"
+        convert_host_cpu: "{{ convert_host_cpu | default(false) }}"
       register: result
     - name: dump
       check_mode: false
@@ -102,13 +103,13 @@ def _without_cpu(domain_xml: str) -> str:
 
 
 def test_other_applications_metadata_stays_byte_for_byte(tmp_path, cluster_cpu: str) -> None:
-    """Nova's <nova:instance> keeps its prefix and declaration, qemu:commandline stays: only <cpu> changes."""
+    """Another application's metadata keeps its prefix and declaration, qemu:commandline stays: only <cpu> changes."""
     ensure_libvirtd()
     name = define(tmp_path, cpu="<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>486</model></cpu>",
-                  prefix="cpucompat-nova", **NOVA_EXTRAS)
+                  prefix="cpucompat-app", **APP_EXTRAS)
     try:
         before = virsh("dumpxml", "--inactive", name, check=True).stdout
-        assert "<nova:instance xmlns:nova=" in before, "libvirt keeps Nova's metadata as written"
+        assert "<app:tags xmlns:app=" in before, "libvirt keeps the application's metadata as written"
         checked = _run(tmp_path, name, cluster_cpu, check=True)
         assert checked["changed"] is True and virsh("dumpxml", "--inactive", name, check=True).stdout == before
         real = _run(tmp_path, name, cluster_cpu)
@@ -118,6 +119,38 @@ def test_other_applications_metadata_stays_byte_for_byte(tmp_path, cluster_cpu: 
         assert "ns0:" not in after and "<qemu:commandline>" in after
         assert _cpu_meaning(after) == CpuSpec.parse(cluster_cpu).key()
         assert _run(tmp_path, name, cluster_cpu)["changed"] is False
+    finally:
+        remove(name)
+
+
+@pytest.mark.parametrize("cpu, extras, convert, reason", [
+    ("<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>486</model></cpu>", NOVA_EXTRAS, False, "OpenStack Nova"),
+    ("<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>486</model></cpu>", NOVA_EXTRAS, True, "OpenStack Nova"),
+    ("<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>486</model></cpu>", OPTED_OUT, False, "opted out"),
+    ("<cpu mode='host-passthrough' check='none'/>", {}, False, "mode host-passthrough"),
+    ("<cpu mode='host-model' check='none'/>", {}, False, "mode host-model"),
+], ids=["nova", "nova-even-with-convert", "opted-out", "host-passthrough", "host-model"])
+def test_domains_the_deploy_must_spare_are_left_alone(tmp_path, cluster_cpu: str, cpu: str, extras: dict, convert: bool,
+                                                      reason: str) -> None:
+    ensure_libvirtd()
+    name = define(tmp_path, cpu=cpu, prefix="cpucompat-spare", **extras)
+    try:
+        before = virsh("dumpxml", "--inactive", name, check=True).stdout
+        result = _run(tmp_path, name, cluster_cpu, convert_host_cpu=convert)
+        assert result["changed"] is False and reason in result["skipped_reason"], result
+        assert virsh("dumpxml", "--inactive", name, check=True).stdout == before
+    finally:
+        remove(name)
+
+
+def test_a_host_passthrough_domain_is_converted_only_when_asked(tmp_path, cluster_cpu: str) -> None:
+    ensure_libvirtd()
+    name = define(tmp_path, cpu="<cpu mode='host-passthrough' check='none'/>", prefix="cpucompat-convert")
+    try:
+        assert _run(tmp_path, name, cluster_cpu, check=True, convert_host_cpu=True)["changed"] is True
+        assert _run(tmp_path, name, cluster_cpu, convert_host_cpu=True)["changed"] is True
+        assert _cpu_meaning(virsh("dumpxml", "--inactive", name, check=True).stdout) == CpuSpec.parse(cluster_cpu).key()
+        assert _run(tmp_path, name, cluster_cpu, convert_host_cpu=True)["changed"] is False
     finally:
         remove(name)
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import pytest
 import yaml
 
 from integration.helpers import ROOT, run_playbook
-from integration.libvirt_helpers import define, ensure_libvirtd, remove, virsh
+from integration.libvirt_helpers import NOVA_EXTRAS, OPTED_OUT, define, ensure_libvirtd, remove, virsh
 from utils.recordings import load
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
@@ -133,3 +134,44 @@ def test_warm_run_uses_the_fact_cache(tmp_path, replay) -> None:
     result = json.loads(out.read_text())
     assert result["probed"] is True and result["freshness"] == "probed" and forced.returncode == 0
     assert load(RECORDED[0])["host"] == RECORDED[0]  # the replays served the other hosts' recordings
+
+
+def test_site_spares_what_it_must_and_says_what_each_guest_gets(tmp_path, replay) -> None:
+    """A host-passthrough guest, a Nova guest, an excluded and an opted-out one are left alone, byte for byte; before the
+    deploy (check mode) the contract report says what the one it changes gains and loses at its next power cycle."""
+    ensure_libvirtd()
+    old = "<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>486</model></cpu>"
+    names = {"stale": define(tmp_path, cpu=old, prefix="cpucompat-stale"),
+             "pt": define(tmp_path, cpu="<cpu mode='host-passthrough' check='none'/>", prefix="cpucompat-pt"),
+             "nova": define(tmp_path, cpu=old, prefix="cpucompat-nova", **NOVA_EXTRAS),
+             "opted": define(tmp_path, cpu=old, prefix="cpucompat-opted", **OPTED_OUT),
+             "excluded": define(tmp_path, cpu=old, prefix="cpucompat-excluded")}
+    try:
+        inv = inventory(tmp_path, replay, list(names.values()))
+        before = {k: virsh("dumpxml", "--inactive", n, check=True).stdout for k, n in names.items()}
+        extra = {"cpucompat_deploy_exclude": [names["excluded"]]}
+        proc, reports = site(tmp_path, inv, check=True, extra=extra)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        domains = json.loads((reports / "contract.json").read_text())["groups"]["hypervisors"]["domains"]
+        stale = domains[f"this-machine/{names['stale']}"]
+        assert stale["status"] == "not-deployed" and stale["next_power_cycle"]["gains"], stale
+        assert stale["next_power_cycle"]["loses"] == [], "486 has nothing a contract lacks"
+        assert domains[f"this-machine/{names['pt']}"]["status"] == "follows-host"
+        for key in ("nova", "opted", "excluded"):
+            assert domains[f"this-machine/{names[key]}"]["status"] == "left-alone", (key, domains)
+        assert "at its next power cycle" in (reports / "contract.md").read_text()
+
+        proc, reports = site(tmp_path, inv, extra=extra)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert f"changed: [this-machine] => (item={names['stale']})" in proc.stdout
+        for key in ("pt", "nova", "opted", "excluded"):
+            assert virsh("dumpxml", "--inactive", names[key], check=True).stdout == before[key], f"{key} was changed"
+        summary = proc.stdout[proc.stdout.index("Summarise the changes on this host"):]
+        for key, why in (("pt", "mode host-passthrough"), ("nova", "OpenStack Nova"), ("opted", "opted out"),
+                         ("excluded", "excluded by cpucompat_deploy_exclude")):
+            assert re.search(f'"{names[key]}": "[^"]*{why}', summary), (key, summary[:3000])
+        domains = json.loads((reports / "contract.json").read_text())["groups"]["hypervisors"]["domains"]
+        assert domains[f"this-machine/{names['stale']}"]["status"] == "compliant"
+    finally:
+        for name in names.values():
+            remove(name)

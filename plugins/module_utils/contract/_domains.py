@@ -15,7 +15,7 @@ from .._errors import CpuCompatError, CpuXmlError
 from ..cpu._libvirt_map import CpuMap
 from ..render._cpuspec import CpuSpec
 
-COMPLIANCE = ("compliant", "restart-required", "above-contract", "follows-host", "no-cpu", "not-deployed")
+COMPLIANCE = ("compliant", "restart-required", "above-contract", "follows-host", "no-cpu", "not-deployed", "left-alone")
 
 
 class Specs:
@@ -39,10 +39,24 @@ class Specs:
         return self._features[key]
 
 
+def _spared(dom: Mapping[str, Any]) -> str | None:
+    """Why the deploy never changes this domain, from its listing (domain_cpu_info); None when it may."""
+    if dom.get("nova"):
+        return "OpenStack Nova manages it: give Nova the contract CPU (nova.conf)"
+    if dom.get("opted_out"):
+        return "opted out in its metadata (<cpucompat:cpu manage='no'/>)"
+    if dom.get("excluded"):
+        return "excluded by the deploy's domain selection (cpucompat_deploy_exclude)"
+    return None
+
+
 def domain_status(contract_xml: str, dom: Mapping[str, Any], cpu_map: CpuMap | None, specs: Specs, where: str) -> dict[str, Any]:
     """One domain against the contract's ``<cpu>``: its persistent definition, its live CPU, and a status (COMPLIANCE)."""
     active = bool(dom.get("active"))
     out: dict[str, Any] = {"active": active, "persistent": False, "live": None}
+    spared = _spared(dom)
+    if spared:
+        return {**out, "status": "left-alone", "why": spared}
     if not dom.get("cpu_xml"):
         return {**out, "status": "no-cpu", "why": "no <cpu> element: libvirt's default model, which follows the host"}
     persistent = specs.spec(dom["cpu_xml"], f"{where}: <cpu>")
@@ -63,11 +77,25 @@ def domain_status(contract_xml: str, dom: Mapping[str, Any], cpu_map: CpuMap | N
         else:
             out["live"] = live.model == wanted.model and sorted(live.features) == sorted(wanted.features)
     if not out["persistent"]:
-        return {**out, "status": "not-deployed", "why": "its definition does not carry the contract CPU"}
+        return {**out, "status": "not-deployed", "why": "its definition does not carry the contract CPU",
+                **_next_power_cycle(contract_xml, dom, cpu_map, specs, where)}
     if active and out["live"] is False:
         return {**out, "status": "restart-required",
-                "why": "the definition carries the contract; the guest runs its old CPU until it is shut down and started again"}
+                "why": "the definition carries the contract; the guest runs its old CPU until it is shut down and started again",
+                **_next_power_cycle(contract_xml, dom, cpu_map, specs, where)}
     return {**out, "status": "compliant"}
+
+
+def _next_power_cycle(contract_xml: str, dom: Mapping[str, Any], cpu_map: CpuMap | None, specs: Specs,
+                      where: str) -> dict[str, Any]:
+    """What the guest gains and loses when it next starts on the contract CPU, against the CPU it runs now (its live
+    CPU) or, shut off, the one its definition gives it. Empty without a map to read the CPUs with."""
+    now = dom.get("live_cpu_xml") if dom.get("active") and dom.get("live_cpu_xml") else dom.get("cpu_xml")
+    want = specs.features(contract_xml, cpu_map, "the contract's <cpu>")
+    have = specs.features(now, cpu_map, f"{where}: <cpu>") if now else None
+    if want is None or have is None:
+        return {}
+    return {"next_power_cycle": {"gains": sorted(want - have), "loses": sorted(have - want)}}
 
 
 def compliance(contract_xml: str, domains: Mapping[str, list[Mapping[str, Any]]],
@@ -101,6 +129,11 @@ def domain_changes(new: CpuSpec, domains: Mapping[str, list[Mapping[str, Any]]])
         for dom in entries:
             key = f"{host}/{dom['name']}"
             cpu_xml = dom.get("cpu_xml")
+            spared = _spared(dom)
+            if spared:
+                out[key] = {"persistent_cpu": cpu_xml, "live_cpu": dom.get("live_cpu_xml"), "active": bool(dom.get("active")),
+                            "changes": False, "follows_host": False, "restart_required": False, "left_alone": spared}
+                continue
             try:
                 current = CpuSpec.parse(cpu_xml, f"domain {key}: <cpu>") if cpu_xml else None
             except CpuXmlError as exc:

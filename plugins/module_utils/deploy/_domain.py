@@ -26,6 +26,38 @@ from .._errors import CpuXmlError, LibvirtError
 
 # libvirt writes <cpu> after these; the first one found (from the end) anchors a <cpu> a definition did not have.
 _ANCHORS = ("features", "os", "vcpu", "currentMemory", "memory")
+# The collection's own namespace in a domain's <metadata>: <cpucompat:cpu manage='no'/> keeps the deploy away.
+CPUCOMPAT_NS = "https://github.com/cpucompat/cluster/xmlns/1"
+# OpenStack Nova's namespaces (nova/virt/libvirt/config.py: http://openstack.org/xmlns/libvirt/nova/1.0, 1.1, ...).
+NOVA_NS_PREFIX = "http://openstack.org/xmlns/libvirt/nova/"
+
+
+def manager(domain_xml: str) -> dict[str, Any]:
+    """Who else decides a domain's CPU, from its <metadata>: ``nova`` (Nova rewrites the definition at every start),
+    ``opted_out`` (the domain's own <cpucompat:cpu manage='no'/>)."""
+    try:
+        root = ET.fromstring(domain_xml)
+    except ET.ParseError:
+        return {"nova": False, "opted_out": False}
+    metadata = root.find("metadata")
+    children = list(metadata) if metadata is not None else []
+    nova = any(isinstance(c.tag, str) and c.tag.startswith("{" + NOVA_NS_PREFIX) and c.tag.endswith("}instance") for c in children)
+    mark = next((c for c in children if c.tag == f"{{{CPUCOMPAT_NS}}}cpu"), None)
+    return {"nova": nova, "opted_out": mark is not None and mark.get("manage") == "no"}
+
+
+def skip_reason(domain_xml: str, current: CpuSpec | None, convert_host_cpu: bool) -> str | None:
+    """Why the deploy leaves a domain alone (None: it may change it)."""
+    found = manager(domain_xml)
+    if found["nova"]:
+        return ("managed by OpenStack Nova, which rewrites its definition at every start: give Nova the cluster CPU in "
+                "nova.conf instead (the cpu_nova renderer)")
+    if found["opted_out"]:
+        return f"opted out in its metadata (<cpucompat:cpu xmlns:cpucompat='{CPUCOMPAT_NS}' manage='no'/>)"
+    if current is not None and current.follows_host and not convert_host_cpu:
+        return (f"mode {current.mode}: the guest gets its host's CPU on purpose (nested virtualisation, -march=native); "
+                "set convert_host_cpu to put it on the cluster CPU")
+    return None
 
 
 @dataclass(frozen=True)
@@ -115,6 +147,7 @@ class CpuChange:
     after: str
     active: bool
     backup: str | None = None
+    skipped: str | None = None  # why the domain was left alone
 
     @property
     def restart_required(self) -> bool:
@@ -126,14 +159,16 @@ def _libvirt_error(action: str, domain: str, exc: Exception) -> LibvirtError:
     return LibvirtError(f"{action} domain {domain}: {text}")
 
 
-def apply_cpu(conn: Any, domain: str, cpu_xml: str | None, *, check_mode: bool, backup_dir: str | None = None) -> CpuChange:
+def apply_cpu(conn: Any, domain: str, cpu_xml: str | None, *, check_mode: bool, backup_dir: str | None = None,
+              convert_host_cpu: bool = False) -> CpuChange:
     """Make the persistent definition of ``domain`` carry ``cpu_xml`` (None: no <cpu> element).
 
     The comparison happens before anything is written; check mode stops there.
-    A running domain gets the new persistent definition only (restart_required).
-    libvirt replaces a definition atomically: when it refuses the new XML the
+    A running domain gets the new persistent definition only (restart_required): it applies at the guest's next power
+    cycle. libvirt replaces a definition atomically: when it refuses the new XML the
     domain keeps exactly the old one. A domain that vanished after it was read
-    is not recreated.
+    is not recreated. Domains Nova manages, domains opted out in their metadata and, unless ``convert_host_cpu``,
+    host-model and host-passthrough domains are left alone (``skipped`` says why).
     """
     import libvirt  # pylint: disable=import-outside-toplevel  # checked by the module with missing_required_lib
 
@@ -149,6 +184,9 @@ def apply_cpu(conn: Any, domain: str, cpu_xml: str | None, *, check_mode: bool, 
     if not persistent:
         raise LibvirtError(f"domain {domain} is transient: it has no persistent definition to change")
     current = domain_cpu(inactive, f"domain {domain} definition")
+    skipped = skip_reason(inactive, current, convert_host_cpu)
+    if skipped is not None:
+        return CpuChange(domain, False, _text(current), _text(current), active, skipped=skipped)
     change = CpuChange(domain, _key(current) != _key(desired), _text(current), _text(desired), active)
     if not change.changed or check_mode:
         return change
@@ -201,9 +239,11 @@ def list_domains(conn: Any) -> list[dict[str, Any]]:
             active = bool(dom.isActive())
             # A running guest has the CPU of its live definition (host-model expanded there).
             live = domain_cpu(dom.XMLDesc(0), f"domain {dom.name()} live definition") if active else None
+            definition = dom.XMLDesc(flags)
             extras = guest_timing(dom.XMLDesc(0 if active else flags))
             out.append({"name": dom.name(), "uuid": dom.UUIDString(), "active": active,
-                        "persistent": persistent, "cpu_xml": _text(cpu) or None, "live_cpu_xml": _text(live) or None, **extras})
+                        "persistent": persistent, "cpu_xml": _text(cpu) or None, "live_cpu_xml": _text(live) or None,
+                        **manager(definition), **extras})
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"listing domains: {str(exc).strip()}") from exc
     except CpuXmlError as exc:

@@ -242,9 +242,12 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 {{ s }}: {{ n }}</span>
 {% endfor %}</p>
 <div class="scroll"><table><thead><tr><th scope="col">domain</th><th scope="col">status</th>
-<th scope="col">definition carries the contract</th><th scope="col">running guest on it</th></tr></thead><tbody>
+<th scope="col">definition carries the contract</th><th scope="col">running guest on it</th>
+<th scope="col">at its next power cycle</th></tr></thead><tbody>
 {% for key, d in (g.domains | dictsort)[:limit] %}<tr><th scope="row">{{ key }}</th><td>{{ d.status }}</td>
-<td>{{ 'yes' if d.persistent else 'no' }}</td><td>{{ '-' if d.live is none else ('yes' if d.live else 'no') }}</td></tr>{% endfor %}
+<td>{{ 'yes' if d.persistent else 'no' }}</td><td>{{ '-' if d.live is none else ('yes' if d.live else 'no') }}</td>
+<td>{% if d.next_power_cycle %}{% set n = d.next_power_cycle %}gains {{ n.gains | join(', ') or 'nothing' }};
+<span class="{{ 'lacks' if n.loses else '' }}">loses {{ n.loses | join(', ') or 'nothing' }}</span>{% else %}{{ d.why | default('-') }}{% endif %}</td></tr>{% endfor %}
 </tbody></table></div>{{ m.collapsed([g.domains | length, limit] | min, g.domains | length, "domains") }}{% endif %}
 {% if g.history %}<h3>History</h3>
 <div class="scroll"><table><thead><tr><th scope="col">when</th><th scope="col">action</th><th scope="col">from</th><th scope="col">to</th>

@@ -164,6 +164,13 @@ def migration_markdown(view: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _power_cycle(domain: Mapping[str, Any]) -> str:
+    change = domain.get("next_power_cycle")
+    if not change:
+        return str(domain.get("why") or "-").replace("|", "/")
+    return f"gains {', '.join(change['gains']) or 'nothing'}; loses {', '.join(change['loses']) or 'nothing'}"
+
+
 def _contract_group(name: str, section: Mapping[str, Any]) -> list[str]:
     out = ["", f"## Group {name}", "", f"- contract: `{section.get('contract_file')}`"
            + (" (pinned now)" if section.get("pinned_now") else f", pinned at {section.get('pinned_at')}"),
@@ -182,9 +189,9 @@ def _contract_group(name: str, section: Mapping[str, Any]) -> list[str]:
         out.append(f"- **could raise** to model `{raise_to['model']}`, gaining {', '.join(raise_to['features_gained']) or 'no feature'}")
     counts = {k: v for k, v in (section.get("status_counts") or {}).items() if v}
     if counts:
-        out += ["", "| domain | status | persistent | live |", "|---|---|---|---|"]
+        out += ["", "| domain | status | persistent | live | at its next power cycle |", "|---|---|---|---|---|"]
         out += [f"| {key} | {d['status']} | {'yes' if d.get('persistent') else 'no'} | "
-                f"{'-' if d.get('live') is None else ('yes' if d['live'] else 'no')} |"
+                f"{'-' if d.get('live') is None else ('yes' if d['live'] else 'no')} | {_power_cycle(d)} |"
                 for key, d in sorted((section.get("domains") or {}).items())]
         out.append("")
         out.append("Domains by status: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -14,6 +14,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from utils import stacks
 from utils.recordings import facts_of
@@ -138,6 +139,37 @@ def test_compliance_statuses() -> None:
     changes = _domains.domain_changes(spec, domains)
     assert changes["hv/stale"]["changes"] and not changes["hv/ok"]["changes"] and not changes["hv/pt"]["changes"]
     assert changes["hv/restart"]["restart_required"] is False, "its definition already carries the contract"
+
+
+def test_compliance_says_what_each_guest_gains_and_loses_at_its_next_power_cycle() -> None:
+    hosts = {"gold": GOLD, "bdw": BROADWELL}
+    xml = _xml(_pin(hosts), hosts)
+    cpu_map = stacks.by_name("system").cpu_map
+    old = "<cpu mode='custom' match='exact'><model>Nehalem</model></cpu>"
+    want = CpuSpec.parse(xml).guest_features(cpu_map)
+    nehalem = CpuSpec.parse(old).guest_features(cpu_map)
+    domains = {"hv": [
+        {"name": "stale", "active": False, "cpu_xml": old},
+        {"name": "running-old", "active": True, "cpu_xml": xml, "live_cpu_xml": old},
+        {"name": "ok", "active": False, "cpu_xml": xml},
+    ]}
+    out = _domains.compliance(xml, domains, {"hv": cpu_map})
+    for key in ("hv/stale", "hv/running-old"):
+        change = out[key]["next_power_cycle"]
+        assert change == {"gains": sorted(want - nehalem), "loses": sorted(nehalem - want)}
+        assert "avx2" in change["gains"] and not change["loses"], "Nehalem is below any Broadwell contract"
+    assert "next_power_cycle" not in out["hv/ok"], "a compliant guest changes nothing"
+    assert "next_power_cycle" not in _domains.compliance(xml, domains, {"hv": None})["hv/stale"], "no map: no claim"
+
+
+@pytest.mark.parametrize("marks, why", [({"nova": True}, "OpenStack Nova"), ({"opted_out": True}, "opted out")])
+def test_domains_managed_elsewhere_are_left_alone(marks: dict, why: str) -> None:
+    hosts = {"gold": GOLD, "bdw": BROADWELL}
+    xml = _xml(_pin(hosts), hosts)
+    domains = {"hv": [{"name": "d", "active": False, "cpu_xml": "<cpu mode='custom'><model>Nehalem</model></cpu>", **marks}]}
+    out = _domains.compliance(xml, domains, {"hv": stacks.by_name("system").cpu_map})["hv/d"]
+    assert out["status"] == "left-alone" and why in out["why"]
+    assert _domains.status_counts({"hv/d": out})["left-alone"] == 1
 
 
 @pytest.mark.parametrize("text, message", [

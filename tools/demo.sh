@@ -28,7 +28,7 @@ trap cleanup EXIT
   echo "    this-machine:"
   echo "      ansible_connection: local"
   echo "      ansible_python_interpreter: $ROOT/.venv/bin/python"
-  echo "      cpucompat_deploy_domains: [cpucompat-demo]"
+  echo "      cpucompat_domains: {names: [cpucompat-demo]}"
   for name in "${recorded[@]}"; do
     sock=$DEMO/$name.sock
     rm -f "$sock"

@@ -161,7 +161,7 @@ class ActionModule(ActionBase):
         names = self._names(args, task_vars)
         reader.check_known([*names, *args["candidates"], *(args["sources"] or [])])
         if kind == "baseline":
-            return _verbs.baseline(common, reader, names)
+            return _verbs.baseline(common, reader, names, args["group"])
         if kind == "expansion":
             return _verbs.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], args["group"])
         sources = args["sources"] if args["sources"] is not None else names

@@ -22,7 +22,7 @@ description:
   - V(migration) builds the migration matrix of the domains of O(sources) (O(domains_var)) against the targets
     O(hosts), as P(cpucompat.cluster.cpu_migration_matrix#filter) does, with libvirt's verdicts read from the registered
     M(cpucompat.cluster.hypervisor_cpu_compare) results named by O(verdicts_var).
-  - V(contract) keeps each group's CPU contract (schema C(cpucompat.contract/2), one C(<group>.json) in O(contract_dir):
+  - V(contract) keeps each group's CPU contract (schema C(cpucompat.contract/2), one C(<group>.json) in O(contract_dir) -
     the exact guest CPU, never XML) for the groups O(groups) (or O(group)) - pins a group's guest CPU when it has none,
     otherwise admits its hosts against the pinned one (a host that cannot run it, or on whose QEMU and libvirt it cannot
     be said exactly, is named with what it lacks, and the lower contract that would admit it); renders the C(<cpu>)

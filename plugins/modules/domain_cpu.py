@@ -17,7 +17,7 @@ description:
   - A running domain gets the new persistent definition only; nothing is changed in the running guest, and
     RV(restart_required) says that the guest gets the new CPU at its next power cycle (shut down, then start) - a reboot
     inside the guest or a live migration keeps the CPU it runs.
-  - Leaves alone, with RV(skipped_reason) saying why - a domain OpenStack Nova manages (its C(<nova:instance>) metadata: Nova
+  - Leaves alone, with RV(skipped_reason) saying why - a domain OpenStack Nova manages (its C(<nova:instance>) metadata - Nova
     rewrites the definition at every start, so give Nova the CPU in C(nova.conf)); a domain opted out in its own
     metadata (C(<cpucompat:cpu xmlns:cpucompat='https://github.com/cpucompat/cluster/xmlns/1' manage='no'/>)); and,
     unless O(convert_host_cpu), a C(host-model) or C(host-passthrough) domain, which gets its host's CPU on purpose.
@@ -66,7 +66,7 @@ options:
   convert_host_cpu:
     description:
       - Put C(host-model), C(host-passthrough) and C(maximum) domains on the given CPU too. By default they are left alone
-        (RV(skipped_reason)): such a guest may rely on its host's features (nested virtualisation, C(-march=native) software)
+        (RV(skipped_reason)) - such a guest may rely on its host's features (nested virtualisation, C(-march=native) software)
         and would lose them silently at its next power cycle.
     type: bool
     default: false

@@ -74,7 +74,7 @@ def _inventory(tmp_path, replay, members: list[str], domains: dict) -> str:
     hosts: dict = {}
     for member in members:
         if member == "this-machine":
-            hosts[member] = {**LOCAL, "cpucompat_deploy_domains": sorted(domains.values())}
+            hosts[member] = {**LOCAL, "cpucompat_domains": {"names": sorted(domains.values())}}
         else:
             hosts[member] = {**LOCAL, "cpucompat_probe_qmp_socket": replay(member[len("rec-"):]).path, "cpucompat_deploy_enabled": False}
     path = tmp_path / "inventory.yml"
@@ -193,3 +193,30 @@ def test_a_host_in_two_listed_groups_is_refused(tmp_path, replay, cast, domains)
     proc = _run(tmp_path, SITE, str(path), cpucompat_group=["left", "right"])
     assert proc.returncode != 0 and f"host {first} is in two of the groups, left and right" in proc.stdout, proc.stdout[-3000:]
     assert not (tmp_path / "cpucompat-contracts").exists()
+
+
+def test_one_policy_shapes_the_baseline_and_the_contract_and_old_names_still_work(tmp_path, replay) -> None:
+    """The exclusion given under its old name shapes the contract as well as the baseline report (with a deprecation
+    warning naming the new name); later, the baseline report says how today's baseline compares with the contract."""
+    vendor_hosts = list(STRONG)
+    hosts = {f"rec-{n}": {**LOCAL, "cpucompat_probe_qmp_socket": replay(n).path, "cpucompat_deploy_enabled": False}
+             for n in vendor_hosts}
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"hypervisors": {"hosts": hosts}}))
+    proc = _run(tmp_path, SITE, str(inv), cpucompat_baseline_exclude_features=["sse4.2"])
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    out = " ".join((proc.stdout + proc.stderr).split())  # warnings go to stderr, wrapped
+    assert "[DEPRECATION WARNING]: The variable cpucompat_baseline_exclude_features is renamed: set" in out
+    assert "cpucompat_policy_exclude_features instead" in out
+    pinned = json.loads((tmp_path / "cpucompat-contracts" / "hypervisors.json").read_text())
+    assert "sse4.2" not in pinned["cpu"]["features"], "the contract follows the policy"
+    baseline = _report(tmp_path, "baseline")
+    assert "sse4.2" not in baseline["baseline"]["features"] and baseline["contract"]["status"] == "equal"
+
+    proc = _run(tmp_path, SITE, str(inv))  # the exclusion dropped: today's baseline is above the contract
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "DEPRECATION" not in proc.stdout + proc.stderr
+    versus = _report(tmp_path, "baseline")["contract"]
+    assert versus["status"] == "above" and "sse4.2" in versus["gains"], versus
+    assert "Against the contract:** today's baseline is above the pinned contract" in (tmp_path / "reports" / "baseline.md").read_text()
+    assert json.loads((tmp_path / "cpucompat-contracts" / "hypervisors.json").read_text()) == pinned, "the contract stands"

@@ -165,8 +165,8 @@ def test_redis_going_away_mid_run(tmp_path, inventory: str, partial: bool) -> No
         play = OUTAGE.format(redis_cli=shutil.which("redis-cli"), port=server.port)
         reports = tmp_path / "reports"
         proc = run_playbook(play, tmp_path, inventory=inventory, env=cache.env,
-                            extra={"cpucompat_report_dir": str(reports), "cpucompat_baseline_group": "hypervisors",
-                                   "cpucompat_baseline_allow_partial": partial})
+                            extra={"cpucompat_report_dir": str(reports), "cpucompat_group": "hypervisors",
+                                   "cpucompat_allow_partial": partial})
         report = json.loads((reports / "baseline.json").read_text())
         assert report["unreadable"] == HOSTS[1:], proc.stdout[-3000:]
         assert all("ConnectionError" in report["unreadable_errors"][h] for h in HOSTS[1:]), report["unreadable_errors"]
@@ -197,5 +197,5 @@ def test_bad_jsonfile_entries(tmp_path, inventory: str, entry: bytes, expected: 
         assert report["unreadable_errors"]["hv3"]
     assert {h: cache.raw(h) for h in HOSTS if h != "hv3"} == others, "another host's entry was touched"
     # With a partial group allowed the others get their baseline (and the fact) while hv3 stays named.
-    proc, report = _aggregate(tmp_path, inventory, cache, cpucompat_baseline_allow_partial=True)
+    proc, report = _aggregate(tmp_path, inventory, cache, cpucompat_allow_partial=True)
     assert report["baseline"] is not None and "hv3" not in report["hosts"]

@@ -41,7 +41,7 @@ def domains(tmp_path):
 
 def test_matrix_agrees_with_libvirt_and_names_blocking_features(tmp_path, replay, domains) -> None:
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-    inv = {"hypervisors": {"hosts": {"this-machine": {**local, "cpucompat_migration_domains": list(domains.values())},
+    inv = {"hypervisors": {"hosts": {"this-machine": {**local, "cpucompat_domains": {"names": list(domains.values())}},
                                      "target": {**local, "cpucompat_probe_qmp_socket": replay(TARGET).path,
                                                 "cpucompat_migration_libvirt": False}}}}
     (tmp_path / "inv.yml").write_text(yaml.safe_dump(inv))

@@ -25,7 +25,7 @@ SITE = os.path.join(ROOT, "playbooks", "site.yml")
 
 def inventory(tmp_path, replay, domains: list[str], broken: bool = False) -> str:
     hosts: dict = {"this-machine": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                                    "cpucompat_deploy_domains": domains}}
+                                    "cpucompat_domains": {"names": domains}}}
     for name in RECORDED:
         hosts[f"rec-{name}"] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                                 "cpucompat_probe_qmp_socket": replay(name).path, "cpucompat_deploy_enabled": False}
@@ -102,7 +102,7 @@ def test_failed_probe_is_named_and_no_partial_baseline(tmp_path, replay, domain:
     assert "**Probe failed on broken:**" in (reports / "baseline.md").read_text()
     assert virsh("dumpxml", "--inactive", domain, check=True).stdout == before, "nothing deployed from a partial group"
     # the user may allow a partial group
-    proc, reports = site(tmp_path, inv, extra={"cpucompat_baseline_allow_partial": True})
+    proc, reports = site(tmp_path, inv, extra={"cpucompat_allow_partial": True})
     assert proc.returncode == 0, proc.stdout[-3000:]
     report = json.loads((reports / "baseline.json").read_text())
     assert report["baseline"] is not None and report["probe_failed"] == ["broken"]
@@ -149,7 +149,7 @@ def test_site_spares_what_it_must_and_says_what_each_guest_gets(tmp_path, replay
     try:
         inv = inventory(tmp_path, replay, list(names.values()))
         before = {k: virsh("dumpxml", "--inactive", n, check=True).stdout for k, n in names.items()}
-        extra = {"cpucompat_deploy_exclude": [names["excluded"]]}
+        extra = {"cpucompat_domains": {"names": list(names.values()), "exclude": [names["excluded"]]}}
         proc, reports = site(tmp_path, inv, check=True, extra=extra)
         assert proc.returncode == 0, proc.stdout[-4000:]
         domains = json.loads((reports / "contract.json").read_text())["groups"]["hypervisors"]["domains"]
@@ -168,7 +168,7 @@ def test_site_spares_what_it_must_and_says_what_each_guest_gets(tmp_path, replay
             assert virsh("dumpxml", "--inactive", names[key], check=True).stdout == before[key], f"{key} was changed"
         summary = proc.stdout[proc.stdout.index("Summarise the changes on this host"):]
         for key, why in (("pt", "mode host-passthrough"), ("nova", "OpenStack Nova"), ("opted", "opted out"),
-                         ("excluded", "excluded by cpucompat_deploy_exclude")):
+                         ("excluded", "excluded by cpucompat_domains.exclude")):
             assert re.search(f'"{names[key]}": "[^"]*{why}', summary), (key, summary[:3000])
         domains = json.loads((reports / "contract.json").read_text())["groups"]["hypervisors"]["domains"]
         assert domains[f"this-machine/{names['stale']}"]["status"] == "compliant"

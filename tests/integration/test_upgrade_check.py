@@ -39,11 +39,11 @@ def domain(tmp_path):
 
 
 def _inventory(tmp_path, domain: str, canary: bool = False) -> str:
-    hosts = {"this-machine": {**LOCAL, "cpucompat_deploy_domains": [domain]}}
+    hosts = {"this-machine": {**LOCAL, "cpucompat_domains": {"names": [domain]}}}
     inventory: dict = {"hypervisors": {"hosts": hosts}}
     if canary:  # a host already upgraded: this machine again, probed with the new QEMU and map
         inventory["canaries"] = {"hosts": {"canary": {**LOCAL, "cpucompat_probe_qemu_binary": BACKPORTS.qemu,
-                                                      "cpucompat_probe_cpu_map": BACKPORTS.cpu_map_dir,
+                                                      "cpucompat_cpu_map": BACKPORTS.cpu_map_dir,
                                                       "cpucompat_probe_libvirt_version": BACKPORTS.libvirt_version}}}
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(inventory))

@@ -125,6 +125,7 @@ class GroupRun:
     section: dict[str, Any]
     to_write: Contract | None = None
     baseline: Baseline | None = None
+    contract: Contract | None = None  # the group's contract after this step (pinned now, upgraded, or as it was)
 
 
 def _host_notes(hosts: Sequence[HostCpu], names: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -193,7 +194,7 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
     if domains is not None and cpu is not None:
         section["domains"] = compliance(cpu.xml, domains, host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
-    return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today)
+    return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today, contract)
 
 
 def _upgrade(contract: Contract, today: Baseline) -> tuple[Contract, str]:

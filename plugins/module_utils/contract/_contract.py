@@ -111,6 +111,20 @@ class Contract:
         return stacks.with_level(self.cpu.level(), f"the contract of group {self.group}")
 
 
+def versus(contract: Contract, today: GuestCpu | None, location: str) -> dict[str, Any]:
+    """Today's guest CPU against the pinned one: ``equal``, ``above`` (today's hosts could all run more: a raise would
+    gain ``gains``), ``below`` (some host lacks ``loses``: the contract refuses it), ``different`` (both), or
+    ``unknown`` (no CPU today)."""
+    out: dict[str, Any] = {"contract": location, "pinned_at": contract.pinned_at, "model": contract.cpu.model}
+    if today is None:
+        return {**out, "status": "unknown", "today_model": None, "gains": [], "loses": []}
+    now, pinned_set = today.features, contract.cpu.features
+    status = ("equal" if now == pinned_set else "above" if now > pinned_set else "below" if now < pinned_set
+              else "different")
+    return {**out, "status": status, "today_model": today.model, "gains": sorted(now - pinned_set),
+            "loses": sorted(pinned_set - now)}
+
+
 def _level_1(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The level of a ``cpucompat.contract/1`` file: its baseline's features (paravirtual ones were never exact)."""
     base = doc["baseline"]

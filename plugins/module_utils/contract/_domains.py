@@ -46,7 +46,7 @@ def _spared(dom: Mapping[str, Any]) -> str | None:
     if dom.get("opted_out"):
         return "opted out in its metadata (<cpucompat:cpu manage='no'/>)"
     if dom.get("excluded"):
-        return "excluded by the deploy's domain selection (cpucompat_deploy_exclude)"
+        return "excluded by the domain selection (cpucompat_domains.exclude)"
     return None
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._errors import CpuCompatError
 from ._html_templates import CSS, TEMPLATES
-from ._report import PROBLEM_TITLES, REPORT_SCHEMA
+from ._report import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
 
 try:
     import jinja2
@@ -121,7 +121,8 @@ def report_html(report: Any) -> str:
     if kind not in TITLES:
         raise CpuCompatError(f"no HTML rendering for report kind {kind!r}")
     context: dict[str, Any] = {"report": report, "css": CSS, "title": TITLES[kind], "limit": MAX_ROWS,
-                               "verdict": report.get("verdict"), "problem_titles": PROBLEM_TITLES}
+                               "verdict": report.get("verdict"), "problem_titles": PROBLEM_TITLES,
+                               "contract_words": CONTRACT_WORDS}
     if kind == "baseline":
         context.update(matrix=feature_matrix(report), bars=bottleneck_bars(report), hosts=_hosts(report))
         context["title"] += f": {(report.get('baseline') or {}).get('model') or 'not computed'}"

@@ -95,6 +95,12 @@ BASELINE = """{% extends "base" %}{% import "macros" as m %}
             ("vendor", (b.vendor if b else none) or "none")]) }}
 {% for key, title in problem_titles %}
 {% if report[key] %}<p><span class="verdict bad">{{ title }}</span> {{ m.names(report[key], 50) }}</p>{% endif %}{% endfor %}
+{% if report.contract %}{% set c = report.contract %}<p id="contract">
+<span class="verdict {{ 'ok' if c.status == 'equal' else 'warn' if c.status == 'above' else 'bad' }}">Contract: {{ c.status }}</span>
+{{ contract_words[c.status] | default(c.status) }} - model {{ c.model }}, pinned at {{ c.pinned_at }}
+<span class="muted">({{ c.contract }})</span>{% if c.gains %}; a raise would gain {{ c.gains | join(', ') }}{% endif %}
+{% if c.loses %}; today's hosts lack <span class="lacks">{{ c.loses | join(', ') }}</span>{% endif %}.
+The deploy applies the contract, not this baseline.</p>{% endif %}
 {% if matrix.features %}
 <h2 id="matrix">Which hosts lack which features</h2>
 <p class="muted">The features some host lacks (the baseline loses them); rows are hosts, the ones that cost the group the most first.</p>

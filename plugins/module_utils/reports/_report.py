@@ -26,6 +26,26 @@ def _names(names: list[str], limit: int = 12) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+CONTRACT_WORDS = {
+    "equal": "today's baseline equals the pinned contract",
+    "above": "today's baseline is above the pinned contract (every host could run more)",
+    "below": "today's baseline is below the pinned contract (some host cannot run it)",
+    "different": "today's baseline differs from the pinned contract (above on some features, below on others)",
+    "unknown": "no baseline today to compare with the pinned contract",
+}
+
+
+def contract_line(versus: Mapping[str, Any]) -> str:
+    """One sentence: today's baseline against the group's pinned contract (what the deploy applies)."""
+    text = (f"**Against the contract:** {CONTRACT_WORDS.get(versus.get('status'), versus.get('status'))} - model "
+            f"`{versus.get('model')}`, pinned at {versus.get('pinned_at')} (`{versus.get('contract')}`)")
+    if versus.get("gains"):
+        text += f"; a raise would gain {', '.join(versus['gains'])}"
+    if versus.get("loses"):
+        text += f"; today's hosts lack {', '.join(versus['loses'])}"
+    return text + ". The deploy applies the contract, not this baseline."
+
+
 def baseline_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> str:
     """The baseline report in Markdown; ``host_rows`` cuts the per-host table short (the console), None lists all."""
     if view.get("schema") != REPORT_SCHEMA:
@@ -46,6 +66,8 @@ def baseline_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> 
             out.append(f"... and {len(errors) - host_rows} more (the report files list them all)")
     if view.get("error"):
         out += ["", f"**Not computed:** {view['error']}"]
+    if view.get("contract"):
+        out += ["", contract_line(view["contract"])]
     base = view.get("baseline")
     if base:
         out += ["", "## Baseline", "",

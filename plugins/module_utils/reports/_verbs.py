@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from .._errors import BaselineError
 from ..contract import _admission, _contract
+from ..cpu._guest import level_of
 from ..cpu._libvirt_map import MapRegistry
 from ..contract._domains import compliance, status_counts
 from ..engine._baseline import BaselineOptions, compute_baseline
@@ -70,9 +71,19 @@ def _contract_of(common: Common, group: str | None) -> tuple[str | None, _contra
 
 
 # ------------------------------------------------------------------------------------------------ the verbs
-def baseline(common: Common, reader: Reader, names: list[str]) -> Outcome:
-    return Outcome(cluster_view(reader.group(names), common.policy, common.registry, common.allow_partial, form=common.form),
-                   members=names)
+def baseline(common: Common, reader: Reader, names: list[str], group: str | None = None) -> Outcome:
+    """The baseline report; with the group's contract pinned, how today's baseline compares with it."""
+    view = cluster_view(reader.group(names), common.policy, common.registry, common.allow_partial, form=common.form)
+    path, pinned = _contract_of(common, group)
+    if pinned is not None:
+        view["contract"] = _contract.versus(pinned, _today(view), str(path))
+    return Outcome(view, members=names)
+
+
+def _today(view: Mapping[str, Any]) -> Any:
+    """The guest CPU of a baseline report (None when none was computed)."""
+    guest = (view.get("baseline") or {}).get("guest")
+    return level_of(guest, "today's guest CPU") if guest else None
 
 
 def expansion(common: Common, reader: Reader, names: list[str], candidates: list[str], domains_var: str | None,
@@ -137,6 +148,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             # The baseline report beside the contract, from the same baseline (or naming why there is none).
             stem = "baseline" if len(groups) == 1 else os.path.join(name, "baseline")
             side[stem] = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
+            if run.contract is not None:
+                side[stem]["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
         section = sections[name]
         contracts[name] = {"model": section["model"], "xml": section["xml"], "pinned_at": section["pinned_at"],
                            "admitted": section["admitted"], "cpu": section.get("cpu")}

@@ -66,4 +66,4 @@ fi
   -e cpucompat_report_dir="$ROOT/reports" "$@"
 echo
 echo "Report: $ROOT/reports/baseline.html (open it in a browser; contract.html, and the .md and .json of both, beside it)"
-echo "The deploy above ran in check mode: nothing changed and no contract was written (a real run pins it in $DEMO/cpucompat-contracts)."
+echo "The deploy above ran in check mode: nothing changed and no contract was written (a real run pins it in the contract store, ~/.local/share/cpucompat/contracts)."

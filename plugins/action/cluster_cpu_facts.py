@@ -16,11 +16,13 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import ChangeRequest
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import DEFAULT_PREFIX, ContractStore, store_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import FORMS
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
@@ -66,6 +68,13 @@ ARGUMENT_SPEC = {
     "form": {"type": "str", "default": "minimal", "choices": list(FORMS)},
     "cpu_map": {"type": "path"},
     "contract_dir": {"type": "str", "default": ""},
+    "contract_store": {"type": "dict", "default": {}, "options": {
+        "type": {"type": "str", "default": "file", "choices": ["file", "redis"]},
+        "path": {"type": "str", "default": ""},
+        "connection": {"type": "str", "default": ""},
+        "prefix": {"type": "str", "default": DEFAULT_PREFIX},
+    }},
+    "pin": {"type": "bool", "default": False},
     "report_dir": {"type": "str"},
     "return_report": {"type": "bool", "default": True},
 }
@@ -73,14 +82,37 @@ CONSOLE_HOST_ROWS = 20
 
 
 def beside_inventory(task_vars: Mapping[str, Any], name: str) -> str:
-    """``name`` in the folder of the first inventory source that is a file or a folder; else in the current directory."""
+    """``name`` beside the first inventory source that is a file or a folder (never inside an inventory folder, where
+    the next run would read its JSON files as inventory sources); else in the current directory."""
     for source in task_vars.get("ansible_inventory_sources") or []:
-        source = str(source)
-        if os.path.isdir(source):
-            return os.path.join(source, name)
-        if os.path.isfile(source):
-            return os.path.join(os.path.dirname(os.path.abspath(source)), name)
+        source = os.path.abspath(str(source))
+        if os.path.isdir(source) or os.path.isfile(source):
+            return os.path.join(os.path.dirname(source.rstrip(os.sep)), name)
     return os.path.join(os.getcwd(), name)
+
+
+def former_contract_dirs(task_vars: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where releases before 0.3.0 kept contracts: ``cpucompat-contracts`` beside (or inside) the inventory source."""
+    out = []
+    for source in (task_vars.get("ansible_inventory_sources") or [])[:1]:
+        source = os.path.abspath(str(source))
+        if os.path.isdir(source):
+            out.append(os.path.join(source, "cpucompat-contracts"))
+        if os.path.isdir(source) or os.path.isfile(source):
+            out.append(os.path.join(os.path.dirname(source.rstrip(os.sep)), "cpucompat-contracts"))
+    return tuple(out)
+
+
+def contract_store(args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> ContractStore:
+    """The store the task names: contract_store (type, path, connection, prefix); contract_dir is the file store's
+    path. A Redis store without a connection uses the fact cache's when the fact cache is Redis."""
+    options = dict(args["contract_store"] or {})
+    options.setdefault("type", "file")
+    if options["type"] == "file":
+        options["path"] = os.path.expanduser(options.get("path") or args["contract_dir"] or "")
+    elif not options.get("connection") and str(C.CACHE_PLUGIN or "").endswith("redis"):
+        options["connection"] = C.CACHE_PLUGIN_CONNECTION
+    return store_of(options, former_contract_dirs(task_vars))
 
 
 def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode: bool) -> _verbs.Common:
@@ -91,8 +123,7 @@ def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode:
     # The controller's map serves only hosts whose facts say nothing about libvirt, and only when asked for.
     path = args["cpu_map"]
     return _verbs.Common(options, MapRegistry((lambda: cached_cpu_map(path)) if path else None), args["form"], args["allow_partial"],
-                         os.path.expanduser(args["contract_dir"]) or beside_inventory(task_vars, "cpucompat-contracts"),
-                         check_mode)
+                         contract_store(args, task_vars), check_mode, args["pin"])
 
 
 class ActionModule(ActionBase):
@@ -113,7 +144,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"cluster_cpu_facts ({args['report']}): {exc}") from exc
         report = _plain(outcome.report)
         result.update(report=report, changed=bool(outcome.contract_files), **_plain(outcome.extra))
-        if args["report"] in ("contract", "plan"):
+        if args["report"] in ("contract", "plan", "rebuild"):
             result["contract_files"] = outcome.contract_files
         if args["report_dir"] is not None:
             result["report_files"] = self._write(args, task_vars, report, outcome.side_reports)
@@ -150,6 +181,11 @@ class ActionModule(ActionBase):
                 return _verbs.upgrade(common, reader, groups, args["new_stack"], args["domains_var"], self._stack_file(args, task_vars))
             carried = self._carried(reader, args["carry_var"], task_vars)
             return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]))
+        if kind == "rebuild":
+            if not args["group"]:
+                raise AnsibleActionFail("cluster_cpu_facts: report=rebuild needs group")
+            hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
+            return _verbs.rebuild(common, reader, args["group"], hosts, args["domains_var"])
         if kind == "plan":
             if not args["group"] or not args["change"]:
                 raise AnsibleActionFail("cluster_cpu_facts: report=plan needs group and change (action: raise or lower)")

@@ -22,14 +22,16 @@ description:
   - V(migration) builds the migration matrix of the domains of O(sources) (O(domains_var)) against the targets
     O(hosts), as P(cpucompat.cluster.cpu_migration_matrix#filter) does, with libvirt's verdicts read from the registered
     M(cpucompat.cluster.hypervisor_cpu_compare) results named by O(verdicts_var).
-  - V(contract) keeps each group's CPU contract (schema C(cpucompat.contract/2), one C(<group>.json) in O(contract_dir) -
+  - V(contract) keeps each group's CPU contract (schema C(cpucompat.contract/2), one per group in the store O(contract_store) -
     the exact guest CPU, never XML) for the groups O(groups) (or O(group)) - pins a group's guest CPU when it has none,
     otherwise admits its hosts against the pinned one (a host that cannot run it, or on whose QEMU and libvirt it cannot
     be said exactly, is named with what it lacks, and the lower contract that would admit it); renders the C(<cpu>)
     for the stacks the group has (and those of O(extra_stacks)); writes the group's baseline report beside, from the
-    same baseline; with O(domains_var), every domain's compliance. A host in two of the groups is refused. Contract
-    files are written atomically and never in check mode; a malformed or foreign contract is refused, never overwritten;
-    a C(cpucompat.contract/1) file is upgraded on this write, and the report says so.
+    same baseline; with O(domains_var), every domain's compliance. A host in two of the groups is refused. Contracts
+    are written atomically, with compare-and-swap on their generation, and never in check mode; a malformed or foreign
+    contract is refused, never overwritten; a C(cpucompat.contract/1) file is upgraded on this write, and the report
+    says so. When the store has no contract for a group (or an older one) but its domains (O(domains_var)) carry the
+    stamp of one, the group is refused, naming the command that rebuilds it, unless O(pin).
   - V(plan) plans raising or lowering O(group)'s contract (O(change)) and writes the new contract unless in check mode
     or refused (lower without C(allow_lower), a lost security feature without C(allow_security_loss), a raise some host
     cannot run, a what-if with C(without)).
@@ -37,7 +39,10 @@ description:
     contract runs there and can be said exactly on the old and the new stack at once, which domains' CPU would change
     at their next power cycle, and what to do; the new stack's facts are written to C(new-stack.json) in O(report_dir)
     for O(extra_stacks).
-  - With O(group), V(expansion) and V(migration) also judge against the group's contract when it has one.
+  - V(rebuild) rebuilds O(group)'s lost contract from the stamps its domains carry (O(domains_var)) - the newest
+    generation, its digest checked - into the store, unless in check mode; refused when the store holds one as new.
+  - With O(group), V(expansion) and V(migration) also judge against the group's contract when it has one, and
+    V(baseline) says how today's baseline compares with it.
   - Hosts without facts, with facts of another schema version, whose latest probe failed (the host variable
     C(cpucompat_probe_result) registered by the C(cpucompat.cluster.probe) role has C(failed=true)), or that failed or were unreachable in this play
     are listed by name in C(missing_facts), C(other_schema), C(probe_failed) and C(unreachable); a host whose fact
@@ -66,7 +71,7 @@ options:
     description: The kind of report (schema C(cpucompat.report/1)).
     type: str
     default: baseline
-    choices: [baseline, expansion, migration, contract, plan, upgrade]
+    choices: [baseline, expansion, migration, contract, plan, upgrade, rebuild]
   group:
     description:
       - The inventory group; the baseline's hosts when O(hosts) is not given, the contract's group for V(contract),
@@ -196,10 +201,47 @@ options:
     type: path
   contract_dir:
     description:
-      - Folder of the contracts on the controller, one C(<group>.json) per group.
-      - Empty is C(cpucompat-contracts) beside the first inventory source that is a file or folder.
+      - The file store's folder on the controller, one C(<group>.json) per group (and a C(.<group>.lock) for writers).
+      - Empty is C($XDG_DATA_HOME/cpucompat/contracts) (C(~/.local/share/cpucompat/contracts)), outside any inventory
+        folder. A contract found only in C(cpucompat-contracts) beside the inventory (the default before 0.3.0) is read
+        from there and moved into the store on the next write.
     type: str
     default: ""
+  contract_store:
+    description:
+      - Where the contracts live. Every contract carries a generation; a write compares it with the one this run read, so
+        two runs (two controllers, two AWX jobs) that change one group at once never overwrite each other - the later
+        fails, naming the winner's generation, and writes nothing.
+    type: dict
+    default: {}
+    suboptions:
+      type:
+        description:
+          - V(file), a folder on the controller (O(contract_dir); writes hold a lock); V(redis), one key per group in a
+            Redis server shared by the controllers (the compare-and-swap is one server-side script).
+        type: str
+        default: file
+        choices: [file, redis]
+      path:
+        description: The file store's folder; overrides O(contract_dir).
+        type: str
+        default: ""
+      connection:
+        description:
+          - The Redis server, as C(host:port[:db[:password]]) (the form of the C(community.general.redis) fact cache) or a
+            C(redis://) URL. Empty is the fact cache's connection when the fact cache is Redis.
+        type: str
+        default: ""
+      prefix:
+        description: The prefix of the keys (C(<prefix><group>)).
+        type: str
+        default: cpucompat_contract_
+  pin:
+    description:
+      - With V(contract), pin a group's contract even though its domains carry the stamps of one the store does not hold
+        (a lost or older store). By default the group is refused, naming the rebuild command.
+    type: bool
+    default: false
   report_dir:
     type: str
     description:

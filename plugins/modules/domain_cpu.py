@@ -70,6 +70,33 @@ options:
         and would lose them silently at its next power cycle.
     type: bool
     default: false
+  stamp:
+    description:
+      - The contract the CPU comes from, written into the domain's C(<metadata>) in the same definition as the C(<cpu>)
+        (C(<cpucompat:cpu group=... generation=... digest=... pinned-at=...>) with the pinned level). A lost contract store is
+        detected from the stamps, and rebuilt from them (the playbook C(cpucompat.cluster.rebuild_contract)). The deploy role
+        passes the group's contract; a changed stamp alone changes the definition but needs no power cycle.
+    type: dict
+    suboptions:
+      group:
+        description: The inventory group whose contract it is.
+        type: str
+        required: true
+      generation:
+        description: The contract's generation in its store.
+        type: int
+        required: true
+      digest:
+        description: C(sha256:) of the pinned level's canonical JSON.
+        type: str
+        required: true
+      pinned_at:
+        description: When the contract was pinned.
+        type: str
+      level:
+        description: The pinned level (arch, vendor, model, features, machine, phys_bits).
+        type: dict
+        required: true
   backup:
     description: Keep the previous definition in O(backup_dir) before changing it, and return its path.
     type: bool
@@ -146,6 +173,9 @@ def main() -> None:
             backup=dict(type="bool", default=False),
             backup_dir=dict(type="path", default="/var/lib/libvirt/cpucompat-backups"),
             convert_host_cpu=dict(type="bool", default=False),
+            stamp=dict(type="dict", options=dict(group=dict(type="str", required=True), generation=dict(type="int", required=True),
+                                                 digest=dict(type="str", required=True), pinned_at=dict(type="str"),
+                                                 level=dict(type="dict", required=True))),
         ),
         mutually_exclusive=[("cpu_xml", "guest_cpu")],
         required_if=[("state", "present", ("cpu_xml", "guest_cpu"), True)],
@@ -163,7 +193,8 @@ def main() -> None:
                 cpu_xml = p["cpu_xml"]
         with connection(p["uri"]) as conn:
             change = apply_cpu(conn, p["name"], cpu_xml, check_mode=module.check_mode,
-                               backup_dir=p["backup_dir"] if p["backup"] else None, convert_host_cpu=p["convert_host_cpu"])
+                               backup_dir=p["backup_dir"] if p["backup"] else None, convert_host_cpu=p["convert_host_cpu"],
+                               stamp=p["stamp"])
     except CpuCompatError as exc:
         module.fail_json(msg=f"setting the CPU of domain {p['name']} failed: {exc}", domain=p["name"])
     result = dict(changed=change.changed, domain=change.domain, restart_required=change.restart_required, cpu_xml=change.after,

@@ -17,6 +17,8 @@ description:
     the features that are on) and a fixed TSC frequency (C(tsc_frequency), from C(<timer name='tsc' frequency=...>)).
   - And who else decides its CPU - C(nova) (OpenStack Nova's C(<nova:instance>) metadata) and C(opted_out) (the domain's
     own C(<cpucompat:cpu manage='no'/>) metadata), and C(excluded) (named in O(exclude)); the deploy leaves all three alone.
+  - And the contract a deploy stamped into its metadata (C(stamp) - group, generation, digest, pinned level; C(stamp_error)
+    when a stamp does not read), from which a lost contract store is detected and rebuilt.
 author:
   - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
@@ -64,6 +66,13 @@ domains:
       nova: false
       opted_out: false
       excluded: false
+      stamp:
+        group: hypervisors
+        generation: 3
+        digest: "sha256:5f0e..."
+        pinned_at: "2026-12-01T09:30:00Z"
+        level: {arch: x86_64, vendor: AuthenticAMD, model: EPYC-Rome, features: [avx2, sse4.2], machine: pc-q35, phys_bits: null}
+      stamp_error: null
 """
 
 import re

@@ -16,6 +16,11 @@ from utils.source_tree import SOURCE_COLLECTIONS
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def contract_file(tmp_path, group: str = "hypervisors"):
+    """Where the default file store keeps a group's contract in a test run by :func:`run_playbook`."""
+    return tmp_path / "data" / "cpucompat" / "contracts" / f"{group}.json"
+
+
 def run_playbook(playbook: str, tmp_path, inventory: str = "localhost,", extra: dict[str, Any] | None = None,
                  check: bool = False, diff: bool = False, env: dict[str, str] | None = None,
                  limit: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -38,5 +43,7 @@ def run_playbook(playbook: str, tmp_path, inventory: str = "localhost,", extra: 
     full_env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
                 "ANSIBLE_COLLECTIONS_PATH": SOURCE_COLLECTIONS,
                 "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"), "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), **(env or {})}
+                "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+                # The contract store's default folder is under XDG_DATA_HOME: each test its own.
+                "XDG_DATA_HOME": str(tmp_path / "data"), **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=600, check=False)

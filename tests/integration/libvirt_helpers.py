@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 import uuid
@@ -13,6 +14,20 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._fingerpri
 
 URI = "qemu:///system"
 VIRTTYPE = "kvm" if kvm_usable() else "qemu"
+
+
+def cpu_element(domain_xml: str) -> str:
+    """The text of the top-level <cpu> element (never the collection's <cpucompat:cpu> stamp)."""
+    match = re.search(r"<cpu(?:\s[^>]*)?(?:/>|>.*?</cpu>)", domain_xml, re.S)
+    assert match, "the definition has no <cpu>"
+    return match.group(0)
+
+
+def without_cpu_and_stamp(domain_xml: str) -> str:
+    """The definition without its <cpu> and without the collection's stamp (the <metadata> holding only it too)."""
+    text = domain_xml.replace(cpu_element(domain_xml), "")
+    text = re.sub(r"\n\s*<metadata>\s*<cpucompat:cpu [^>]*>[^<]*</cpucompat:cpu>\s*</metadata>", "", text)
+    return re.sub(r"\s*<cpucompat:cpu [^>]*>[^<]*</cpucompat:cpu>", "", text)
 
 
 def virsh(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:

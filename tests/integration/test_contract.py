@@ -21,7 +21,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fi
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import domain_cpu
-from integration.helpers import ROOT, run_playbook
+from integration.helpers import ROOT, contract_file, run_playbook
 from integration.libvirt_helpers import define, ensure_libvirtd, remove, virsh
 from utils.engine import compare
 from utils.recordings import facts_of
@@ -101,20 +101,20 @@ def _start_paused(name: str) -> None:
 
 
 def test_contract_life_cycle(tmp_path, replay, cast, domains) -> None:  # pylint: disable=too-many-locals,too-many-statements
-    contract_file = tmp_path / "cpucompat-contracts" / "hypervisors.json"
+    stored = contract_file(tmp_path)
     everyone = sorted({*cast["first"], cast["weak"], "this-machine"})
 
     # 1. pin: the first run writes the contract (and deploys it where this machine is in the group)
     proc = _run(tmp_path, SITE, _inventory(tmp_path, replay, cast["first"], domains))
     assert proc.returncode == 0, proc.stdout[-4000:]
-    pinned = json.loads(contract_file.read_text())
+    pinned = json.loads(stored.read_text())
     assert pinned["schema"] == "cpucompat.contract/2" and pinned["group"] == "hypervisors" and "xml" not in pinned
     assert [h["action"] for h in pinned["history"]] == ["pin"]
     assert _report(tmp_path, "contract")["groups"]["hypervisors"]["pinned_at"] == pinned["pinned_at"] == pinned["history"][0]["at"]
 
     # 2. a weaker host joins: refused by name with the features it lacks; no file, no domain changed
     _start_paused(domains["running"])
-    before_domains, before_contract = _definitions(domains), contract_file.read_text()
+    before_domains, before_contract = _definitions(domains), stored.read_text()
     inv = _inventory(tmp_path, replay, everyone, domains)
     proc = _run(tmp_path, SITE, inv)
     assert proc.returncode != 0
@@ -123,7 +123,7 @@ def test_contract_life_cycle(tmp_path, replay, cast, domains) -> None:  # pylint
     refused = section["admission"]["refused"]
     assert [r["host"] for r in refused] == [cast["weak"]] and refused[0]["missing_features"]
     assert section["admission"]["lower_contract"]["direction"] == "lower"
-    assert contract_file.read_text() == before_contract and _definitions(domains) == before_domains
+    assert stored.read_text() == before_contract and _definitions(domains) == before_domains
 
     # 3. lower, planned in check mode: this machine's domains listed, the running one must restart; nothing changes
     proc = _run(tmp_path, CHANGE, inv, check=True, cpucompat_contract_action="lower", cpucompat_contract_allow_lower=True,
@@ -133,13 +133,13 @@ def test_contract_life_cycle(tmp_path, replay, cast, domains) -> None:  # pylint
     assert plan["applied"] is False and plan["check_mode"] is True and plan["change"]["direction"] == "lower"
     assert plan["domains"][f"this-machine/{domains['running']}"]["restart_required"] is True
     assert plan["domains"][f"this-machine/{domains['stopped']}"]["restart_required"] is False
-    assert contract_file.read_text() == before_contract and _definitions(domains) == before_domains
+    assert stored.read_text() == before_contract and _definitions(domains) == before_domains
 
     # 4. lower, applied: the contract gains a history entry, the domains carry it and start with check='full'
     proc = _run(tmp_path, CHANGE, inv, cpucompat_contract_action="lower", cpucompat_contract_allow_lower=True,
                 cpucompat_contract_allow_security_loss=True)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    lowered = json.loads(contract_file.read_text())
+    lowered = json.loads(stored.read_text())
     assert [h["action"] for h in lowered["history"]] == ["pin", "lower"] and cast["weak"] in lowered["history"][1]["hosts"]
     xml = _report(tmp_path, "plan")["xml"]
     want = CpuSpec.parse(xml).key()
@@ -156,11 +156,11 @@ def test_contract_life_cycle(tmp_path, replay, cast, domains) -> None:  # pylint
     assert restored.returncode == 0, restored.stderr
 
     # 5. a second site run changes nothing: same contract bytes, no domain change, every domain compliant
-    stamp = contract_file.stat().st_mtime_ns
+    stamp = stored.stat().st_mtime_ns
     before_domains = _definitions(domains)
     proc = _run(tmp_path, SITE, inv)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert contract_file.stat().st_mtime_ns == stamp and _definitions(domains) == before_domains
+    assert stored.stat().st_mtime_ns == stamp and _definitions(domains) == before_domains
     statuses = {k: v["status"] for k, v in _report(tmp_path, "contract")["groups"]["hypervisors"]["domains"].items()}
     assert statuses == {f"this-machine/{n}": "compliant" for n in domains.values()}, statuses
 
@@ -169,18 +169,18 @@ def test_contract_life_cycle(tmp_path, replay, cast, domains) -> None:  # pylint
     assert proc.returncode == 0, proc.stdout[-4000:]
     could = _report(tmp_path, "contract")["groups"]["hypervisors"]["could_raise"]
     assert could and could["features_gained"]
-    assert contract_file.stat().st_mtime_ns == stamp
+    assert stored.stat().st_mtime_ns == stamp
 
 
 def test_bad_contracts_are_refused_and_kept(tmp_path, replay, cast, domains) -> None:
     inv = _inventory(tmp_path, replay, cast["first"], domains)
-    contract_file = tmp_path / "cpucompat-contracts" / "hypervisors.json"
-    contract_file.parent.mkdir()
+    stored = contract_file(tmp_path)
+    stored.parent.mkdir(parents=True)
     for text, message in (("{not json", "is not JSON"), (json.dumps({"schema": "cpucompat.contract/2", "group": "other"}), "lacks 'arch'")):
-        contract_file.write_text(text)
+        stored.write_text(text)
         proc = _run(tmp_path, SITE, inv)
         assert proc.returncode != 0 and message in proc.stdout, proc.stdout[-3000:]
-        assert contract_file.read_text() == text, "a malformed contract is never overwritten"
+        assert stored.read_text() == text, "a malformed contract is never overwritten"
 
 
 def test_a_host_in_two_listed_groups_is_refused(tmp_path, replay, cast, domains) -> None:
@@ -192,7 +192,7 @@ def test_a_host_in_two_listed_groups_is_refused(tmp_path, replay, cast, domains)
     path.write_text(yaml.safe_dump(inventory))
     proc = _run(tmp_path, SITE, str(path), cpucompat_group=["left", "right"])
     assert proc.returncode != 0 and f"host {first} is in two of the groups, left and right" in proc.stdout, proc.stdout[-3000:]
-    assert not (tmp_path / "cpucompat-contracts").exists()
+    assert not contract_file(tmp_path).parent.exists()
 
 
 def test_one_policy_shapes_the_baseline_and_the_contract_and_old_names_still_work(tmp_path, replay) -> None:
@@ -208,7 +208,7 @@ def test_one_policy_shapes_the_baseline_and_the_contract_and_old_names_still_wor
     out = " ".join((proc.stdout + proc.stderr).split())  # warnings go to stderr, wrapped
     assert "[DEPRECATION WARNING]: The variable cpucompat_baseline_exclude_features is renamed: set" in out
     assert "cpucompat_policy_exclude_features instead" in out
-    pinned = json.loads((tmp_path / "cpucompat-contracts" / "hypervisors.json").read_text())
+    pinned = json.loads((contract_file(tmp_path)).read_text())
     assert "sse4.2" not in pinned["cpu"]["features"], "the contract follows the policy"
     baseline = _report(tmp_path, "baseline")
     assert "sse4.2" not in baseline["baseline"]["features"] and baseline["contract"]["status"] == "equal"
@@ -219,4 +219,4 @@ def test_one_policy_shapes_the_baseline_and_the_contract_and_old_names_still_wor
     versus = _report(tmp_path, "baseline")["contract"]
     assert versus["status"] == "above" and "sse4.2" in versus["gains"], versus
     assert "Against the contract:** today's baseline is above the pinned contract" in (tmp_path / "reports" / "baseline.md").read_text()
-    assert json.loads((tmp_path / "cpucompat-contracts" / "hypervisors.json").read_text()) == pinned, "the contract stands"
+    assert json.loads((contract_file(tmp_path)).read_text()) == pinned, "the contract stands"

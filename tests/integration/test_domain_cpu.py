@@ -19,7 +19,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _pr
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import LibvirtError
 from integration.helpers import run_playbook
-from integration.libvirt_helpers import APP_EXTRAS, NOVA_EXTRAS, OPTED_OUT, URI, define, ensure_libvirtd, remove, virsh
+from integration.libvirt_helpers import APP_EXTRAS, NOVA_EXTRAS, OPTED_OUT, URI, cpu_element, define, ensure_libvirtd, remove, virsh
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 
@@ -97,9 +97,7 @@ def test_check_real_again_and_only_cpu_changes(tmp_path, domain: str, cluster_cp
 
 def _without_cpu(domain_xml: str) -> str:
     """The definition with the bytes of its <cpu> element cut out."""
-    start = domain_xml.index("<cpu")
-    end = domain_xml.index("</cpu>", start) + len("</cpu>") if "</cpu>" in domain_xml else domain_xml.index("/>", start) + 2
-    return domain_xml[:start] + domain_xml[end:]
+    return domain_xml.replace(cpu_element(domain_xml), "", 1)
 
 
 def test_other_applications_metadata_stays_byte_for_byte(tmp_path, cluster_cpu: str) -> None:

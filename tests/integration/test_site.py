@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from integration.helpers import ROOT, run_playbook
-from integration.libvirt_helpers import NOVA_EXTRAS, OPTED_OUT, define, ensure_libvirtd, remove, virsh
+from integration.libvirt_helpers import (NOVA_EXTRAS, OPTED_OUT, cpu_element, define, ensure_libvirtd, remove, virsh,
+                                         without_cpu_and_stamp)
 from utils.recordings import load
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
@@ -54,11 +55,11 @@ def domain(tmp_path):
 
 def _cpu_of(domain: str) -> str:
     xml = virsh("dumpxml", "--inactive", domain, check=True).stdout
-    return xml[xml.index("<cpu"):xml.index("</cpu>")]
+    return cpu_element(xml)
 
 
 def _without_cpu(xml: str) -> str:
-    return xml[:xml.index("<cpu")] + xml[xml.index("</cpu>"):]
+    return without_cpu_and_stamp(xml)
 
 
 def test_site_check_real_again(tmp_path, replay, domain: str) -> None:

@@ -16,8 +16,8 @@ import yaml
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from conftest import KVM
-from integration.helpers import ROOT, run_playbook
-from integration.libvirt_helpers import define, ensure_libvirtd, remove, virsh
+from integration.helpers import ROOT, contract_file, run_playbook
+from integration.libvirt_helpers import cpu_element, define, ensure_libvirtd, remove, virsh
 from utils import judges, stacks
 
 pytestmark = [pytest.mark.usefixtures("no_leftover_qemu"), KVM]
@@ -60,14 +60,14 @@ def _report(tmp_path, kind: str) -> dict:
 
 def _cpu(domain: str) -> CpuSpec:
     xml = virsh("dumpxml", "--inactive", domain, check=True).stdout
-    return CpuSpec.parse(xml[xml.index("<cpu"):xml.index("</cpu>") + len("</cpu>")])
+    return CpuSpec.parse(cpu_element(xml))
 
 
 def test_upgrade_check_by_path_then_deploy_for_both_stacks(tmp_path, domain) -> None:
     inv = _inventory(tmp_path, domain)
     proc = _run(tmp_path, SITE, inv)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    pinned = json.loads((tmp_path / "cpucompat-contracts" / "hypervisors.json").read_text())
+    pinned = json.loads((contract_file(tmp_path)).read_text())
 
     proc = _run(tmp_path, CHECK, inv, **NEW)
     report = _report(tmp_path, "upgrade")
@@ -116,10 +116,10 @@ def test_a_new_stack_that_cannot_run_the_contract_holds_the_upgrade(tmp_path, do
     """A contract level the new stack's host lacks a feature of: the check fails, naming the host and the feature."""
     inv = _inventory(tmp_path, domain)
     assert _run(tmp_path, SITE, inv).returncode == 0
-    contract_file = tmp_path / "cpucompat-contracts" / "hypervisors.json"
-    doc = json.loads(contract_file.read_text())
+    stored = contract_file(tmp_path)
+    doc = json.loads(stored.read_text())
     doc["cpu"]["features"] = sorted({*doc["cpu"]["features"], "avx512-fp16"})
-    contract_file.write_text(json.dumps(doc))
+    stored.write_text(json.dumps(doc))
     proc = _run(tmp_path, CHECK, inv, **NEW)
     assert proc.returncode != 0
     assert "the new stack (this-machine@new-stack) cannot run the CPU of group hypervisors: lacks avx512-fp16" in proc.stdout, proc.stdout[-3000:]

@@ -147,10 +147,13 @@ def host_maps(group: GroupFacts, registry: MapRegistry) -> dict[str, Any]:
 
 def group_contract(name: str, group: GroupFacts, contract: Contract | None, path: str, opts: BaselineOptions,
                    registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]] | None,
-                   allow_partial: bool = False, form: str = "minimal", extra: Sequence[HostCpu] = ()) -> GroupRun:
+                   allow_partial: bool = False, form: str = "minimal", extra: Sequence[HostCpu] = (),
+                   store_refusal: str | None = None) -> GroupRun:
     """Pin a group's first contract, or admit its hosts against the pinned one; then the compliance of its domains.
 
     Hosts without usable facts are never admitted; unless ``allow_partial``, they stop the group (nothing pinned).
+    ``store_refusal``: why the store's contract cannot be trusted (its domains carry the stamps of another one):
+    nothing is pinned or admitted, and the reason is the group's.
     ``extra``: hosts of stacks beyond the group's (a new QEMU or libvirt, before an upgrade): the ``<cpu>`` is rendered
     exact on theirs too.
     """
@@ -159,6 +162,9 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
                                "hosts_without_facts": {n: group.why(n) for n in group.incomplete}, "admission": None,
                                "admitted": [], "could_raise": None, "domains": {}, "status_counts": {}, "reasons": [],
                                "form": form}
+    if store_refusal:
+        section["reasons"].append(store_refusal)
+        return GroupRun(_with_contract(section, contract, None), None, None, contract)
     if group.incomplete and not allow_partial:
         section["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in section["hosts_without_facts"].items()))
         return GroupRun(_with_contract(section, contract, None))
@@ -261,7 +267,9 @@ def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: s
         return GroupRun(plan, None, new)
     responsible = sorted({h for hosts_ in change.lost_because_of.values() for h in hosts_}) if change.lost else sorted(new.hosts)
     reason = req.reason or f"{req.action} to the group's baseline of {now_iso()[:10]}"
-    return GroupRun(plan, changed(contract, req.action, new.guest, reason, responsible), new)
+    after = changed(contract, req.action, new.guest, reason, responsible)
+    plan["cpu"] = after.cpu.level()
+    return GroupRun(plan, after, new, after)
 
 
 def _refusals(req: ChangeRequest, change: LevelChange, cannot_run: list[HostCpu]) -> list[str]:

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The cluster CPU contract: the guest CPU a group keeps until an operator raises or lowers it. Private to the collection.
 
-One JSON document per inventory group (schema ``cpucompat.contract/2``) holds the pinned level: the exact feature set
+One JSON document per inventory group (schema ``cpucompat.contract/2``, kept by a store: ``_store``) holds the pinned level: the exact feature set
 (QEMU's canonical names), the base model, the machine type family and the address bits, never XML text. Each run
 renders it anew for the stacks the group has then, so that a QEMU or libvirt upgrade gets a ``<cpu>`` that means the
 same set there, or a refusal that names the host. A ``cpucompat.contract/1`` file (which kept the XML) is read,
@@ -13,9 +13,8 @@ upgraded, and written back as ``/2`` on the next write, which the report says.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -106,9 +105,19 @@ class Contract:
             if wrong:
                 raise ContractError(f"{where} is for {label} {getattr(self, attr)}; hosts of another {label}: {', '.join(wrong)}")
 
+    @property
+    def digest(self) -> str:
+        """``sha256:`` of the pinned level's canonical JSON: what a domain stamp names, and what a rebuild checks."""
+        return level_digest(self.cpu.level())
+
     def guest(self, stacks: GuestCpu) -> GuestCpu:
         """The pinned level on the group's stacks of today: what a renderer takes."""
         return stacks.with_level(self.cpu.level(), f"the contract of group {self.group}")
+
+
+def level_digest(level: Mapping[str, Any]) -> str:
+    canonical = json.dumps(level, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
 def versus(contract: Contract, today: GuestCpu | None, location: str) -> dict[str, Any]:
@@ -165,50 +174,5 @@ def upgraded(old: Contract, cpu: GuestCpu) -> Contract:
     return changed(replace(old, upgraded_from=None), "upgrade", cpu, reason, [])
 
 
-# ------------------------------------------------------------------------------------------------ files
-def contract_path(directory: str, group: str) -> str:
-    if not group or "/" in group or group.startswith("."):
-        raise ContractError(f"group name {group!r} cannot name a contract file")
-    return os.path.join(directory, f"{group}.json")
-
-
-def load(path: str) -> Contract | None:
-    """The contract at ``path``, None when there is none; a malformed one is an error, never overwritten."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ContractError(f"contract {path} cannot be read: {exc.strerror or exc}") from exc
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise ContractError(f"contract {path} is not JSON: {exc}") from exc
-    return Contract.from_dict(doc, f"contract {path}")
-
-
 def render_text(contract: Contract) -> str:
     return json.dumps(contract.to_dict(), indent=2, sort_keys=True) + "\n"
-
-
-def save(path: str, contract: Contract) -> bool:
-    """Write atomically; an identical file is left alone. True when the file changed."""
-    text = render_text(contract)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            if fh.read() == text:
-                return False
-    except FileNotFoundError:
-        pass
-    directory = os.path.dirname(path) or "."
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ContractError(f"contract {path} cannot be written: {exc.strerror or exc}") from exc
-    return True

@@ -3,9 +3,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The <cpu> element of libvirt domain definitions: read, compare, splice, apply. Private to the collection.
 
-A definition is changed by replacing the bytes of its ``<cpu>`` element and nothing else: other applications'
-metadata (``<nova:instance xmlns:nova=...>``), ``qemu:commandline`` and every other byte stay exactly as libvirt wrote
-them. :func:`apply_cpu` takes an open libvirt connection and never changes anything before it has compared the desired
+A definition is changed by replacing the bytes of its ``<cpu>`` element (and of the collection's own stamp in its
+``<metadata>``) and nothing else: other applications' metadata (``<nova:instance xmlns:nova=...>``),
+``qemu:commandline`` and every other byte stay exactly as libvirt wrote them. Both change in one ``defineXML``: a
+definition is never left with the new ``<cpu>`` and the old stamp, or the other way round.
+
+The stamp, ``<cpucompat:cpu group=... generation=... digest=... pinned-at=...>`` with the pinned level as JSON text,
+says which contract a domain was deployed from: a lost contract store is detected from it, and rebuilt. :func:`apply_cpu` takes an open libvirt connection and never changes anything before it has compared the desired
 ``<cpu>`` with the one in the domain's inactive definition, so check mode and the real run report the same ``changed``.
 """
 
@@ -13,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import re
+from xml.sax.saxutils import escape, quoteattr
 import xml.etree.ElementTree as ET
 from xml.parsers import expat
 from collections.abc import Iterator
@@ -32,18 +38,122 @@ CPUCOMPAT_NS = "https://github.com/cpucompat/cluster/xmlns/1"
 NOVA_NS_PREFIX = "http://openstack.org/xmlns/libvirt/nova/"
 
 
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_GROUP = re.compile(r"^[A-Za-z0-9_.:@+-]{1,200}$")
+
+
 def manager(domain_xml: str) -> dict[str, Any]:
     """Who else decides a domain's CPU, from its <metadata>: ``nova`` (Nova rewrites the definition at every start),
-    ``opted_out`` (the domain's own <cpucompat:cpu manage='no'/>)."""
+    ``opted_out`` (the domain's own <cpucompat:cpu manage='no'/>), and the contract ``stamp`` a deploy left (None:
+    none, or one that does not read; ``stamp_error`` says why)."""
+    out: dict[str, Any] = {"nova": False, "opted_out": False, "stamp": None, "stamp_error": None}
     try:
         root = ET.fromstring(domain_xml)
     except ET.ParseError:
-        return {"nova": False, "opted_out": False}
+        return out
     metadata = root.find("metadata")
     children = list(metadata) if metadata is not None else []
-    nova = any(isinstance(c.tag, str) and c.tag.startswith("{" + NOVA_NS_PREFIX) and c.tag.endswith("}instance") for c in children)
+    out["nova"] = any(isinstance(c.tag, str) and c.tag.startswith("{" + NOVA_NS_PREFIX) and c.tag.endswith("}instance")
+                      for c in children)
     mark = next((c for c in children if c.tag == f"{{{CPUCOMPAT_NS}}}cpu"), None)
-    return {"nova": nova, "opted_out": mark is not None and mark.get("manage") == "no"}
+    if mark is not None:
+        out["opted_out"] = mark.get("manage") == "no"
+        if mark.get("group") is not None:
+            try:
+                out["stamp"] = read_stamp(mark.attrib, mark.text or "")
+            except ValueError as exc:
+                out["stamp_error"] = str(exc)
+    return out
+
+
+def read_stamp(attrs: Any, text: str) -> dict[str, Any]:
+    """A stamp's attributes and level, checked for shape (the controller validates the level's names)."""
+    group, digest = str(attrs.get("group")), str(attrs.get("digest"))
+    try:
+        generation = int(str(attrs.get("generation")))
+        level = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"the cpucompat stamp does not read: {exc}") from None
+    if not _GROUP.match(group) or not _DIGEST.match(digest) or generation < 1 or not isinstance(level, dict):
+        raise ValueError("the cpucompat stamp does not read: group, generation, digest or level malformed")
+    return {"group": group, "generation": generation, "digest": digest, "pinned_at": attrs.get("pinned-at"), "level": level}
+
+
+def stamp_xml(stamp: Any, indent: str = "") -> str:
+    """The stamp element for ``stamp`` (group, generation, digest, pinned_at, level), checked as :func:`read_stamp`
+    reads it."""
+    read_stamp({"group": stamp.get("group"), "generation": stamp.get("generation"), "digest": stamp.get("digest")},
+               json.dumps(stamp.get("level")))
+    level = json.dumps(stamp["level"], sort_keys=True, separators=(",", ":"))
+    return (f"<cpucompat:cpu xmlns:cpucompat={quoteattr(CPUCOMPAT_NS)} group={quoteattr(str(stamp['group']))} "
+            f"generation='{int(stamp['generation'])}' digest={quoteattr(str(stamp['digest']))}"
+            + (f" pinned-at={quoteattr(str(stamp['pinned_at']))}" if stamp.get("pinned_at") else "")
+            + f">{escape(level)}</cpucompat:cpu>")
+
+
+def _stamp_key(stamp: Any) -> tuple[Any, ...] | None:
+    if not stamp:
+        return None
+    return (stamp.get("group"), int(stamp.get("generation") or 0), stamp.get("digest"))
+
+
+def _metadata_spans(xml: bytes) -> tuple[_Span | None, tuple[int, int] | None]:
+    """The <metadata> element and, inside it, the byte span of the collection's own <cpucompat:cpu> child."""
+    meta = _top_level_spans(xml, "domain definition").get("metadata")
+    if meta is None:
+        return None, None
+    parser = expat.ParserCreate(namespace_separator=" ")
+    found: list[tuple[int, int]] = []
+    depth = 0
+    begin = -1
+
+    def start(tag: str, _attrs: Any) -> None:
+        nonlocal depth, begin
+        depth += 1
+        if depth == 2 and tag == f"{CPUCOMPAT_NS} cpu" and not found:
+            begin = parser.CurrentByteIndex
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        if depth == 2 and tag == f"{CPUCOMPAT_NS} cpu" and begin >= 0 and not found:
+            at = parser.CurrentByteIndex
+            close = xml.index(b">", meta.start + at) + 1 if xml.startswith(b"</", meta.start + at) \
+                else _empty_tag_end(xml, meta.start + begin)
+            found.append((meta.start + begin, close))
+        depth -= 1
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(xml[meta.start:meta.end], True)
+    except expat.ExpatError as exc:  # a child relying on a namespace declared outside <metadata>
+        raise LibvirtError(f"the <metadata> of the definition does not read on its own: {exc}") from exc
+    return meta, (found[0] if found else None)
+
+
+def replace_stamp(domain_xml: str, stamp: Any, domain: str) -> str:
+    """The definition with the collection's stamp set to ``stamp`` in its <metadata> (created after <uuid> or <name>
+    when missing); every other byte unchanged."""
+    data = domain_xml.encode()
+    meta, child = _metadata_spans(data)
+    if meta is None:
+        spans = _top_level_spans(data, f"domain {domain} definition")
+        anchor = spans.get("uuid") or spans.get("name")
+        if anchor is None:
+            raise LibvirtError(f"domain {domain}: its definition has no <name> to place <metadata> after")
+        ind = anchor.indent.decode()
+        text = f"\n{ind}<metadata>\n{ind}  {stamp_xml(stamp)}\n{ind}</metadata>".encode()
+        return (data[:anchor.end] + text + data[anchor.end:]).decode()
+    if child is not None:
+        return (data[:child[0]] + stamp_xml(stamp).encode() + data[child[1]:]).decode()
+    inner = data[meta.start:meta.end]
+    if inner.endswith(b"/>"):  # <metadata/>
+        ind = meta.indent.decode()
+        text = f"<metadata>\n{ind}  {stamp_xml(stamp)}\n{ind}</metadata>".encode()
+        return (data[:meta.start] + text + data[meta.end:]).decode()
+    close = meta.start + inner.rindex(b"</")
+    ind = meta.indent.decode()
+    return (data[:close] + f"  {stamp_xml(stamp)}\n{ind}".encode() + data[close:]).decode()
 
 
 def skip_reason(domain_xml: str, current: CpuSpec | None, convert_host_cpu: bool) -> str | None:
@@ -148,10 +258,11 @@ class CpuChange:
     active: bool
     backup: str | None = None
     skipped: str | None = None  # why the domain was left alone
+    cpu_changed: bool | None = None  # None: as changed (the stamp alone may change, which needs no power cycle)
 
     @property
     def restart_required(self) -> bool:
-        return self.changed and self.active
+        return bool(self.changed if self.cpu_changed is None else self.cpu_changed) and self.active
 
 
 def _libvirt_error(action: str, domain: str, exc: Exception) -> LibvirtError:
@@ -160,7 +271,7 @@ def _libvirt_error(action: str, domain: str, exc: Exception) -> LibvirtError:
 
 
 def apply_cpu(conn: Any, domain: str, cpu_xml: str | None, *, check_mode: bool, backup_dir: str | None = None,
-              convert_host_cpu: bool = False) -> CpuChange:
+              convert_host_cpu: bool = False, stamp: Any = None) -> CpuChange:
     """Make the persistent definition of ``domain`` carry ``cpu_xml`` (None: no <cpu> element).
 
     The comparison happens before anything is written; check mode stops there.
@@ -168,11 +279,17 @@ def apply_cpu(conn: Any, domain: str, cpu_xml: str | None, *, check_mode: bool, 
     cycle. libvirt replaces a definition atomically: when it refuses the new XML the
     domain keeps exactly the old one. A domain that vanished after it was read
     is not recreated. Domains Nova manages, domains opted out in their metadata and, unless ``convert_host_cpu``,
-    host-model and host-passthrough domains are left alone (``skipped`` says why).
+    host-model and host-passthrough domains are left alone (``skipped`` says why). ``stamp``: the contract the CPU
+    comes from, written into the domain's metadata in the same definition.
     """
     import libvirt  # pylint: disable=import-outside-toplevel  # checked by the module with missing_required_lib
 
     desired = CpuSpec.parse(cpu_xml) if cpu_xml is not None else None
+    if stamp is not None:
+        try:
+            stamp_xml(stamp)
+        except ValueError as exc:
+            raise LibvirtError(f"domain {domain}: {exc}") from None
     try:
         dom = conn.lookupByName(domain)
         uuid = dom.UUIDString()
@@ -187,10 +304,14 @@ def apply_cpu(conn: Any, domain: str, cpu_xml: str | None, *, check_mode: bool, 
     skipped = skip_reason(inactive, current, convert_host_cpu)
     if skipped is not None:
         return CpuChange(domain, False, _text(current), _text(current), active, skipped=skipped)
-    change = CpuChange(domain, _key(current) != _key(desired), _text(current), _text(desired), active)
+    cpu_changed = _key(current) != _key(desired)
+    stamp_changed = stamp is not None and _stamp_key(manager(inactive)["stamp"]) != _stamp_key(stamp)
+    change = CpuChange(domain, cpu_changed or stamp_changed, _text(current), _text(desired), active, cpu_changed=cpu_changed)
     if not change.changed or check_mode:
         return change
-    new_xml = replace_cpu(inactive, desired, domain)
+    new_xml = replace_cpu(inactive, desired, domain) if cpu_changed else inactive
+    if stamp_changed:
+        new_xml = replace_stamp(new_xml, stamp, domain)
     try:
         # Re-check right before writing: defineXML would recreate a vanished domain.
         if conn.lookupByUUIDString(uuid).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE) != inactive:

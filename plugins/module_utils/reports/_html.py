@@ -31,7 +31,8 @@ MAX_ROWS = 200  # hosts or domains shown in a matrix
 MAX_COLUMNS = 60  # features or targets shown in a matrix
 MAX_BARS = 40
 TITLES = {"baseline": "CPU baseline", "expansion": "Cluster expansion plan", "migration": "Pre-migration check",
-          "contract": "Cluster CPU contract", "plan": "Contract plan", "upgrade": "Before the upgrade"}
+          "contract": "Cluster CPU contract", "plan": "Contract plan", "upgrade": "Before the upgrade",
+          "rebuild": "Contract rebuilt from the domains' stamps"}
 _ENV: Any = None
 
 

@@ -306,5 +306,19 @@ on {{ host }}{% if not r.runnable %}: lacks {{ r.missing_features | join(', ') o
 {% endblock %}
 """
 
+REBUILD = """{% extends "base" %}{% import "macros" as m %}
+{% block body %}
+{{ m.cards([("group", report.group), ("model", report.model or "none"), ("features", report.features | length),
+            ("generation", report.generation), ("stamped domains", report.stamps.domains),
+            ("written", "no (check mode)" if report.check_mode else "yes")]) }}
+<p class="muted">{{ report.contract_file }}</p>
+<ul>{% for n in report.notes %}<li>{{ n }}</li>{% endfor %}</ul>
+<h2 id="generations">Stamps by generation</h2>
+<div class="scroll"><table><thead><tr><th scope="col">generation</th><th scope="col">domains</th></tr></thead><tbody>
+{% for g, n in report.stamps.generations.items() %}<tr><th scope="row">{{ g }}</th><td>{{ n }}</td></tr>{% endfor %}
+</tbody></table></div>
+{% endblock %}
+"""
+
 TEMPLATES = {"base": BASE, "macros": MACROS, "baseline": BASELINE, "expansion": EXPANSION, "migration": MIGRATION,
-             "contract": CONTRACT, "plan": PLAN, "upgrade": UPGRADE}
+             "contract": CONTRACT, "plan": PLAN, "upgrade": UPGRADE, "rebuild": REBUILD}

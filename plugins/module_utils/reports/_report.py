@@ -279,8 +279,20 @@ def upgrade_markdown(view: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def rebuild_markdown(view: Mapping[str, Any]) -> str:
+    stamps = view.get("stamps") or {}
+    out = [f"# Contract of group {view.get('group')} rebuilt from the domains' stamps", "",
+           f"Generation {view.get('generation')}, model `{view.get('model')}`, {len(view.get('features') or [])} features, "
+           f"pinned at {view.get('pinned_at')}" + (" - check mode: not written" if view.get("check_mode") else ""),
+           f"- store: `{view.get('contract_file')}`"]
+    out += [f"- {n}" for n in view.get("notes") or []]
+    out += ["", "| generation | domains |", "|---|---|"]
+    out += [f"| {g} | {n} |" for g, n in (stamps.get("generations") or {}).items()]
+    return "\n".join(out) + "\n"
+
+
 _RENDERINGS = {"baseline": baseline_markdown, "upgrade": upgrade_markdown, "expansion": expansion_markdown, "migration": migration_markdown,
-               "contract": contract_markdown, "plan": plan_markdown}
+               "contract": contract_markdown, "plan": plan_markdown, "rebuild": rebuild_markdown}
 
 
 def report_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> str:

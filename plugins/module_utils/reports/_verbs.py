@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._errors import BaselineError
-from ..contract import _admission, _contract
+from ..contract import _admission, _contract, _stamps
+from ..contract._store import ContractStore, FileStore, Stored
 from ..cpu._guest import level_of
 from ..cpu._libvirt_map import MapRegistry
 from ..contract._domains import compliance, status_counts
@@ -27,7 +28,7 @@ from ._cluster import cluster_view, expansion_report, migration_report
 from ._report import REPORT_SCHEMA
 from ._upgrade import upgrade_group, upgrade_report
 
-VERBS = ("baseline", "expansion", "migration", "contract", "plan", "upgrade")
+VERBS = ("baseline", "expansion", "migration", "contract", "plan", "upgrade", "rebuild")
 
 
 class Reader(Protocol):
@@ -48,8 +49,9 @@ class Common:
     registry: MapRegistry
     form: str = "minimal"
     allow_partial: bool = False
-    contract_dir: str = "cpucompat-contracts"
+    store: ContractStore = field(default_factory=FileStore)
     check_mode: bool = False
+    pin: bool = False  # pin a group's contract even though its domains carry the stamps of one the store lacks
 
 
 @dataclass
@@ -66,8 +68,14 @@ class Outcome:
 def _contract_of(common: Common, group: str | None) -> tuple[str | None, _contract.Contract | None]:
     if not group:
         return None, None
-    path = _contract.contract_path(common.contract_dir, group)
-    return path, _contract.load(path)
+    return common.store.where(group), common.store.read(group).contract
+
+
+def _write(common: Common, group: str, contract: _contract.Contract, stored: Stored) -> bool:
+    """Write a group's contract unless in check mode (then only predicted); compare-and-swap on the generation read."""
+    if common.check_mode:
+        return True
+    return common.store.write(group, contract, stored.generation) != stored.generation
 
 
 # ------------------------------------------------------------------------------------------------ the verbs
@@ -133,17 +141,25 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
     contracts: dict[str, Any] = {}
     side: dict[str, dict[str, Any]] = {}
     for name, hosts in groups.items():
-        path = _contract.contract_path(common.contract_dir, name)
+        path = common.store.where(name)
         group = reader.group(hosts)
         domains = reader.domains(hosts, domains_var) if domains_var else None
         earlier = (carried or {}).get(name)
         if earlier is not None:
             sections[name] = _compliance_only(earlier, group, domains, common.registry)
         else:
-            run = _admission.group_contract(name, group, _contract.load(path), path, common.policy, common.registry, domains,
-                                            common.allow_partial, common.form, extra)
-            if run.to_write is not None and (common.check_mode or _contract.save(path, run.to_write)):
-                written.append(path)  # in check mode only predicted: the file stays as it is
+            stored = common.store.read(name)
+            stamps = _stamps.found(name, domains or {})
+            run = _admission.group_contract(name, group, stored.contract, path, common.policy, common.registry, domains,
+                                            common.allow_partial, common.form, extra,
+                                            _stamps.refusal(name, stored, stamps, path, common.pin))
+            to_write = run.to_write if run.to_write is not None else (run.contract if stored.moved_from and
+                                                                       not run.section["reasons"] else None)
+            if to_write is not None and _write(common, name, to_write, stored):
+                written.append(path)  # in check mode only predicted: the store stays as it is
+            run.section["generation"] = stored.generation + 1 if to_write is not None else stored.generation
+            run.section["moved_from"] = stored.moved_from
+            run.section["stamps"] = _stamps.summary(stamps)
             sections[name] = run.section
             # The baseline report beside the contract, from the same baseline (or naming why there is none).
             stem = "baseline" if len(groups) == 1 else os.path.join(name, "baseline")
@@ -152,9 +168,10 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                 side[stem]["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
         section = sections[name]
         contracts[name] = {"model": section["model"], "xml": section["xml"], "pinned_at": section["pinned_at"],
-                           "admitted": section["admitted"], "cpu": section.get("cpu")}
+                           "admitted": section["admitted"], "cpu": section.get("cpu"), "generation": section.get("generation"),
+                           "digest": _contract.level_digest(section["cpu"]) if section.get("cpu") else None}
     reasons = [r for section in sections.values() for r in section["reasons"]]
-    report = {"schema": REPORT_SCHEMA, "kind": "contract", "contract_dir": common.contract_dir, "groups": sections,
+    report = {"schema": REPORT_SCHEMA, "kind": "contract", "contract_store": common.store.where("GROUP").replace("GROUP", "<group>"), "groups": sections,
               "contract_files_changed": written, "check_mode": common.check_mode,
               "verdict": {"ok": not reasons, "reasons": reasons}}
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
@@ -172,14 +189,33 @@ def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Map
 def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: _admission.ChangeRequest,
          domains_var: str | None) -> Outcome:
     """Plan a raise or lower of one group's contract, and write it when it may be applied (not in check mode)."""
-    path, current = _contract_of(common, group)
-    run = _admission.plan_change(group, reader.group(hosts), current, str(path), request, common.policy, common.registry,
+    path, stored = common.store.where(group), common.store.read(group)
+    run = _admission.plan_change(group, reader.group(hosts), stored.contract, path, request, common.policy, common.registry,
                                  reader.domains(hosts, domains_var), common.form)
     written = []
-    if run.to_write is not None and (common.check_mode or _contract.save(str(path), run.to_write)):
-        written.append(str(path))
+    if run.to_write is not None and _write(common, group, run.to_write, stored):
+        written.append(path)
+    run.section["generation"] = stored.generation + 1 if written else stored.generation
+    if run.contract is not None:
+        run.section["digest"] = run.contract.digest
     report = {"schema": REPORT_SCHEMA, "kind": "plan", **run.section, "applied": bool(written) and not common.check_mode,
               "check_mode": common.check_mode, "verdict": {"ok": not run.section["reasons"], "reasons": run.section["reasons"]}}
+    return Outcome(report, written)
+
+
+def rebuild(common: Common, reader: Reader, group: str, hosts: list[str], domains_var: str | None) -> Outcome:
+    """Rebuild a group's lost contract from the stamps its deployed domains carry; refused when the store has one."""
+    where, stored = common.store.where(group), common.store.read(group)
+    stamps = _stamps.found(group, reader.domains(hosts, domains_var))
+    contract, generation, notes = _stamps.rebuilt(group, stamps, stored, where)
+    written = []
+    if not common.check_mode:
+        common.store.write(group, contract, stored.generation, generation)
+    written.append(where)
+    report = {"schema": REPORT_SCHEMA, "kind": "rebuild", "group": group, "contract_file": where, "generation": generation,
+              "model": contract.cpu.model, "features": sorted(contract.cpu.features), "cpu": contract.cpu.level(),
+              "pinned_at": contract.pinned_at, "history": [dict(h) for h in contract.history], "stamps": _stamps.summary(stamps),
+              "notes": notes, "check_mode": common.check_mode, "verdict": {"ok": True, "reasons": []}}
     return Outcome(report, written)
 
 

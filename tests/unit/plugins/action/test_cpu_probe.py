@@ -41,14 +41,17 @@ def test_old_facts_are_confirmed_by_the_fingerprint_script(action_plugin, now_fi
     assert result["fingerprint"] == now_fingerprint
 
 
-@pytest.mark.parametrize("args, cached, fresh", [
-    ({"reuse_cached": False, "max_age": 3600}, _cached("sha256:x", time.time()), None),
-    ({"reuse_cached": True, "max_age": 3600}, _cached("sha256:x", time.time(), schema=0), None),
-    ({"reuse_cached": True, "max_age": 0}, _cached("sha256:stale", time.time()), None),
-    ({"reuse_cached": True, "max_age": 60}, _cached("sha256:stale", time.time() - 120), None),
-    ({"reuse_cached": True, "max_age": 60}, _cached("sha256:stale", time.time() - 30), "max_age"),
+# The age of the cached facts is taken when the test runs, not when the module is collected (a long run in between
+# would age them).
+@pytest.mark.parametrize("args, fingerprint, age, schema, fresh", [
+    ({"reuse_cached": False, "max_age": 3600}, "sha256:x", 0, _facts.SCHEMA_VERSION, None),
+    ({"reuse_cached": True, "max_age": 3600}, "sha256:x", 0, 0, None),
+    ({"reuse_cached": True, "max_age": 0}, "sha256:stale", 0, _facts.SCHEMA_VERSION, None),
+    ({"reuse_cached": True, "max_age": 60}, "sha256:stale", 120, _facts.SCHEMA_VERSION, None),
+    ({"reuse_cached": True, "max_age": 60}, "sha256:stale", 30, _facts.SCHEMA_VERSION, "max_age"),
 ], ids=["not-reused", "other-schema", "no-max-age-stale", "too-old-stale", "young"])
-def test_the_policy_in_order(action_plugin, args, cached, fresh) -> None:
+def test_the_policy_in_order(action_plugin, args, fingerprint, age, schema, fresh) -> None:
+    cached = _cached(fingerprint, time.time() - age, schema=schema)
     plugin = action_plugin("cpu_probe", {**S390X, **args})
     full = {"force": False, "qmp_socket": None, "cached_fingerprint": None, **S390X, **args}
     facts = plugin._cached_facts(full, _task_vars(cached))  # pylint: disable=protected-access

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission, _contract, _domains
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission, _contract, _domains, _store
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
@@ -185,7 +185,7 @@ def test_malformed_contract_is_refused_and_kept(tmp_path, text: str, message: st
     path = tmp_path / "g.json"
     path.write_text(text)
     with pytest.raises(_contract.ContractError, match=message):
-        _contract.load(str(path))
+        _store.FileStore(str(tmp_path)).read("g")
     assert path.read_text() == text
 
 
@@ -197,7 +197,7 @@ def test_a_schema_1_contract_is_upgraded_on_the_next_write_and_says_so(tmp_path)
            "pinned_at": "2026-01-01T00:00:00Z", "history": [{"action": "pin", "at": "2026-01-01T00:00:00Z"}]}
     path = tmp_path / "g.json"
     path.write_text(json.dumps(old))
-    loaded = _contract.load(str(path))
+    loaded = _store.FileStore(str(tmp_path)).read("g").contract
     assert loaded.upgraded_from == "cpucompat.contract/1" and not any(f.startswith("kvm") for f in loaded.cpu.features)
     run = _admission.group_contract("g", group_facts(hosts), loaded, str(path), OPTS, REGISTRY, None)
     assert run.to_write is not None and "upgraded from cpucompat.contract/1" in run.section["upgraded"]
@@ -216,14 +216,17 @@ def test_foreign_contract_is_refused() -> None:
         _admission.group_contract("g", group_facts({"amd": amd}), contract, "c", OPTS, REGISTRY, None)
 
 
-def test_save_is_atomic_and_idempotent(tmp_path) -> None:
+def test_the_file_store_writes_atomically_once_per_change(tmp_path) -> None:
     contract = _pin({"gold": GOLD})
-    path = str(tmp_path / "dir" / "g.json")
-    assert _contract.save(path, contract) is True
-    stamp = os.stat(path).st_mtime_ns
-    assert _contract.save(path, contract) is False and os.stat(path).st_mtime_ns == stamp
-    assert _contract.load(path).to_dict() == contract.to_dict()
-    assert os.listdir(tmp_path / "dir") == ["g.json"]
+    store = _store.FileStore(str(tmp_path / "dir"))
+    assert store.read("g") == _store.Stored(None, 0)
+    assert store.write("g", contract, 0) == 1
+    path = store.where("g")
+    mtime = os.stat(path).st_mtime_ns
+    assert store.write("g", contract, 1) == 1 and os.stat(path).st_mtime_ns == mtime, "an identical contract is left alone"
+    stored = store.read("g")
+    assert stored.contract.to_dict() == contract.to_dict() and stored.generation == 1 and "@" in stored.written_by
+    assert sorted(os.listdir(tmp_path / "dir")) == [".g.lock", "g.json"], "no temporary file is left"
 
 
 def test_incomplete_group_is_neither_pinned_nor_admitted() -> None:

@@ -1,0 +1,111 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Domain stamps: the contract each deployed domain carries, and what they say about a lost store. Private.
+
+The deploy writes into every domain it puts on a contract CPU the group, the contract's generation, the digest of its
+level and the level itself (``deploy/_domain.py``). From them a run knows when the store it reads is not the one the
+fleet was deployed from - lost (an AWX job's ephemeral folder), moved, or restored from an older copy - and refuses to
+pin a new contract over domains that run another; and a lost contract is rebuilt from them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import BaselineError
+from ..cpu._guest import level_of
+from ._contract import Contract, ContractError, Level, level_digest, now_iso
+from ._store import Stored
+
+REBUILD = "ansible-playbook -i <inventory> cpucompat.cluster.rebuild_contract -e cpucompat_group={group}"
+
+
+@dataclass(frozen=True)
+class Stamp:
+    host: str
+    domain: str
+    generation: int
+    digest: str
+    pinned_at: str | None
+    level: Mapping[str, Any]
+
+
+def found(group: str, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Stamp]:
+    """The stamps of ``group`` on the listed domains (other groups' stamps are theirs)."""
+    out = []
+    for host, entries in sorted(domains.items()):
+        for dom in entries:
+            stamp = dom.get("stamp")
+            if isinstance(stamp, Mapping) and stamp.get("group") == group:
+                out.append(Stamp(host, str(dom.get("name")), int(stamp["generation"]), str(stamp["digest"]),
+                                 stamp.get("pinned_at"), stamp.get("level") or {}))
+    return out
+
+
+def summary(stamps: Sequence[Stamp]) -> dict[str, Any]:
+    generations = Counter(s.generation for s in stamps)
+    return {"domains": len(stamps), "generations": {str(g): n for g, n in sorted(generations.items())},
+            "hosts": sorted({s.host for s in stamps})}
+
+
+def _hosts(stamps: Sequence[Stamp]) -> str:
+    hosts = sorted({s.host for s in stamps})
+    return ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
+
+
+def refusal(group: str, stored: Stored, stamps: Sequence[Stamp], where: str, pin: bool) -> str | None:
+    """Why the store's contract (or its absence) cannot be trusted, given the stamps; None when it can, or ``pin``."""
+    if pin or not stamps:
+        return None
+    newest = max(s.generation for s in stamps)
+    rebuild = REBUILD.format(group=group)
+    if stored.contract is None and stored.moved_from is None:
+        return (f"group {group} has no contract in the store ({where}), but {len(stamps)} of its domains (on {_hosts(stamps)}) "
+                f"carry the stamp of its contract, generation {newest}: the store was lost or this run reads another one. "
+                f"Rebuild the contract from the stamps ({rebuild}), point the run at the right store, or pin a new one "
+                "anyway with -e cpucompat_contract_pin=true")
+    current = stored.contract
+    if current is not None and newest > stored.generation:
+        newer = [s for s in stamps if s.generation == newest]
+        if any(s.digest != current.digest for s in newer):
+            return (f"the store holds generation {stored.generation} of group {group}'s contract ({where}), but "
+                    f"{len(newer)} of its domains (on {_hosts(newer)}) carry generation {newest}, another level: the store "
+                    f"was restored from an older copy or this run reads another one. Rebuild it from the stamps "
+                    f"({rebuild}), or keep the store's with -e cpucompat_contract_pin=true (the next deploy stamps the "
+                    "domains anew)")
+    return None
+
+
+def rebuilt(group: str, stamps: Sequence[Stamp], stored: Stored, where: str) -> tuple[Contract, int, list[str]]:
+    """The contract the newest stamps name, its generation, and notes; refused when the store holds as new a one."""
+    if not stamps:
+        raise ContractError(f"no domain of group {group} carries a contract stamp: nothing to rebuild from (pin a new "
+                            "contract with cpucompat.cluster.site)")
+    newest = max(s.generation for s in stamps)
+    if stored.contract is not None and stored.generation >= newest:
+        raise ContractError(f"the store holds generation {stored.generation} of group {group}'s contract ({where}), as "
+                            f"new as the domains' stamps (generation {newest}): nothing to rebuild")
+    chosen = [s for s in stamps if s.generation == newest]
+    digests = sorted({s.digest for s in chosen})
+    if len(digests) > 1:
+        raise ContractError(f"the domains of group {group} carry generation {newest} with {len(digests)} different levels "
+                            f"({', '.join(digests)}): the stamps disagree, rebuild refused")
+    stamp = chosen[0]
+    if level_digest(stamp.level) != stamp.digest:
+        raise ContractError(f"the stamp of domain {stamp.domain} on {stamp.host} does not match its digest: rebuild refused")
+    try:
+        cpu = level_of(stamp.level, f"the stamp of domain {stamp.domain} on {stamp.host}")
+    except BaselineError as exc:
+        raise ContractError(str(exc)) from None
+    when = now_iso()
+    notes = [f"rebuilt from the stamps of {len(chosen)} domain(s) on {_hosts(chosen)}, generation {newest}"]
+    older = sorted({s.generation for s in stamps if s.generation < newest})
+    if older:
+        notes.append(f"domains still on older generations ({', '.join(map(str, older))}) get the contract at the next deploy")
+    entry = {"at": when, "action": "rebuild", "from": None, "to": Level(cpu.model, cpu.features).to_dict(),
+             "reason": notes[0] + "; the history before it was lost with the store", "hosts": sorted({s.host for s in chosen})}
+    return Contract(group, cpu, str(stamp.pinned_at or when), (entry,)), newest, notes

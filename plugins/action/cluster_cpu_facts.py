@@ -75,6 +75,7 @@ ARGUMENT_SPEC = {
         "prefix": {"type": "str", "default": DEFAULT_PREFIX},
     }},
     "pin": {"type": "bool", "default": False},
+    "on_refusal": {"type": "str", "default": "fail", "choices": ["fail", "exclude"]},
     "report_dir": {"type": "str"},
     "return_report": {"type": "bool", "default": True},
 }
@@ -123,7 +124,7 @@ def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode:
     # The controller's map serves only hosts whose facts say nothing about libvirt, and only when asked for.
     path = args["cpu_map"]
     return _verbs.Common(options, MapRegistry((lambda: cached_cpu_map(path)) if path else None), args["form"], args["allow_partial"],
-                         contract_store(args, task_vars), check_mode, args["pin"])
+                         contract_store(args, task_vars), check_mode, args["pin"], args["on_refusal"])
 
 
 class ActionModule(ActionBase):

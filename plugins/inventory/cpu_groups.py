@@ -15,6 +15,10 @@ description:
     can run (C(cpu_model_Skylake_Server_v4)), C(<prefix>feature_<feature>) for the features listed in O(features),
     C(<prefix>facts_missing) for hosts without facts and C(<prefix>facts_stale) for facts of another schema version
     or older than O(max_age)."
+  - "With O(contract_groups), also C(<prefix>quarantine) and C(<prefix>quarantine_<group>) - the hosts of those groups
+    whose cached facts cannot run their group's contract (read from the contract store O(contract_store)). Target or
+    exclude them in plays (C(--limit '!cpu_quarantine')); the contract report says why each is there and how to
+    resolve it."
   - List this source after the sources that define the hosts, for example C(-i hosts.ini -i cpu_groups.yml).
   - The C(constructed) options (O(compose), O(groups), O(keyed_groups)) see the fact as C(cpucompat).
 author:
@@ -45,6 +49,33 @@ options:
     description: Facts probed longer ago than this many seconds go to the stale group; V(0) never.
     type: int
     default: 0
+  contract_groups:
+    description: Inventory groups (defined by the sources before this one) whose hosts are checked against their group's contract.
+    type: list
+    elements: str
+    default: []
+  contract_store:
+    description: The contract store, as the roles' C(cpucompat_contract_store) variables name it.
+    type: dict
+    default: {}
+    suboptions:
+      type:
+        description: V(file) or V(redis).
+        type: str
+        default: file
+        choices: [file, redis]
+      path:
+        description: The file store's folder; empty is C(~/.local/share/cpucompat/contracts).
+        type: str
+        default: ""
+      connection:
+        description: The Redis store's server (C(host:port[:db[:password]]) or a C(redis://) URL).
+        type: str
+        default: ""
+      prefix:
+        description: The prefix of the Redis keys.
+        type: str
+        default: cpucompat_contract_
 """
 
 EXAMPLES = r"""
@@ -55,6 +86,14 @@ max_age: 604800
 keyed_groups:
   - key: cpucompat.qemu.version
     prefix: qemu
+
+# the hosts of hypervisors that cannot run the group's contract, in cpu_quarantine and cpu_quarantine_hypervisors:
+#   ansible-playbook -i hosts.ini -i cpu_groups.yml cpucompat.cluster.site --limit '!cpu_quarantine'
+plugin: cpucompat.cluster.cpu_groups
+contract_groups: [hypervisors]
+contract_store:
+  type: redis
+  connection: "redis.example.org:6379:0"
 """
 
 import re
@@ -66,6 +105,10 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.plugins.loader import cache_loader
 
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import admission
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import store_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import SCHEMA_VERSION
 
 
@@ -106,6 +149,34 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def verify_file(self, path: str) -> bool:
         return super().verify_file(path) and path.endswith(("cpu_groups.yml", "cpu_groups.yaml"))
 
+    def _quarantine(self, inventory: Any, facts_cache: Any, prefix: str) -> dict[str, list[str]]:
+        """The quarantine groups of the hosts that cannot run their group's contract."""
+        out: dict[str, list[str]] = {}
+        names = self.get_option("contract_groups")
+        if not names:
+            return out
+        try:
+            store = store_of(self.get_option("contract_store") or {})
+            for group in names:
+                if group not in inventory.groups:
+                    self.display.warning(f"cpu_groups: contract group {group} is not in the inventory (list this source last)")
+                    continue
+                contract = store.read(group).contract
+                if contract is None:
+                    continue
+                hosts = []
+                for host in sorted(h.name for h in inventory.groups[group].get_hosts()):
+                    facts = _cached(facts_cache, host).get("cpucompat")
+                    try:
+                        hosts.append(HostCpu.from_facts(host, facts))
+                    except (CpuCompatError, KeyError, TypeError, ValueError):
+                        continue  # no usable facts: facts_missing or facts_stale says so
+                for refusal in admission(contract, [h for h in hosts if h.arch == contract.arch and h.vendor == contract.vendor]):
+                    out.setdefault(refusal.host, []).extend([f"{prefix}quarantine", f"{prefix}quarantine_{_safe(group)}"])
+        except CpuCompatError as exc:
+            raise AnsibleParserError(f"cpu_groups: reading the contracts failed: {exc}") from exc
+        return out
+
     def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
@@ -131,6 +202,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     raise AnsibleParserError(f"cpu_groups: reading the fact cache for {host} failed: {exc}") from exc
                 memberships[host] = host_groups(facts.get("cpucompat"), prefix, self.get_option("features"),
                                                 self.get_option("models"), self.get_option("max_age"), now)
+            for host, groups in self._quarantine(inventory, facts_cache, prefix).items():
+                memberships.setdefault(host, []).extend(groups)
             if self.get_option("cache"):
                 self._cache[cache_key] = memberships
         strict = self.get_option("strict")

@@ -236,6 +236,16 @@ options:
         description: The prefix of the keys (C(<prefix><group>)).
         type: str
         default: cpucompat_contract_
+  on_refusal:
+    description:
+      - With V(contract), what a host that cannot run its group's contract does to the run. V(fail) - the group is
+        refused (nothing pinned, admitted or deployed). V(exclude) - the host is quarantined (C(quarantined) names it
+        with what to check and the commands that resolve it; it is not admitted, so its domains are left as they are)
+        and the rest of the group and the other groups proceed. A host on whose stack the contract cannot be said
+        exactly stops the group either way.
+    type: str
+    default: fail
+    choices: [fail, exclude]
   pin:
     description:
       - With V(contract), pin a group's contract even though its domains carry the stamps of one the store does not hold

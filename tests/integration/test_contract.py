@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -21,8 +22,9 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fi
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import domain_cpu
+from utils.source_tree import SOURCE_COLLECTIONS
 from integration.helpers import ROOT, contract_file, run_playbook
-from integration.libvirt_helpers import define, ensure_libvirtd, remove, virsh
+from integration.libvirt_helpers import cpu_element, define, ensure_libvirtd, remove, virsh
 from utils.engine import compare
 from utils.recordings import facts_of
 
@@ -220,3 +222,43 @@ def test_one_policy_shapes_the_baseline_and_the_contract_and_old_names_still_wor
     assert versus["status"] == "above" and "sse4.2" in versus["gains"], versus
     assert "Against the contract:** today's baseline is above the pinned contract" in (tmp_path / "reports" / "baseline.md").read_text()
     assert json.loads((contract_file(tmp_path)).read_text()) == pinned, "the contract stands"
+
+
+def test_a_host_that_cannot_run_the_contract_is_quarantined_and_the_rest_proceed(tmp_path, replay, cast, domains) -> None:
+    """on_refusal=exclude: the weak host is named, with what to check and the commands; the others are deployed; the
+    cpu_groups inventory plugin puts it in cpu_quarantine."""
+    proc = _run(tmp_path, SITE, _inventory(tmp_path, replay, cast["first"], domains))
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    everyone = sorted({*cast["first"], cast["weak"], "this-machine"})
+    inv = _inventory(tmp_path, replay, everyone, domains)
+    before = _definitions(domains)
+    refused = _run(tmp_path, SITE, inv)
+    text = " ".join(refused.stdout.split())
+    assert refused.returncode != 0 and "Deploy the rest with -e cpucompat_contract_on_refusal=exclude" in text, text[-3000:]
+
+    proc = _run(tmp_path, SITE, inv, cpucompat_contract_on_refusal="exclude")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    section = _report(tmp_path, "contract")["groups"]["hypervisors"]
+    assert list(section["quarantined"]) == [cast["weak"]] and cast["weak"] not in section["admitted"]
+    diagnosis = section["quarantined"][cast["weak"]]["diagnosis"]
+    assert diagnosis["likely"] and any("cpucompat_contract_action=lower" in c for c in diagnosis["commands"])
+    assert any(f"remove {cast['weak']} from group hypervisors" in c for c in diagnosis["commands"])
+    markdown = (tmp_path / "reports" / "contract.md").read_text()
+    assert f"**{cast['weak']} quarantined:**" in markdown and "cpucompat_contract_on_refusal=exclude" in markdown
+    if cast["weak"] == "this-machine":
+        assert _definitions(domains) == before, "a quarantined host's domains are left as they are"
+        assert "this-machine is not admitted to the contract of group hypervisors" in proc.stdout
+    else:
+        assert all("check='full'" in cpu_element(x) for x in _definitions(domains).values()), "the rest is deployed"
+
+    config = tmp_path / "cpu_groups.yml"
+    config.write_text(yaml.safe_dump({"plugin": "cpucompat.cluster.cpu_groups", "contract_groups": ["hypervisors"]}))
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": SOURCE_COLLECTIONS,
+           "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "ANSIBLE_INVENTORY_ENABLED": "yaml,cpucompat.cluster.cpu_groups"}
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", inv, "-i", str(config),
+                          "--list"], capture_output=True, text=True, env=env, check=False)
+    assert out.returncode == 0, out.stderr
+    groups = json.loads(out.stdout)
+    assert groups["cpu_quarantine"]["hosts"] == [cast["weak"]]
+    assert groups["cpu_quarantine_hypervisors"]["hosts"] == [cast["weak"]]

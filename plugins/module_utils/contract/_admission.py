@@ -58,6 +58,59 @@ def admission(contract: Contract, hosts: Sequence[HostCpu]) -> list[Refusal]:
     return out
 
 
+ON_REFUSAL = ("fail", "exclude")
+
+
+def _signature(host: HostCpu) -> tuple[Any, ...] | None:
+    f = host.facts
+    return None if f.get("family") is None else (host.vendor, f.get("family"), f.get("model"), f.get("stepping"))
+
+
+def _microcode(host: HostCpu) -> str | None:
+    versions = host.facts.get("versions")
+    return versions.get("microcode") if isinstance(versions, Mapping) else None
+
+
+def diagnosis(refusal: Refusal, hosts: Sequence[HostCpu], contract: Contract, lower: LevelChange | None) -> dict[str, Any]:
+    """What to check on a refused host, and the commands that resolve it (the variables filled in).
+
+    It compares the host with the group's hosts of the same CPU signature (vendor, family, model, stepping): when they
+    have what it lacks, the silicon is the same and microcode or BIOS settings (a disabled TSX, SMT or virtualisation
+    extension, an older microcode without a mitigation) are the usual cause."""
+    by_name = {h.name: h for h in hosts}
+    host = by_name.get(refusal.host)
+    group = contract.group
+    out: dict[str, Any] = {"signature": None, "peers": {}, "likely": None, "commands": []}
+    if refusal.why is None and host is not None:
+        sig = _signature(host)
+        peers = [h for h in hosts if h.name != host.name and sig is not None and _signature(h) == sig]
+        having = [h for h in peers if set(refusal.missing) <= h.features]
+        if sig is not None:
+            out["signature"] = f"{sig[0]} family {sig[1]} model {sig[2]} stepping {sig[3]}"
+        out["peers"] = {h.name: {"microcode": _microcode(h), "has_what_it_lacks": h in having} for h in peers}
+        if having:
+            out["likely"] = (f"microcode or BIOS drift: {len(having)} host(s) of the same CPU signature have "
+                             f"{', '.join(refusal.missing) or 'the model'} (microcode "
+                             f"{', '.join(sorted({str(_microcode(h)) for h in having}))}; {host.name} runs "
+                             f"{_microcode(host) or 'an unknown microcode'}); compare their BIOS settings (TSX, SMT, "
+                             "virtualisation extensions) and update its microcode, then probe it again")
+            out["commands"].append(f"ansible-playbook -i <inventory> cpucompat.cluster.probe --limit {host.name} "
+                                   "-e cpucompat_probe_force=true   # after the microcode or BIOS update")
+        else:
+            out["likely"] = ("an older or different CPU: no host of the group with the same CPU signature has what it lacks"
+                             if peers else "an older or different CPU: no other host of the group has its CPU signature")
+    out["commands"].append(f"ansible-playbook -i <inventory> cpucompat.cluster.site -e cpucompat_contract_on_refusal=exclude"
+                           f"   # deploy the rest of group {group}; {refusal.host} stays out (group cpu_quarantine)")
+    if lower is not None:
+        flags = " -e cpucompat_contract_allow_lower=true" + (" -e cpucompat_contract_allow_security_loss=true"
+                                                             if lower.security_lost else "")
+        out["commands"].append(f"ansible-playbook -i <inventory> cpucompat.cluster.change_contract -e cpucompat_group={group} "
+                               f"-e cpucompat_contract_action=lower{flags}   # admit it: the group loses "
+                               f"{', '.join(lower.lost) or 'nothing'}")
+    out["commands"].append(f"remove {refusal.host} from group {group} in the inventory (or put it in a group of its own)")
+    return out
+
+
 def rendered(contract: Contract, stacks: GuestCpu | None, form: str = "minimal") -> tuple[RenderedCpu | None, list[Refusal]]:
     """The contract's ``<cpu>`` for today's stacks, or the hosts on whose stack it cannot be said exactly."""
     if stacks is None:
@@ -148,12 +201,13 @@ def host_maps(group: GroupFacts, registry: MapRegistry) -> dict[str, Any]:
 def group_contract(name: str, group: GroupFacts, contract: Contract | None, path: str, opts: BaselineOptions,
                    registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]] | None,
                    allow_partial: bool = False, form: str = "minimal", extra: Sequence[HostCpu] = (),
-                   store_refusal: str | None = None) -> GroupRun:
+                   store_refusal: str | None = None, on_refusal: str = "fail") -> GroupRun:
     """Pin a group's first contract, or admit its hosts against the pinned one; then the compliance of its domains.
 
     Hosts without usable facts are never admitted; unless ``allow_partial``, they stop the group (nothing pinned).
     ``store_refusal``: why the store's contract cannot be trusted (its domains carry the stamps of another one):
-    nothing is pinned or admitted, and the reason is the group's.
+    nothing is pinned or admitted, and the reason is the group's. ``on_refusal``: ``fail`` (a host that cannot run the
+    contract stops the group) or ``exclude`` (it is quarantined - named, its domains untouched - and the rest proceed).
     ``extra``: hosts of stacks beyond the group's (a new QEMU or libvirt, before an upgrade): the ``<cpu>`` is rendered
     exact on theirs too.
     """
@@ -190,17 +244,36 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
     refused = [*admission(contract, hosts), *inexact]
     refused_names = {r.host for r in refused}
     section["admitted"] = sorted(h.name for h in hosts if h.name not in refused_names)
+    section["quarantined"] = {}
     if not section["pinned_now"]:
-        section["admission"] = {"ok": not refused, "refused": [r.to_dict() for r in refused], "lower_contract": None}
+        section["admission"] = {"ok": not refused, "refused": [r.to_dict() for r in refused], "lower_contract": None,
+                                "on_refusal": on_refusal}
         if refused:
-            section["admission"]["lower_contract"] = level_change(contract, today).to_dict()
+            lower = level_change(contract, today)
+            section["admission"]["lower_contract"] = lower.to_dict()
+            for entry, r in zip(section["admission"]["refused"], refused):
+                entry["diagnosis"] = diagnosis(r, hosts, contract, lower)
         else:
             section["could_raise"] = could_raise(contract, today)
-    section["reasons"] += [r.reason(contract) for r in refused]
+    if on_refusal == "exclude" and cpu is not None:
+        # A host that cannot run the contract is quarantined; one on whose stack it cannot be said stops the group.
+        section["quarantined"] = {e["host"]: e for e in (section["admission"] or {}).get("refused", []) if not e["why"]}
+        refused = [r for r in refused if r.host not in section["quarantined"]]
+    section["reasons"] += [r.reason(contract) + " - " + _hint(section, r.host) for r in refused]
     if domains is not None and cpu is not None:
         section["domains"] = compliance(cpu.xml, domains, host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
     return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today, contract)
+
+
+def _hint(section: Mapping[str, Any], host: str) -> str:
+    """The refusal's likely cause and what to run, in one line (the report lists every command)."""
+    for entry in (section.get("admission") or {}).get("refused", []):
+        if entry["host"] == host and entry.get("diagnosis"):
+            likely = entry["diagnosis"]["likely"]
+            return ((f"{likely}. " if likely else "") + "Deploy the rest with -e cpucompat_contract_on_refusal=exclude, "
+                    "or lower the contract (cpucompat.cluster.change_contract); the contract report lists the commands")
+    return "the contract report says more"
 
 
 def _upgrade(contract: Contract, today: Baseline) -> tuple[Contract, str]:

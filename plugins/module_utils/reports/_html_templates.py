@@ -231,9 +231,13 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 <p class="muted">{{ g.contract_file }}{% if g.pinned_now %} (pinned in this run){% endif %}</p>
 {% for host, why in g.hosts_without_facts.items() %}<p><span class="verdict bad">No usable facts</span> {{ host }}: {{ why }}</p>{% endfor %}
 {% if g.admission and g.admission.refused %}<h3>Admission failures</h3>
-<div class="scroll"><table><thead><tr><th scope="col">host</th><th scope="col">lacks</th></tr></thead><tbody>
-{% for r in g.admission.refused %}<tr><th scope="row">{{ r.host }}</th>
-<td class="lacks">{{ r.missing_features | join(', ') or 'the model' }}</td></tr>{% endfor %}
+<div class="scroll"><table><thead><tr><th scope="col">host</th><th scope="col">lacks</th><th scope="col">likely cause</th>
+<th scope="col">what to run</th></tr></thead><tbody>
+{% for r in g.admission.refused %}<tr><th scope="row">{{ r.host }}{% if r.host in (g.quarantined or {}) %}
+<span class="verdict warn">quarantined</span>{% endif %}</th>
+<td class="lacks">{{ r.why or (r.missing_features | join(', ')) or 'the model' }}</td>
+<td>{{ (r.diagnosis or {}).likely or '-' }}</td>
+<td>{% for c in (r.diagnosis or {}).commands or [] %}<div class="mono">{{ c }}</div>{% endfor %}</td></tr>{% endfor %}
 </tbody></table></div>
 {% if g.admission.lower_contract %}
 <p>A lower contract would admit them: model {{ g.admission.lower_contract.to.model }}, losing {{ g.admission.lower_contract.lost | join(', ') or 'nothing' }}

@@ -200,8 +200,15 @@ def _contract_group(name: str, section: Mapping[str, Any]) -> list[str]:
     for host, why in (section.get("hosts_without_facts") or {}).items():
         out.append(f"- **no usable facts from {host}:** {why}")
     admission = section.get("admission") or {}
+    quarantined = section.get("quarantined") or {}
     for refused in admission.get("refused") or []:
-        out.append(f"- **{refused['host']} refused:** lacks {', '.join(refused['missing_features']) or 'the model'}")
+        verb = "quarantined" if refused["host"] in quarantined else "refused"
+        out.append(f"- **{refused['host']} {verb}:** " + (refused.get("why") or
+                                                          f"lacks {', '.join(refused['missing_features']) or 'the model'}"))
+        diagnosis = refused.get("diagnosis") or {}
+        if diagnosis.get("likely"):
+            out.append(f"  - likely: {diagnosis['likely']}")
+        out += [f"  - `{command}`" for command in diagnosis.get("commands") or []]
     lower = admission.get("lower_contract")
     if lower:
         out.append(f"- a lower contract would admit them: model `{lower['to']['model']}`, losing {', '.join(lower['lost']) or 'nothing'}"

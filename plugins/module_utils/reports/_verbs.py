@@ -52,6 +52,7 @@ class Common:
     store: ContractStore = field(default_factory=FileStore)
     check_mode: bool = False
     pin: bool = False  # pin a group's contract even though its domains carry the stamps of one the store lacks
+    on_refusal: str = "fail"  # a host that cannot run its group's contract: fail the group, or exclude (quarantine) it
 
 
 @dataclass
@@ -152,7 +153,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             stamps = _stamps.found(name, domains or {})
             run = _admission.group_contract(name, group, stored.contract, path, common.policy, common.registry, domains,
                                             common.allow_partial, common.form, extra,
-                                            _stamps.refusal(name, stored, stamps, path, common.pin))
+                                            _stamps.refusal(name, stored, stamps, path, common.pin), common.on_refusal)
             to_write = run.to_write if run.to_write is not None else (run.contract if stored.moved_from and
                                                                        not run.section["reasons"] else None)
             if to_write is not None and _write(common, name, to_write, stored):

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -252,3 +253,28 @@ def test_a_contract_whose_model_no_host_runs_is_refused() -> None:
     run = _admission.group_contract("g", group_facts({"gold": GOLD}), broken, "c", OPTS, REGISTRY, None)
     assert run.section["reasons"] and run.to_write is None
     assert "gold cannot run the contract CPU of group g (lacks its model NoSuchModel)" in run.section["reasons"][0]
+
+
+def test_a_refusal_says_what_to_check_and_what_to_run() -> None:
+    """A host of the same CPU signature as admitted ones, lacking a feature they have: microcode or BIOS drift."""
+    contract = _pin({"gold": GOLD})
+    drifted = copy.deepcopy(GOLD)
+    drifted["features"] = [f for f in drifted["features"] if f != "pku"]
+    drifted["versions"] = {**(drifted.get("versions") or {}), "microcode": "0x2000050"}
+    run = _admission.group_contract("g", group_facts({"gold": GOLD, "drifted": drifted}), contract, "c", OPTS, REGISTRY, None)
+    refused = run.section["admission"]["refused"]
+    assert [r["host"] for r in refused] == ["drifted"] and refused[0]["missing_features"] == ["pku"]
+    diagnosis = refused[0]["diagnosis"]
+    assert diagnosis["signature"] == "GenuineIntel family 6 model 85 stepping 4"
+    assert diagnosis["likely"].startswith("microcode or BIOS drift: 1 host(s) of the same CPU signature have pku")
+    assert "drifted runs 0x2000050" in diagnosis["likely"]
+    assert any("--limit drifted -e cpucompat_probe_force=true" in c for c in diagnosis["commands"])
+    assert any("-e cpucompat_group=g -e cpucompat_contract_action=lower -e cpucompat_contract_allow_lower=true" in c
+               for c in diagnosis["commands"])
+    assert "drifted cannot run the contract CPU of group g (lacks pku) - microcode or BIOS drift" in run.section["reasons"][0]
+    assert run.to_write is None and run.section["quarantined"] == {}
+
+    excluded = _admission.group_contract("g", group_facts({"gold": GOLD, "drifted": drifted}), contract, "c", OPTS, REGISTRY,
+                                         None, on_refusal="exclude")
+    assert list(excluded.section["quarantined"]) == ["drifted"] and excluded.section["admitted"] == ["gold"]
+    assert excluded.section["reasons"] == [] and excluded.section["xml"], "the rest proceeds with the contract CPU"

@@ -47,6 +47,7 @@ CHANGE_SPEC = {
     "allow_lower": {"type": "bool", "default": False},
     "allow_security_loss": {"type": "bool", "default": False},
     "reason": {"type": "str", "default": ""},
+    "level": {"type": "str"},
 }
 ARGUMENT_SPEC = {
     "report": {"type": "str", "default": "baseline", "choices": list(_verbs.VERBS)},
@@ -76,6 +77,7 @@ ARGUMENT_SPEC = {
     }},
     "pin": {"type": "bool", "default": False},
     "on_refusal": {"type": "str", "default": "fail", "choices": ["fail", "exclude"]},
+    "level": {"type": "str"},
     "report_dir": {"type": "str"},
     "return_report": {"type": "bool", "default": True},
 }
@@ -124,7 +126,7 @@ def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode:
     # The controller's map serves only hosts whose facts say nothing about libvirt, and only when asked for.
     path = args["cpu_map"]
     return _verbs.Common(options, MapRegistry((lambda: cached_cpu_map(path)) if path else None), args["form"], args["allow_partial"],
-                         contract_store(args, task_vars), check_mode, args["pin"], args["on_refusal"])
+                         contract_store(args, task_vars), check_mode, args["pin"], args["on_refusal"], args["level"] or None)
 
 
 class ActionModule(ActionBase):
@@ -192,7 +194,7 @@ class ActionModule(ActionBase):
                 raise AnsibleActionFail("cluster_cpu_facts: report=plan needs group and change (action: raise or lower)")
             change = args["change"]
             request = ChangeRequest(change["action"], tuple(change["without"]), change["allow_lower"],
-                                    change["allow_security_loss"], change["reason"])
+                                    change["allow_security_loss"], change["reason"], change["level"] or None)
             hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
             return _verbs.plan(common, reader, args["group"], hosts, request, args["domains_var"])
         names = self._names(args, task_vars)

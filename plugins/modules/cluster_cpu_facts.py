@@ -155,6 +155,9 @@ options:
         description: The history entry's reason.
         type: str
         default: ""
+      level:
+        description: The level to raise or lower to, as O(level); empty is the group's best CPU of today.
+        type: str
   allow_partial:
     description: Compute the baseline (and pin or admit) from the hosts that have facts even when others do not.
     type: bool
@@ -246,6 +249,14 @@ options:
     type: str
     default: fail
     choices: [fail, exclude]
+  level:
+    description:
+      - The level the operator chooses (as VMware's EVC mode) for a V(contract)'s first pin; for V(plan), O(change.level).
+        A model with features added or removed (C(Skylake-Server), C(Skylake-Server,+pku,-hle)) or an x86-64 psABI level
+        (C(x86-64-v2), C(x86-64-v3), C(x86-64-v4) - the oldest model every host runs that has the level's features).
+        Validated against every host - a host that lacks a feature of it, or cannot run the model, is named. Empty is the
+        best CPU every host runs today.
+    type: str
   pin:
     description:
       - With V(contract), pin a group's contract even though its domains carry the stamps of one the store does not hold

@@ -10,7 +10,7 @@ module: cpu_probe
 short_description: Probe a hypervisor's CPU capabilities through QEMU's QMP monitor
 version_added: 0.1.0
 description:
-  - Starts a throwaway C(qemu-system-<arch>) with the guests' machine type (O(machine); QEMU's default when omitted),
+  - Starts a throwaway C(qemu-system-<arch>) with the guests' machine type (O(machine); the architecture's usual one when omitted),
     or attaches to an existing QMP socket, and asks QEMU which named CPU models run on this host, which features block
     the others, which features the host CPU model exposes, and how QEMU defines each model that runs here under this
     accelerator and machine type.
@@ -48,8 +48,10 @@ options:
       - Machine type of the throwaway QEMU. QEMU resolves unversioned model names (aliases) by machine type, and newer
         QEMU changes what C(host) reports on AMD by machine type, so probe with the machine type your guests use
         (for example V(q35) or V(pc-q35-7.2)).
-      - Omitted, the machine type this QEMU starts by default (C(pc-i440fx-7.2) for QEMU 7.2 on x86_64; C(virt) on
-        aarch64, which has no default). V(none) probes without a machine, as before.
+      - Omitted, the machine type most guests of the architecture use - C(q35) on x86_64 (QEMU's own default is
+        i440fx, which libvirt, OpenStack, Proxmox and KubeVirt no longer create), C(virt) on aarch64 (which has no
+        default), QEMU's default elsewhere. The C(cpucompat.cluster.probe) role passes the machine type most of the host's
+        domains use. V(none) probes without a machine, as before.
       - The facts record the versioned name (C(machine.name)); a baseline refuses to mix hosts probed with different
         machine types.
       - Ignored with O(qmp_socket) (the running QEMU's machine is not known).

@@ -49,6 +49,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+machine:
+  description: The machine type most of the selected domains use (the probe role probes with it); null without domains.
+  returned: always
+  type: str
+  sample: pc-q35-7.2
 domains:
   description: The selected domains, sorted by name.
   returned: always
@@ -63,6 +68,7 @@ domains:
       live_cpu_xml: "<cpu mode='custom' match='exact'>\n  <model>EPYC-Rome</model>\n</cpu>\n"
       hyperv: {mode: custom, features: [relaxed, spinlocks, vapic]}
       tsc_frequency: null
+      machine: pc-q35-7.2
       nova: false
       opted_out: false
       excluded: false
@@ -79,7 +85,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import connection, list_domains
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import connection, guests_machine, list_domains
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._libvirt_import import HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR
 
@@ -111,7 +117,7 @@ def main() -> None:
         domains = [d for d in domains if regex.search(d["name"])]
     for dom in domains:
         dom["excluded"] = dom["name"] in p["exclude"]
-    module.exit_json(changed=False, domains=domains)
+    module.exit_json(changed=False, domains=domains, machine=guests_machine(domains))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _level
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import domain_cpu
@@ -262,3 +263,27 @@ def test_a_host_that_cannot_run_the_contract_is_quarantined_and_the_rest_proceed
     groups = json.loads(out.stdout)
     assert groups["cpu_quarantine"]["hosts"] == [cast["weak"]]
     assert groups["cpu_quarantine_hypervisors"]["hosts"] == [cast["weak"]]
+
+
+def test_the_operator_chooses_the_level_and_the_baseline_report_shows_the_choices(tmp_path, replay) -> None:
+    hosts = {f"rec-{n}": {**LOCAL, "cpucompat_probe_qmp_socket": replay(n).path, "cpucompat_deploy_enabled": False} for n in STRONG}
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"hypervisors": {"hosts": hosts}}))
+    refused = _run(tmp_path, SITE, str(inv), cpucompat_contract_level="x86-64-v3,+no-such-feature")
+    assert refused.returncode != 0 and "cannot be pinned at the chosen level" in refused.stdout, refused.stdout[-3000:]
+    assert not contract_file(tmp_path).exists()
+    proc = _run(tmp_path, SITE, str(inv), cpucompat_contract_level="x86-64-v3")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    pinned = json.loads(contract_file(tmp_path).read_text())
+    assert pinned["history"][0]["reason"] == "first pin at the level x86-64-v3"
+    assert _level.psabi_level(frozenset(pinned["cpu"]["features"])) == "x86-64-v3"
+    baseline = _report(tmp_path, "baseline")
+    assert baseline["contract"]["status"] == "above", "the group runs more than the chosen level"
+    assert all(h["psabi"] == "x86-64-v4" or h["psabi"] == "x86-64-v3" for h in baseline["levels"]["hosts"].values())
+    assert baseline["levels"]["models"], "every model some host runs, with the hosts that do not"
+    assert "## Levels to choose from (cpucompat_contract_level)" in (tmp_path / "reports" / "baseline.md").read_text()
+
+    raised = _run(tmp_path, CHANGE, str(inv), cpucompat_contract_action="raise")
+    assert raised.returncode == 0, raised.stdout[-4000:]
+    after = json.loads(contract_file(tmp_path).read_text())
+    assert after["generation"] == 2 and set(pinned["cpu"]["features"]) < set(after["cpu"]["features"])

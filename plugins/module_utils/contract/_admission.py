@@ -23,6 +23,7 @@ from ..cpu._libvirt_map import MapRegistry
 from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._guest import exact, extended
+from ..engine._level import chosen_baseline, parse_level
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import RenderedCpu
 from ..render._libvirt import render
@@ -201,7 +202,7 @@ def host_maps(group: GroupFacts, registry: MapRegistry) -> dict[str, Any]:
 def group_contract(name: str, group: GroupFacts, contract: Contract | None, path: str, opts: BaselineOptions,
                    registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]] | None,
                    allow_partial: bool = False, form: str = "minimal", extra: Sequence[HostCpu] = (),
-                   store_refusal: str | None = None, on_refusal: str = "fail") -> GroupRun:
+                   store_refusal: str | None = None, on_refusal: str = "fail", level: str | None = None) -> GroupRun:
     """Pin a group's first contract, or admit its hosts against the pinned one; then the compliance of its domains.
 
     Hosts without usable facts are never admitted; unless ``allow_partial``, they stop the group (nothing pinned).
@@ -229,11 +230,19 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
     today = compute_baseline(hosts, opts, registry)
     to_write = None
     if contract is None:
-        if today.guest is None:
-            section["reasons"].append(f"no CPU to pin for group {name}: {today.guest_error}")
+        source, why = today, "first pin of the group's baseline"
+        if level:
+            try:
+                source, why = chosen_baseline(parse_level(level), hosts, opts, registry, today), f"first pin at the level {level}"
+            except BaselineError as exc:
+                section["reasons"].append(f"group {name} cannot be pinned at the chosen level: {exc}")
+                return GroupRun(_with_contract(section, None, None), None, today)
+        if source.guest is None:
+            section["reasons"].append(f"no CPU to pin for group {name}: {source.guest_error}")
             return GroupRun(_with_contract(section, None, None), None, today)
-        contract = to_write = pinned(name, today.guest, [h.name for h in hosts], "first pin of the group's baseline")
+        contract = to_write = pinned(name, source.guest, [h.name for h in hosts], why)
         section["pinned_now"] = True
+        section["level"] = level
     else:
         contract.check_group(name, hosts, f"contract {path}")
         if contract.upgraded_from is not None:
@@ -305,6 +314,7 @@ class ChangeRequest:
     allow_lower: bool = False
     allow_security_loss: bool = False
     reason: str = ""
+    level: str | None = None  # the level the operator chooses (engine/_level); None: the group's best of today
 
 
 def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: str, req: ChangeRequest, opts: BaselineOptions,
@@ -326,7 +336,11 @@ def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: s
     if unknown:
         raise ContractError(f"cpucompat_contract_without names hosts that are not in group {name}: {', '.join(unknown)}")
     staying = [h for h in hosts if h.name not in req.without]
-    new = compute_baseline(staying, opts, registry)
+    try:
+        new = chosen_baseline(parse_level(req.level), staying, opts, registry) if req.level else compute_baseline(staying, opts, registry)
+    except BaselineError as exc:
+        raise ContractError(f"group {name}: {exc}") from None
+    plan["level"] = req.level
     if new.guest is None:
         raise ContractError(f"group {name}: no CPU to move the contract to: {new.guest_error}")
     cpu = render(new.guest, form)
@@ -339,7 +353,8 @@ def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: s
     if not applicable:
         return GroupRun(plan, None, new)
     responsible = sorted({h for hosts_ in change.lost_because_of.values() for h in hosts_}) if change.lost else sorted(new.hosts)
-    reason = req.reason or f"{req.action} to the group's baseline of {now_iso()[:10]}"
+    reason = req.reason or (f"{req.action} to the level {req.level}" if req.level else
+                            f"{req.action} to the group's baseline of {now_iso()[:10]}")
     after = changed(contract, req.action, new.guest, reason, responsible)
     plan["cpu"] = after.cpu.level()
     return GroupRun(plan, after, new, after)
@@ -355,8 +370,11 @@ def _refusals(req: ChangeRequest, change: LevelChange, cannot_run: list[HostCpu]
     if change.lost and req.action == "lower" and not req.allow_lower:
         reasons.append(f"lowering loses {', '.join(change.lost)}; set cpucompat_contract_allow_lower=true to allow it")
     if change.security_lost and not req.allow_security_loss:
-        reasons.append(f"security features would be lost: {', '.join(change.security_lost)} (on "
-                       + "; ".join(f"{f}: {', '.join(change.lost_because_of.get(f, []))}" for f in change.security_lost)
+        by_hosts = [f"{f}: {', '.join(change.lost_because_of[f])}" for f in change.security_lost if change.lost_because_of.get(f)]
+        chosen = [f for f in change.security_lost if not change.lost_because_of.get(f)]
+        reasons.append(f"security features would be lost: {', '.join(change.security_lost)} ("
+                       + "; ".join([*(f"lacking on {t}" for t in by_hosts)]
+                                   + ([f"beyond the chosen level: {', '.join(chosen)}"] if chosen else []))
                        + "); set cpucompat_contract_allow_security_loss=true to allow it")
     return reasons
 

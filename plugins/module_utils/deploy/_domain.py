@@ -364,12 +364,34 @@ def list_domains(conn: Any) -> list[dict[str, Any]]:
             extras = guest_timing(dom.XMLDesc(0 if active else flags))
             out.append({"name": dom.name(), "uuid": dom.UUIDString(), "active": active,
                         "persistent": persistent, "cpu_xml": _text(cpu) or None, "live_cpu_xml": _text(live) or None,
-                        **manager(definition), **extras})
+                        "machine": machine_type(definition), **manager(definition), **extras})
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"listing domains: {str(exc).strip()}") from exc
     except CpuXmlError as exc:
         raise LibvirtError(f"listing domains: {exc}") from exc
     return sorted(out, key=lambda d: d["name"])
+
+
+_MACHINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def machine_type(domain_xml: str) -> str | None:
+    """The machine type a definition names (``<os><type machine=...>``), as written (pc-q35-7.2, q35, pc, virt)."""
+    try:
+        node = ET.fromstring(domain_xml).find("./os/type")
+    except ET.ParseError:
+        return None
+    value = node.get("machine") if node is not None else None
+    return value if value and _MACHINE.match(value) else None
+
+
+def guests_machine(domains: list[dict[str, Any]]) -> str | None:
+    """The machine type most of the domains use (ties: the first by name); None without any."""
+    counts: dict[str, int] = {}
+    for dom in domains:
+        if dom.get("machine"):
+            counts[dom["machine"]] = counts.get(dom["machine"], 0) + 1
+    return min(counts, key=lambda m: (-counts[m], m)) if counts else None
 
 
 def guest_timing(domain_xml: str) -> dict[str, Any]:

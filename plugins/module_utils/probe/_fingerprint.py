@@ -15,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import glob
 import platform
+import re
+import xml.etree.ElementTree as ET
 import shutil
 from collections.abc import Mapping
 from typing import Any
@@ -144,8 +147,41 @@ def libvirt_inputs(cpu_map: str | None = None) -> dict[str, Any]:
     return {"daemon": daemon, "daemon_stat": stat, "cpu_map": cpu_map_digest(files) if files else None}
 
 
+# The machine type a probe runs with when its guests' is not known: the one most guests of the architecture use (x86_64
+# has i440fx as QEMU's default, but q35 is what libvirt, OpenStack, Proxmox and KubeVirt create today; aarch64 has none).
+DEFAULT_MACHINE = {"x86_64": "q35", "aarch64": "virt"}
+
+
+GUESTS_DIR = "/etc/libvirt/qemu"  # the persistent definitions of qemu:///system's domains
+
+
+def guests_machine(arch: str | None, directory: str = GUESTS_DIR) -> str | None:
+    """The machine type most of the host's libvirt domains of ``arch`` use, read from their persistent definitions
+    (standard library only: the fingerprint script runs it too); None without any."""
+    counts: dict[str, int] = {}
+    for path in sorted(glob.glob(os.path.join(directory, "*.xml"))):
+        try:
+            node = ET.parse(path).getroot().find("./os/type")
+        except (OSError, ET.ParseError):
+            continue
+        machine = node.get("machine") if node is not None else None
+        if machine and (arch is None or node.get("arch") in (None, arch)) and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", machine):
+            counts[machine] = counts.get(machine, 0) + 1
+    return min(counts, key=lambda m: (-counts[m], m)) if counts else None
+
+
+def default_machine(binary: str, machine: str | None) -> str | None:
+    """``machine``, else the one most of the host's domains use, else the architecture's usual one (None: QEMU's own
+    default). QEMU defines CPU models by machine type: the probe sees what the guests get."""
+    if machine:
+        return machine
+    arch = binary_arch(binary)
+    return guests_machine(arch) or DEFAULT_MACHINE.get(arch or "")
+
+
 def environment_inputs(binary: str, accel: str, machine: str | None = None, cpu_map: str | None = None) -> dict[str, Any]:
     """What can change a spawned probe's answer, readable without starting QEMU."""
+    machine = default_machine(binary, machine)
     st = os.stat(binary)
     return {
         "mode": "spawn",

@@ -271,9 +271,8 @@ def spawn_target(req: ProbeRequest) -> SpawnTarget | None:
             inputs = _fingerprint.environment_inputs(binary, accel, req.machine, req.cpu_map)
         except OSError as exc:
             raise _fingerprint.EnvironmentProblem(f"cannot read {binary}: {exc}") from exc
-    # aarch64 QEMU has no default machine type: its probes run on "virt", as its guests do.
-    machine = req.machine or ("virt" if binary_arch(binary) == "aarch64" else None)
-    return SpawnTarget(binary, accel, inputs, machine)
+    # The guests' machine type when the caller knows it (the probe role finds it), else the architecture's usual one.
+    return SpawnTarget(binary, accel, inputs, _fingerprint.default_machine(binary, req.machine))
 
 
 def current_fingerprint(req: ProbeRequest) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 from .._errors import CpuCompatError
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._axes import axes
+from ..engine._level import levels_view
 from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
 from ..engine._group import PROBLEM_KEYS, GroupFacts
 from ..engine._guest import stacks_summary
@@ -81,6 +82,7 @@ def cluster_view(group: GroupFacts, opts: BaselineOptions, registry: MapRegistry
         view["baseline"] = base.to_dict()
         view["verdicts"] = {h.name: compare(base, h).to_dict() for h in hosts}
         view["axes"] = axes(hosts, base)
+        view["levels"] = levels_view(hosts, base)
         view["stacks"] = stacks_summary(base.stacks) if base.stacks is not None else []
         if base.guest is None:
             view["error"] = base.guest_error

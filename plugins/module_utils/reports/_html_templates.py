@@ -130,10 +130,20 @@ The deploy applies the contract, not this baseline.</p>{% endif %}
 {% if report.hosts %}
 <h2 id="hosts">Hosts</h2>
 <div class="scroll"><table><thead><tr><th scope="col">host</th><th scope="col">CPU</th><th scope="col">QEMU</th><th scope="col">accel</th>
-<th scope="col">against the baseline</th></tr></thead><tbody>
-{% for h in hosts %}<tr><th scope="row">{{ h.name }}</th><td>{{ h.cpu }}</td><td>{{ h.qemu or "?" }}</td><td>{{ h.accel }}</td>
+<th scope="col">best model</th><th scope="col">x86-64 level</th><th scope="col">against the baseline</th></tr></thead><tbody>
+{% for h in hosts %}{% set own = (report.levels.hosts or {})[h.name] | default({}) %}
+<tr><th scope="row">{{ h.name }}</th><td>{{ h.cpu }}</td><td>{{ h.qemu or "?" }}</td><td>{{ h.accel }}</td>
+<td>{{ own.best_model or '-' }}</td><td>{{ own.psabi or '-' }}</td>
 <td class="{{ 'has' if h.runnable else 'lacks' }}">{{ h.result }}{% if not h.runnable %} (cannot run it){% endif %}</td></tr>
 {% endfor %}</tbody></table></div>{{ m.collapsed(hosts | length, report.hosts | length, "hosts") }}
+{% if report.levels and report.levels.models %}<h2 id="levels">Levels to choose from</h2>
+<p class="muted">cpucompat_contract_level takes any of these models (with +feature/-feature changes) or an x86-64 level
+{%- if report.levels.group.psabi %}; today's baseline meets {{ report.levels.group.psabi }}{% endif %}.</p>
+<div class="scroll"><table><thead><tr><th scope="col">model</th><th scope="col">runs on</th><th scope="col">not on</th></tr></thead><tbody>
+{% for name, lv in report.levels.models.items() %}{% if loop.index <= 15 %}
+<tr><th scope="row">{{ name }}</th><td>{{ lv.hosts }} of {{ report.hosts | length }}</td>
+<td>{{ lv.not_on | join(', ') or '-' }}{% if lv.not_on_count > lv.not_on | length %} and {{ lv.not_on_count - lv.not_on | length }} more{% endif %}</td></tr>{% endif %}
+{% endfor %}</tbody></table></div>{% endif %}
 {% endif %}
 {% set ax = report.axes %}
 {% if ax %}

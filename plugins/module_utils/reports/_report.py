@@ -78,14 +78,19 @@ def baseline_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> 
             out.append(f"- left out as not migratable: {', '.join(base['non_migratable_left_out'])}")
         if view.get("xml"):
             out += ["", "```xml", view["xml"].rstrip(), "```"]
-        out += ["", "## Hosts", "", "| host | CPU | QEMU | accel | verdict |", "|---|---|---|---|---|"]
+        levels = view.get("levels") or {}
+        out += ["", "## Hosts", "", "| host | CPU | QEMU | accel | best model | x86-64 level | verdict |",
+                "|---|---|---|---|---|---|---|"]
         for name, summary in sorted(hosts.items())[:host_rows]:
             verdict = (view.get("verdicts") or {}).get(name, {})
             cpu = summary.get("model_id") or summary.get("base_model") or summary.get("arch")
+            own = (levels.get("hosts") or {}).get(name) or {}
             out.append(f"| {name} | {cpu} | {summary.get('qemu_version') or '?'} | {summary.get('accel')} | "
+                       f"{own.get('best_model') or '-'} | {own.get('psabi') or '-'} | "
                        f"{verdict.get('result', '?')}{'' if verdict.get('runnable', True) else ' (cannot run it!)'} |")
         if host_rows is not None and len(hosts) > host_rows:
-            out.append(f"| ... and {len(hosts) - host_rows} more hosts (the report files list them all) | | | | |")
+            out.append(f"| ... and {len(hosts) - host_rows} more hosts (the report files list them all) | | | | | | |")
+        out += _levels_markdown(levels, len(hosts))
         lost = base.get("lost") or {}
         if lost:
             out += ["", "## Features lost, and the hosts responsible", "", "| feature | lacking on |", "|---|---|"]
@@ -99,6 +104,24 @@ def baseline_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> 
                 out.append(f"- **{name}**: {model}{len(gain.get('features') or [])} features"
                            + (f" ({', '.join(gain['features'][:10])}{', ...' if len(gain['features']) > 10 else ''})" if gain.get("features") else ""))
     return "\n".join(out) + "\n"
+
+
+def _levels_markdown(levels: Mapping[str, Any], total: int, rows: int = 15) -> list[str]:
+    """The levels an operator may choose (cpucompat_contract_level): the best models, and the hosts each leaves out."""
+    models = levels.get("models") or {}
+    if not models:
+        return []
+    out = ["", "## Levels to choose from (cpucompat_contract_level)", ""]
+    if (levels.get("group") or {}).get("psabi"):
+        out.append(f"Today's baseline meets {levels['group']['psabi']}.")
+        out.append("")
+    out += ["| model | runs on | not on |", "|---|---|---|"]
+    for name, m in list(models.items())[:rows]:
+        more = m["not_on_count"] - len(m["not_on"])
+        out.append(f"| {name} | {m['hosts']} of {total} | {', '.join(m['not_on']) or '-'}{f' and {more} more' if more > 0 else ''} |")
+    if len(models) > rows:
+        out.append(f"| ... {len(models) - rows} more models (the JSON report lists them) | | |")
+    return out
 
 
 def _axes_markdown(ax: Mapping[str, Any]) -> list[str]:

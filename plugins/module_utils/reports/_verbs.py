@@ -53,6 +53,7 @@ class Common:
     check_mode: bool = False
     pin: bool = False  # pin a group's contract even though its domains carry the stamps of one the store lacks
     on_refusal: str = "fail"  # a host that cannot run its group's contract: fail the group, or exclude (quarantine) it
+    level: str | None = None  # the level a first pin takes (engine/_level); None: the group's best of today
 
 
 @dataclass
@@ -153,7 +154,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             stamps = _stamps.found(name, domains or {})
             run = _admission.group_contract(name, group, stored.contract, path, common.policy, common.registry, domains,
                                             common.allow_partial, common.form, extra,
-                                            _stamps.refusal(name, stored, stamps, path, common.pin), common.on_refusal)
+                                            _stamps.refusal(name, stored, stamps, path, common.pin), common.on_refusal,
+                                            common.level)
             to_write = run.to_write if run.to_write is not None else (run.contract if stored.moved_from and
                                                                        not run.section["reasons"] else None)
             if to_write is not None and _write(common, name, to_write, stored):

@@ -22,7 +22,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import ChangeRequest
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import DEFAULT_PREFIX, ContractStore, store_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import DEFAULT_PREFIX, ContractStore, check_group, store_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import FORMS
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
@@ -232,10 +232,17 @@ class ActionModule(ActionBase):
         """The report and the reports beside it, on the controller, where this action runs (in check mode too)."""
         directory = os.path.expanduser(args["report_dir"]) or beside_inventory(task_vars, "reports")
         args["report_dir"] = directory  # type: ignore[index]
+        groups = list(report.get("groups") or {}) if isinstance(report.get("groups"), Mapping) else []
+        group = report.get("group") or args["group"] or (groups[0] if len(groups) == 1 else None)
         try:
             files = write_reports(report, directory, args["report"])
+            if group and check_group(str(group)):
+                # One group's reports also in <dir>/<group>/: a run for another group leaves them as they are.
+                files += write_reports(report, os.path.join(directory, str(group)), args["report"])
             for stem, view in side.items():
                 files += write_reports(_plain(view), os.path.join(directory, os.path.dirname(stem)), os.path.basename(stem))
+                if group and not os.path.dirname(stem):
+                    files += write_reports(_plain(view), os.path.join(directory, str(group)), os.path.basename(stem))
         except (OSError, CpuCompatError) as exc:
             raise AnsibleActionFail(f"cluster_cpu_facts: writing the reports to {directory} failed: {exc}") from exc
         return files

@@ -18,7 +18,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import cached_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import domain_cpus, migration_matrix, plan_expansion
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import domain_cpus, migration_matrix, parse_moves, plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._summary import summary_lines
 
@@ -103,6 +103,13 @@ def cpu_domain_cpus(domains: Any) -> list[str]:
     return domain_cpus(domains)
 
 
+def cpu_moves(text: Any) -> list[dict[str, str]]:
+    try:
+        return parse_moves(text)
+    except CpuCompatError as exc:
+        raise AnsibleFilterError(f"cpu_moves: {exc}") from exc
+
+
 def cpu_report_markdown(report: Any) -> str:
     try:
         return report_markdown(report)
@@ -123,4 +130,5 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare, "libvirt_cpu_xml": libvirt_cpu_xml,
                 "cpu_report_markdown": cpu_report_markdown, "cpu_expansion_plan": cpu_expansion_plan,
-                "cpu_migration_matrix": cpu_migration_matrix, "cpu_domain_cpus": cpu_domain_cpus, "cpu_report_html": cpu_report_html}
+                "cpu_migration_matrix": cpu_migration_matrix, "cpu_domain_cpus": cpu_domain_cpus, "cpu_report_html": cpu_report_html,
+                "cpu_moves": cpu_moves}

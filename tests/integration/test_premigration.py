@@ -53,17 +53,49 @@ def test_matrix_agrees_with_libvirt_and_names_blocking_features(tmp_path, replay
     report = json.loads((reports / "migration.json").read_text())
     portable = report["matrix"][f"this-machine/{domains['portable']}"]
     local_only = report["matrix"][f"this-machine/{domains['local_only']}"]
-    assert portable["target"]["ok"] is True and portable["this-machine"]["ok"] is True
-    assert local_only["this-machine"]["ok"] is True
+    assert portable["target"]["ok"] is True and portable["this-machine"]["own_host"] is True
+    assert local_only["this-machine"]["own_host"] is True
     assert local_only["target"]["ok"] is False and local_only["target"]["blocking"]
     # libvirt on this machine was asked, and agrees with us for both domains
     assert portable["this-machine"]["libvirt"] in ("identical", "superset")
     assert local_only["this-machine"]["libvirt"] in ("identical", "superset")
     assert report["disagreements"] == []
-    assert "| domain | target | this-machine |" in (reports / "migration.md").read_text()
+    assert "| domain | CPU | contract | target | this-machine |" in (reports / "migration.md").read_text()
 
     requested = [{"domain": f"this-machine/{domains['local_only']}", "target": "target"}]
     proc = run_playbook(PLAYBOOK, tmp_path, inventory=str(tmp_path / "inv.yml"),
                         extra={"cpucompat_migration_requested": requested, "cpucompat_report_dir": str(reports)})
     assert proc.returncode != 0
     assert f"this-machine/{domains['local_only']} -> target: target lacks" in proc.stdout
+
+
+def test_the_one_line_gate(tmp_path, replay, domains) -> None:
+    """-e cpucompat_migrate=domain:target finds the domain's host, asks only the target, fails naming what blocks."""
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv = tmp_path / "inv.yml"
+    inv.write_text(yaml.safe_dump({"hypervisors": {"hosts": {
+        "this-machine": local, "target": {**local, "cpucompat_probe_qmp_socket": replay(TARGET).path,
+                                          "cpucompat_migration_libvirt": False}}}}))
+    reports = tmp_path / "reports"
+
+    def gate(moves: str):
+        return run_playbook(PLAYBOOK, tmp_path, inventory=str(inv), extra={"cpucompat_migrate": moves, "cpucompat_report_dir": str(reports)})
+
+    ok = gate(f"{domains['portable']}:target")
+    assert ok.returncode == 0, ok.stdout[-4000:]
+    report = json.loads((reports / "migration.json").read_text())
+    assert report["requested"] == [{"domain": f"this-machine/{domains['portable']}", "target": "target"}]
+    assert list(report["matrix"]) == [f"this-machine/{domains['portable']}"], "only the domain it moves"
+    blocked = gate(f"this-machine/{domains['local_only']}:target,{domains['portable']}:target")
+    probing = blocked.stdout.split("PLAY [Check the migrations]")[0].split("PLAY [Probe the sources")[1]
+    assert "ok: [target]" in probing and "ok: [this-machine]" not in probing, "with the source's facts cached, only the target is probed"
+    text = " ".join(blocked.stdout.split())
+    assert blocked.returncode != 0 and f"this-machine/{domains['local_only']} -> target: target lacks" in text, text[-3000:]
+    assert f"{domains['portable']} -> target" not in text.split("Requested migrations not possible")[-1]
+
+    missing = gate("no-such-domain:target")
+    assert missing.returncode != 0 and "no-such-domain -> target: no domain no-such-domain on the source hosts" in missing.stdout
+    unknown = gate(f"{domains['portable']}:nowhere")
+    assert unknown.returncode != 0 and "neither a host nor a group of the inventory: nowhere" in unknown.stdout
+    malformed = gate("web1")
+    assert malformed.returncode != 0 and "'web1' is not domain:target or host/domain:target" in malformed.stdout

@@ -23,7 +23,7 @@ from ..cpu._libvirt_map import MapRegistry
 from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._guest import exact, extended
-from ..engine._level import chosen_baseline, parse_level
+from ..engine._level import chosen_baseline, levels_view, parse_level
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import RenderedCpu
 from ..render._libvirt import render
@@ -253,6 +253,7 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
     refused = [*admission(contract, hosts), *inexact]
     refused_names = {r.host for r in refused}
     section["admitted"] = sorted(h.name for h in hosts if h.name not in refused_names)
+    section["host_table"] = _host_table(hosts, refused_names, today)
     section["quarantined"] = {}
     if not section["pinned_now"]:
         section["admission"] = {"ok": not refused, "refused": [r.to_dict() for r in refused], "lower_contract": None,
@@ -273,6 +274,13 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         section["domains"] = compliance(cpu.xml, domains, host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
     return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today, contract)
+
+
+def _host_table(hosts: Sequence[HostCpu], refused: set[str], today: Baseline) -> dict[str, dict[str, Any]]:
+    """Per host: whether it runs the contract, its best model and x86-64 level, its microcode."""
+    levels = levels_view(hosts, today)["hosts"]
+    return {h.name: {"runs_contract": h.name not in refused, "best_model": levels[h.name]["best_model"],
+                     "psabi": levels[h.name]["psabi"], "microcode": _microcode(h)} for h in hosts}
 
 
 def _hint(section: Mapping[str, Any], host: str) -> str:

@@ -16,6 +16,16 @@ from ..cpu._libvirt_map import CpuMap
 from ..render._cpuspec import CpuSpec
 
 COMPLIANCE = ("compliant", "restart-required", "above-contract", "follows-host", "no-cpu", "not-deployed", "left-alone")
+# What to do about a domain in each status (None: nothing).
+ACTIONS = {
+    "compliant": None,
+    "restart-required": "shut it down and start it (a reboot inside the guest keeps the old CPU): virsh shutdown, then virsh start",
+    "above-contract": "shut it down and start it: until then it runs features the contract lacks and can move only to hosts that have them",
+    "follows-host": "nothing if it needs its host's CPU (nested virtualisation); else cpucompat_deploy_convert_host_cpu=true",
+    "no-cpu": "run cpucompat.cluster.site: the deploy gives it the contract CPU",
+    "not-deployed": "run cpucompat.cluster.site: the deploy gives it the contract CPU",
+    "left-alone": "nothing here: another manager owns its CPU (for Nova, set the contract in nova.conf: the cpu_nova filter)",
+}
 
 
 class Specs:
@@ -100,7 +110,8 @@ def _next_power_cycle(contract_xml: str, dom: Mapping[str, Any], cpu_map: CpuMap
 
 def compliance(contract_xml: str, domains: Mapping[str, list[Mapping[str, Any]]],
                maps: Mapping[str, CpuMap | None]) -> dict[str, dict[str, Any]]:
-    """Every domain of every host of the group, keyed ``host/name``, each read with its host's CPU map (``maps``)."""
+    """Every domain of every host of the group, keyed ``host/name``, each read with its host's CPU map (``maps``), with
+    what to do about it (``action``)."""
     out: dict[str, dict[str, Any]] = {}
     specs = Specs()
     for host, entries in sorted(domains.items()):
@@ -111,6 +122,7 @@ def compliance(contract_xml: str, domains: Mapping[str, list[Mapping[str, Any]]]
             except CpuCompatError as exc:
                 out[key] = {"active": bool(dom.get("active")), "persistent": False, "live": None, "status": "not-deployed",
                             "why": str(exc)}
+            out[key]["action"] = ACTIONS[out[key]["status"]]
     return out
 
 

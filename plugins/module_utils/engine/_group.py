@@ -38,6 +38,13 @@ class GroupFacts:
                                        sorted(self.unreadable))))
 
     @property
+    def facts_as_of(self) -> int | None:
+        """When the newest facts of the group were probed (seconds since the epoch; None: none says)."""
+        stamps = [(f.get("probe") or {}).get("probed_at") for f in self.usable.values() if isinstance(f, Mapping)]
+        stamps = [s for s in stamps if isinstance(s, (int, float)) and not isinstance(s, bool)]
+        return int(max(stamps)) if stamps else None
+
+    @property
     def incomplete(self) -> list[str]:
         return sorted(n for names in self.problems().values() for n in names)
 

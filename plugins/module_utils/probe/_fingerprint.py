@@ -155,15 +155,21 @@ DEFAULT_MACHINE = {"x86_64": "q35", "aarch64": "virt"}
 GUESTS_DIR = "/etc/libvirt/qemu"  # the persistent definitions of qemu:///system's domains
 
 
-def guests_machine(arch: str | None, directory: str = GUESTS_DIR) -> str | None:
-    """The machine type most of the host's libvirt domains of ``arch`` use, read from their persistent definitions
-    (standard library only: the fingerprint script runs it too); None without any."""
+def guests_machine(arch: str | None, directory: str = GUESTS_DIR, binary: str | None = None) -> str | None:
+    """The machine type most of the host's libvirt domains of ``arch`` run by ``binary`` use (a machine type is one
+    QEMU's: another emulator's may not exist in this one), read from their persistent definitions (standard library
+    only: the fingerprint script runs it too); None without any."""
     counts: dict[str, int] = {}
+    own = os.path.realpath(binary) if binary else None
     for path in sorted(glob.glob(os.path.join(directory, "*.xml"))):
         try:
-            node = ET.parse(path).getroot().find("./os/type")
+            root = ET.parse(path).getroot()
         except (OSError, ET.ParseError):
             continue
+        emulator = (root.findtext("./devices/emulator") or "").strip()
+        if own and emulator and os.path.realpath(emulator) != own:
+            continue
+        node = root.find("./os/type")
         machine = node.get("machine") if node is not None else None
         if machine and (arch is None or node.get("arch") in (None, arch)) and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", machine):
             counts[machine] = counts.get(machine, 0) + 1
@@ -176,7 +182,7 @@ def default_machine(binary: str, machine: str | None) -> str | None:
     if machine:
         return machine
     arch = binary_arch(binary)
-    return guests_machine(arch) or DEFAULT_MACHINE.get(arch or "")
+    return guests_machine(arch, binary=binary) or DEFAULT_MACHINE.get(arch or "")
 
 
 def environment_inputs(binary: str, accel: str, machine: str | None = None, cpu_map: str | None = None) -> dict[str, Any]:

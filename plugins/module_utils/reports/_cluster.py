@@ -33,7 +33,7 @@ def host_overview(facts: Mapping[str, Any]) -> dict[str, Any]:
         "arch": facts.get("arch"), "vendor": facts.get("vendor"), "model_id": facts.get("model_id"),
         "base_model": facts.get("base_model"), "accel": facts.get("accel"), "qemu_version": qemu.get("version"),
         "features": len(facts.get("features") or []), "runnable_models": len(facts.get("runnable_models") or []),
-        "fingerprint": facts.get("fingerprint"),
+        "fingerprint": facts.get("fingerprint"), "probed_at": (facts.get("probe") or {}).get("probed_at"),
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .._errors import CpuCompatError
 from ._html_templates import CSS, TEMPLATES
+from ._header import header
 from ._report import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
 
 try:
@@ -93,6 +94,8 @@ def _migration(report: Mapping[str, Any]) -> dict[str, Any]:
     trouble: dict[str, int] = {}
     for key, row in matrix.items():
         for cell in row.values():
+            if cell.get("own_host"):
+                continue
             if cell.get("ok") is False:
                 counts["no"] += 1
                 trouble[key] = trouble.get(key, 0) + 1
@@ -123,7 +126,7 @@ def report_html(report: Any) -> str:
         raise CpuCompatError(f"no HTML rendering for report kind {kind!r}")
     context: dict[str, Any] = {"report": report, "css": CSS, "title": TITLES[kind], "limit": MAX_ROWS,
                                "verdict": report.get("verdict"), "problem_titles": PROBLEM_TITLES,
-                               "contract_words": CONTRACT_WORDS}
+                               "contract_words": CONTRACT_WORDS, "head": header(report)}
     if kind == "baseline":
         context.update(matrix=feature_matrix(report), bars=bottleneck_bars(report), hosts=_hosts(report))
         context["title"] += f": {(report.get('baseline') or {}).get('model') or 'not computed'}"

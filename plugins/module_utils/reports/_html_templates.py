@@ -39,6 +39,9 @@ td.unknown { color: var(--muted); }
 pre { background: var(--head); border: 1px solid var(--line); padding: .6rem; overflow-x: auto; }
 svg text { fill: var(--fg); font-size: 12px; } svg .bar { fill: var(--accent); }
 ul.reasons li { margin: .15rem 0; }
+section.head { border: 1px solid var(--line); border-radius: .6rem; padding: .6rem .9rem; margin: .5rem 0 1rem; }
+section.head .words { font-size: 1.05rem; margin: .2rem 0; } .next ol { margin: .3rem 0; padding-left: 1.4rem; }
+.next code { white-space: pre-wrap; overflow-wrap: anywhere; } th[scope=row] { overflow-wrap: anywhere; max-width: 22rem; }
 footer { margin-top: 2rem; font-size: .8rem; }
 @media (max-width: 40rem) { body { padding: .5rem; font-size: 14px; } .card { min-width: 7rem; } }
 @media print {
@@ -64,9 +67,15 @@ BASE = """<!DOCTYPE html>
 <body>
 <header>
 <h1>{{ title }}</h1>
+<section class="head" aria-label="verdict">
+<p class="words"><span class="verdict {{ head.tone }}">{{ {'ok': 'OK', 'warn': 'Attention', 'bad': 'Not OK'}[head.tone] }}</span>
+{{ head.words }}</p>
+<div class="cards">{% for label, value in head.numbers %}<div class="card"><span class="muted">{{ label }}</span><b>{{ value }}</b></div>{% endfor %}</div>
+{% if head.next %}<div class="next"><b>Next:</b><ol>{% for n in head.next %}<li><code>{{ n }}</code></li>{% endfor %}</ol></div>{% endif %}
+<p class="context muted">{% for k, v in head.context %}{{ k }}: <b>{{ v }}</b>{{ ' · ' if not loop.last }}{% endfor %}</p>
+{% if verdict is not none and verdict.reasons | length > 1 %}<ul class="reasons">{% for r in verdict.reasons %}<li>{{ r }}</li>{% endfor %}</ul>{% endif %}
 <p class="muted">cpucompat.cluster report, schema {{ report.schema }}, kind {{ report.kind }}</p>
-{% if verdict is not none %}<p><span class="verdict {{ 'ok' if verdict.ok else 'bad' }}">{{ 'OK' if verdict.ok else 'NOT OK' }}</span></p>
-{% if verdict.reasons %}<ul class="reasons">{% for r in verdict.reasons %}<li>{{ r }}</li>{% endfor %}</ul>{% endif %}{% endif %}
+</section>
 </header>
 <main>
 {% block body %}{% endblock %}
@@ -215,16 +224,23 @@ MIGRATION = """{% extends "base" %}{% import "macros" as m %}
 <caption class="sr">Domain by target: yes, no with the blocking features, or cannot tell</caption>
 <thead><tr><th scope="col">domain</th>{% for t in targets %}<th scope="col" class="rot">{{ t }}</th>{% endfor %}</tr></thead>
 <tbody>
-{% for key, row in rows %}<tr><th scope="row">{{ key }}</th>{% for t in targets %}{% set cell = row.get(t, {}) %}{% if cell.ok %}
+{% for key, row in rows %}{% set d = (report.domains or {}).get(key, {}) %}{% set cs = ((report.contract or {}).domains or {}).get(key) %}
+<tr><th scope="row">{{ key }}<div class="muted">{{ d.mode or 'no &lt;cpu&gt;' }}{% if d.model %} {{ d.model }}{% endif %}
+{% if cs %} · contract: {{ cs.status }}{% endif %}</div></th>{% for t in targets %}{% set cell = row.get(t, {}) %}{% if cell.own_host %}
+<td class="cell unknown">—<span class="sr"> its own host</span>{% elif cell.ok %}
 <td class="cell has">✓<span class="sr"> yes</span>{% elif cell.ok is none %}
-<td class="cell unknown" title="{{ cell.why }}">?<span class="sr"> cannot tell</span>{% else %}
-<td class="cell lacks" title="{{ key }} cannot move to {{ t }}: {{ ((cell.blocking or []) + (cell.beyond_cpuid or [])) | join('; ') }}">✗
-<span class="mono">{{ (cell.blocking or [])[:3] | join(', ') }}{% if (cell.blocking or []) | length > 3 %}…{% endif %}</span>
-<span class="sr"> no</span>{% endif %}{% if cell.libvirt %}<br><span class="muted">libvirt: {{ cell.libvirt }}</span>{% endif %}
+<td class="cell unknown">?<div class="muted">{{ cell.why }}</div>{% else %}
+<td class="cell lacks">✗<span class="sr"> no:</span>
+<div class="mono">{{ ((cell.blocking or []) + (cell.beyond_cpuid or [])) | join(', ') }}</div>{% endif %}{% if cell.libvirt %}<br><span class="muted">libvirt: {{ cell.libvirt }}</span>{% endif %}
 {% if cell.disagreement %} <span class="verdict warn">disagrees</span>{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table></div>
 {{ m.collapsed(rows | length, report.matrix | length, "domains (those that cannot go everywhere first)") }}
 {{ m.collapsed(targets | length, report.targets | length, "targets") }}
+{% set blocked = [] %}{% for key, row in report.matrix.items() %}{% for t, cell in row.items() %}{% if cell.ok is sameas false %}
+{% set _ = blocked.append((key, t, (cell.blocking or []) + (cell.beyond_cpuid or []))) %}{% endif %}{% endfor %}{% endfor %}
+{% if blocked %}<h2 id="blocked">Blocked moves, with everything that blocks them</h2><ul>
+{% for key, t, why in blocked[:limit] %}<li>{{ key }} → {{ t }}: <span class="mono">{{ why | join(', ') }}</span></li>{% endfor %}</ul>
+{{ m.collapsed([blocked | length, limit] | min, blocked | length, "blocked moves") }}{% endif %}
 {% if report.disagreements %}<h2 id="disagreements">Where libvirt disagrees</h2><ul>{% for d in report.disagreements[:50] %}
 <li>{{ d.domain }} → {{ d.target }}: ours {{ 'yes' if d.ours else 'no' }}, libvirt {{ d.libvirt }}</li>{% endfor %}</ul>{% endif %}
 {% if report.contract %}<h2 id="contract">Compliance with the contract of {{ report.contract.group }}</h2>
@@ -238,7 +254,7 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 <h2 id="group-{{ loop.index }}">Group {{ name }}</h2>
 {{ m.cards([("model", g.model or "none"), ("features", g.features | length), ("pinned at", g.pinned_at or "not yet"),
             ("admitted hosts", g.admitted | length), ("domains", g.domains | length)]) }}
-<p class="muted">{{ g.contract_file }}{% if g.pinned_now %} (pinned in this run){% endif %}</p>
+<p class="muted">{{ g.contract_file }}{% if g.pinned_now %}{% if report.check_mode %} (check mode: a real run would pin it){% else %} (pinned in this run){% endif %}{% endif %}</p>
 {% for host, why in g.hosts_without_facts.items() %}<p><span class="verdict bad">No usable facts</span> {{ host }}: {{ why }}</p>{% endfor %}
 {% if g.admission and g.admission.refused %}<h3>Admission failures</h3>
 <div class="scroll"><table><thead><tr><th scope="col">host</th><th scope="col">lacks</th><th scope="col">likely cause</th>
@@ -255,7 +271,13 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 {% endif %}{% endif %}
 {% if g.could_raise %}<p>
 <span class="verdict ok">Could raise</span> to {{ g.could_raise.model }}, gaining {{ g.could_raise.features_gained | join(', ') or 'no feature' }}.</p>
-{% endif %}
+{% elif g.admission and not g.admission.refused %}<p>Could raise: <b>no</b> (the contract is the best every host runs).</p>{% endif %}
+{% if g.host_table %}<h3>Hosts</h3>
+<div class="scroll"><table><thead><tr><th scope="col">host</th><th scope="col">runs the contract</th><th scope="col">best model</th>
+<th scope="col">x86-64 level</th><th scope="col">microcode</th></tr></thead><tbody>
+{% for h, t in (g.host_table | dictsort)[:limit] %}<tr><th scope="row">{{ h }}</th>
+<td class="{{ 'has' if t.runs_contract else 'lacks' }}">{{ 'yes' if t.runs_contract else 'no' }}</td><td>{{ t.best_model or '-' }}</td>
+<td>{{ t.psabi or '-' }}</td><td>{{ t.microcode or '-' }}</td></tr>{% endfor %}</tbody></table></div>{% endif %}
 {% if g.status_counts %}<h3>Domain compliance</h3>
 <p>{% for s, n in g.status_counts.items() if n %}
 <span class="verdict {{ 'ok' if s in ('compliant', 'follows-host') else 'warn' if s in ('restart-required', 'no-cpu', 'not-deployed') else 'bad' }}">
@@ -263,11 +285,12 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 {% endfor %}</p>
 <div class="scroll"><table><thead><tr><th scope="col">domain</th><th scope="col">status</th>
 <th scope="col">definition carries the contract</th><th scope="col">running guest on it</th>
-<th scope="col">at its next power cycle</th></tr></thead><tbody>
+<th scope="col">at its next power cycle</th><th scope="col">what to do</th></tr></thead><tbody>
 {% for key, d in (g.domains | dictsort)[:limit] %}<tr><th scope="row">{{ key }}</th><td>{{ d.status }}</td>
 <td>{{ 'yes' if d.persistent else 'no' }}</td><td>{{ '-' if d.live is none else ('yes' if d.live else 'no') }}</td>
 <td>{% if d.next_power_cycle %}{% set n = d.next_power_cycle %}gains {{ n.gains | join(', ') or 'nothing' }};
-<span class="{{ 'lacks' if n.loses else '' }}">loses {{ n.loses | join(', ') or 'nothing' }}</span>{% else %}{{ d.why | default('-') }}{% endif %}</td></tr>{% endfor %}
+<span class="{{ 'lacks' if n.loses else '' }}">loses {{ n.loses | join(', ') or 'nothing' }}</span>{% else %}{{ d.why | default('-') }}{% endif %}</td>
+<td>{{ d.action or '-' }}</td></tr>{% endfor %}
 </tbody></table></div>{{ m.collapsed([g.domains | length, limit] | min, g.domains | length, "domains") }}{% endif %}
 {% if g.history %}<h3>History</h3>
 <div class="scroll"><table><thead><tr><th scope="col">when</th><th scope="col">action</th><th scope="col">from</th><th scope="col">to</th>

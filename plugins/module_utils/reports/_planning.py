@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -192,12 +193,61 @@ def _cell(guest: _Guest, have: frozenset[str], target: Mapping[str, Any], libvir
     return cell
 
 
+def _cpu_summary(cpu_xml: str | None) -> dict[str, Any]:
+    """A domain's CPU in a few words for the report: its mode and model (of its persistent definition)."""
+    if not cpu_xml:
+        return {"mode": None, "model": None}
+    try:
+        spec = CpuSpec.parse(cpu_xml, "domain <cpu>")
+    except CpuCompatError:
+        return {"mode": "unreadable", "model": None}
+    return {"mode": spec.mode, "model": spec.model}
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
+
+
+def parse_moves(text: Any) -> list[dict[str, str]]:
+    """``web1:hv2`` or ``hv1/web1:hv2``, several separated by commas, as requested migrations ({domain, target}); the
+    domain without its host is found on the source hosts. Every name is checked."""
+    if not isinstance(text, str) or not text.strip():
+        raise BaselineError("cpucompat_migrate is empty: give domain:target (or host/domain:target), comma-separated")
+    moves = []
+    for item in (p.strip() for p in text.split(",")):
+        domain, sep, target = item.rpartition(":")
+        parts = domain.split("/")
+        if not sep or len(parts) > 2 or not all(_NAME.match(p) for p in [*parts, target]):
+            raise BaselineError(f"cpucompat_migrate: {item!r} is not domain:target or host/domain:target")
+        moves.append({"domain": domain, "target": target})
+    return moves
+
+
+def resolve_moves(requested: list[Mapping[str, str]], matrix: Mapping[str, Any]) -> tuple[list[dict[str, str]], list[str]]:
+    """Requested moves with each bare domain name found on its source host (left bare when it cannot be), and why
+    the bare ones could not be found."""
+    out, failures = [], []
+    for pair in requested:
+        domain = str(pair.get("domain", ""))
+        found = [domain] if "/" in domain else sorted(k for k in matrix if k.split("/", 1)[1] == domain)
+        out.append({**pair, "domain": found[0]} if len(found) == 1 else dict(pair))
+        if not found:
+            failures.append(f"{domain} -> {pair.get('target')}: no domain {domain} on the source hosts")
+        elif len(found) > 1:
+            failures.append(f"{domain} -> {pair.get('target')}: {domain} is on several hosts ({', '.join(found)}); "
+                            "name it host/domain")
+    return out, failures
+
+
 def _requested_failures(matrix: Mapping[str, Mapping[str, Any]], requested: list[Mapping[str, str]]) -> list[str]:
     failures = []
     for pair in requested:
+        if "/" not in str(pair.get("domain", "")):
+            continue  # a bare name that was not found: resolve_moves says why
         cell = matrix.get(pair.get("domain", ""), {}).get(pair.get("target", ""))
         if cell is None:
             failures.append(f"{pair.get('domain')} -> {pair.get('target')}: unknown domain or target")
+        elif cell.get("own_host"):
+            failures.append(f"{pair['domain']} -> {pair['target']}: the domain runs on {pair['target']} already")
         elif cell["ok"] is not True:
             failures.append(f"{pair['domain']} -> {pair['target']}: "
                             + (f"target lacks {', '.join(cell['blocking'])}" if cell.get("blocking")
@@ -222,10 +272,12 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     # Domains share a few distinct CPUs: each distinct guest's row is computed once and stands for all of them.
     rows: dict[Any, dict[str, Any]] = {}
     matrix: dict[str, dict[str, Any]] = {}
+    about: dict[str, dict[str, Any]] = {}
     for host, entries in sorted(domains.items()):
         for dom in entries:
             key = f"{host}/{dom['name']}"
             cpu_xml = dom.get("live_cpu_xml") or dom.get("cpu_xml")  # as domain_cpus() picks it
+            about[key] = {"host": host, "active": bool(dom.get("active")), **_cpu_summary(dom.get("cpu_xml"))}
             if not cpu_xml:
                 matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in target_sets}
                 continue
@@ -237,9 +289,15 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
                 rows[row_key] = {t: _cell(guest, have, targets[t], (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
                                  for t, have in target_sets.items()}
             matrix[key] = dict(rows[row_key])
+            if host in matrix[key]:  # no move: the domain runs there (libvirt's word on its CPU stays, a check of the XML)
+                own = {"ok": None, "own_host": True, "why": "its own host: no migration"}
+                if "libvirt" in matrix[key][host]:
+                    own["libvirt"] = matrix[key][host]["libvirt"]
+                matrix[key][host] = own
     disagreements = [{"domain": d, "target": t, "ours": c["ok"], "libvirt": c["libvirt"]}
                      for d, row in matrix.items() for t, c in row.items() if c.get("disagreement")]
-    failures = _requested_failures(matrix, list(requested or []))
+    resolved, unresolved = resolve_moves(list(requested or []), matrix)
+    failures = unresolved + _requested_failures(matrix, resolved)
     return {"schema": REPORT_SCHEMA, "kind": "migration", "targets": sorted(target_sets), "target_problems": problems,
-            "matrix": matrix, "disagreements": disagreements, "requested": list(requested or []),
+            "matrix": matrix, "domains": about, "disagreements": disagreements, "requested": resolved,
             "verdict": {"ok": not failures, "reasons": failures}}

@@ -187,17 +187,24 @@ def expansion_markdown(view: Mapping[str, Any]) -> str:
 def migration_markdown(view: Mapping[str, Any]) -> str:
     verdict = view.get("verdict") or {}
     targets = view.get("targets") or []
-    out = ["# Pre-migration check", "", f"Requested migrations: **{'all possible' if verdict.get('ok') else 'NOT all possible'}**"]
+    requested = view.get("requested") or []
+    out = ["# Pre-migration check", "",
+           "No migration requested: the matrix below answers for every move" if not requested else
+           f"Requested migrations: **{'all possible' if verdict.get('ok') else 'NOT all possible'}**"]
     out += [f"- {reason}" for reason in verdict.get("reasons", [])]
     for target, problem in (view.get("target_problems") or {}).items():
         out.append(f"- target {target}: {problem}")
-    out += ["", "| domain | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
+    about = view.get("domains") or {}
+    statuses = (view.get("contract") or {}).get("domains") or {}
+    out += ["", "| domain | CPU | contract | " + " | ".join(targets) + " |", "|---|---|---|" + "---|" * len(targets)]
     for domain, row in sorted((view.get("matrix") or {}).items()):
-        cells = []
+        d = about.get(domain) or {}
+        cells = [" ".join(str(x) for x in (d.get("mode") or "no <cpu>", d.get("model") or "") if x).replace("<", "&lt;"),
+                 (statuses.get(domain) or {}).get("status", "-")]
         for target in targets:
             cell = row.get(target, {})
-            text = "yes" if cell.get("ok") else ("?" if cell.get("ok") is None else "no: " + "; ".join(
-                [", ".join(cell.get("blocking", [])[:6])] * bool(cell.get("blocking")) + list(cell.get("beyond_cpuid") or [])))
+            text = "—" if cell.get("own_host") else "yes" if cell.get("ok") else ("?" if cell.get("ok") is None else "no: " + "; ".join(
+                [", ".join(cell.get("blocking", []))] * bool(cell.get("blocking")) + list(cell.get("beyond_cpuid") or [])))
             if "libvirt" in cell:
                 text += f" (libvirt: {cell['libvirt']}{', DISAGREES' if cell.get('disagreement') else ''})"
             cells.append(text)
@@ -216,9 +223,10 @@ def _power_cycle(domain: Mapping[str, Any]) -> str:
     return f"gains {', '.join(change['gains']) or 'nothing'}; loses {', '.join(change['loses']) or 'nothing'}"
 
 
-def _contract_group(name: str, section: Mapping[str, Any]) -> list[str]:
-    out = ["", f"## Group {name}", "", f"- contract: `{section.get('contract_file')}`"
-           + (" (pinned now)" if section.get("pinned_now") else f", pinned at {section.get('pinned_at')}"),
+def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = False) -> list[str]:
+    pinned = (" (check mode: a real run would pin it)" if check_mode else " (pinned in this run)") if section.get("pinned_now") \
+        else f", pinned at {section.get('pinned_at')}"
+    out = ["", f"## Group {name}", "", f"- contract: `{section.get('contract_file')}`" + pinned,
            f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features"]
     for host, why in (section.get("hosts_without_facts") or {}).items():
         out.append(f"- **no usable facts from {host}:** {why}")
@@ -239,11 +247,18 @@ def _contract_group(name: str, section: Mapping[str, Any]) -> list[str]:
     raise_to = section.get("could_raise")
     if raise_to:
         out.append(f"- **could raise** to model `{raise_to['model']}`, gaining {', '.join(raise_to['features_gained']) or 'no feature'}")
+    elif section.get("admission") and not (section.get("admission") or {}).get("refused"):
+        out.append("- could raise: no (the contract is the best every host runs)")
+    table = section.get("host_table") or {}
+    if table:
+        out += ["", "| host | runs the contract | best model | x86-64 level | microcode |", "|---|---|---|---|---|"]
+        out += [f"| {h} | {'yes' if t['runs_contract'] else 'no'} | {t.get('best_model') or '-'} | {t.get('psabi') or '-'} | "
+                f"{t.get('microcode') or '-'} |" for h, t in sorted(table.items())]
     counts = {k: v for k, v in (section.get("status_counts") or {}).items() if v}
     if counts:
-        out += ["", "| domain | status | persistent | live | at its next power cycle |", "|---|---|---|---|---|"]
+        out += ["", "| domain | status | persistent | live | at its next power cycle | what to do |", "|---|---|---|---|---|---|"]
         out += [f"| {key} | {d['status']} | {'yes' if d.get('persistent') else 'no'} | "
-                f"{'-' if d.get('live') is None else ('yes' if d['live'] else 'no')} | {_power_cycle(d)} |"
+                f"{'-' if d.get('live') is None else ('yes' if d['live'] else 'no')} | {_power_cycle(d)} | {d.get('action') or '-'} |"
                 for key, d in sorted((section.get("domains") or {}).items())]
         out.append("")
         out.append("Domains by status: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -260,7 +275,7 @@ def contract_markdown(view: Mapping[str, Any]) -> str:
     out = ["# Cluster CPU contract", "", f"Verdict: **{'OK' if verdict.get('ok') else 'NOT OK'}**"]
     out += [f"- {reason}" for reason in verdict.get("reasons", [])]
     for name, section in sorted((view.get("groups") or {}).items()):
-        out += _contract_group(name, section)
+        out += _contract_group(name, section, bool(view.get("check_mode")))
     return "\n".join(out) + "\n"
 
 
@@ -325,6 +340,9 @@ _RENDERINGS = {"baseline": baseline_markdown, "upgrade": upgrade_markdown, "expa
                "contract": contract_markdown, "plan": plan_markdown, "rebuild": rebuild_markdown}
 
 
+from ._header import header_markdown  # noqa: E402  pylint: disable=wrong-import-position  # it reads the report only
+
+
 def report_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> str:
     """Any report in Markdown; ``host_rows`` (the baseline's per-host table) as in :func:`baseline_markdown`."""
     kind = view.get("kind")
@@ -332,9 +350,9 @@ def report_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> st
         raise CpuCompatError(f"not a cpucompat report (schema {view.get('schema')!r})")
     if kind not in _RENDERINGS:
         raise CpuCompatError(f"no Markdown rendering for report kind {kind!r}")
-    if kind == "baseline":
-        return baseline_markdown(view, host_rows)
-    return _RENDERINGS[kind](view)
+    text = baseline_markdown(view, host_rows) if kind == "baseline" else _RENDERINGS[kind](view)
+    title, _sep, rest = text.partition("\n")
+    return "\n".join([title, "", *header_markdown(view)]) + rest
 
 
 def write_reports(view: Mapping[str, Any], directory: str, stem: str) -> list[str]:

@@ -84,6 +84,7 @@ def _write(common: Common, group: str, contract: _contract.Contract, stored: Sto
 def baseline(common: Common, reader: Reader, names: list[str], group: str | None = None) -> Outcome:
     """The baseline report; with the group's contract pinned, how today's baseline compares with it."""
     view = cluster_view(reader.group(names), common.policy, common.registry, common.allow_partial, form=common.form)
+    view["group"] = group
     path, pinned = _contract_of(common, group)
     if pinned is not None:
         view["contract"] = _contract.versus(pinned, _today(view), str(path))
@@ -103,6 +104,7 @@ def expansion(common: Common, reader: Reader, names: list[str], candidates: list
         raise BaselineError(f"hosts both in the cluster and among the candidates: {', '.join(overlap)}")
     cluster, new = reader.group(names), reader.group(candidates)
     report = expansion_report(cluster, new, reader.domains(names, domains_var), common.policy, common.registry, fail_on)
+    report["facts_as_of"] = max((n for n in (cluster.facts_as_of, new.facts_as_of) if n), default=None)
     _path, contract = _contract_of(common, group)
     if contract is not None and not report["hosts_without_facts"]:
         joining = new.hosts()
@@ -120,6 +122,8 @@ def migration(common: Common, reader: Reader, names: list[str], sources: list[st
     domains = reader.domains(sources, domains_var)
     targets, origin = reader.group(names), reader.group(sources)
     report = migration_report(targets, domains, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
+    report["facts_as_of"] = max((n for n in (targets.facts_as_of, origin.facts_as_of) if n), default=None)
+    report["group"] = group
     _path, contract = _contract_of(common, group)
     if contract is not None:
         stacks = _stacks(common, origin)
@@ -167,6 +171,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             # The baseline report beside the contract, from the same baseline (or naming why there is none).
             stem = "baseline" if len(groups) == 1 else os.path.join(name, "baseline")
             side[stem] = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
+            side[stem]["group"] = name
             if run.contract is not None:
                 side[stem]["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
         section = sections[name]
@@ -174,7 +179,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                            "admitted": section["admitted"], "cpu": section.get("cpu"), "generation": section.get("generation"),
                            "digest": _contract.level_digest(section["cpu"]) if section.get("cpu") else None}
     reasons = [r for section in sections.values() for r in section["reasons"]]
-    report = {"schema": REPORT_SCHEMA, "kind": "contract", "contract_store": common.store.where("GROUP").replace("GROUP", "<group>"), "groups": sections,
+    newest = [reader.group(hosts).facts_as_of for hosts in groups.values()]
+    report = {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None), "contract_store": common.store.where("GROUP").replace("GROUP", "<group>"), "groups": sections,
               "contract_files_changed": written, "check_mode": common.check_mode,
               "verdict": {"ok": not reasons, "reasons": reasons}}
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)

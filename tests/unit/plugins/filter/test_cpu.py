@@ -58,5 +58,5 @@ def test_expansion_plan_and_matrix() -> None:
     domains = {"gold": [{"name": "vm", "cpu_xml": xml, "live_cpu_xml": None}]}
     assert cpu.cpu_domain_cpus(domains) == [xml]
     matrix = cpu.cpu_migration_matrix(domains, {"gold": GOLD, "bdw": BROADWELL})
-    assert matrix["matrix"]["gold/vm"]["gold"]["ok"] is True and matrix["matrix"]["gold/vm"]["bdw"]["ok"] is False
+    assert matrix["matrix"]["gold/vm"]["gold"]["own_host"] is True and matrix["matrix"]["gold/vm"]["bdw"]["ok"] is False
     assert "| gold/vm |" in cpu.cpu_report_markdown(matrix)

@@ -34,7 +34,7 @@ def test_matrix_names_blocking_features_and_disagreements(cpu_map) -> None:
     report = migration_matrix(domains, {"gold": gold, "bdw": broadwell}, MapRegistry(), libvirt,
                               [{"domain": "gold/big", "target": "bdw"}, {"domain": "gold/small", "target": "bdw"}])
     big = report["matrix"]["gold/big"]
-    assert big["gold"]["ok"] is True
+    assert big["gold"] == {"ok": None, "own_host": True, "why": "its own host: no migration"}, "no move to its own host"
     assert big["bdw"]["ok"] is False and "avx512f" in big["bdw"]["blocking"]
     assert big["bdw"]["disagreement"] is True, "libvirt says superset, we say no: reported, never hidden"
     assert report["disagreements"] == [{"domain": "gold/big", "target": "bdw", "ours": False, "libvirt": "superset"}]
@@ -69,8 +69,8 @@ def test_beyond_cpuid_hyperv_and_tsc(cpu_map) -> None:
                               [{"domain": "fast/fixed-tsc", "target": "slow"}])
     windows = report["matrix"]["fast/windows"]["slow"]
     assert windows["ok"] is False and "hv-evmcs" in windows["beyond_cpuid"][0] and "hv-relaxed" not in windows["beyond_cpuid"][0]
-    assert "not migrate" in report["matrix"]["fast/passthrough"]["fast"]["beyond_cpuid"][0]
-    assert report["matrix"]["fast/fixed-tsc"]["fast"]["ok"] is True
+    assert "not migrate" in report["matrix"]["fast/passthrough"]["slow"]["beyond_cpuid"][0]
+    assert report["matrix"]["fast/fixed-tsc"]["fast"]["own_host"] is True, "no move to its own host"
     assert "cannot scale" in report["matrix"]["fast/fixed-tsc"]["slow"]["beyond_cpuid"][0]
     assert report["matrix"]["fast/plain"]["slow"]["ok"] is True
     assert report["verdict"]["reasons"] == [f"fast/fixed-tsc -> slow: {report['matrix']['fast/fixed-tsc']['slow']['beyond_cpuid'][0]}"]

@@ -1,0 +1,259 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The header every report page starts with, in Markdown and HTML alike: the verdict in words, the numbers that matter
+for the kind, the next commands (variables filled in) and the context. Private.
+
+One function per kind computes it from the report's JSON; both renderings show exactly that, so a page can never say
+OK where its JSON says otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from typing import Any
+
+PLAYBOOK = "ansible-playbook -i <inventory> cpucompat.cluster.{name}"
+
+
+def _cmd(name: str, *extra: str) -> str:
+    return " ".join([PLAYBOOK.format(name=name), *(e for e in extra if e)])
+
+
+def _when(stamp: Any) -> str | None:
+    if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and stamp > 0:
+        return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return None
+
+
+def _group_arg(report: Mapping[str, Any], group: str | None) -> str:
+    return f"-e cpucompat_group={group}" if group and group != "hypervisors" else ""
+
+
+def _baseline(report: Mapping[str, Any]) -> dict[str, Any]:
+    base = report.get("baseline") or {}
+    hosts = report.get("hosts") or {}
+    axes = report.get("axes") or {}
+    security = axes.get("security") or {}
+    versus = report.get("contract") or {}
+    group = report.get("group")
+    nxt: list[str] = []
+    if report.get("error") or not base:
+        words, tone = f"No baseline: {report.get('error') or 'not computed'}", "bad"
+        nxt.append(_cmd("probe", "--limit", "<the hosts named above>") + "   # probe the hosts without usable facts")
+    else:
+        words, tone = f"Every host runs model {base.get('model')} with {len(base.get('features') or [])} features", "ok"
+        if not versus:
+            nxt += [_cmd("site", _group_arg(report, group), "--check --diff") + "   # pin this as the group's contract: dry run",
+                    _cmd("site", _group_arg(report, group))]
+        elif versus.get("status") == "above":
+            nxt.append(_cmd("change_contract", _group_arg(report, group), "-e cpucompat_contract_action=raise --check")
+                       + f"   # the group could gain {len(versus.get('gains') or [])} features")
+        elif versus.get("status") in ("below", "different"):
+            tone = "warn"
+            nxt.append(_cmd("site", _group_arg(report, group), "--check") + "   # which hosts the contract refuses, and why")
+        bottlenecks = base.get("bottlenecks") or {}
+        if bottlenecks:
+            worst = max(bottlenecks, key=lambda h: (len(bottlenecks[h].get("features") or []), h))
+            gain = len(bottlenecks[worst].get("features") or [])
+            if gain:
+                nxt.append(_cmd("change_contract", _group_arg(report, group), "-e cpucompat_contract_action=raise",
+                                f"-e '{{\"cpucompat_contract_without\": [\"{worst}\"]}}'")
+                           + f"   # what retiring {worst} would give: {gain} features")
+    probed = [(h.get("probed_at") or 0) for h in hosts.values()]
+    numbers = [("hosts", len(hosts)), ("features kept", len(base.get("features") or [])),
+               ("features lost", len(base.get("lost") or {})),
+               ("security features kept", len(security.get("kept") or [])),
+               ("security features lost", len(security.get("lost") or {}))]
+    context = [("group", group or "-"), ("facts as of", _when(max(probed)) if probed else None),
+               ("contract", versus.get("contract") or "none pinned"),
+               ("pinned level against today's baseline", versus.get("status") or "-")]
+    return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
+
+
+def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
+    groups = report.get("groups") or {}
+    check = bool(report.get("check_mode"))
+    admitted = sum(len(g.get("admitted") or []) for g in groups.values())
+    refused = sum(len((g.get("admission") or {}).get("refused") or []) for g in groups.values())
+    quarantined = sum(len(g.get("quarantined") or {}) for g in groups.values())
+    domains = sum(len(g.get("domains") or {}) for g in groups.values())
+    compliant = sum((g.get("status_counts") or {}).get("compliant", 0) for g in groups.values())
+    reasons = (report.get("verdict") or {}).get("reasons") or []
+    nxt: list[str] = []
+    one = next(iter(groups)) if len(groups) == 1 else None
+    garg = _group_arg(report, one)
+    if reasons:
+        tone = "bad"
+        words = f"Refused: {reasons[0]}" + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else "")
+        if any("rebuild_contract" in r for r in reasons):
+            nxt.append(_cmd("rebuild_contract", f"-e cpucompat_group={one or '<group>'}"))
+        if refused:
+            nxt.append(_cmd("site", garg, "-e cpucompat_contract_on_refusal=exclude") + "   # deploy the rest, quarantine the refused")
+            nxt.append(_cmd("change_contract", f"-e cpucompat_group={one or '<group>'}",
+                            "-e cpucompat_contract_action=lower -e cpucompat_contract_allow_lower=true --check"))
+    else:
+        pending = domains - compliant - sum((g.get("status_counts") or {}).get(s, 0) for g in groups.values()
+                                            for s in ("follows-host", "left-alone", "no-cpu"))
+        tone = "warn" if (quarantined or pending > 0) else "ok"
+        pinned = [n for n, g in groups.items() if g.get("pinned_now")]
+        if pinned:
+            words = (f"Would pin the contract of {', '.join(pinned)} (check mode: nothing written)" if check
+                     else f"Pinned the contract of {', '.join(pinned)} in this run")
+        else:
+            words = f"Every host admitted to its group's contract ({admitted} hosts)"
+        if quarantined:
+            words += f"; {quarantined} host(s) quarantined"
+        if domains:
+            words += f"; {compliant} of {domains} domains compliant"
+        if check:
+            nxt.append(_cmd("site", garg) + "   # the same without --check")
+        elif pending > 0:
+            nxt.append("shut down and start the domains marked restart-required (a reboot inside the guest keeps the old CPU)")
+        raising = [n for n, g in groups.items() if g.get("could_raise")]
+        if raising:
+            nxt.append(_cmd("change_contract", f"-e cpucompat_group={raising[0]}", "-e cpucompat_contract_action=raise --check"))
+    numbers = [("hosts admitted", admitted), ("hosts refused", refused - quarantined), ("hosts quarantined", quarantined),
+               ("domains compliant", f"{compliant} of {domains}")]
+    first = next(iter(groups.values()), {})
+    could = first.get("could_raise")
+    context = [("groups", ", ".join(groups) or "-"), ("facts as of", _when(report.get("facts_as_of"))),
+               ("check mode", "yes" if check else "no"), ("contract", first.get("contract_file") or "-"),
+               ("pinned level", f"{first.get('model')} ({len(first.get('features') or [])} features)" if first.get("model") else "-"),
+               ("could raise", f"yes, to {could['model']}" if could else "no")]
+    return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
+
+
+def _plan(report: Mapping[str, Any]) -> dict[str, Any]:
+    change = report.get("change") or {}
+    verdict = report.get("verdict") or {}
+    domains = report.get("domains") or {}
+    cycle = sum(1 for d in domains.values() if d.get("restart_required"))
+    action, group = report.get("action"), report.get("group")
+    base = _cmd("change_contract", f"-e cpucompat_group={group}", f"-e cpucompat_contract_action={action}")
+    nxt: list[str] = []
+    if not verdict.get("ok"):
+        tone, words = "bad", f"{str(action).capitalize()} refused: {'; '.join(verdict.get('reasons') or [])}"
+        reasons = " ".join(verdict.get("reasons") or [])
+        flags = [f for f, key in (("-e cpucompat_contract_allow_lower=true", "allow_lower"),
+                                  ("-e cpucompat_contract_allow_security_loss=true", "allow_security_loss")) if key in reasons]
+        if flags:
+            nxt.append(" ".join([base, *flags]) + "   # only if the loss is acceptable")
+    elif report.get("what_if"):
+        tone, words = "warn", f"What-if: a {action} without {', '.join(report.get('without') or [])} (never applied)"
+    elif report.get("applied"):
+        tone, words = "ok", f"{str(action).capitalize()} applied: model {(change.get('to') or {}).get('model')}"
+        if cycle:
+            nxt.append(f"shut down and start the {cycle} running domain(s) marked restart-required")
+    elif report.get("applicable"):
+        tone, words = "ok", f"{str(action).capitalize()} planned: model {(change.get('to') or {}).get('model')} (check mode: not applied)"
+        nxt.append(base + "   # apply it")
+    else:
+        tone, words = "ok", "Nothing to change: the contract is already at this level"
+    numbers = [("features gained", len(change.get("gained") or [])), ("features lost", len(change.get("lost") or [])),
+               ("security features lost", len(change.get("security_lost") or [])), ("domains to power-cycle", cycle)]
+    context = [("group", group), ("check mode", "yes" if report.get("check_mode") else "no"),
+               ("contract", report.get("contract_file")), ("from", (change.get("from") or {}).get("model") or "-"),
+               ("to", (change.get("to") or {}).get("model") or "-")]
+    return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
+
+
+def _migration(report: Mapping[str, Any]) -> dict[str, Any]:
+    matrix = report.get("matrix") or {}
+    cells = [(d, t, c) for d, row in matrix.items() for t, c in row.items() if c is not None and not c.get("own_host")]
+    blocked = sum(1 for _d, _t, c in cells if c.get("ok") is False)
+    unknown = sum(1 for _d, _t, c in cells if c.get("ok") is None)
+    requested = report.get("requested") or []
+    verdict = report.get("verdict") or {}
+    nxt: list[str] = []
+    if not requested:
+        tone = "warn" if blocked else "ok"
+        words = f"No migration requested · {blocked} of {len(cells)} moves blocked"
+        nxt.append(_cmd("premigration_check", "-e cpucompat_migrate=<domain>:<target host>") + "   # gate one move")
+    elif verdict.get("ok"):
+        tone, words = "ok", f"Every requested migration is possible ({len(requested)})"
+    else:
+        tone, words = "bad", f"Requested migrations blocked: {'; '.join(verdict.get('reasons') or [])}"
+    if blocked:
+        nxt.append(_cmd("site", "--check") + "   # the group's contract: a domain on it moves to every admitted host")
+    numbers = [("domains", len(matrix)), ("targets", len(report.get("targets") or [])), ("moves blocked", blocked),
+               ("moves unknown", unknown), ("libvirt disagrees", len(report.get("disagreements") or []))]
+    context = [("group", report.get("group") or "-"), ("facts as of", _when(report.get("facts_as_of"))),
+               ("contract", (report.get("contract") or {}).get("contract_file") or "-")]
+    return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
+
+
+def _expansion(report: Mapping[str, Any]) -> dict[str, Any]:
+    verdict = report.get("verdict") or {}
+    candidates = report.get("candidates") or {}
+    delta = report.get("delta") or {}
+    lost = delta.get("features_lost") or []
+    joining = [n for n, c in candidates.items() if c.get("runs_current_baseline")]
+    nxt: list[str] = []
+    if report.get("hosts_without_facts"):
+        tone, words = "bad", "No plan: some hosts have no usable facts"
+        nxt.append(_cmd("probe", "--limit", ",".join(report["hosts_without_facts"])))
+    elif verdict.get("ok") and not lost:
+        tone, words = "ok", f"The candidates can join without costing the cluster anything ({len(candidates)})"
+        nxt.append("add the candidates to the cluster's group, then: " + _cmd("site", "--check --diff"))
+    else:
+        tone = "bad" if not verdict.get("ok") else "warn"
+        words = (f"Joining costs the cluster {len(lost)} feature(s)" if lost else "The candidates cannot join as they are")
+        if verdict.get("reasons"):
+            words += f": {'; '.join(verdict['reasons'])}"
+        nxt.append(_cmd("change_contract", "-e cpucompat_contract_action=lower -e cpucompat_contract_allow_lower=true --check")
+                   + "   # after adding them: what lowering would cost")
+        nxt.append("or keep them in a group of their own: " + _cmd("site", "-e cpucompat_group=<their group> --check"))
+    security = (report.get("security") or {}).get("lost") or []
+    numbers = [("candidates", len(candidates)), ("run the current baseline", len(joining)), ("features lost", len(lost)),
+               ("security features lost", len(security))]
+    context = [("fail_on", report.get("fail_on")), ("facts as of", _when(report.get("facts_as_of"))),
+               ("model", f"{delta.get('model_before')} -> {delta.get('model_after')}" if delta else "-")]
+    return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
+
+
+def _upgrade(report: Mapping[str, Any]) -> dict[str, Any]:
+    verdict = report.get("verdict") or {}
+    groups = report.get("groups") or {}
+    changing = sum(1 for g in groups.values() for d in (g.get("domains") or {}).values() if d.get("status") == "changes")
+    ok = bool(verdict.get("ok"))
+    words = "The upgrade keeps every group exact and runnable" if ok else f"Hold the upgrade: {'; '.join(verdict.get('reasons') or [])}"
+    nxt = [a for g in groups.values() for a in g.get("actions") or []][:3]
+    numbers = [("groups", len(groups)), ("exact on both stacks", sum(1 for g in groups.values() if g.get("exact_on_both"))),
+               ("domains whose CPU would change", changing)]
+    context = [("new stack", report.get("new_stack_file") or "-")]
+    return {"tone": "ok" if ok else "bad", "words": words, "numbers": numbers, "next": nxt, "context": context}
+
+
+def _rebuild(report: Mapping[str, Any]) -> dict[str, Any]:
+    words = (f"Would rebuild generation {report.get('generation')} (check mode: nothing written)" if report.get("check_mode")
+             else f"Rebuilt generation {report.get('generation')} of group {report.get('group')}'s contract")
+    return {"tone": "ok", "words": words,
+            "numbers": [("stamped domains", (report.get("stamps") or {}).get("domains", 0)),
+                        ("features", len(report.get("features") or []))],
+            "next": [_cmd("site", _group_arg(report, report.get("group")), "--check --diff")],
+            "context": [("group", report.get("group")), ("store", report.get("contract_file")),
+                        ("check mode", "yes" if report.get("check_mode") else "no")]}
+
+
+_KINDS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "baseline": _baseline, "contract": _contract, "plan": _plan, "migration": _migration, "expansion": _expansion,
+    "upgrade": _upgrade, "rebuild": _rebuild}
+
+
+def header(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The page header of any report: ``tone`` (ok, warn, bad), ``words``, ``numbers``, ``next``, ``context``."""
+    made = _KINDS[str(report.get("kind"))](report)
+    made["context"] = [(k, v) for k, v in made["context"] if v not in (None, "")]
+    return made
+
+
+def header_markdown(report: Mapping[str, Any]) -> list[str]:
+    h = header(report)
+    mark = {"ok": "OK", "warn": "ATTENTION", "bad": "NOT OK"}[h["tone"]]
+    out = [f"**{mark}: {h['words']}**", "", " · ".join(f"{k}: **{v}**" for k, v in h["numbers"])]
+    if h["next"]:
+        out += ["", "Next:"] + [f"- `{n}`" for n in h["next"]]
+    out += ["", "Context: " + " · ".join(f"{k}: {v}" for k, v in h["context"]), ""]
+    return out

@@ -18,7 +18,21 @@ ARM = facts_of("aarch64-unidentified-nosve-qemu-8.2.0")
 def test_every_filter_is_registered() -> None:
     assert set(cpu.FilterModule().filters()) == {
         "cpu_summary", "cpu_baseline", "cpu_compare", "libvirt_cpu_xml", "cpu_report_markdown", "cpu_expansion_plan",
-        "cpu_migration_matrix", "cpu_domain_cpus", "cpu_report_html"}
+        "cpu_migration_matrix", "cpu_domain_cpus", "cpu_report_html", "cpu_moves"}
+
+
+@pytest.mark.parametrize("text, moves", [
+    ("web1:hv2", [{"domain": "web1", "target": "hv2"}]),
+    (" hv1/web1:hv2 , db:rack-3 ", [{"domain": "hv1/web1", "target": "hv2"}, {"domain": "db", "target": "rack-3"}]),
+])
+def test_the_gate_moves_parse(text: str, moves: list) -> None:
+    assert cpu.cpu_moves(text) == moves
+
+
+@pytest.mark.parametrize("text", ["web1", "web1:", ":hv2", "a/b/c:hv2", "web 1:hv2", "", "web1:hv2;rm"])
+def test_malformed_moves_are_refused_naming_them(text: str) -> None:
+    with pytest.raises(AnsibleFilterError, match="cpu_moves: cpucompat_migrate"):
+        cpu.cpu_moves(text)
 
 
 def test_baseline_compare_and_xml_round_trip() -> None:

@@ -44,6 +44,9 @@ if [[ ! -f .venv/.requirements.stamp ]] || ! cat requirements.txt requirements-d
   cat requirements.txt requirements-dev.txt > .venv/.requirements.stamp
 fi
 
+# KubeVirt's CRD schemas and a throwaway Nova virtualenv for the platform tests (docs/platforms.md); a no-op once done.
+bash tools/platforms.sh
+
 # --- ansible-test's pip bootstrap, offline ---------------------------------
 # ansible-test downloads get-pip.py to bootstrap its sanity virtualenvs; this
 # network cannot reach it. The stand-in uses ensurepip, then installs the pip

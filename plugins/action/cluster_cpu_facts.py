@@ -78,6 +78,8 @@ ARGUMENT_SPEC = {
     "pin": {"type": "bool", "default": False},
     "on_refusal": {"type": "str", "default": "fail", "choices": ["fail", "exclude"]},
     "level": {"type": "str"},
+    "platforms": {"type": "list", "elements": "str", "default": [],
+                  "choices": ["libvirt", "qemu", "proxmox", "nova", "kubevirt", "incus"]},
     "report_dir": {"type": "str"},
     "return_report": {"type": "bool", "default": True},
 }
@@ -126,7 +128,8 @@ def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode:
     # The controller's map serves only hosts whose facts say nothing about libvirt, and only when asked for.
     path = args["cpu_map"]
     return _verbs.Common(options, MapRegistry((lambda: cached_cpu_map(path)) if path else None), args["form"], args["allow_partial"],
-                         contract_store(args, task_vars), check_mode, args["pin"], args["on_refusal"], args["level"] or None)
+                         contract_store(args, task_vars), check_mode, args["pin"], args["on_refusal"], args["level"] or None,
+                         tuple(args["platforms"]))
 
 
 class ActionModule(ActionBase):

@@ -249,6 +249,14 @@ options:
     type: str
     default: fail
     choices: [fail, exclude]
+  platforms:
+    description:
+      - With V(contract), the platforms whose rendering of each group's contract the report shows beside the libvirt
+        C(<cpu>) (C(platforms) per group - the rendering, or why the platform cannot say the contract exactly).
+    type: list
+    elements: str
+    default: []
+    choices: [libvirt, qemu, proxmox, nova, kubevirt, incus]
   level:
     description:
       - The level the operator chooses (as VMware's EVC mode) for a V(contract)'s first pin; for V(plan), O(change.level).

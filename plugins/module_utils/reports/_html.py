@@ -18,7 +18,7 @@ from typing import Any
 from .._errors import CpuCompatError
 from ._html_templates import CSS, TEMPLATES
 from ._header import header
-from ._report import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
+from ._report import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA, platform_text
 
 try:
     import jinja2
@@ -126,7 +126,7 @@ def report_html(report: Any) -> str:
         raise CpuCompatError(f"no HTML rendering for report kind {kind!r}")
     context: dict[str, Any] = {"report": report, "css": CSS, "title": TITLES[kind], "limit": MAX_ROWS,
                                "verdict": report.get("verdict"), "problem_titles": PROBLEM_TITLES,
-                               "contract_words": CONTRACT_WORDS, "head": header(report)}
+                               "contract_words": CONTRACT_WORDS, "head": header(report), "platform_text": platform_text}
     if kind == "baseline":
         context.update(matrix=feature_matrix(report), bars=bottleneck_bars(report), hosts=_hosts(report))
         context["title"] += f": {(report.get('baseline') or {}).get('model') or 'not computed'}"

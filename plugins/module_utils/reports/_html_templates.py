@@ -151,7 +151,8 @@ The deploy applies the contract, not this baseline.</p>{% endif %}
 <div class="scroll"><table><thead><tr><th scope="col">model</th><th scope="col">runs on</th><th scope="col">not on</th></tr></thead><tbody>
 {% for name, lv in report.levels.models.items() %}{% if loop.index <= 15 %}
 <tr><th scope="row">{{ name }}</th><td>{{ lv.hosts }} of {{ report.hosts | length }}</td>
-<td>{{ lv.not_on | join(', ') or '-' }}{% if lv.not_on_count > lv.not_on | length %} and {{ lv.not_on_count - lv.not_on | length }} more{% endif %}</td></tr>{% endif %}
+<td>{{ lv.not_on | join(', ') or '-' }}{% if lv.not_on_count > lv.not_on | length %}
+ and {{ lv.not_on_count - lv.not_on | length }} more{% endif %}</td></tr>{% endif %}
 {% endfor %}</tbody></table></div>{% endif %}
 {% endif %}
 {% set ax = report.axes %}
@@ -231,7 +232,8 @@ MIGRATION = """{% extends "base" %}{% import "macros" as m %}
 <td class="cell has">✓<span class="sr"> yes</span>{% elif cell.ok is none %}
 <td class="cell unknown">?<div class="muted">{{ cell.why }}</div>{% else %}
 <td class="cell lacks">✗<span class="sr"> no:</span>
-<div class="mono">{{ ((cell.blocking or []) + (cell.beyond_cpuid or [])) | join(', ') }}</div>{% endif %}{% if cell.libvirt %}<br><span class="muted">libvirt: {{ cell.libvirt }}</span>{% endif %}
+<div class="mono">{{ ((cell.blocking or []) + (cell.beyond_cpuid or [])) | join(', ') }}</div>{% endif %}
+{% if cell.libvirt %}<br><span class="muted">libvirt: {{ cell.libvirt }}</span>{% endif %}
 {% if cell.disagreement %} <span class="verdict warn">disagrees</span>{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table></div>
 {{ m.collapsed(rows | length, report.matrix | length, "domains (those that cannot go everywhere first)") }}
@@ -254,7 +256,8 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 <h2 id="group-{{ loop.index }}">Group {{ name }}</h2>
 {{ m.cards([("model", g.model or "none"), ("features", g.features | length), ("pinned at", g.pinned_at or "not yet"),
             ("admitted hosts", g.admitted | length), ("domains", g.domains | length)]) }}
-<p class="muted">{{ g.contract_file }}{% if g.pinned_now %}{% if report.check_mode %} (check mode: a real run would pin it){% else %} (pinned in this run){% endif %}{% endif %}</p>
+<p class="muted">{{ g.contract_file }}{% if g.pinned_now %}{% if report.check_mode %} (check mode: a real run would pin it)
+{% else %} (pinned in this run){% endif %}{% endif %}</p>
 {% for host, why in g.hosts_without_facts.items() %}<p><span class="verdict bad">No usable facts</span> {{ host }}: {{ why }}</p>{% endfor %}
 {% if g.admission and g.admission.refused %}<h3>Admission failures</h3>
 <div class="scroll"><table><thead><tr><th scope="col">host</th><th scope="col">lacks</th><th scope="col">likely cause</th>
@@ -292,6 +295,9 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 <span class="{{ 'lacks' if n.loses else '' }}">loses {{ n.loses | join(', ') or 'nothing' }}</span>{% else %}{{ d.why | default('-') }}{% endif %}</td>
 <td>{{ d.action or '-' }}</td></tr>{% endfor %}
 </tbody></table></div>{{ m.collapsed([g.domains | length, limit] | min, g.domains | length, "domains") }}{% endif %}
+{% for platform, made in (g.platforms or {}).items() %}<h3>The contract for {{ platform }}</h3>
+{% if made.ok %}<pre>{{ platform_text(platform, made.rendering) }}</pre>{% else %}
+<p><span class="verdict bad">Cannot say it exactly</span> {{ made.refused }}</p>{% endif %}{% endfor %}
 {% if g.history %}<h3>History</h3>
 <div class="scroll"><table><thead><tr><th scope="col">when</th><th scope="col">action</th><th scope="col">from</th><th scope="col">to</th>
 <th scope="col">reason</th></tr></thead><tbody>

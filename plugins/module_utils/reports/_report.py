@@ -223,6 +223,14 @@ def _power_cycle(domain: Mapping[str, Any]) -> str:
     return f"gains {', '.join(change['gains']) or 'nothing'}; loses {', '.join(change['loses']) or 'nothing'}"
 
 
+def platform_text(platform: str, rendering: Mapping[str, Any]) -> str:
+    """The part of a platform's rendering an operator pastes: its configuration text, else the whole as JSON."""
+    for key in {"libvirt": ("xml",), "qemu": ("value", "args"), "proxmox": ("cpu_models_conf",), "nova": ("ini",)}.get(platform, ()):
+        if isinstance(rendering.get(key), str):
+            return rendering[key]
+    return json.dumps(rendering, indent=2, sort_keys=True)
+
+
 def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = False) -> list[str]:
     pinned = (" (check mode: a real run would pin it)" if check_mode else " (pinned in this run)") if section.get("pinned_now") \
         else f", pinned at {section.get('pinned_at')}"
@@ -262,6 +270,11 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
                 for key, d in sorted((section.get("domains") or {}).items())]
         out.append("")
         out.append("Domains by status: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for platform, made in (section.get("platforms") or {}).items():
+        if not made.get("ok"):
+            out += ["", f"**{platform}:** cannot say the contract exactly: {made.get('refused')}"]
+            continue
+        out += ["", f"### The contract for {platform}", "", "```", platform_text(platform, made["rendering"]).rstrip(), "```"]
     if section.get("history"):
         out += ["", "| when | action | from | to | reason |", "|---|---|---|---|---|"]
         for h in section["history"]:

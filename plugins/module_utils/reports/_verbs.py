@@ -24,6 +24,7 @@ from ..contract._domains import compliance, status_counts
 from ..engine._baseline import BaselineOptions, compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
+from ..render._platforms import render_platforms
 from ._cluster import cluster_view, expansion_report, migration_report
 from ._report import REPORT_SCHEMA
 from ._upgrade import upgrade_group, upgrade_report
@@ -54,6 +55,7 @@ class Common:
     pin: bool = False  # pin a group's contract even though its domains carry the stamps of one the store lacks
     on_refusal: str = "fail"  # a host that cannot run its group's contract: fail the group, or exclude (quarantine) it
     level: str | None = None  # the level a first pin takes (engine/_level); None: the group's best of today
+    platforms: tuple[str, ...] = ()  # the platforms whose rendering of the contract the contract report shows
 
 
 @dataclass
@@ -145,6 +147,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
     sections: dict[str, Any] = {}
     written: list[str] = []
     contracts: dict[str, Any] = {}
+    guests: dict[str, Any] = {}
     side: dict[str, dict[str, Any]] = {}
     for name, hosts in groups.items():
         path = common.store.where(name)
@@ -160,11 +163,15 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                                             common.allow_partial, common.form, extra,
                                             _stamps.refusal(name, stored, stamps, path, common.pin), common.on_refusal,
                                             common.level)
-            to_write = run.to_write if run.to_write is not None else (run.contract if stored.moved_from and
-                                                                       not run.section["reasons"] else None)
+            moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
+            to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
             if to_write is not None and _write(common, name, to_write, stored):
                 written.append(path)  # in check mode only predicted: the store stays as it is
             run.section["generation"] = stored.generation + 1 if to_write is not None else stored.generation
+            if common.platforms and run.contract is not None and run.baseline is not None and run.baseline.stacks is not None:
+                guest = run.contract.guest(run.baseline.stacks)
+                guests[name] = guest.to_dict()  # the platforms playbook's roles render it
+                run.section["platforms"] = render_platforms(guest, common.platforms, common.form)
             run.section["moved_from"] = stored.moved_from
             run.section["stamps"] = _stamps.summary(stamps)
             sections[name] = run.section
@@ -178,9 +185,12 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
         contracts[name] = {"model": section["model"], "xml": section["xml"], "pinned_at": section["pinned_at"],
                            "admitted": section["admitted"], "cpu": section.get("cpu"), "generation": section.get("generation"),
                            "digest": _contract.level_digest(section["cpu"]) if section.get("cpu") else None}
+        if name in guests:
+            contracts[name]["guest"] = guests[name]
     reasons = [r for section in sections.values() for r in section["reasons"]]
     newest = [reader.group(hosts).facts_as_of for hosts in groups.values()]
-    report = {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None), "contract_store": common.store.where("GROUP").replace("GROUP", "<group>"), "groups": sections,
+    report = {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None),
+              "contract_store": common.store.where("GROUP").replace("GROUP", "<group>"), "groups": sections,
               "contract_files_changed": written, "check_mode": common.check_mode,
               "verdict": {"ok": not reasons, "reasons": reasons}}
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)

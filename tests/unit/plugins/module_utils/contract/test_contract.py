@@ -278,3 +278,28 @@ def test_a_refusal_says_what_to_check_and_what_to_run() -> None:
                                          None, on_refusal="exclude")
     assert list(excluded.section["quarantined"]) == ["drifted"] and excluded.section["admitted"] == ["gold"]
     assert excluded.section["reasons"] == [] and excluded.section["xml"], "the rest proceeds with the contract CPU"
+
+
+def test_the_contract_report_shows_each_configured_platform() -> None:
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html  # pylint: disable=import-outside-toplevel
+
+    class Reader:
+        def group(self, names):
+            return group_facts({"gold": GOLD, "platinum": PLATINUM})
+
+        def domains(self, names, var):
+            return {}
+
+        def verdicts(self, names, var):
+            return {}
+
+    common = _verbs.Common(OPTS, REGISTRY, check_mode=True, platforms=("qemu", "nova"))
+    outcome = _verbs.contract(common, Reader(), {"g": ["gold", "platinum"]}, None)
+    section = outcome.report["groups"]["g"]
+    assert section["platforms"]["qemu"]["ok"] and section["platforms"]["nova"]["ok"]
+    assert outcome.extra["contracts"]["g"]["guest"]["features"] == section["cpu"]["features"]
+    markdown = report_markdown(outcome.report)
+    assert "### The contract for nova" in markdown and "[libvirt]" in markdown and "enforce" in markdown
+    assert "The contract for qemu</h3>" in report_html(outcome.report)

@@ -87,13 +87,11 @@ keyed_groups:
   - key: cpucompat.qemu.version
     prefix: qemu
 
-# the hosts of hypervisors that cannot run the group's contract, in cpu_quarantine and cpu_quarantine_hypervisors:
-#   ansible-playbook -i hosts.ini -i cpu_groups.yml cpucompat.cluster.site --limit '!cpu_quarantine'
-plugin: cpucompat.cluster.cpu_groups
-contract_groups: [hypervisors]
-contract_store:
-  type: redis
-  connection: "redis.example.org:6379:0"
+# With the contracts: the hosts of hypervisors that cannot run the group's contract are in cpu_quarantine and
+# cpu_quarantine_hypervisors (ansible-playbook -i hosts.ini -i cpu_groups.yml cpucompat.cluster.site --limit '!cpu_quarantine').
+# Add to the file above:
+#   contract_groups: [hypervisors]
+#   contract_store: {type: redis, connection: "redis.example.org:6379:0"}
 """
 
 import re

@@ -136,7 +136,11 @@ EXAMPLES = r"""
 
 - name: Show which named models run here
   ansible.builtin.debug:
-    msg: "{{ ansible_facts['cpucompat']['models'] | dict2items | selectattr('value.runnable') | map(attribute='key') | list }}"
+    msg: "{{ ansible_facts['cpucompat']['runnable_models'] }}"
+
+- name: Which features keep the models that do not run here from running
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts['cpucompat']['models'] | dict2items | selectattr('value') | items2dict }}"
 """
 
 RETURN = r"""
@@ -188,7 +192,7 @@ ansible_facts:
         capabilities: {comparison: false, baseline: false, unavailable_features: true}
         probe: {mode: spawn, socket: null, duration_s: 0.17, probed_at: 1796300000}
         fingerprint: "sha256:7db6ff2b7496e0c5e4a1f1b6b7c2f7c5b0a9e0f3c8d1e2f3a4b5c6d7e8f90a1b"
-        machine: {requested: default, name: pc-i440fx-7.2, type: pc-i440fx}
+        machine: {requested: q35, name: pc-q35-7.2, type: pc-q35}
         versions: {qemu: 7.2.22, libvirt: 9.0.0, kernel: 6.1.0-40-amd64, microcode: "0x1000065"}
         libvirt: {version: 9.0.0, cpu_map: {format: 2, digest: "sha256:30e9bce98e0ab728e07996d3d2f6f8f053f70b9a5c792defccbcc1fbc012baa1", data: "eNrtXdty...="}}
         phys_bits: 48

@@ -139,7 +139,9 @@ skipped_reason:
   description: Why the domain was left alone (Nova manages it, it opted out, it follows its host's CPU); null when it was not.
   returned: always
   type: str
-  sample: "mode host-passthrough: the guest gets its host's CPU on purpose (nested virtualisation, -march=native); set convert_host_cpu to put it on the cluster CPU"
+  sample: >-
+    mode host-passthrough: the guest gets its host's CPU on purpose (nested virtualisation, -march=native); set
+    convert_host_cpu to put it on the cluster CPU
 backup_file:
   description: Path of the previous definition kept by O(backup).
   returned: when changed and O(backup) is true and not in check mode

@@ -34,8 +34,8 @@ options:
     type: str
   exclude:
     description:
-      - Domains the deploy must leave alone. They stay in the result, marked RV(domains[].excluded), so that reports name
-        them; a name here that does not exist is not an error.
+      - Domains the deploy must leave alone. They stay in the result, marked C(excluded) in RV(domains), so that reports
+        name them; a name here that does not exist is not an error.
     type: list
     elements: str
     default: []

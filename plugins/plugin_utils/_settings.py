@@ -47,6 +47,7 @@ def deprecations(names: set[str] | frozenset[str]) -> list[dict[str, str]]:
                            f"of cpucompat.cluster)", "version": REMOVED_IN, "collection_name": "cpucompat.cluster"})
     return out
 
+
 # The shared variables' defaults (Jinja literals) when neither the new nor an old name is set.
 DEFAULTS: dict[str, str] = {
     "cpucompat_group": "'hypervisors'",

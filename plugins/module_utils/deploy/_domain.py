@@ -9,7 +9,8 @@ A definition is changed by replacing the bytes of its ``<cpu>`` element (and of 
 definition is never left with the new ``<cpu>`` and the old stamp, or the other way round.
 
 The stamp, ``<cpucompat:cpu group=... generation=... digest=... pinned-at=...>`` with the pinned level as JSON text,
-says which contract a domain was deployed from: a lost contract store is detected from it, and rebuilt. :func:`apply_cpu` takes an open libvirt connection and never changes anything before it has compared the desired
+says which contract a domain was deployed from: a lost contract store is detected from it, and rebuilt.
+:func:`apply_cpu` takes an open libvirt connection and never changes anything before it has compared the desired
 ``<cpu>`` with the one in the domain's inactive definition, so check mode and the real run report the same ``changed``.
 """
 

@@ -14,7 +14,7 @@ the engine then makes it exact on the group's stacks like any baseline.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 

@@ -78,7 +78,8 @@ def _accept(listener: socket.socket, proc: subprocess.Popen[bytes], deadline: fl
 @contextlib.contextmanager
 def spawn_qemu(binary: str, accel: str, timeout: float, machine: str | None = "none",
                extra_args: tuple[str, ...] = ()) -> Iterator[QMPClient]:
-    """Start a throwaway QEMU (``-machine none`` unless told; None: QEMU's default machine type) and yield a QMP client.
+    """Start a throwaway QEMU (``machine``: the guests' machine type, spawn_target's choice; ``none``: no machine;
+    None: QEMU's default machine type) and yield a QMP client.
 
     We listen on a socket in a private 0700 directory and QEMU connects to us,
     so there is no polling for a socket file. QEMU runs in its own process

@@ -126,7 +126,7 @@ def upgrade_group(name: str, group: GroupFacts, new: GroupFacts, contract: Contr
     both = replace(now, candidates=tuple(n for n in level.candidates if n in runnable_new),
                    qemu=(*now.qemu, *_stacks(level, new_hosts, registry, names).qemu),
                    libvirt=(*now.libvirt, *_stacks(level, new_hosts, registry, names).libvirt))
-    section["xml_now"], _ = _render(now, form)
+    section["xml_now"] = _render(now, form)[0]
     section["xml_both"], inexact = _render(both, form)
     section["exact_on_both"] = inexact is None
     section["domains"] = _domains(domains, now, both, [h.name for h in new_hosts])

@@ -11,8 +11,8 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.cpucompat.cluster.plugins.plugin_utils._settings import (DEFAULTS, RENAMED, REMOVED_IN,
-                                                                                   default_expression, deprecations)
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._settings import (
+    DEFAULTS, RENAMED, REMOVED_IN, default_expression, deprecations)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 ROLES = sorted(os.path.basename(os.path.dirname(os.path.dirname(p))) for p in glob.glob(os.path.join(ROOT, "roles", "*", "defaults", "main.yml")))

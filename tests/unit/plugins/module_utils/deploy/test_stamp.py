@@ -33,7 +33,8 @@ def test_the_stamp_is_written_read_back_and_nothing_else_changes(metadata: str) 
     if APP in before:
         assert APP in after, "another application's metadata stays byte for byte"
     if "<metadata" in before:
-        head, tail = before.split("<metadata")[0], before.split("</metadata>" if "</metadata>" in before else "<metadata/>")[-1]
+        head = before.split("<metadata", maxsplit=1)[0]
+        tail = before.rsplit("</metadata>" if "</metadata>" in before else "<metadata/>", maxsplit=1)[-1]
         assert after.startswith(head) and after.endswith(tail), "only <metadata> changed"
     else:
         added = after[after.index("\n  <metadata>"):after.index("</metadata>") + len("</metadata>")]

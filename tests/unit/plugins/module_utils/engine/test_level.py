@@ -95,8 +95,8 @@ def test_a_first_pin_and_a_lower_take_the_chosen_level() -> None:
                                         level="x86-64-v4")
     assert refused.to_write is None and "bdw lacks avx512" in refused.section["reasons"][0]
     pinned = _admission.group_contract("g", group, None, "c", OPTS, REGISTRY, None).to_write
-    consent = _admission.plan_change("g", group, pinned, "c", _admission.ChangeRequest("lower", allow_lower=True,
-                                                                                     level="Skylake-Server"), OPTS, REGISTRY, {})
+    request = _admission.ChangeRequest("lower", allow_lower=True, level="Skylake-Server")
+    consent = _admission.plan_change("g", group, pinned, "c", request, OPTS, REGISTRY, {})
     assert not consent.section["applicable"] and "beyond the chosen level: arch-capabilities, md-clear" in consent.section["reasons"][0]
     plan = _admission.plan_change("g", group, pinned, "c", _admission.ChangeRequest(
         "lower", allow_lower=True, allow_security_loss=True, level="Skylake-Server"), OPTS, REGISTRY, {})

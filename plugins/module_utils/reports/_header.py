@@ -14,6 +14,8 @@ import datetime
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..cpu._features import SECURITY_FEATURES
+
 PLAYBOOK = "ansible-playbook -i <inventory> cpucompat.cluster.{name}"
 
 
@@ -205,9 +207,8 @@ def _expansion(report: Mapping[str, Any]) -> dict[str, Any]:
         nxt.append(_cmd("change_contract", "-e cpucompat_contract_action=lower -e cpucompat_contract_allow_lower=true --check")
                    + "   # after adding them: what lowering would cost")
         nxt.append("or keep them in a group of their own: " + _cmd("site", "-e cpucompat_group=<their group> --check"))
-    security = (report.get("security") or {}).get("lost") or []
     numbers = [("candidates", len(candidates)), ("run the current baseline", len(joining)), ("features lost", len(lost)),
-               ("security features lost", len(security))]
+               ("security features lost", len([f for f in lost if f in SECURITY_FEATURES]))]
     context = [("fail_on", report.get("fail_on")), ("facts as of", _when(report.get("facts_as_of"))),
                ("model", f"{delta.get('model_before')} -> {delta.get('model_after')}" if delta else "-")]
     return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}

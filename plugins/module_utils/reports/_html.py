@@ -17,6 +17,7 @@ from typing import Any
 
 from .._errors import CpuCompatError
 from ._html_templates import CSS, TEMPLATES
+from ..cpu._features import SECURITY_FEATURES
 from ._header import header
 from ._report import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA, platform_text
 
@@ -47,21 +48,35 @@ def _env() -> Any:
     return _ENV
 
 
+COLLAPSED = ("vmx-", "kvm-")  # families of features one column stands for (VMX controls, KVM's paravirtual features)
+
+
 def feature_matrix(report: Mapping[str, Any]) -> dict[str, Any]:
-    """Hosts x the features some host lacks; the hosts lacking the most first, the features lacking most widely first."""
+    """Hosts x the features some host lacks: the hosts whose loss would give the group the most first (their bottleneck
+    gain), the features lacking most widely first, security features marked, each of the vmx-*/kvm-* families in one
+    column (a host has it when it lacks none of them)."""
     base = report.get("baseline") or {}
     lost: Mapping[str, list[str]] = base.get("lost") or {}
+    gains = base.get("bottlenecks") or {}
+    columns: dict[str, set[str]] = {}
+    for feature in lost:
+        family = next((p for p in COLLAPSED if feature.startswith(p)), None)
+        columns.setdefault(f"{family}*" if family else feature, set()).add(feature)
     lacking: dict[str, set[str]] = {}
-    for feature, hosts in lost.items():
-        for host in hosts:
-            lacking.setdefault(host, set()).add(feature)
-    features = sorted(lost, key=lambda f: (-len(lost[f]), f))
+    for column, members in columns.items():
+        for feature in members:
+            for host in lost[feature]:
+                lacking.setdefault(host, set()).add(column)
+    width = {c: len({h for f in m for h in lost[f]}) for c, m in columns.items()}
+    features = sorted(columns, key=lambda c: (-width[c], c))
     everyone = set(base.get("hosts") or []) | set(lacking)
-    hosts = sorted(everyone, key=lambda h: (-len(lacking.get(h, ())), h))  # the hosts lacking nothing close the table
+    hosts = sorted(everyone, key=lambda h: (-len((gains.get(h) or {}).get("features") or []), -len(lacking.get(h, ())), h))
     lacking = {h: lacking.get(h, set()) for h in hosts}
-    shown_features = features[:MAX_COLUMNS]
-    rows = [{"host": h, "lacks": len(lacking[h]), "cells": [f not in lacking[h] for f in shown_features]} for h in hosts[:MAX_ROWS]]
-    return {"features": shown_features, "rows": rows, "total_hosts": len(hosts), "total_features": len(features)}
+    shown = [{"name": c, "label": f"{c} ({len(columns[c])})" if c.endswith("*") else c,
+              "security": bool(columns[c] & SECURITY_FEATURES)} for c in features[:MAX_COLUMNS]]
+    rows = [{"host": h, "lacks": len(lacking[h]), "gain": len((gains.get(h) or {}).get("features") or []),
+             "cells": [c["name"] not in lacking[h] for c in shown]} for h in hosts[:MAX_ROWS]]
+    return {"features": shown, "rows": rows, "total_hosts": len(hosts), "total_features": len(features)}
 
 
 def bottleneck_bars(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +88,7 @@ def bottleneck_bars(report: Mapping[str, Any]) -> dict[str, Any]:
     for i, (host, gain) in enumerate(ranked[:MAX_BARS]):
         count = len(gain.get("features") or [])
         label = f"{count} features" + (f", model {gain['model']}" if gain.get("model") else "")
-        items.append({"host": host[:34], "y": i * 22, "width": max(2, round(300 * count / widest)), "label": label})
+        items.append({"host": host, "y": i * 22, "width": max(2, round(100 * count / widest)), "label": label})
     return {"entries": items, "height": max(22, len(items) * 22), "total": len(ranked)}
 
 
@@ -133,5 +148,5 @@ def report_html(report: Any) -> str:
     elif kind == "migration":
         context.update(_migration(report))
     elif kind == "expansion":
-        context.update(_expansion(report))
+        context.update(_expansion(report), security=SECURITY_FEATURES)
     return str(_env().get_template(kind).render(**context))

@@ -38,6 +38,7 @@ td.unknown { color: var(--muted); }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 pre { background: var(--head); border: 1px solid var(--line); padding: .6rem; overflow-x: auto; }
 svg text { fill: var(--fg); font-size: 12px; } svg .bar { fill: var(--accent); }
+table.bars td { min-width: 14rem; } .barfill { display: inline-block; height: .8rem; max-width: 60%; background: var(--accent); }
 ul.reasons li { margin: .15rem 0; }
 section.head { border: 1px solid var(--line); border-radius: .6rem; padding: .6rem .9rem; margin: .5rem 0 1rem; }
 section.head .words { font-size: 1.05rem; margin: .2rem 0; } .next ol { margin: .3rem 0; padding-left: 1.4rem; }
@@ -91,6 +92,7 @@ MACROS = """
 <span class="muted">{{ label }}</span><b>{{ value }}</b></div>{% endfor %}</div>{% endmacro %}
 {% macro names(list, limit=12) %}{{ list[:limit] | join(', ') }}{% if list | length > limit %} and {{ list | length - limit }} more
 {% endif %}{% endmacro %}
+{% macro marked(features, security) %}{% for f in features %}{% if f in security %}⚑<span class="sr">security: </span>{% endif %}{{ f }}{{ ', ' if not loop.last }}{% else %}-{% endfor %}{% endmacro %}
 {% macro collapsed(shown, total, what) %}{% if total > shown %}
 <p class="muted">Showing {{ shown }} of {{ total }} {{ what }}; the JSON report has all of them.</p>{% endif %}{% endmacro %}
 """
@@ -112,27 +114,32 @@ BASELINE = """{% extends "base" %}{% import "macros" as m %}
 The deploy applies the contract, not this baseline.</p>{% endif %}
 {% if matrix.features %}
 <h2 id="matrix">Which hosts lack which features</h2>
-<p class="muted">The features some host lacks (the baseline loses them); rows are hosts, the ones that cost the group the most first.</p>
+<p class="muted">The features some host lacks (the baseline loses them); rows are hosts, those whose retirement would give the
+group the most first; ⚑ marks a security feature (on an otherwise equal host, usually older microcode or a BIOS setting);
+vmx-* and kvm-* stand for the whole family.</p>
 <div class="scroll"><table>
 <caption class="sr">Host by feature: has or lacks</caption>
-<thead><tr><th scope="col">host</th><th scope="col">lacks</th>{% for f in matrix.features %}<th scope="col" class="rot">{{ f }}</th>
+<thead><tr><th scope="col">host</th><th scope="col">gain without it</th><th scope="col">lacks</th>{% for f in matrix.features %}
+<th scope="col" class="rot">{% if f.security %}⚑<span class="sr">security: </span>{% endif %}{{ f.label }}</th>
 {% endfor %}</tr></thead>
 <tbody>
-{% for row in matrix.rows %}<tr><th scope="row">{{ row.host }}</th><td>{{ row.lacks }}</td>{% for has in row.cells %}{% if has %}
+{% for row in matrix.rows %}<tr><th scope="row">{{ row.host }}</th><td>{{ row.gain }}</td><td>{{ row.lacks }}</td>
+{% for has in row.cells %}{% if has %}
 <td class="cell has">✓<span class="sr"> has</span></td>{% else %}
-<td class="cell lacks" title="{{ row.host }} lacks {{ matrix.features[loop.index0] }}">✗<span class="sr"> lacks</span></td>{% endif %}
+<td class="cell lacks">✗<span class="sr"> lacks {{ matrix.features[loop.index0].name }}</span></td>{% endif %}
 {% endfor %}</tr>
 {% endfor %}</tbody></table></div>
 {{ m.collapsed(matrix.rows | length, matrix.total_hosts, "hosts") }}{{ m.collapsed(matrix.features | length, matrix.total_features, "lost features") }}
 {% endif %}
 {% if bars.entries %}
 <h2 id="bottlenecks">Bottlenecks: what the group gains without one host</h2>
-<svg role="img" aria-label="Features the baseline gains without each host" width="760" height="{{ bars.height }}"
- viewBox="0 0 760 {{ bars.height }}" style="max-width:100%;height:auto">
-{% for bar in bars.entries %}<g><text x="0" y="{{ bar.y + 13 }}">{{ bar.host }}</text>
-<rect class="bar" x="240" y="{{ bar.y }}" width="{{ bar.width }}" height="16"></rect>
-<text x="{{ 246 + bar.width }}" y="{{ bar.y + 13 }}">{{ bar.label }}</text></g>
-{% endfor %}</svg>
+<div class="scroll"><table class="bars"><caption class="sr">Features the baseline gains without each host</caption>
+<thead><tr><th scope="col">without</th><th scope="col">the group gains</th></tr></thead><tbody>
+{% for bar in bars.entries %}<tr><th scope="row">{{ bar.host }}</th>
+<td><span class="barfill" style="width:{{ bar.width }}%"></span> {{ bar.label }}</td></tr>{% endfor %}</tbody></table></div>
+{% if bars.entries %}<p>Retiring {{ bars.entries[0].host }} would give the group {{ bars.entries[0].label }}
+(<code>ansible-playbook -i &lt;inventory&gt; cpucompat.cluster.change_contract -e cpucompat_contract_action=raise
+-e '{"cpucompat_contract_without": ["{{ bars.entries[0].host }}"]}'</code>: a what-if, never applied).</p>{% endif %}
 {{ m.collapsed(bars.entries | length, bars.total, "hosts") }}
 {% endif %}
 {% if report.xml %}<h2 id="xml">The libvirt &lt;cpu&gt;</h2><pre>{{ report.xml }}</pre>{% endif %}
@@ -200,8 +207,10 @@ EXPANSION = """{% extends "base" %}{% import "macros" as m %}
 <th scope="col">missing</th><th scope="col">features the cluster loses because of it</th></tr></thead><tbody>
 {% for name, cand in report.candidates.items() %}<tr><th scope="row">{{ name }}</th>
 <td class="{{ 'has' if cand.runs_current_baseline else 'lacks' }}">{{ 'yes' if cand.runs_current_baseline else 'no' }}</td>
-<td>{{ cand.missing_features | join(', ') or '-' }}</td><td>{{ (costs.get(name) or []) | join(', ') or '-' }}</td></tr>
+<td>{{ m.marked(cand.missing_features, security) }}</td><td>{{ m.marked(costs.get(name) or [], security) }}</td></tr>
 {% endfor %}</tbody></table></div>
+<p class="muted">⚑ marks a security feature: on a candidate otherwise like the cluster's hosts, its absence usually means older
+microcode or a BIOS setting, not older silicon - update it and probe it again before paying for it.</p>
 {% if report.contract %}
 <p>The group's contract ({{ report.contract.contract_model }}) would refuse:
 {{ (report.contract.candidates | dictsort | selectattr('1.would_be_refused') | map('first') | list) | join(', ') or 'none' }}</p>

@@ -91,12 +91,21 @@ def test_baseline_page(baseline_report: dict) -> None:
     assert "Which hosts lack which features" in checker.headings and "Security features" in checker.headings
     lost = baseline_report["baseline"]["lost"]
     matrix = _html.feature_matrix(baseline_report)
-    assert matrix["total_features"] == len(lost) and matrix["total_hosts"] == len(INTEL)
-    # every ✗ is a (host, feature) pair of the JSON's lost lists, and every pair shown is there
-    pairs = set(re.findall(r'title="(\S+) lacks (\S+)"', page))
-    assert pairs == {(h, f) for f, hosts in lost.items() if f in matrix["features"] for h in hosts}
-    costs = [row["lacks"] for row in matrix["rows"]]
-    assert costs == sorted(costs, reverse=True), "the hosts that cost the most come first"
+    families = {f.split("-")[0] + "-*" if f.startswith(_html.COLLAPSED) else f for f in lost}
+    assert matrix["total_features"] == len(families) and matrix["total_hosts"] == len(INTEL)
+    assert not any(f["name"].startswith(_html.COLLAPSED) and not f["name"].endswith("*") for f in matrix["features"]), \
+        "vmx-*/kvm-* in one column each"
+    assert {f["name"] for f in matrix["features"] if f["security"]} >= {"md-clear", "spec-ctrl"} & set(lost)
+    # every ✗ is a (host, feature column) pair of the JSON's lost lists, and every pair shown is there
+    rows = {row["host"]: row for row in matrix["rows"]}
+    for column in matrix["features"]:
+        members = [f for f in lost if f == column["name"] or (column["name"].endswith("*") and f.startswith(column["name"][:-1]))]
+        lacking = {h for f in members for h in lost[f]}
+        for host, row in rows.items():
+            assert row["cells"][matrix["features"].index(column)] is (host not in lacking), (host, column)
+    gains = [row["gain"] for row in matrix["rows"]]
+    assert gains == sorted(gains, reverse=True), "the hosts whose retirement gives the group the most come first"
+    assert "⚑" in page and "Retiring " in page
     assert baseline_report["xml"].rstrip("\n") in "".join(checker.text), "the <cpu> XML is shown as text"
 
 

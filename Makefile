@@ -61,6 +61,7 @@ test: setup
 bench: setup
 	python bench/bench_probe.py
 	python bench/bench_baseline.py
+	python bench/bench_exact.py
 	python bench/bench_planning.py
 	python bench/bench_contract.py
 	python bench/bench_html.py

@@ -92,7 +92,8 @@ MACROS = """
 <span class="muted">{{ label }}</span><b>{{ value }}</b></div>{% endfor %}</div>{% endmacro %}
 {% macro names(list, limit=12) %}{{ list[:limit] | join(', ') }}{% if list | length > limit %} and {{ list | length - limit }} more
 {% endif %}{% endmacro %}
-{% macro marked(features, security) %}{% for f in features %}{% if f in security %}⚑<span class="sr">security: </span>{% endif %}{{ f }}{{ ', ' if not loop.last }}{% else %}-{% endfor %}{% endmacro %}
+{% macro marked(features, security) %}{% for f in features %}{% if f in security %}⚑<span class="sr">security: </span>{% endif %}
+{{- f }}{{ ', ' if not loop.last }}{% else %}-{% endfor %}{% endmacro %}
 {% macro collapsed(shown, total, what) %}{% if total > shown %}
 <p class="muted">Showing {{ shown }} of {{ total }} {{ what }}; the JSON report has all of them.</p>{% endif %}{% endmacro %}
 """

@@ -214,6 +214,49 @@ def _expansion(report: Mapping[str, Any]) -> dict[str, Any]:
     return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
 
 
+def _few(names: list[str], most: int = 8) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def expansion_options(report: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The ways to go on from an expansion plan, each with what it costs and the command that does it (both renderings)."""
+    candidates = report.get("candidates") or {}
+    delta = report.get("delta") or {}
+    options = report.get("options") or {}
+    names = ",".join(sorted(candidates)) or "<candidates>"
+    out: list[dict[str, str]] = []
+    lower = _cmd("change_contract", "-e cpucompat_contract_action=lower -e cpucompat_contract_allow_lower=true --check")
+    if delta:
+        lost = delta.get("features_lost") or []
+        cost = (f"the cluster loses {len(lost)} feature(s): {_few(lost)}" if lost else "costs the cluster nothing")
+        if delta.get("model_changes"):
+            cost += f"; the model changes {delta.get('model_before')} -> {delta.get('model_after')}"
+        out.append({"option": f"admit all {len(candidates)} candidate(s)", "effect": cost,
+                    "first": "add them to the group",
+                    "command": lower if lost or delta.get("model_changes") else _cmd("site", "--check --diff")})
+    without = [(n, a) for n, a in (options.get("without") or {}).items() if not a.get("error")]
+    for name, alt in sorted(without, key=lambda item: (len(item[1].get("features_lost") or []), item[0])):
+        lost = alt.get("features_lost") or []
+        out.append({"option": f"admit all but {name}",
+                    "effect": (f"the cluster loses {len(lost)} feature(s): {_few(lost)}" if lost else "costs the cluster nothing")
+                    + (f"; the model changes to {alt['model_after']}" if alt.get("model_after") != delta.get("model_before") else ""),
+                    "first": "add the others to the group", "command": lower if lost else _cmd("site", "--check --diff")})
+    own = options.get("own_group") or {}
+    if candidates:
+        out.append({"option": "a group of their own",
+                    "effect": (f"they share {own['model']} ({own['features']} features); guests cannot move between the groups"
+                               if own.get("model") else f"not possible: {own.get('error') or 'no common CPU'}"),
+                    "first": "put them in an inventory group of their own",
+                    "command": _cmd("site", f"--limit {names}", "-e cpucompat_group=<their group> --check --diff")})
+    stale = sorted(n for n, c in candidates.items() if set(c.get("missing_features") or []) & SECURITY_FEATURES)
+    if stale:
+        out.append({"option": "update microcode and BIOS first",
+                    "effect": f"{_few(stale)} lack security features the cluster has; usually firmware, not silicon",
+                    "first": "update their firmware and microcode",
+                    "command": _cmd("probe", "--limit", ",".join(stale))})
+    return out
+
+
 def _upgrade(report: Mapping[str, Any]) -> dict[str, Any]:
     verdict = report.get("verdict") or {}
     groups = report.get("groups") or {}

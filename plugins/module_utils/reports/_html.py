@@ -18,7 +18,7 @@ from typing import Any
 from .._errors import CpuCompatError
 from ._html_templates import CSS, TEMPLATES
 from ..cpu._features import SECURITY_FEATURES
-from ._header import header
+from ._header import expansion_options, header
 from ._report import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA, platform_text
 
 try:
@@ -129,7 +129,8 @@ def _expansion(report: Mapping[str, Any]) -> dict[str, Any]:
         for host in hosts:
             costs.setdefault(host, []).append(feature)
     ordered = must + sorted(k for k in domains if k not in set(must))
-    return {"must": must, "costs": costs, "domains": [(k, domains[k]) for k in ordered[:MAX_ROWS]]}
+    return {"must": must, "costs": costs, "domains": [(k, domains[k]) for k in ordered[:MAX_ROWS]],
+            "options": expansion_options(report)}
 
 
 def report_html(report: Any) -> str:

@@ -216,6 +216,11 @@ microcode or a BIOS setting, not older silicon - update it and probe it again be
 <p>The group's contract ({{ report.contract.contract_model }}) would refuse:
 {{ (report.contract.candidates | dictsort | selectattr('1.would_be_refused') | map('first') | list) | join(', ') or 'none' }}</p>
 {% endif %}
+{% if options %}<h2 id="options">Options</h2>
+<div class="scroll"><table><thead><tr><th scope="col">option</th><th scope="col">what it costs</th><th scope="col">how</th></tr></thead><tbody>
+{% for o in options %}<tr><th scope="row">{{ o.option }}</th><td>{{ o.effect }}</td>
+<td>{{ o.first | capitalize }}, then:<div class="mono">{{ o.command }}</div></td></tr>
+{% endfor %}</tbody></table></div>{% endif %}
 {% if report.domains %}<h2 id="domains">Domains</h2>
 <div class="scroll"><table><thead><tr><th scope="col">domain</th><th scope="col">status</th><th scope="col">needs</th></tr></thead><tbody>
 {% for key, d in domains %}<tr><th scope="row">{{ key }}</th>

@@ -51,6 +51,7 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
                                     "model_runnable": cmp.model_runnable, "model_blocked_by": list(cmp.model_blocked_by)}
     view: dict[str, Any] = {"schema": REPORT_SCHEMA, "kind": "expansion", "fail_on": fail_on, "current": now.to_dict(),
                             "candidates": per_candidate, "joined": None, "delta": None, "domains": {}, "error": None}
+    view["options"] = {"own_group": _own_group(candidates, opts, registry), "without": {}}
     try:
         joined = compute_baseline([*current, *candidates], opts, registry)
     except CpuCompatError as exc:
@@ -65,6 +66,7 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
         "features_lost": lost,
         "lost_because_of": {f: [h for h in joined.lost.get(f, []) if h in names] for f in lost},
     }
+    view["options"]["without"] = _without_costliest(current, candidates, view["delta"]["lost_because_of"], now, opts, registry)
     if registry is not None and now.arch == "x86_64" and domains:
         view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, registry)
     reasons = []
@@ -76,6 +78,39 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
                        + (f" and change model {now.model} -> {joined.model}" if view["delta"]["model_changes"] else ""))
     view["verdict"] = {"ok": not reasons, "reasons": reasons}
     return view
+
+
+def _own_group(candidates: Sequence[HostCpu], opts: BaselineOptions, registry: MapRegistry | None) -> dict[str, Any]:
+    """The option of a group of the candidates' own: the level they would share, or why they share none."""
+    if not candidates:
+        return {"model": None, "features": 0, "error": "no candidates"}
+    try:
+        own = compute_baseline(list(candidates), opts, registry)
+    except CpuCompatError as exc:
+        return {"model": None, "features": 0, "error": str(exc)}
+    return {"model": own.model, "features": len(own.features), "error": None}
+
+
+def _without_costliest(current: Sequence[HostCpu], candidates: Sequence[HostCpu], lost_because_of: Mapping[str, list[str]],
+                       now: Baseline, opts: BaselineOptions, registry: MapRegistry | None,
+                       limit: int = 3) -> dict[str, dict[str, Any]]:
+    """The option of leaving out one costly candidate: what the cluster would lose with all the others joining.
+
+    Only the ``limit`` candidates that cost the most features are tried, each one baseline computation."""
+    cost: dict[str, int] = {}
+    for hosts in lost_because_of.values():
+        for host in hosts:
+            cost[host] = cost.get(host, 0) + 1
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(cost, key=lambda n: (-cost[n], n))[:limit]:
+        others = [h for h in candidates if h.name != name]
+        try:
+            rest = compute_baseline([*current, *others], opts, registry)
+        except CpuCompatError as exc:
+            out[name] = {"error": str(exc)}
+            continue
+        out[name] = {"model_after": rest.model, "features_lost": sorted(now.features - rest.features), "error": None}
+    return out
 
 
 def _domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list[Mapping[str, Any]]],

@@ -181,6 +181,10 @@ def expansion_markdown(view: Mapping[str, Any]) -> str:
                 f"{sum(1 for d in domains.values() if d['status'] in ('follows-host', 'unknown'))}"]
         for key in must:
             out.append(f"  - {key}: needs {', '.join(domains[key]['missing'])}")
+    options = expansion_options(view)
+    if options:
+        out += ["", "## Options", ""] + [f"- **{o['option']}**: {o['effect']}. {o['first'][0].upper()}{o['first'][1:]}, then:  \n  `{o['command']}`"
+                                         for o in options]
     return "\n".join(out) + "\n"
 
 
@@ -353,7 +357,7 @@ _RENDERINGS = {"baseline": baseline_markdown, "upgrade": upgrade_markdown, "expa
                "contract": contract_markdown, "plan": plan_markdown, "rebuild": rebuild_markdown}
 
 
-from ._header import header_markdown  # noqa: E402  pylint: disable=wrong-import-position  # it reads the report only
+from ._header import expansion_options, header_markdown  # noqa: E402  pylint: disable=wrong-import-position  # it reads the report only
 
 
 def report_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> str:

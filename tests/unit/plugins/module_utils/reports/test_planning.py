@@ -70,3 +70,31 @@ def test_bad_input(cpu_map) -> None:
         plan_expansion(SKYLAKE, {"gold": SKYLAKE["gold"]}, {}, BaselineOptions(), MapRegistry())
     with pytest.raises(BaselineError, match="fail_on must be one of"):
         plan_expansion(SKYLAKE, {}, {}, BaselineOptions(), MapRegistry(), fail_on="sometimes")
+
+
+def test_options_say_what_each_way_costs_with_its_command(cpu_map) -> None:
+    """Two candidates: an old Sandy Bridge that costs the cluster most, a Broadwell that costs less. The plan offers
+    admitting all, admitting all but the costliest, a group of their own, each with the command that does it."""
+    candidates = {"sandy": facts_of("x86_64-xeon-e5-2650"), "broadwell": facts_of("x86_64-xeon-e5-2650-v4")}
+    plan = plan_expansion(SKYLAKE, candidates, {}, BaselineOptions(), MapRegistry(), fail_on="lowers_baseline")
+    lost_all = set(plan["delta"]["features_lost"])
+    without = plan["options"]["without"]
+    assert "sandy" in without and without["sandy"]["error"] is None
+    # leaving out sandy keeps what only sandy took away: strictly less lost, and nothing lost that joining all keeps
+    assert set(without["sandy"]["features_lost"]) < lost_all
+    assert "avx2" in lost_all and "avx2" not in without["sandy"]["features_lost"]
+    own = plan["options"]["own_group"]
+    assert own["error"] is None and own["model"].startswith("SandyBridge")
+    md = report_markdown(plan)
+    section = md.split("## Options", 1)[1]
+    assert "**admit all 2 candidate(s)**" in section and "cpucompat_contract_action=lower" in section
+    assert "**admit all but sandy**" in section and "**a group of their own**" in section
+    assert "--limit broadwell,sandy" in section
+
+
+def test_options_for_candidates_of_another_vendor(cpu_map) -> None:
+    plan = plan_expansion(SKYLAKE, {"amd": facts_of("x86_64-epyc-7502")}, {}, BaselineOptions(), MapRegistry(), fail_on="never")
+    assert plan["options"]["without"] == {}
+    assert plan["options"]["own_group"]["model"].startswith("EPYC")
+    section = report_markdown(plan).split("## Options", 1)[1]
+    assert "admit all" not in section and "**a group of their own**: they share EPYC" in section

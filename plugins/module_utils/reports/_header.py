@@ -96,8 +96,10 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
             nxt.append(_cmd("change_contract", f"-e cpucompat_group={one or '<group>'}",
                             "-e cpucompat_contract_action=lower -e cpucompat_contract_allow_lower=true --check"))
     else:
-        pending = domains - compliant - sum((g.get("status_counts") or {}).get(s, 0) for g in groups.values()
-                                            for s in ("follows-host", "left-alone", "no-cpu"))
+        compliance = (report.get("verdict") or {}).get("compliance")
+        pending = (len(compliance["pending"]) if compliance is not None else
+                   domains - compliant - sum((g.get("status_counts") or {}).get(s, 0) for g in groups.values()
+                                             for s in ("follows-host", "left-alone", "no-cpu")))
         tone = "warn" if (quarantined or pending > 0) else "ok"
         pinned = [n for n, g in groups.items() if g.get("pinned_now")]
         if pinned:

@@ -267,6 +267,11 @@ MIGRATION = """{% extends "base" %}{% import "macros" as m %}
 
 CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
+{% set v = report.verdict or {} %}{% if v.compliance %}
+<p><span class="verdict {{ 'ok' if v.ok else 'bad' }}">Admission: {{ 'every host admitted' if v.ok else 'refused' }}</span>
+{{ v.admission.admitted }} host(s) admitted{% if v.admission.refused %}, refused: {{ m.names(v.admission.refused) }}{% endif %}
+<span class="verdict {{ 'ok' if v.compliant else 'warn' }}">Compliance: {{ v.compliance.settled }} of {{ v.compliance.domains }} domains</span>
+{% if v.compliance.pending %}still to act on: {{ m.names(v.compliance.pending | list) }}{% endif %}</p>{% endif %}
 {% for name, g in report.groups.items() %}
 <h2 id="group-{{ loop.index }}">Group {{ name }}</h2>
 {{ m.cards([("model", g.model or "none"), ("features", g.features | length), ("pinned at", g.pinned_at or "not yet"),

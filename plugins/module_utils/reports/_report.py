@@ -291,6 +291,13 @@ def contract_markdown(view: Mapping[str, Any]) -> str:
     verdict = view.get("verdict") or {}
     out = ["# Cluster CPU contract", "", f"Verdict: **{'OK' if verdict.get('ok') else 'NOT OK'}**"]
     out += [f"- {reason}" for reason in verdict.get("reasons", [])]
+    admission, compliance = verdict.get("admission"), verdict.get("compliance")
+    if admission is not None and compliance is not None:
+        out += [f"- admission: {admission['admitted']} host(s) admitted"
+                + (f", refused: {_names(admission['refused'])}" if admission["refused"] else ", none refused"),
+                f"- compliance: {compliance['settled']} of {compliance['domains']} domains need nothing"
+                + (f"; to act on: {_names([f'{k} ({s})' for k, s in compliance['pending'].items()])}"
+                   if compliance["pending"] else "")]
     for name, section in sorted((view.get("groups") or {}).items()):
         out += _contract_group(name, section, bool(view.get("check_mode")))
     return "\n".join(out) + "\n"

@@ -192,8 +192,26 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
     report = {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None),
               "contract_store": common.store.where("GROUP").replace("GROUP", "<group>"), "groups": sections,
               "contract_files_changed": written, "check_mode": common.check_mode,
-              "verdict": {"ok": not reasons, "reasons": reasons}}
+              "verdict": {"ok": not reasons, "reasons": reasons, **contract_verdict(sections)}}
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
+
+
+# Domain statuses that need nothing done: the contract's CPU, or a CPU the deploy leaves alone by design.
+SETTLED = ("compliant", "follows-host", "left-alone", "no-cpu")
+
+
+def contract_verdict(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The contract verdict's two halves: admission (hosts) and compliance (domains). ``ok`` stays admission's, the
+    run's gate; ``compliant`` says whether every domain carries the contract, and ``pending`` which do not."""
+    admitted = sum(len(g.get("admitted") or []) for g in sections.values())
+    refused = sorted({r["host"] if isinstance(r, Mapping) else str(r) for g in sections.values()
+                      for r in (g.get("admission") or {}).get("refused") or []})
+    pending = {f"{k}": d.get("status") for g in sections.values() for k, d in sorted((g.get("domains") or {}).items())
+               if d.get("status") not in SETTLED}
+    domains = sum(len(g.get("domains") or {}) for g in sections.values())
+    return {"admission": {"admitted": admitted, "refused": refused},
+            "compliance": {"domains": domains, "settled": domains - len(pending), "pending": pending},
+            "compliant": not pending}
 
 
 def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Mapping[str, Any] | None,

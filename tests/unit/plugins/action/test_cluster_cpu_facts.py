@@ -211,3 +211,26 @@ def test_unreadable_hosts_are_named_and_the_cache_left_alone(action_plugin, part
     assert report["unreadable"] == ["broken"] and "Connection refused" in report["unreadable_errors"]["broken"]
     assert (report["baseline"] is not None) == partial and result["cluster_fact"] == "withheld"
     assert "ansible_facts" not in result, "no host's cache entry is written while the cache fails"
+
+
+def test_contract_verdict_covers_compliance_as_well_as_admission(action_plugin, tmp_path) -> None:
+    """Every host admitted, but one domain still on another CPU: the verdict's ok (the run's gate) holds, and the
+    verdict says the group is not yet compliant and names the domain, in the JSON and on both pages."""
+    args = {"report": "contract", "group": "pool", "contract_dir": str(tmp_path / "c"), "report_dir": str(tmp_path / "r")}
+    plain = {"gold": _host(GOLD), "platinum": _host(PLATINUM)}
+    pinned = action_plugin("cluster_cpu_facts", args).run(task_vars=_contract_vars(plain, {"pool": ["gold", "platinum"]}))
+    xml = pinned["contracts"]["pool"]["xml"]
+    nehalem = "<cpu mode='custom' match='exact'><model>Nehalem</model></cpu>"
+    domains = {"domains": [{"name": "db1", "cpu_xml": xml, "live_cpu_xml": xml},
+                           {"name": "web1", "cpu_xml": nehalem, "live_cpu_xml": nehalem},
+                           {"name": "pt", "cpu_xml": "<cpu mode='host-passthrough'/>"}]}
+    hosts = {"gold": _host(GOLD, found=domains), "platinum": _host(PLATINUM, found={"domains": []})}
+    report = action_plugin("cluster_cpu_facts", {**args, "domains_var": "found"}).run(
+        task_vars=_contract_vars(hosts, {"pool": ["gold", "platinum"]}))["report"]
+    verdict = report["verdict"]
+    assert verdict["ok"] is True and verdict["admission"] == {"admitted": 2, "refused": []}
+    assert verdict["compliant"] is False and list(verdict["compliance"]["pending"]) == ["gold/web1"]
+    assert verdict["compliance"]["domains"] == 3 and verdict["compliance"]["settled"] == 2
+    md = (tmp_path / "r" / "contract.md").read_text()
+    assert "**ATTENTION:" in md and "compliance: 2 of 3 domains need nothing; to act on: gold/web1" in md
+    assert "Compliance: 2 of 3 domains" in (tmp_path / "r" / "contract.html").read_text()

@@ -26,11 +26,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_baseline import INTEL, cluster  # noqa: E402
 from bench_planning import timed  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.filter.cpu import cpu_migration_matrix, cpu_report_html  # noqa: E402
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map  # noqa: E402
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render  # noqa: E402
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render  # noqa: E402
 from utils.recordings import facts_of  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -39,12 +39,11 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 def main() -> None:
     rng = random.Random(20261127)
     baseline = cluster_view(group_facts(cluster(1000, rng)), BaselineOptions())
-    cpu_map = load_cpu_map()
     pool = {n: facts_of(n) for n in INTEL}
-    cpus = [render(baseline_of({m: pool[m] for m in rng.sample(INTEL, rng.randint(1, 4))}), cpu_map).xml for _ in range(20)]
+    cpus = [render(baseline_of({m: pool[m] for m in rng.sample(INTEL, rng.randint(1, 4))}).guest).xml for _ in range(20)]
     domains = {f"src{h:02d}": [{"name": f"vm{h:02d}-{i:03d}", "cpu_xml": rng.choice(cpus), "live_cpu_xml": None} for i in range(10)]
                for h in range(100)}
-    matrix = cpu_migration_matrix(domains, cluster(100, rng))
+    matrix = cpu_migration_matrix(domains, cluster(100, rng), cpu_map=DEFAULT_CPU_MAP)
     print(f"html benchmark: {ROUNDS} rounds, medians (reports built beforehand)")
     for name, report in (("baseline, 1,000 hosts", baseline), ("migration matrix, 1,000 domains x 100 targets", matrix)):
         times = [timed(lambda r=report: cpu_report_html(r)) for _ in range(ROUNDS)]

@@ -24,9 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_baseline import INTEL, cluster  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.cpucompat.cluster.plugins.filter.cpu import cpu_expansion_plan, cpu_migration_matrix  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import load_cpu_map  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt_xml import render  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render  # noqa: E402  pylint: disable=wrong-import-position
 from utils.recordings import facts_of  # noqa: E402  pylint: disable=wrong-import-position
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
@@ -41,17 +41,16 @@ def timed(fn) -> float:
 
 def main() -> None:
     rng = random.Random(20261125)
-    cpu_map = load_cpu_map()
     pool = {n: facts_of(n) for n in INTEL}
     cpus = []
     for _ in range(20):
         members = rng.sample(INTEL, rng.randint(1, 4))
-        cpus.append(render(baseline_of({m: pool[m] for m in members}), cpu_map).xml)
+        cpus.append(render(baseline_of({m: pool[m] for m in members}).guest).xml)
     domains = {f"src{h:02d}": [{"name": f"vm{h:02d}-{i:03d}", "cpu_xml": rng.choice(cpus), "live_cpu_xml": None} for i in range(10)]
                for h in range(100)}
     targets = cluster(100, rng)
-    matrix_times = [timed(lambda: cpu_migration_matrix(domains, targets)) for _ in range(ROUNDS)]
-    report = cpu_migration_matrix(domains, targets)
+    matrix_times = [timed(lambda: cpu_migration_matrix(domains, targets, cpu_map=DEFAULT_CPU_MAP)) for _ in range(ROUNDS)]
+    report = cpu_migration_matrix(domains, targets, cpu_map=DEFAULT_CPU_MAP)
     cells = sum(len(row) for row in report["matrix"].values())
     current, candidates = cluster(1000, rng), {f"new{i:02d}": v for i, v in enumerate(cluster(50, rng).values())}
     plan_times = [timed(lambda: cpu_expansion_plan(current, candidates, fail_on="never")) for _ in range(ROUNDS)]

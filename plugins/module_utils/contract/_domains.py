@@ -114,11 +114,18 @@ def compliance(contract_xml: str, domains: Mapping[str, list[Mapping[str, Any]]]
     what to do about it (``action``)."""
     out: dict[str, dict[str, Any]] = {}
     specs = Specs()
+    # Domains share a few CPUs: a status depends on the domain's CPU texts, whether it runs, why it is spared and the
+    # map it is read with, never on its name (which only errors name, and errors are not kept).
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
     for host, entries in sorted(domains.items()):
+        cpu_map = maps.get(host)
         for dom in entries:
             key = f"{host}/{dom['name']}"
+            alike = (dom.get("cpu_xml"), dom.get("live_cpu_xml"), bool(dom.get("active")), _spared(dom), id(cpu_map))
             try:
-                out[key] = domain_status(contract_xml, dom, maps.get(host), specs, f"domain {key}")
+                if alike not in seen:
+                    seen[alike] = domain_status(contract_xml, dom, cpu_map, specs, f"domain {key}")
+                out[key] = dict(seen[alike])
             except CpuCompatError as exc:
                 out[key] = {"active": bool(dom.get("active")), "persistent": False, "live": None, "status": "not-deployed",
                             "why": str(exc)}

@@ -31,6 +31,7 @@ class GroupFacts:
     missing_facts: list[str] = field(default_factory=list)
     other_schema: list[str] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
+    _validated: tuple[tuple[str, ...], list[HostCpu]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def problems(self) -> dict[str, list[str]]:
         """The hosts without usable facts, under the report keys of PROBLEM_KEYS."""
@@ -63,7 +64,12 @@ class GroupFacts:
         return None
 
     def hosts(self) -> list[HostCpu]:
-        return [HostCpu.from_facts(name, facts) for name, facts in self.usable.items()]
+        """The usable hosts as validated values; validated once (a run asks for them several times: the contract, the
+        baseline beside it, the host table), again only if ``usable`` changed."""
+        names = tuple(self.usable)
+        if self._validated is None or self._validated[0] != names:
+            self._validated = (names, [HostCpu.from_facts(name, facts) for name, facts in self.usable.items()])
+        return list(self._validated[1])
 
 
 def group_facts(facts_by_host: Mapping[str, Any], unreachable: Sequence[str] = (),

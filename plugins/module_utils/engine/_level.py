@@ -144,15 +144,18 @@ def levels_view(hosts: Sequence[HostCpu], today: Baseline | None, limit: int = 2
     ``limit`` that do not; per host, its best model and its x86-64 level. Hosts with the same models share the work."""
     arch = hosts[0].arch if hosts else "x86_64"
     best: dict[frozenset[str], str | None] = {}
+    psabi: dict[frozenset[str], str | None] = {}
     runs: dict[str, list[str]] = {}
     per_host = {}
     for h in hosts:
         if h.runnable not in best:
             own = [m for m in h.runnable if not re.search(r"-v\d+$", m)]
             best[h.runnable] = max(own, key=lambda m: _rank(arch, m)) if own else None
+        if h.features not in psabi:
+            psabi[h.features] = psabi_level(h.features) if h.arch == "x86_64" else None
         for m in h.runnable:
             runs.setdefault(m, []).append(h.name)
-        per_host[h.name] = {"best_model": best[h.runnable], "psabi": psabi_level(h.features) if h.arch == "x86_64" else None}
+        per_host[h.name] = {"best_model": best[h.runnable], "psabi": psabi[h.features]}
     names = sorted((m for m in runs if not re.search(r"-v\d+$", m)), key=lambda m: _rank(arch, m), reverse=True)
     everyone = [h.name for h in hosts]
     models = {}

@@ -305,22 +305,34 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     target_sets, problems = _target_features(targets)
     facts_of = {**(sources or {}), **targets}
     # Domains share a few distinct CPUs: each distinct guest's row is computed once and stands for all of them.
+    # A row depends on the CPU text, the Hyper-V and TSC settings, the map the source host reads the text with and
+    # (for an invariant TSC without a frequency) the source's TSC frequency: not on the host's name.
     rows: dict[Any, dict[str, Any]] = {}
+    summaries: dict[str | None, dict[str, Any]] = {}
     matrix: dict[str, dict[str, Any]] = {}
     about: dict[str, dict[str, Any]] = {}
     for host, entries in sorted(domains.items()):
+        source = facts_of.get(host) if isinstance(facts_of.get(host), Mapping) else None
+        source_map: CpuMap | None = None
+        source_tsc = (source or {}).get("tsc")
+        source_frequency = source_tsc.get("frequency") if isinstance(source_tsc, Mapping) else None
         for dom in entries:
             key = f"{host}/{dom['name']}"
             cpu_xml = dom.get("live_cpu_xml") or dom.get("cpu_xml")  # as domain_cpus() picks it
-            about[key] = {"host": host, "active": bool(dom.get("active")), **_cpu_summary(dom.get("cpu_xml"))}
+            persistent = dom.get("cpu_xml")
+            if persistent not in summaries:
+                summaries[persistent] = _cpu_summary(persistent)
+            about[key] = {"host": host, "active": bool(dom.get("active")), **summaries[persistent]}
             if not cpu_xml:
                 matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in target_sets}
                 continue
+            if source_map is None:
+                source_map = _map_of(registry, host, source)
             hv = dom.get("hyperv") if isinstance(dom.get("hyperv"), Mapping) else {}
-            row_key = (cpu_xml, hv.get("mode"), tuple(hv.get("features") or ()), dom.get("tsc_frequency"), host)
+            row_key = (cpu_xml, hv.get("mode"), tuple(hv.get("features") or ()), dom.get("tsc_frequency"), id(source_map),
+                       source_frequency)
             if row_key not in rows:
-                source = facts_of.get(host) if isinstance(facts_of.get(host), Mapping) else None
-                guest = _guest(dom, cpu_xml, key, _map_of(registry, host, source), source)
+                guest = _guest(dom, cpu_xml, key, source_map, source)
                 rows[row_key] = {t: _cell(guest, have, targets[t], (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
                                  for t, have in target_sets.items()}
             matrix[key] = dict(rows[row_key])

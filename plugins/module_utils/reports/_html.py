@@ -31,6 +31,7 @@ else:
 
 MAX_ROWS = 200  # hosts or domains shown in a matrix
 MAX_COLUMNS = 60  # features or targets shown in a matrix
+BLOCKED_LIMIT = MAX_ROWS  # blocked moves written out under the migration matrix
 MAX_BARS = 40
 TITLES = {"baseline": "CPU baseline", "expansion": "Cluster expansion plan", "migration": "Pre-migration check",
           "contract": "Cluster CPU contract", "plan": "Contract plan", "upgrade": "Before the upgrade",
@@ -117,7 +118,15 @@ def _migration(report: Mapping[str, Any]) -> dict[str, Any]:
             elif cell.get("ok") is None:
                 counts["unknown"] += 1
     ordered = sorted(matrix, key=lambda k: (-trouble.get(k, 0), k))[:MAX_ROWS]
-    return {"rows": [(k, matrix[k]) for k in ordered], "targets": list(report.get("targets") or [])[:MAX_COLUMNS], "counts": counts}
+    blocked = []  # every blocking list written out (no hover-only text), the first BLOCKED_LIMIT moves in matrix order
+    for key, row in matrix.items():
+        if len(blocked) >= BLOCKED_LIMIT or not trouble.get(key):
+            continue
+        for target, cell in row.items():
+            if cell.get("ok") is False and not cell.get("own_host") and len(blocked) < BLOCKED_LIMIT:
+                blocked.append((key, target, [*(cell.get("blocking") or []), *(cell.get("beyond_cpuid") or [])]))
+    return {"rows": [(k, matrix[k]) for k in ordered], "targets": list(report.get("targets") or [])[:MAX_COLUMNS], "counts": counts,
+            "blocked": blocked}
 
 
 def _expansion(report: Mapping[str, Any]) -> dict[str, Any]:

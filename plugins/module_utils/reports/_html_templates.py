@@ -253,11 +253,9 @@ MIGRATION = """{% extends "base" %}{% import "macros" as m %}
 {% endfor %}</tbody></table></div>
 {{ m.collapsed(rows | length, report.matrix | length, "domains (those that cannot go everywhere first)") }}
 {{ m.collapsed(targets | length, report.targets | length, "targets") }}
-{% set blocked = [] %}{% for key, row in report.matrix.items() %}{% for t, cell in row.items() %}{% if cell.ok is sameas false %}
-{% set _ = blocked.append((key, t, (cell.blocking or []) + (cell.beyond_cpuid or []))) %}{% endif %}{% endfor %}{% endfor %}
 {% if blocked %}<h2 id="blocked">Blocked moves, with everything that blocks them</h2><ul>
-{% for key, t, why in blocked[:limit] %}<li>{{ key }} → {{ t }}: <span class="mono">{{ why | join(', ') }}</span></li>{% endfor %}</ul>
-{{ m.collapsed([blocked | length, limit] | min, blocked | length, "blocked moves") }}{% endif %}
+{% for key, t, why in blocked %}<li>{{ key }} → {{ t }}: <span class="mono">{{ why | join(', ') }}</span></li>{% endfor %}</ul>
+{{ m.collapsed(blocked | length, counts.no, "blocked moves") }}{% endif %}
 {% if report.disagreements %}<h2 id="disagreements">Where libvirt disagrees</h2><ul>{% for d in report.disagreements[:50] %}
 <li>{{ d.domain }} → {{ d.target }}: ours {{ 'yes' if d.ours else 'no' }}, libvirt {{ d.libvirt }}</li>{% endfor %}</ul>{% endif %}
 {% if report.contract %}<h2 id="contract">Compliance with the contract of {{ report.contract.group }}</h2>

@@ -83,7 +83,7 @@ def run(work: str, cache: str, playbook: str, *extra: str, plugin: str = "jsonfi
     """Wall time and peak RSS (KiB) of one ansible-playbook run (of ``tree``'s playbook and installed collection)."""
     env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_CACHE_PLUGIN": plugin,
            "ANSIBLE_CACHE_PLUGIN_CONNECTION": cache, "ANSIBLE_COLLECTIONS_PATH": collections,
-           "ANSIBLE_NOCOLOR": "1"}
+           "ANSIBLE_NOCOLOR": "1", "XDG_DATA_HOME": os.path.join(work, "data")}  # the contract store: the run's own
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", RUNNER, PLAYBOOK, "-i", os.path.join(work, "inventory.ini"),
                            os.path.join(tree, "playbooks", playbook), "-e", "cpucompat_probe_enabled=false",
@@ -243,7 +243,8 @@ def compare_ref(ref: str, size: int = 1000) -> None:
                     for kind in ("first", "again"):
                         elapsed, _rss = run(home, cache, playbook, *(e.format(work=home) for e in extra), tree=t, collections=c)
                         samples.setdefault((f"{playbook} {kind}", name), []).append(elapsed)
-                    shutil.rmtree(os.path.join(home, "contracts"), ignore_errors=True)
+                    shutil.rmtree(os.path.join(home, "contracts"), ignore_errors=True)  # the store beside the inventory (older trees)
+                    shutil.rmtree(os.path.join(home, "data"), ignore_errors=True)  # the store under XDG_DATA_HOME
         print(f"  side by side with {ref}, {size} hosts, {ROUNDS} interleaved rounds (cache {seeded[ref][1] / (size + CANDIDATES) / 1024:.1f} "
               f"KiB/host there, {seeded['this tree'][1] / (size + CANDIDATES) / 1024:.1f} KiB/host here):")
         for what in sorted({w for w, _n in samples}):

@@ -37,7 +37,9 @@ def main() -> None:
         fh.write(f"[hypervisors:vars]\nansible_connection=local\nansible_python_interpreter={sys.executable}\n"
                  f"cpucompat_probe_qemu_binary={wrapper}\ncpucompat_deploy_enabled=false\n")
     env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
-           "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".collections"), "ANSIBLE_NOCOLOR": "1"}
+           "ANSIBLE_COLLECTIONS_PATH": os.path.join(ROOT, ".collections"), "ANSIBLE_NOCOLOR": "1",
+           # the contract store's default folder: the benchmark's own, never the operator's
+           "XDG_DATA_HOME": os.path.join(work, "data")}
 
     def run(cache: str, *extra: str) -> tuple[float, int]:
         if os.path.exists(log):

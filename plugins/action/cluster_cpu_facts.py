@@ -238,14 +238,13 @@ class ActionModule(ActionBase):
         groups = list(report.get("groups") or {}) if isinstance(report.get("groups"), Mapping) else []
         group = report.get("group") or args["group"] or (groups[0] if len(groups) == 1 else None)
         try:
-            files = write_reports(report, directory, args["report"])
-            if group and check_group(str(group)):
-                # One group's reports also in <dir>/<group>/: a run for another group leaves them as they are.
-                files += write_reports(report, os.path.join(directory, str(group)), args["report"])
+            # One group's reports also in <dir>/<group>/: a run for another group leaves them as they are.
+            own = os.path.join(directory, str(group)) if group and check_group(str(group)) else None
+            files = write_reports(report, [directory, *([own] if own else [])], args["report"])
             for stem, view in side.items():
-                files += write_reports(_plain(view), os.path.join(directory, os.path.dirname(stem)), os.path.basename(stem))
-                if group and not os.path.dirname(stem):
-                    files += write_reports(_plain(view), os.path.join(directory, str(group)), os.path.basename(stem))
+                where = os.path.join(directory, os.path.dirname(stem))
+                files += write_reports(_plain(view), [where, *([own] if own and not os.path.dirname(stem) else [])],
+                                       os.path.basename(stem))
         except (OSError, CpuCompatError) as exc:
             raise AnsibleActionFail(f"cluster_cpu_facts: writing the reports to {directory} failed: {exc}") from exc
         return files

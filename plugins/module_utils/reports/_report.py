@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._errors import CpuCompatError
@@ -379,16 +379,24 @@ def report_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> st
     return "\n".join([title, "", *header_markdown(view)]) + rest
 
 
-def write_reports(view: Mapping[str, Any], directory: str, stem: str) -> list[str]:
-    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.html`` atomically; files whose content is unchanged are left alone."""
+def write_reports(view: Mapping[str, Any], directories: str | Sequence[str], stem: str) -> list[str]:
+    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.html`` atomically into each of ``directories`` (rendered once);
+    files whose content is unchanged are left alone."""
     from ._html import report_html  # pylint: disable=import-outside-toplevel  # _html imports this module
 
-    os.makedirs(directory, exist_ok=True)
-    written = []
     # Compact JSON: Python's json module writes indented JSON in pure Python, 10x slower on a 1,000-host report
     # (5 MB); the .md and .html files are the readable renderings.
     renderings = ((".json", json.dumps(view, sort_keys=True, separators=(",", ":")) + "\n"), (".md", report_markdown(view)),
                   (".html", report_html(view)))
+    written: list[str] = []
+    for directory in [directories] if isinstance(directories, str) else directories:
+        written += _write_files(directory, stem, renderings)
+    return written
+
+
+def _write_files(directory: str, stem: str, renderings: Sequence[tuple[str, str]]) -> list[str]:
+    os.makedirs(directory, exist_ok=True)
+    written = []
     for suffix, text in renderings:
         path = os.path.join(directory, stem + suffix)
         try:

@@ -148,19 +148,21 @@ class ActionModule(ActionBase):
             outcome = self._verb(args, reader, task_vars, common_of(args, task_vars, check_mode))
         except CpuCompatError as exc:
             raise AnsibleActionFail(f"cluster_cpu_facts ({args['report']}): {exc}") from exc
+        # Each report made plain once (a JSON round trip of up to megabytes): written, digested and kept as it is then.
         report = _plain(outcome.report)
+        side = {stem: _plain(view) for stem, view in outcome.side_reports.items()}
         result.update(report=report, changed=bool(outcome.contract_files), **_plain(outcome.extra))
         if args["report"] in ("contract", "plan", "rebuild"):
             result["contract_files"] = outcome.contract_files
         if args["report_dir"] is not None:
-            result["report_files"] = self._write(args, task_vars, report, outcome.side_reports)
+            result["report_files"] = self._write(args, task_vars, report, side)
             if "new_stack" in outcome.extra and report.get("new_stack_file"):
                 result["report_files"].append(_write_json(report["new_stack_file"], _plain(outcome.extra["new_stack"])))
         members = outcome.members
-        view = report if args["report"] == "baseline" else outcome.side_reports.get("baseline")
+        view = report if args["report"] == "baseline" else side.get("baseline")
         if view is not None and members is not None:
             # The group's baseline of this run: every host keeps the small cpucompat_cluster fact of it.
-            result.update(self._cluster_fact(args, reader, task_vars, _plain(view), members, result.get("report_files")))
+            result.update(self._cluster_fact(args, reader, task_vars, view, members, result.get("report_files")))
         if not args["return_report"]:
             # A 1,000-host report in the result costs Ansible seconds (sent from the worker, copied for register,
             # walked by the callbacks): its home is the files; the result keeps the verdict and a short rendering.
@@ -243,7 +245,7 @@ class ActionModule(ActionBase):
             files = write_reports(report, [directory, *([own] if own else [])], args["report"])
             for stem, view in side.items():
                 where = os.path.join(directory, os.path.dirname(stem))
-                files += write_reports(_plain(view), [where, *([own] if own and not os.path.dirname(stem) else [])],
+                files += write_reports(view, [where, *([own] if own and not os.path.dirname(stem) else [])],
                                        os.path.basename(stem))
         except (OSError, CpuCompatError) as exc:
             raise AnsibleActionFail(f"cluster_cpu_facts: writing the reports to {directory} failed: {exc}") from exc

@@ -23,3 +23,15 @@ attributes:
     support: none
     description: Nothing is changed.
 """
+
+    # Modules that write one file on the managed host, comparing before writing.
+    FILE_WRITER = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    description: Compares and reports without writing.
+  diff_mode:
+    support: full
+    description: Shows the file before and after.
+"""

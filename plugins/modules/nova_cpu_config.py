@@ -23,13 +23,8 @@ author:
   - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - ansible.builtin.files
+  - cpucompat.cluster.attributes.file_writer
 attributes:
-  check_mode:
-    support: full
-    description: Compares and reports without writing.
-  diff_mode:
-    support: full
-    description: Shows the file before and after.
   platform:
     platforms: posix
     support: full

@@ -21,13 +21,9 @@ description:
     the cluster (C(run_once)). VMs whose C(cpu) is C(custom-NAME) get the model at their next start.
 author:
   - cpucompat.cluster contributors (@cpucompat)
+extends_documentation_fragment:
+  - cpucompat.cluster.attributes.file_writer
 attributes:
-  check_mode:
-    support: full
-    description: Compares and reports without writing.
-  diff_mode:
-    support: full
-    description: Shows the file before and after.
   platform:
     platforms: posix
     support: full

@@ -16,6 +16,8 @@ from ..cpu._libvirt_map import CpuMap
 from ..render._cpuspec import CpuSpec
 
 COMPLIANCE = ("compliant", "restart-required", "above-contract", "follows-host", "no-cpu", "not-deployed", "left-alone")
+# Statuses that need nothing done: the contract's CPU, or a CPU the deploy leaves alone by design.
+SETTLED = ("compliant", "follows-host", "left-alone", "no-cpu")
 # What to do about a domain in each status (None: nothing).
 ACTIONS = {
     "compliant": None,

@@ -14,6 +14,7 @@ import datetime
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..contract._domains import SETTLED
 from ..cpu._features import SECURITY_FEATURES
 
 PLAYBOOK = "ansible-playbook -i <inventory> cpucompat.cluster.{name}"
@@ -97,9 +98,8 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
                             "-e cpucompat_contract_action=lower -e cpucompat_contract_allow_lower=true --check"))
     else:
         compliance = (report.get("verdict") or {}).get("compliance")
-        pending = (len(compliance["pending"]) if compliance is not None else
-                   domains - compliant - sum((g.get("status_counts") or {}).get(s, 0) for g in groups.values()
-                                             for s in ("follows-host", "left-alone", "no-cpu")))
+        pending = (len(compliance["pending"]) if compliance is not None else  # a report written before the verdict said
+                   domains - sum((g.get("status_counts") or {}).get(s, 0) for g in groups.values() for s in SETTLED))
         tone = "warn" if (quarantined or pending > 0) else "ok"
         pinned = [n for n, g in groups.items() if g.get("pinned_now")]
         if pinned:

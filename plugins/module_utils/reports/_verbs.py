@@ -20,7 +20,7 @@ from ..contract import _admission, _contract, _stamps
 from ..contract._store import ContractStore, FileStore, Stored
 from ..cpu._guest import level_of
 from ..cpu._libvirt_map import MapRegistry
-from ..contract._domains import compliance, status_counts
+from ..contract._domains import SETTLED, compliance, status_counts
 from ..engine._baseline import BaselineOptions, compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
@@ -194,10 +194,6 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
               "contract_files_changed": written, "check_mode": common.check_mode,
               "verdict": {"ok": not reasons, "reasons": reasons, **contract_verdict(sections)}}
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
-
-
-# Domain statuses that need nothing done: the contract's CPU, or a CPU the deploy leaves alone by design.
-SETTLED = ("compliant", "follows-host", "left-alone", "no-cpu")
 
 
 def contract_verdict(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -81,10 +81,7 @@ getent passwd libvirt-qemu >/dev/null || useradd -r -g libvirt-qemu -G kvm -d /v
 mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu /var/cache/libvirt/qemu /run/libvirt /var/lib/libvirt/images
 [[ -e /dev/kvm ]] && chmod 0666 /dev/kvm 2>/dev/null || true
 if ! pgrep -x virtlogd >/dev/null; then log "starting virtlogd"; virtlogd -d; fi
-if ! pgrep -x libvirtd >/dev/null; then log "starting libvirtd"; libvirtd -d; fi
-for _ in $(seq 1 50); do
-  virsh -q -c qemu:///system version >/dev/null 2>&1 && break
-  sleep 0.1
-done
-virsh -q -c qemu:///system version >/dev/null || { echo "setup: libvirtd does not answer on qemu:///system" >&2; exit 1; }
+# libvirtd under a subreaper (tools/reaper.py): the QEMUs it kills are reaped at once, as systemd does on a host.
+if ! pgrep -x libvirtd >/dev/null; then log "starting libvirtd"; fi
+bash tools/start-libvirtd.sh || { echo "setup: libvirtd does not answer on qemu:///system" >&2; exit 1; }
 log "ready ($ROOT)"

@@ -132,6 +132,13 @@ class GuestCpu:
     qemu: tuple[QemuStack, ...] = ()
     libvirt: tuple[LibvirtStack, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A 32-bit x86 guest (no long mode) has no physical address width to emulate: QEMU refuses phys-bits there
+        # ("phys-bits is not user-configurable in 32 bit"), and libvirt's <maxphysaddr> becomes that phys-bits. Said
+        # here, every renderer and every pinned level leaves it out.
+        if self.phys_bits is not None and self.arch == "x86_64" and "lm" not in self.features:
+            object.__setattr__(self, "phys_bits", None)
+
     # ------------------------------------------------------------------ the part a contract pins
     def level(self) -> dict[str, Any]:
         """What a contract pins: the feature set and what it was judged on (and why features every host had were left

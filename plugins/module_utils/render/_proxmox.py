@@ -7,15 +7,15 @@ Proxmox hands QEMU its own names, without libvirt: a VM with ``cpu: custom-NAME`
 ``PVE::QemuServer::CPUConfig::get_cpu_options`` from the section ``cpu-model: NAME``: the section's ``reported-model`` as
 the model, Proxmox's own flags for that model (``+kvm_pv_unhalt``, ``+kvm_pv_eoi``; ``-rdtscp`` for Opteron models;
 ``+lahf_lm`` and ``+sep`` for kvm64), then the section's ``flags`` (``+f;-f``, later ones win, by name), then
-``enforce`` and ``vendor=`` (from Proxmox's model list), all sorted by name, then ``phys-bits=``.
+``enforce`` (not for ``host``) and ``vendor=`` (from Proxmox's model list), all sorted by name, then ``phys-bits=``.
 
 So the features named are those on which some QEMU of the group defines the reported model differently from the pinned
 set (``cpu/_exact`` with ``libvirt=False``), and those Proxmox's own flags would set otherwise than the set, spelled as
 Proxmox spells them so that ours override. ``reported-model`` must be in Proxmox's list of models, which keeps only the
-alias names of QEMU's versioned models (``Skylake-Server-IBRS``, never ``Skylake-Server-v2``). That list is built when
-pve-qemu is packaged, from ``qemu-system-x86_64 -cpu help``; it is not published anywhere we can fetch, so
-:data:`PROXMOX_MODELS` is derived here by :func:`reported_models`, our own implementation of the same rule, from the
-``-cpu help`` of Debian's QEMU 7.2 and 10.0 (the tests derive it again from both binaries and compare).
+alias names of QEMU's versioned models (``Skylake-Server-IBRS``, never ``Skylake-Server-v2``). :data:`PROXMOX_MODELS` is
+Proxmox's own list: the hash of qemu-server's ``CPUConfig.pm`` (``_proxmox_models``, written by
+``tools/gen_proxmox_models.py`` with the commit it was taken from), plus ``host``, which Proxmox adds for the node's
+architecture. ``qemu_args`` is checked against Proxmox's own ``cfg2cmd`` test vectors (``tests/fixtures/proxmox``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from .._errors import BaselineError
 from ..cpu._exact import Problem, Solution, name_order
 from ..cpu._features import canonical_name
 from ..cpu._guest import GuestCpu, is_paravirt
+from ._proxmox_models import DEPRECATED, MODELS, SOURCE_COMMIT
 from ._platform import Refusal, qemu_solution, require_x86, same_everywhere
 
 PLATFORM = "Proxmox VE"
@@ -38,118 +40,21 @@ CPU_MODELS_CONF = "/etc/pve/virtual-guest/cpu-models.conf"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 # Proxmox's custom-model flag: an operator and a name (PVE::QemuServer::CPUFlags' "any flag" pattern).
 FLAG_RE = re.compile(r"^([+-])([a-zA-Z0-9._-]+)$")
-# Reported models Proxmox maps to another before QEMU sees them (there never was such a client CPU).
-_REPLACED = {"Icelake-Client": "Icelake-Server", "Icelake-Client-noTSX": "Icelake-Server-noTSX"}
-
-# Proxmox's reported-model list (model -> vendor) by QEMU release, derived by reported_models() from Debian's
-# qemu-system-x86 `-cpu help`: QEMU 7.2 (bookworm) and 10.0 (bookworm-backports). Regenerate with
-# `PYTHONPATH=tests:.cache/source-collections python -m utils.platform_judges proxmox-models` after a QEMU release
-# is added to the catalogue.
-_MODELS_TEXT: Mapping[str, Mapping[str, str]] = {
-    "7.2": {
-        "AuthenticAMD": "EPYC EPYC-IBPB EPYC-Milan EPYC-Rome EPYC-Rome-v2 EPYC-v3 Opteron_G1 Opteron_G2 Opteron_G3 "
-                        "Opteron_G4 Opteron_G5 athlon phenom",
-        "GenuineIntel": "486 Broadwell Broadwell-IBRS Broadwell-noTSX Broadwell-noTSX-IBRS Cascadelake-Server "
-                        "Cascadelake-Server-noTSX Cascadelake-Server-v2 Cascadelake-Server-v4 Cascadelake-Server-v5 "
-                        "Conroe Cooperlake Cooperlake-v2 Haswell Haswell-IBRS Haswell-noTSX Haswell-noTSX-IBRS "
-                        "Icelake-Client Icelake-Client-noTSX Icelake-Server Icelake-Server-noTSX Icelake-Server-v3 "
-                        "Icelake-Server-v4 Icelake-Server-v5 Icelake-Server-v6 IvyBridge IvyBridge-IBRS KnightsMill "
-                        "Nehalem Nehalem-IBRS Penryn SandyBridge SandyBridge-IBRS Skylake-Client "
-                        "Skylake-Client-IBRS Skylake-Client-noTSX-IBRS Skylake-Client-v4 Skylake-Server "
-                        "Skylake-Server-IBRS Skylake-Server-noTSX-IBRS Skylake-Server-v4 Skylake-Server-v5 Westmere "
-                        "Westmere-IBRS core2duo coreduo pentium pentium2 pentium3",
-        "default": "kvm32 kvm64 max qemu32 qemu64",
-    },
-    "10.0": {
-        "AuthenticAMD": "EPYC EPYC-Genoa EPYC-IBPB EPYC-Milan EPYC-Milan-v2 EPYC-Rome EPYC-Rome-v2 EPYC-Rome-v3 "
-                        "EPYC-Rome-v4 EPYC-v3 EPYC-v4 Opteron_G1 Opteron_G2 Opteron_G3 Opteron_G4 Opteron_G5 "
-                        "athlon phenom",
-        "GenuineIntel": "486 Broadwell Broadwell-IBRS Broadwell-noTSX Broadwell-noTSX-IBRS Cascadelake-Server "
-                        "Cascadelake-Server-noTSX Cascadelake-Server-v2 Cascadelake-Server-v4 "
-                        "Cascadelake-Server-v5 ClearwaterForest Conroe Cooperlake Cooperlake-v2 GraniteRapids "
-                        "GraniteRapids-v2 Haswell Haswell-IBRS Haswell-noTSX Haswell-noTSX-IBRS Icelake-Client "
-                        "Icelake-Client-noTSX Icelake-Server Icelake-Server-noTSX Icelake-Server-v3 "
-                        "Icelake-Server-v4 Icelake-Server-v5 Icelake-Server-v6 Icelake-Server-v7 IvyBridge "
-                        "IvyBridge-IBRS KnightsMill Nehalem Nehalem-IBRS Penryn SandyBridge SandyBridge-IBRS "
-                        "SapphireRapids SapphireRapids-v2 SapphireRapids-v3 SierraForest SierraForest-v2 "
-                        "Skylake-Client Skylake-Client-IBRS Skylake-Client-noTSX-IBRS Skylake-Client-v4 "
-                        "Skylake-Server Skylake-Server-IBRS Skylake-Server-noTSX-IBRS Skylake-Server-v4 "
-                        "Skylake-Server-v5 Westmere Westmere-IBRS core2duo coreduo pentium pentium2 pentium3",
-        "default": "kvm32 kvm64 max qemu32 qemu64",
-    },
-}
-PROXMOX_MODELS: Mapping[str, Mapping[str, str]] = {
-    release: {model: vendor for vendor, names in table.items() for model in names.split()}
-    for release, table in _MODELS_TEXT.items()}
 
 
 # ------------------------------------------------------------------------------------------------ Proxmox's model list
-_SKIPPED = re.compile(r"^(?:base|host|n270|Denverton|Snowridge)(?:-v\d)?$")
-_GENERIC = re.compile(r"^(?:(?:kvm|qemu)(?:32|64)-v1|max)$")
-
-
-def reported_models(cpu_help: str) -> dict[str, str]:
-    """Proxmox's reported-model list (model -> vendor, ``default`` for the generic ones) from the text of
-    ``qemu-system-x86_64 -cpu help``, by the rule pve-qemu's packaging applies.
-
-    The rule, in our words: the models before the list of CPUID flags; leave out the architecture's special models
-    (base, host) and the ones Proxmox does not offer (n270, Denverton, Snowridge, any version), the deprecated ones and
-    those of Hygon, Zhaoxin and YongFeng; a model's vendor is AMD or Intel by its description (the generic kvm/qemu
-    ones and max have none, the description-less 486 and pentiums are Intel, athlon is AMD); an alias (of a version,
-    or configured by the machine type, which stands for ``-v1``) replaces the model it names, so only alias names are
-    listed where one exists; Icelake-Client and Icelake-Client-noTSX are kept for compatibility when Icelake-Server is
-    there. QEMU 7.2 prefixes each line with its architecture (``x86``); the prefix is not part of the name.
-    """
-    models: dict[str, str] = {}
-    aliases: dict[str, str] = {}
-    for raw in cpu_help.splitlines():
-        if re.match(r"^\s*Recognized CPUID flags:", raw):
-            break
-        line = re.sub(r"^x86\s+", "", raw.strip())
-        if not line or line.startswith("Available CPUs:"):
-            continue
-        model, _sep, info = line.partition(" ")
-        vendor, alias = _classify(model, info.strip(), line)
-        if alias is not None:
-            aliases[model] = alias
-        elif vendor is not None:
-            models[model] = vendor
-    for alias, target in sorted(aliases.items()):
-        if target in models:
-            models[alias] = models.pop(target)
-    if "Icelake-Server" in models:
-        models.update(dict.fromkeys(("Icelake-Client", "Icelake-Client-noTSX"), "GenuineIntel"))
-    return models
-
-
-def _classify(model: str, info: str, line: str) -> tuple[str | None, str | None]:
-    """(the vendor of a listed model, or the model an alias stands for); (None, None): not offered."""
-    if model == "athlon-v1":
-        return "AuthenticAMD", None
-    if _GENERIC.match(model):
-        return "default", None
-    if _SKIPPED.match(model) or info == "(deprecated)" or re.match(r"^(?:Hygon|YongFeng|Zhaoxin)", info):
-        return None, None
-    if not info and re.match(r"^(?:486|pentium[23]?)-v1$", model):
-        return "GenuineIntel", None
-    if info.startswith("(alias configured by machine type)"):
-        return None, f"{model}-v1"
-    alias = re.match(r"^\(alias of (\S+)\)", info)
-    if alias:
-        return None, alias.group(1)
-    if info.startswith("AMD"):
-        return "AuthenticAMD", None
-    if re.match(r"^(?:Intel|Genuine Intel|Westmere)", info):
-        return "GenuineIntel", None
-    raise BaselineError(f"cannot classify the QEMU model line {line!r} as Proxmox does")
+# Proxmox's reported-model list for x86_64 (model -> vendor; ``default``: a generic model, the host's vendor), as
+# qemu-server lists it, with ``host``, which initialize_cpu_models adds for the node's own architecture.
+PROXMOX_MODELS: Mapping[str, str] = MappingProxyType({**MODELS["x86_64"], "host": "default"})
+# Reported models Proxmox maps to another before QEMU sees them (there never was such a client CPU).
+_REPLACED: Mapping[str, str] = MappingProxyType(dict(DEPRECATED))
+# Listed, but never a model of ours: neither is one fixed CPU.
+_UNFIXED = frozenset({"host", "max"})
 
 
 def model_vendor(model: str) -> str | None:
     """The vendor Proxmox's list gives ``model`` (``default``: none), or None when the list lacks it."""
-    for table in reversed(list(PROXMOX_MODELS.values())):
-        if model in table:
-            return table[model]
-    return None
+    return PROXMOX_MODELS.get(model)
 
 
 def pve_flags(reported_model: str) -> dict[str, bool]:
@@ -191,11 +96,13 @@ class ProxmoxCpu:
 
     @property
     def qemu_args(self) -> str:
-        """The ``-cpu`` Proxmox composes for a Linux VM with ``cpu: custom-NAME`` under KVM (``get_cpu_options``)."""
+        """The ``-cpu`` Proxmox composes for a Linux VM with ``cpu: custom-NAME`` under KVM (``get_cpu_options``): no
+        ``enforce`` for ``host``, no ``vendor=`` for a generic model."""
         model = _REPLACED.get(self.reported_model, self.reported_model)
         resolved: dict[str, tuple[str, str]] = {n: ("+" if on else "-", "") for n, on in pve_flags(model).items()}
         resolved.update({n: ("+" if on else "-", "") for n, on in self.flags.items()})
-        resolved["enforce"] = ("", "")
+        if model != "host":
+            resolved["enforce"] = ("", "")
         vendor = model_vendor(model)
         if vendor not in (None, "default"):
             resolved["vendor"] = ("", f"={vendor}")
@@ -225,7 +132,7 @@ def render(guest: GuestCpu, name: str = DEFAULT_NAME, form: str = "minimal") -> 
 def _names(guest: GuestCpu) -> list[str]:
     """The engine's order, each name replaced by the name Proxmox lists for it (its alias) where the two are defined
     alike by every QEMU of the group."""
-    listed = {m for table in PROXMOX_MODELS.values() for m in table} - set(_REPLACED) - {"max", "host"}
+    listed = set(PROXMOX_MODELS) - set(_REPLACED) - _UNFIXED
     pool = sorted(set(guest.candidates) | {m for q in guest.qemu for m in q.definitions})
     out: list[str] = []
     for name in name_order(guest):
@@ -235,10 +142,16 @@ def _names(guest: GuestCpu) -> list[str]:
 
 
 def _listed(model: str, solution: Solution) -> list[Problem]:
-    if model_vendor(model) is not None and model not in _REPLACED and model != "max":
+    if model in _REPLACED:
+        why = f"Proxmox replaces reported-model {model} by {_REPLACED[model]}"
+    elif model in _UNFIXED:
+        why = f"reported-model {model} is no fixed CPU"
+    elif model not in PROXMOX_MODELS:
+        why = (f"Proxmox's reported-model list has no {model} (qemu-server's CPUConfig.pm at "
+               f"{SOURCE_COMMIT[:12]} lists the alias names of QEMU's versioned models, and not every model)")
+    else:
         return []
-    return [Refusal("model", model, PLATFORM, (), f"Proxmox's reported-model list has no {model} (it lists alias names "
-                    "only, and none of Denverton, Snowridge, n270 or Hygon, Zhaoxin and YongFeng models)")]
+    return [Refusal("model", model, PLATFORM, (), why)]
 
 
 def _flags(guest: GuestCpu, solution: Solution) -> dict[str, bool]:

@@ -13,10 +13,10 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import B
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, QemuStack
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _incus
 
-QEMU = QemuStack("QEMU 10.0", ("i1",), {"EPYC-v4": frozenset({"fpu", "sse", "topoext"}), "M-v1": frozenset({"fpu", "sse"})})
+QEMU = QemuStack("QEMU 10.0", ("i1",), {"EPYC-v4": frozenset({"fpu", "sse", "topoext"}), "M-v1": frozenset({"fpu", "sse", "lm"})})
 
 
-def guest(model="M-v1", features=("fpu", "sse", "pku"), **more) -> GuestCpu:
+def guest(model="M-v1", features=("fpu", "sse", "pku", "lm"), **more) -> GuestCpu:
     return GuestCpu("x86_64", "GenuineIntel", model, frozenset(features), candidates=(model,), qemu=(QEMU,), **more)
 
 

@@ -34,8 +34,8 @@ QEMU = QemuStack("QEMU 7.2", ("c1", "c2"), {"M": frozenset({"fpu", "sse", "pku"}
 
 
 def guest(features=("fpu", "sse", "pku"), **more) -> GuestCpu:
-    return GuestCpu("x86_64", "GenuineIntel", "M", frozenset(features), candidates=("M", "M-alias"), qemu=(QEMU,),
-                    libvirt=(LibvirtStack(MAP, ("c1", "c2")),), **more)
+    stacks = {"qemu": (QEMU,), "libvirt": (LibvirtStack(MAP, ("c1", "c2")),), **more}
+    return GuestCpu("x86_64", "GenuineIntel", "M", frozenset(features), candidates=("M", "M-alias"), **stacks)
 
 
 def test_options_name_what_libvirt_and_qemu_disagree_on_and_list_equivalent_models() -> None:
@@ -46,7 +46,13 @@ def test_options_name_what_libvirt_and_qemu_disagree_on_and_list_equivalent_mode
 
 
 def test_plus_flags_only_need_train_and_address_bits_go_to_the_flavors() -> None:
-    cpu = _nova.render(guest(("fpu", "sse", "pku", "mpx"), phys_bits=42))
+    """A 64-bit guest (lm in the model, so no flag for it) has address bits to emulate."""
+    long_map = _map("<model name='M'><vendor name='Intel'/><feature name='fpu'/><feature name='sse'/><feature name='mpx'/>"
+                    "<feature name='lm'/></model><model name='M-alias'><model name='M'/></model>",
+                    ("fpu", "sse", "mpx", "pku", "Caps", "lahf_lm", "lm"))
+    long_qemu = QemuStack("QEMU 7.2", ("c1", "c2"), {m: frozenset({"fpu", "sse", "pku", "lm"}) for m in ("M", "M-alias")})
+    cpu = _nova.render(guest(("fpu", "sse", "pku", "mpx", "lm"), phys_bits=42, qemu=(long_qemu,),
+                             libvirt=(LibvirtStack(long_map, ("c1", "c2")),)))
     assert cpu.extra_flags == ["+mpx", "+pku"] and "20.0.0" in cpu.requires
     assert cpu.flavor_extra_specs == {"hw:maxphysaddr_mode": "emulate", "hw:maxphysaddr_bits": "42"}
 

@@ -33,7 +33,8 @@ def test_every_disagreement_is_named_in_one_syntax_and_enforced() -> None:
 
 
 def test_phys_bits_are_emulated() -> None:
-    assert _qemu.render(guest(phys_bits=39)).args.endswith(",phys-bits=39,enforce")
+    """For a 64-bit guest (lm); a 32-bit one has none to emulate (test_guest_32bit)."""
+    assert _qemu.render(guest(features=("fpu", "sse", "mpx", "lm"), phys_bits=39)).args.endswith(",phys-bits=39,enforce")
 
 
 def test_a_feature_some_qemu_may_not_know_is_refused_naming_the_stack() -> None:

@@ -50,3 +50,7 @@ class LibvirtError(CpuCompatError):
 
 class CpuXmlError(CpuCompatError):
     """A ``<cpu>`` element is malformed, names an invalid model or feature, or uses a model libvirt does not know."""
+
+
+class ObservationError(CpuCompatError):
+    """What a vCPU was observed to be (its CPUID feature words) is malformed or cannot be compared."""

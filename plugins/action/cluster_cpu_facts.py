@@ -22,6 +22,7 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import ChangeRequest
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._observed import FAILED
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import DEFAULT_PREFIX, ContractStore, check_group, store_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import FORMS
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
@@ -59,6 +60,7 @@ ARGUMENT_SPEC = {
     "domains_var": {"type": "str"},
     "verdicts_var": {"type": "str"},
     "carry_var": {"type": "str"},
+    "observations_var": {"type": "str"},
     "new_stack": {"type": "list", "elements": "str", "default": []},
     "extra_stacks": {"type": "list", "elements": "path", "default": []},
     "requested": {"type": "list", "elements": "dict", "default": []},
@@ -188,7 +190,14 @@ class ActionModule(ActionBase):
                 reader.check_known(args["new_stack"])
                 return _verbs.upgrade(common, reader, groups, args["new_stack"], args["domains_var"], self._stack_file(args, task_vars))
             carried = self._carried(reader, args["carry_var"], task_vars)
-            return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]))
+            observations = None
+            if args["observations_var"]:
+                if carried is None:
+                    raise AnsibleActionFail("cluster_cpu_facts: observations_var needs carry_var (the contract step whose <cpu> "
+                                            "the hosts observed)")
+                observations = observations_of(reader, [h for hosts in groups.values() for h in hosts], args["observations_var"])
+            return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
+                                   observations)
         if kind == "rebuild":
             if not args["group"]:
                 raise AnsibleActionFail("cluster_cpu_facts: report=rebuild needs group")
@@ -286,6 +295,28 @@ class ActionModule(ActionBase):
         if not names:
             raise AnsibleActionFail("cluster_cpu_facts: no hosts to aggregate (the hosts option and the play are empty)")
         return names
+
+
+def observations_of(reader: GroupReader, names: list[str], var: str) -> dict[str, Any]:
+    """Each host's observation (its ``cpucompat_observation`` fact), or why it has none: the observe task failed (its
+    message), was skipped (its reason), or the host was probed through a QMP socket (no QEMU to start there)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        registered = reader.raw(name).get(var)
+        registered = registered if isinstance(registered, Mapping) else {}
+        fact = reader.cached_fact(name, "cpucompat_observation")
+        probe = (reader.cached_fact(name, "cpucompat") or {}).get("probe") or {}
+        if registered.get("failed") or (registered.get("msg") and not registered.get("skipped") and "observation" not in registered):
+            out[name] = FAILED + str(registered.get("msg") or "cpu_observe failed")
+        elif isinstance(fact, Mapping) and fact:  # observed now, or earlier of the same <cpu> (the digest says which)
+            out[name] = dict(fact)
+        elif isinstance(probe, Mapping) and probe.get("mode") == "socket":
+            out[name] = "probed through a QMP socket: no QEMU of its own to start here"
+        elif registered.get("skipped"):
+            out[name] = "not observed: " + str(registered.get("skip_reason") or registered.get("false_condition") or "skipped")
+        else:
+            out[name] = "not observed in this run"
+    return out
 
 
 def _extra(paths: list[str]) -> list[Any]:

@@ -105,6 +105,15 @@ options:
       - With O(report=contract), the registered result of an earlier contract step of this run - its admission and
         C(<cpu>) stand, and only the domains' compliance is computed (no second baseline).
     type: str
+  observations_var:
+    description:
+      - With O(report=contract) and O(carry_var), the variable each host registered its C(cpucompat.cluster.cpu_observe)
+        result in. Each admitted host's observation of the carried C(<cpu>) (its C(cpucompat_observation) fact) is compared
+        with the group's observed CPU, and a host whose vCPU differs in any CPUID word, or whose QEMU filtered a feature,
+        or where the C(<cpu>) did not start, is refused (quarantined with O(on_refusal=exclude)), naming the words and
+        what differs between its stack and the group's. The contract records the observation of every new stack.
+      - Hosts without an observation (probed through a QMP socket, observation disabled) are listed, not refused.
+    type: str
   new_stack:
     description:
       - With O(report=upgrade), the hosts that stand for the new stack - a canary already upgraded, or the host the

@@ -27,6 +27,7 @@ from ..engine._level import chosen_baseline, levels_view, parse_level
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import RenderedCpu
 from ..render._libvirt import render
+from ..render._qemu import render as render_qemu
 from ._contract import Contract, ContractError, Level, changed, now_iso, pinned, upgraded
 from ._domains import compliance, domain_changes, status_counts
 
@@ -270,10 +271,21 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         section["quarantined"] = {e["host"]: e for e in (section["admission"] or {}).get("refused", []) if not e["why"]}
         refused = [r for r in refused if r.host not in section["quarantined"]]
     section["reasons"] += [r.reason(contract) + " - " + _hint(section, r.host) for r in refused]
+    section["qemu_args"] = _qemu_args(contract, stacks) if cpu is not None else None
     if domains is not None and cpu is not None:
         section["domains"] = compliance(cpu.xml, domains, host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
     return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today, contract)
+
+
+def _qemu_args(contract: Contract, stacks: GuestCpu | None) -> str | None:
+    """The contract as plain QEMU's ``-cpu`` (what hosts without libvirt observe it as); None where it cannot be said."""
+    if stacks is None:
+        return None
+    try:
+        return render_qemu(contract.guest(stacks)).args
+    except CpuCompatError:
+        return None
 
 
 def _host_table(hosts: Sequence[HostCpu], refused: set[str], today: Baseline) -> dict[str, dict[str, Any]]:

@@ -16,7 +16,7 @@ import datetime
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._errors import BaselineError, CpuCompatError
@@ -52,6 +52,9 @@ class Contract:
     pinned_at: str
     history: tuple[Mapping[str, Any], ...] = ()
     upgraded_from: str | None = None  # the schema of the file it was read from, when older than CONTRACT_SCHEMA
+    # The level as observed: stack key (QEMU release and package, machine type, kernel, accelerator) -> what a vCPU of
+    # the rendered <cpu> was given there (contract/_observed). Not part of the level, so not of its digest either.
+    observed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def arch(self) -> str:
@@ -90,11 +93,12 @@ class Contract:
         if cpu.arch != doc["arch"]:
             raise ContractError(f"{where}: the contract is for {doc['arch']} but its CPU for {cpu.arch}")
         return cls(str(doc["group"]), cpu, str(doc["pinned_at"]), tuple(doc["history"]),
-                   None if schema == CONTRACT_SCHEMA else str(schema))
+                   None if schema == CONTRACT_SCHEMA else str(schema), _observed_of(doc.get("observed"), where))
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": CONTRACT_SCHEMA, "group": self.group, "arch": self.arch, "vendor": self.vendor,
-                "cpu": self.cpu.level(), "pinned_at": self.pinned_at, "history": [dict(h) for h in self.history]}
+                "cpu": self.cpu.level(), "pinned_at": self.pinned_at, "history": [dict(h) for h in self.history],
+                **({"observed": {k: dict(v) for k, v in sorted(self.observed.items())}} if self.observed else {})}
 
     def check_group(self, group: str, hosts: Sequence[HostCpu], where: str) -> None:
         """Refuse a contract of another group, architecture or vendor than the hosts'."""
@@ -132,6 +136,22 @@ def versus(contract: Contract, today: GuestCpu | None, location: str) -> dict[st
               else "different")
     return {**out, "status": status, "today_model": today.model, "gains": sorted(now - pinned_set),
             "loses": sorted(pinned_set - now)}
+
+
+def _observed_of(data: Any, where: str) -> dict[str, dict[str, Any]]:
+    """The ``observed`` record: stack key -> an observation with ``cpuid`` (word key -> 32-bit int) and ``hosts``."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ContractError(f"{where}: 'observed' must map stacks to observations")
+    out = {}
+    for key, entry in data.items():
+        words = entry.get("cpuid") if isinstance(entry, Mapping) else None
+        if not isinstance(words, Mapping) or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                                                      and 0 <= v < 2 ** 32 for k, v in words.items()):
+            raise ContractError(f"{where}: observed[{key!r}] has no valid 'cpuid' (word -> 32-bit integer)")
+        out[str(key)] = dict(entry)
+    return out
 
 
 def _level_1(doc: Mapping[str, Any]) -> dict[str, Any]:

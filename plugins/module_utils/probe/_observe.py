@@ -105,6 +105,8 @@ def domain_xml(cpu: ET.Element, name: str, arch: str, machine: str | None, emula
     os_el = ET.SubElement(dom, "os")
     type_attrs = {"arch": arch, **({"machine": machine} if machine else {})}
     ET.SubElement(os_el, "type", type_attrs).text = "hvm"
+    if arch in ("x86_64", "aarch64"):  # as guests have it; without it libvirt 9.0 passes -no-acpi, which QEMU 10 removed
+        ET.SubElement(ET.SubElement(dom, "features"), "acpi")
     dom.append(cpu)
     devices = ET.SubElement(dom, "devices")
     ET.SubElement(devices, "emulator").text = emulator

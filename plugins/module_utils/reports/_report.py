@@ -266,6 +266,7 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
         out += ["", "| host | runs the contract | best model | x86-64 level | microcode |", "|---|---|---|---|---|"]
         out += [f"| {h} | {'yes' if t['runs_contract'] else 'no'} | {t.get('best_model') or '-'} | {t.get('psabi') or '-'} | "
                 f"{t.get('microcode') or '-'} |" for h, t in sorted(table.items())]
+    out += _observed_markdown(section.get("observation") or {})
     counts = {k: v for k, v in (section.get("status_counts") or {}).items() if v}
     if counts:
         out += ["", "| domain | status | persistent | live | at its next power cycle | what to do |", "|---|---|---|---|---|---|"]
@@ -284,6 +285,26 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
         for h in section["history"]:
             out.append(f"| {h.get('at')} | {h.get('action')} | {(h.get('from') or {}).get('model', '-')} | "
                        f"{(h.get('to') or {}).get('model')} | {h.get('reason')} |")
+    return out
+
+
+def _observed_markdown(ob: Mapping[str, Any]) -> list[str]:
+    """The contract as each host's QEMU gives it to a vCPU: the stacks, their hosts, the refused and the unobserved."""
+    if ob.get("skipped"):
+        return ["", f"Observed: not observed ({ob['skipped']})."]
+    if not ob.get("stacks") and not ob.get("not_observed") and not ob.get("refused"):
+        return []
+    out = ["", "### Observed: what each host's QEMU gives the guest", ""]
+    if ob.get("stacks"):
+        out += [f"The group's CPUID words come from {ob.get('reference')}"
+                + (f"; recorded in the contract in this run: {', '.join(ob['recorded'])}" if ob.get("recorded") else "") + ".",
+                "", "| stack (QEMU \\| machine type \\| kernel \\| accelerator) | hosts | words |", "|---|---|---|"]
+        out += [f"| {key.replace('|', '/')} | {', '.join(st.get('hosts') or []) or 'none in this run'} | {len(st.get('cpuid') or {})} |"
+                for key, st in sorted(ob["stacks"].items())]
+    for entry in ob.get("refused") or []:
+        out.append(f"- **{entry['host']}** differs: " + "; ".join([*entry.get("describe", []), *entry.get("filtered", [])]))
+    for host, why in sorted((ob.get("not_observed") or {}).items()):
+        out.append(f"- {host}: not observed ({why})")
     return out
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .._errors import BaselineError
-from ..contract import _admission, _contract, _stamps
+from ..contract import _admission, _contract, _observed, _stamps
 from ..contract._store import ContractStore, FileStore, Stored
 from ..cpu._guest import level_of
 from ..cpu._libvirt_map import MapRegistry
@@ -140,10 +140,13 @@ def _stacks(common: Common, group: GroupFacts) -> Any:
 
 
 def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], domains_var: str | None,
-             carried: Mapping[str, Any] | None = None, extra: Sequence[HostCpu] = ()) -> Outcome:
+             carried: Mapping[str, Any] | None = None, extra: Sequence[HostCpu] = (),
+             observations: Mapping[str, Any] | None = None) -> Outcome:
     """Pin or admit every group, each against its own contract; ``carried``: the result of an earlier contract step of
     this run, whose admission and XML stand (only the domains' compliance is computed again); ``extra``: hosts of
-    stacks beyond the groups' (a QEMU or libvirt about to be installed) on which the ``<cpu>`` must be exact too."""
+    stacks beyond the groups' (a QEMU or libvirt about to be installed) on which the ``<cpu>`` must be exact too;
+    ``observations`` (with ``carried``): host -> its observation of the carried ``<cpu>`` (or why there is none): the
+    hosts are admitted by what their QEMU gives the vCPU too, and the contract records the group's observed CPU."""
     sections: dict[str, Any] = {}
     written: list[str] = []
     contracts: dict[str, Any] = {}
@@ -156,6 +159,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
         earlier = (carried or {}).get(name)
         if earlier is not None:
             sections[name] = _compliance_only(earlier, group, domains, common.registry)
+            if observations is not None:
+                written += _observed_admission(common, name, sections[name], observations, group)
         else:
             stored = common.store.read(name)
             stamps = _stamps.found(name, domains or {})
@@ -182,7 +187,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             if run.contract is not None:
                 side[stem]["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
         section = sections[name]
-        contracts[name] = {"model": section["model"], "xml": section["xml"], "pinned_at": section["pinned_at"],
+        contracts[name] = {"model": section["model"], "xml": section["xml"], "qemu_args": section.get("qemu_args"),
+                           "pinned_at": section["pinned_at"],
                            "admitted": section["admitted"], "cpu": section.get("cpu"), "generation": section.get("generation"),
                            "digest": _contract.level_digest(section["cpu"]) if section.get("cpu") else None}
         if name in guests:
@@ -217,6 +223,57 @@ def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Map
         section["domains"] = compliance(section["xml"], domains, _admission.host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
     return section
+
+
+def _observed_admission(common: Common, name: str, section: dict[str, Any], observations: Mapping[str, Any],
+                        group: GroupFacts) -> list[str]:
+    """Admit the group's admitted hosts by their observation of its ``<cpu>``; record new stacks in the contract."""
+    stored = common.store.read(name)
+    contract_now = stored.contract  # None: a first pin in check mode (nothing written, nothing recorded)
+    if not section.get("xml") or section.get("reasons"):
+        section["observation"] = {"skipped": "no contract <cpu> admitted in this run"}
+        return []
+    hosts = list(section.get("admitted") or [])
+    judged = {}
+    for host in hosts:
+        entry = observations.get(host)
+        if isinstance(entry, str) or entry is None:
+            judged[host] = entry or "not observed in this run"
+            continue
+        facts = group.usable.get(host) or {}
+        versions = facts.get("versions") if isinstance(facts.get("versions"), Mapping) else {}
+        judged[host] = _observed.Observation.from_fact(host, entry, versions.get("microcode"))
+    pinned = contract_now.observed if contract_now is not None else {}
+    digests = {_observed.cpu_digest(c) for c in (section["xml"], section.get("qemu_args")) if c}
+    result = _observed.check(pinned, judged, hosts, digests)
+    section["observation"] = result.to_dict()
+    section["admission"] = section.get("admission") or {"ok": True, "refused": [], "lower_contract": None,
+                                                        "on_refusal": common.on_refusal}
+    failed = {h: w for h, w in result.not_observed.items() if w.startswith(_observed.FAILED)}
+    for host, why in failed.items():  # libvirt or QEMU would not start the <cpu> there: it cannot run it
+        result.refused.append({"host": host, "stack": None, "filtered": [], "words": [], "describe": [], "differs": {},
+                               "failed": why.removeprefix(_observed.FAILED)})
+        del result.not_observed[host]
+    section["observation"] = result.to_dict()
+    for entry in result.refused:
+        section["admission"]["refused"].append({"host": entry["host"], "missing_features": [], "model_blocked_by": [],
+                                                "why": _observed.refusal_reason(entry, name), "observed": entry})
+        section["admitted"] = [h for h in section["admitted"] if h != entry["host"]]
+        if common.on_refusal == "exclude":
+            section.setdefault("quarantined", {})[entry["host"]] = section["admission"]["refused"][-1]
+        else:
+            section["reasons"].append(_observed.refusal_reason(entry, name) + " - deploy the rest with "
+                                      "-e cpucompat_contract_on_refusal=exclude; the contract report lists the words")
+    section["admission"]["ok"] = not result.refused
+    new = {k: {**v, "hosts": sorted(v["hosts"])} for k, v in result.new_stacks(pinned).items() if v["hosts"]}
+    section["observation"]["recorded"] = sorted(new)
+    if not new or section["reasons"] or contract_now is None:
+        return []
+    updated = replace(contract_now, observed={**contract_now.observed, **new})
+    if _write(common, name, updated, stored):
+        section["generation"] = stored.generation + 1
+        return [common.store.where(name)]
+    return []
 
 
 def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: _admission.ChangeRequest,

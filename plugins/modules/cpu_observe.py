@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: cpu_observe
 short_description: Observe the guest CPU a hypervisor's QEMU really gives a vCPU of a given CPU
-version_added: 0.4.0
+version_added: 0.3.0
 description:
   - Starts the guest CPU the way the deploy starts it, reads back what QEMU gives the vCPU, and stops it. The probe and
     the baseline derive a guest CPU from definitions (QEMU's model expansions, libvirt's CPU maps); this module observes

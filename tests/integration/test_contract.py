@@ -47,7 +47,7 @@ def cast() -> dict:
     Case "machine-weak": the contract is pinned on recorded hosts, and this machine is the host that cannot run it.
     Case "recording-weak": the contract is pinned with this machine in the group, and an older recording cannot run it.
     """
-    me = _probe.probe(_probe.ProbeRequest())
+    me = _probe.probe(_probe.ProbeRequest(machine="q35"))
     strong = {f"rec-{n}": facts_of(n) for n in STRONG}
     pinned_alone = baseline_of(strong).to_dict()
     if not compare(pinned_alone, "this-machine", me)["runnable"]:
@@ -158,7 +158,12 @@ def test_contract_life_cycle(tmp_path, replay, cast, domains) -> None:  # pylint
     restored = virsh("restore", str(saved), "--paused")
     assert restored.returncode == 0, restored.stderr
 
-    # 5. a second site run changes nothing: same contract bytes, no domain change, every domain compliant
+    # 5. the first site run on the lowered level records how the hosts observe it (the level itself unchanged); a second
+    # site run changes nothing: same contract bytes, no domain change, every domain compliant
+    proc = _run(tmp_path, SITE, inv)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    observed = json.loads(stored.read_text())
+    assert observed["cpu"] == lowered["cpu"] and observed["history"] == lowered["history"]
     stamp = stored.stat().st_mtime_ns
     before_domains = _definitions(domains)
     proc = _run(tmp_path, SITE, inv)

@@ -94,3 +94,14 @@ def group_facts(facts_by_host: Mapping[str, Any], unreachable: Sequence[str] = (
         else:
             group.usable[name] = facts
     return group
+
+
+def stack_axes(facts: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What decides a host's guest CPU besides the ``<cpu>``: QEMU's exact version (point release) and package, the
+    kernel release, the microcode, libvirt's version, the machine type the host was probed with (None where unknown)."""
+    facts = facts if isinstance(facts, Mapping) else {}
+    qemu = facts.get("qemu") if isinstance(facts.get("qemu"), Mapping) else {}
+    versions = facts.get("versions") if isinstance(facts.get("versions"), Mapping) else {}
+    machine = facts.get("machine") if isinstance(facts.get("machine"), Mapping) else {}
+    return {"qemu": qemu.get("version"), "qemu_package": qemu.get("package"), "kernel": versions.get("kernel"),
+            "microcode": versions.get("microcode"), "libvirt": versions.get("libvirt"), "machine": machine.get("name")}

@@ -19,7 +19,7 @@ from ..cpu._libvirt_map import MapRegistry
 from ..engine._axes import axes
 from ..engine._level import levels_view
 from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
-from ..engine._group import PROBLEM_KEYS, GroupFacts
+from ..engine._group import PROBLEM_KEYS, GroupFacts, stack_axes
 from ..engine._guest import stacks_summary
 from ..render._libvirt import render
 from ._planning import migration_matrix, plan_expansion
@@ -165,4 +165,7 @@ def migration_report(targets: GroupFacts, domains: Mapping[str, list[Mapping[str
                               dict(sources.usable) if sources is not None else None)
     for name in targets.incomplete:
         report["target_problems"][name] = targets.why(name) or "no cpucompat facts"
+    # Per host, what decides a guest's CPU besides its <cpu>: QEMU point release and package, kernel, microcode.
+    hosts = {**(dict(sources.usable) if sources is not None else {}), **targets.usable}
+    report["stacks"] = {name: stack_axes(f) for name, f in sorted(hosts.items())}
     return report

@@ -21,7 +21,7 @@ from ..cpu._exact import InexactError, guest_view
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
-from ..engine._group import GroupFacts
+from ..engine._group import GroupFacts, stack_axes
 from ..engine._guest import libvirt_stacks, qemu_stacks
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import CpuSpec
@@ -112,6 +112,7 @@ def upgrade_group(name: str, group: GroupFacts, new: GroupFacts, contract: Contr
         section["reasons"].append("no usable facts from " + ("; ".join(f"{n} ({w})" for n, w in lacking.items())
                                                              if lacking else "the new stack (probe it first)"))
         return section
+    section["stacks"] = {n: stack_axes(f) for n, f in sorted({**group.usable, **new.usable}.items())}
     hosts, new_hosts = group.hosts(), new.hosts()
     today = compute_baseline(hosts, opts, registry)
     level = contract.guest(today.stacks) if contract is not None and today.stacks is not None else today.guest

@@ -84,3 +84,17 @@ def test_the_contract_keeps_the_record_out_of_its_digest() -> None:
     assert "observed" not in plain.to_dict()
     with pytest.raises(ContractError, match="observed"):
         Contract.from_dict({**doc, "observed": {"s": {"cpuid": {"k": "x"}}}}, "c")
+
+
+def test_the_migration_matrix_and_the_upgrade_check_carry_each_hosts_stack() -> None:
+    """QEMU's exact version and package, the kernel, the microcode: what decides a guest's CPU besides its <cpu>."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import migration_report  # pylint: disable=import-outside-toplevel
+    from utils.recordings import facts_of  # pylint: disable=import-outside-toplevel
+    facts = {**facts_of("x86_64-xeon-gold-6130"), "qemu": {"version": "7.2.22", "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"},
+             "versions": {"kernel": "6.1.0-40-amd64", "microcode": "0x2007006", "libvirt": "9.0.0"}}
+    report = migration_report(group_facts({"hv2": facts}), {}, {}, [], sources=group_facts({"hv1": facts}))
+    assert report["stacks"]["hv2"] == {"qemu": "7.2.22", "qemu_package": "Debian 1:7.2+dfsg-7+deb12u18+b3",
+                                       "kernel": "6.1.0-40-amd64", "microcode": "0x2007006", "libvirt": "9.0.0",
+                                       "machine": (facts.get("machine") or {}).get("name")}
+    assert set(report["stacks"]) == {"hv1", "hv2"}

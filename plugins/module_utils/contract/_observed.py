@@ -147,36 +147,38 @@ def check(pinned: Mapping[str, Mapping[str, Any]], observations: Mapping[str, Ob
     else:
         return out
     out.words = ref_words
-    reference = {h: usable[h] for h in ref_hosts if h in usable}
+    refused: list[tuple[Observation, list[Any]]] = []
     for host, obs in usable.items():
         diffs = diff_words(ref_words, obs.cpuid, ignored(ref_accel, obs.accel))
         if obs.filtered or diffs:
-            out.refused.append({"host": host, "stack": obs.stack,
-                                "filtered": filtered_names(obs),
-                                "words": [d.to_dict() for d in diffs],
-                                "describe": [d.describe("the group", host) for d in diffs],
-                                "differs": differs(obs, reference.values(), out.reference)})
+            refused.append((obs, diffs))
             continue
         entry = out.stacks.setdefault(obs.stack, {**obs.record(), "hosts": []})
         entry["hosts"].append(host)
+    matching = [usable[h] for st in out.stacks.values() for h in st["hosts"]] or [usable[h] for h in ref_hosts if h in usable]
+    for obs, diffs in refused:
+        out.refused.append({"host": obs.host, "stack": obs.stack, "filtered": filtered_names(obs),
+                            "words": [d.to_dict() for d in diffs],
+                            "describe": [d.describe("the group", obs.host) for d in diffs],
+                            "differs": differs(obs, matching, out.reference)})
     for key, entry in pinned.items():  # the stacks the contract knows, with the hosts it recorded there
         out.stacks.setdefault(key, {**dict(entry), "hosts": []})["pinned_hosts"] = list(entry.get("hosts") or [])
     return out
 
 
-def differs(obs: Observation, reference: Any, ref_stack: str | None) -> dict[str, Any]:
-    """What differs between a refused host's stack and the reference stack's hosts: QEMU point release and package,
-    kernel, microcode, machine type, accelerator."""
-    refs = list(reference)
+def differs(obs: Observation, matching: Any, ref_stack: str | None) -> dict[str, Any]:
+    """What sets a refused host's stack apart from every host whose words match the group's: QEMU point release and
+    package, kernel, microcode, machine type, accelerator (a value some matching host has too explains nothing)."""
+    refs = list(matching)
     out: dict[str, Any] = {"reference_stack": ref_stack}
     for label, attr in (("qemu", "qemu_version"), ("qemu_package", "qemu_package"), ("kernel", "kernel"),
                         ("microcode", "microcode"), ("machine", "machine"), ("accel", "accel")):
         theirs = sorted({str(getattr(r, attr)) for r in refs})
         mine = str(getattr(obs, attr))
-        if theirs and theirs != [mine]:
+        if theirs and mine not in theirs:
             out[label] = {"this_host": mine, "reference_hosts": theirs}
-    if ref_stack and not refs:  # the reference is the contract's record: compare with its key
-        out["note"] = "the group's words come from the contract's record"
+    if not refs:
+        out["note"] = "no host of this run matches the group's words; they come from the contract's record"
     return out
 
 

@@ -299,17 +299,23 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 {% for h, t in (g.host_table | dictsort)[:limit] %}<tr><th scope="row">{{ h }}</th>
 <td class="{{ 'has' if t.runs_contract else 'lacks' }}">{{ 'yes' if t.runs_contract else 'no' }}</td><td>{{ t.best_model or '-' }}</td>
 <td>{{ t.psabi or '-' }}</td><td>{{ t.microcode or '-' }}</td></tr>{% endfor %}</tbody></table></div>{% endif %}
-{% set ob = g.observation or {} %}{% if ob.stacks or ob.not_observed or ob.skipped %}<h3 id="observed-{{ name }}">Observed: what each host's QEMU gives the guest</h3>
+{% set ob = g.observation or {} %}{% if ob.stacks or ob.not_observed or ob.skipped %}
+<h3 id="observed-{{ name }}">Observed: what each host's QEMU gives the guest</h3>
 {% if ob.skipped %}<p class="muted">Not observed: {{ ob.skipped }}.</p>{% endif %}
-{% if ob.stacks %}<p>The contract's <code>&lt;cpu&gt;</code> started on each host (paused, <code>check='full'</code>) and its vCPU's CPUID read back.
-The group's words come from {{ ob.reference }}{% if ob.recorded %}; recorded in the contract in this run: {{ ob.recorded | join(', ') }}{% endif %}.</p>
-<div class="scroll"><table><thead><tr><th scope="col">stack (QEMU | machine type | kernel | accelerator)</th><th scope="col">hosts</th>
-<th scope="col">CPUID words</th></tr></thead><tbody>
-{% for key, st in ob.stacks | dictsort %}<tr><th scope="row">{{ key }}</th><td>{{ st.hosts | join(', ') or ('none in this run; recorded for ' ~ (st.pinned_hosts | default([]) | join(', '))) }}</td>
-<td><details><summary>{{ st.cpuid | length }} words</summary><code>{% for w, v in st.cpuid | dictsort %}{{ w }}={{ v }} {% endfor %}</code></details></td></tr>{% endfor %}
+{% if ob.stacks %}<p>The contract's <code>&lt;cpu&gt;</code> started on each host (paused, <code>check='full'</code>)
+and its vCPU's CPUID read back. The group's words come from {{ ob.reference }}{% if ob.recorded %};
+recorded in the contract in this run: {{ ob.recorded | join(', ') }}{% endif %}.</p>
+<div class="scroll"><table><thead><tr><th scope="col">stack (QEMU | machine type | kernel | accelerator)</th>
+<th scope="col">hosts</th><th scope="col">CPUID words</th></tr></thead><tbody>
+{% for key, st in ob.stacks | dictsort %}<tr><th scope="row">{{ key }}</th>
+<td>{{ st.hosts | join(', ') or ('none in this run; recorded for ' ~ (st.pinned_hosts | default([]) | join(', '))) }}</td>
+<td><details><summary>{{ st.cpuid | length }} words</summary>
+<code>{% for w, v in st.cpuid | dictsort %}{{ w }}={{ v }} {% endfor %}</code></details></td></tr>{% endfor %}
 </tbody></table></div>{% endif %}
-{% for r in ob.refused or [] %}<p><span class="verdict bad">{{ r.host }}</span> differs: {{ (r.describe + r.filtered) | join('; ') }}</p>{% endfor %}
-{% if ob.not_observed %}<p class="muted">Not observed: {% for h, why in ob.not_observed | dictsort %}{{ h }} ({{ why }}){{ '; ' if not loop.last }}{% endfor %}</p>{% endif %}
+{% for r in ob.refused or [] %}<p><span class="verdict bad">{{ r.host }}</span> differs:
+{{ (r.describe + r.filtered + ([r.failed] if r.failed else [])) | join('; ') }}</p>{% endfor %}
+{% if ob.not_observed %}<p class="muted">Not observed:
+{% for h, why in ob.not_observed | dictsort %}{{ h }} ({{ why }}){{ '; ' if not loop.last }}{% endfor %}</p>{% endif %}
 {% endif %}
 {% if g.status_counts %}<h3>Domain compliance</h3>
 <p>{% for s, n in g.status_counts.items() if n %}

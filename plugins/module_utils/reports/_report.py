@@ -302,7 +302,8 @@ def _observed_markdown(ob: Mapping[str, Any]) -> list[str]:
         out += [f"| {key.replace('|', '/')} | {', '.join(st.get('hosts') or []) or 'none in this run'} | {len(st.get('cpuid') or {})} |"
                 for key, st in sorted(ob["stacks"].items())]
     for entry in ob.get("refused") or []:
-        out.append(f"- **{entry['host']}** differs: " + "; ".join([*entry.get("describe", []), *entry.get("filtered", [])]))
+        out.append(f"- **{entry['host']}** differs: " + "; ".join([*entry.get("describe", []), *entry.get("filtered", []),
+                                                                 *([entry["failed"]] if entry.get("failed") else [])]))
     for host, why in sorted((ob.get("not_observed") or {}).items()):
         out.append(f"- {host}: not observed ({why})")
     return out

@@ -61,6 +61,8 @@ ARGUMENT_SPEC = {
     "verdicts_var": {"type": "str"},
     "carry_var": {"type": "str"},
     "observations_var": {"type": "str"},
+    "source_observations_var": {"type": "str"},
+    "target_observations_var": {"type": "str"},
     "new_stack": {"type": "list", "elements": "str", "default": []},
     "extra_stacks": {"type": "list", "elements": "path", "default": []},
     "requested": {"type": "list", "elements": "dict", "default": []},
@@ -218,8 +220,12 @@ class ActionModule(ActionBase):
         if kind == "expansion":
             return _verbs.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], args["group"])
         sources = args["sources"] if args["sources"] is not None else names
+        observed = None
+        if args["source_observations_var"] and args["target_observations_var"]:
+            observed = (loop_observations(reader, sources, args["source_observations_var"], lambda h, item: f"{h}/{item.get('name')}"),
+                        loop_observations(reader, names, args["target_observations_var"], lambda h, item: (item.get("key"), h)))
         return _verbs.migration(common, reader, names, sources, args["domains_var"], args["verdicts_var"], args["requested"],
-                                args["group"])
+                                args["group"], observed)
 
     @staticmethod
     def _stack_file(args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> str | None:
@@ -316,6 +322,21 @@ def observations_of(reader: GroupReader, names: list[str], var: str) -> dict[str
             out[name] = "not observed: " + str(registered.get("skip_reason") or registered.get("false_condition") or "skipped")
         else:
             out[name] = "not observed in this run"
+    return out
+
+
+def loop_observations(reader: GroupReader, names: list[str], var: str, key: Any) -> dict[Any, Any]:
+    """The observations a cpu_observe loop registered on each host (``key(host, item)`` names each), or why none."""
+    out: dict[Any, Any] = {}
+    for name in names:
+        registered = reader.raw(name).get(var)
+        for result in (registered.get("results") or []) if isinstance(registered, Mapping) else []:
+            if not isinstance(result, Mapping) or not isinstance(result.get("item"), Mapping) or result.get("skipped"):
+                continue
+            if isinstance(result.get("observation"), Mapping):
+                out[key(name, result["item"])] = dict(result["observation"])
+            else:
+                out[key(name, result["item"])] = FAILED + str(result.get("msg") or "cpu_observe failed")
     return out
 
 

@@ -18,7 +18,8 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import cached_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import domain_cpus, migration_matrix, parse_moves, plan_expansion
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import (domain_cpus, migration_matrix, observation_plan,
+                                                                                    parse_moves, plan_expansion)
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._summary import summary_lines
 
@@ -110,6 +111,13 @@ def cpu_moves(text: Any) -> list[dict[str, str]]:
         raise AnsibleFilterError(f"cpu_moves: {exc}") from exc
 
 
+def cpu_observation_plan(observed: Any, requested: Any, groups: Any) -> list[dict[str, Any]]:
+    if not isinstance(observed, dict) or not isinstance(requested, list) or not isinstance(groups, dict):
+        raise AnsibleFilterError("cpu_observation_plan: expected source host -> cpu_observe loop results, the requested "
+                                 "moves and the inventory's groups")
+    return observation_plan(observed, requested, groups)
+
+
 def cpu_report_markdown(report: Any) -> str:
     try:
         return report_markdown(report)
@@ -131,4 +139,4 @@ class FilterModule:
         return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare, "libvirt_cpu_xml": libvirt_cpu_xml,
                 "cpu_report_markdown": cpu_report_markdown, "cpu_expansion_plan": cpu_expansion_plan,
                 "cpu_migration_matrix": cpu_migration_matrix, "cpu_domain_cpus": cpu_domain_cpus, "cpu_report_html": cpu_report_html,
-                "cpu_moves": cpu_moves}
+                "cpu_moves": cpu_moves, "cpu_observation_plan": cpu_observation_plan}

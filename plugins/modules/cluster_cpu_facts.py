@@ -114,6 +114,18 @@ options:
         what differs between its stack and the group's. The contract records the observation of every new stack.
       - Hosts without an observation (probed through a QMP socket, observation disabled) are listed, not refused.
     type: str
+  source_observations_var:
+    description:
+      - With O(report=migration) and O(target_observations_var), the variable each source host registered its
+        C(cpucompat.cluster.cpu_observe) loop over its domains in (each result's C(item) a C(domain_cpu_info) entry).
+      - Each requested move is then judged by observation too - the domain's CPU as its source observes it and the same
+        CPU as the target observes it must give the same CPUID words; a difference blocks the move, naming the words.
+    type: str
+  target_observations_var:
+    description:
+      - With O(source_observations_var), the variable each target registered its cpu_observe loop over
+        C(cpucompat.cluster.cpu_observation_plan) entries in (each result's C(item) with C(key), C(host/domain)).
+    type: str
   new_stack:
     description:
       - With O(report=upgrade), the hosts that stand for the new stack - a canary already upgraded, or the host the

@@ -182,6 +182,26 @@ def differs(obs: Observation, matching: Any, ref_stack: str | None) -> dict[str,
     return out
 
 
+def compare_move(domain: str, here: Any, target: str, there: Any) -> dict[str, Any]:
+    """A requested move judged by observation: the domain's CPU on its source and the same CPU on ``target`` must give
+    the same words (both observations facts, or why there is none: a failed start on the target blocks the move)."""
+    if isinstance(there, str):
+        failed = there.startswith(FAILED)
+        return {"ok": not failed, "observed": False, "why": f"{domain} -> {target}: {there.removeprefix(FAILED)}"
+                if failed else None, "note": None if failed else there}
+    if isinstance(here, str):
+        return {"ok": True, "observed": False, "why": None, "note": f"not observed on its source: {here}"}
+    a, b = Observation.from_fact(domain, here), Observation.from_fact(target, there)
+    diffs = diff_words(a.cpuid, b.cpuid, ignored(a.accel, b.accel))
+    described = [d.describe("its source", target) for d in diffs] + [f"{target}'s QEMU filters {n}" for n in filtered_names(b)]
+    entry: dict[str, Any] = {"ok": not described, "observed": True, "source_stack": a.stack, "target_stack": b.stack,
+                             "words": [d.to_dict() for d in diffs], "describe": described, "why": None}
+    if described:
+        entry["why"] = (f"{domain} -> {target}: the vCPU {target} would give differs from the one its source gives: "
+                        + "; ".join(described))
+    return entry
+
+
 def refusal_reason(entry: Mapping[str, Any], group: str) -> str:
     """One line: which host, which words, what differs."""
     if entry.get("failed"):

@@ -273,6 +273,32 @@ def resolve_moves(requested: list[Mapping[str, str]], matrix: Mapping[str, Any])
     return out, failures
 
 
+def observation_plan(observed: Mapping[str, Any], requested: list[Mapping[str, str]],
+                     groups: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """What each target of a requested move must observe: the CPU of the domain as its source host observed it (the
+    domain's live ``<cpu>``, under the machine type its source runs). ``observed``: source host -> the results of its
+    cpu_observe loop over its domains (each with ``item``, the domain_cpu_info entry, and ``observation``)."""
+    by_domain: dict[str, dict[str, Any]] = {}
+    for host, results in observed.items():
+        for result in results or []:
+            item = result.get("item") if isinstance(result, Mapping) else None
+            obs = result.get("observation") if isinstance(result, Mapping) else None
+            if isinstance(item, Mapping) and isinstance(obs, Mapping):
+                by_domain[f"{host}/{item.get('name')}"] = {"cpu_xml": item.get("live_cpu_xml") or item.get("cpu_xml"),
+                                                          "machine": obs.get("machine")}
+    plan = []
+    for pair in requested:
+        domain, target = str(pair.get("domain", "")), str(pair.get("target", ""))
+        keys = [domain] if "/" in domain else sorted(k for k in by_domain if k.split("/", 1)[1] == domain)
+        for key in keys[:1] if len(keys) == 1 else []:
+            if key not in by_domain:
+                continue
+            for host in groups.get(target, [target]):
+                if host != key.split("/", 1)[0]:
+                    plan.append({"key": key, "target": host, **by_domain[key]})
+    return plan
+
+
 def _requested_failures(matrix: Mapping[str, Mapping[str, Any]], requested: list[Mapping[str, str]]) -> list[str]:
     failures = []
     for pair in requested:

@@ -120,7 +120,8 @@ def expansion(common: Common, reader: Reader, names: list[str], candidates: list
 
 
 def migration(common: Common, reader: Reader, names: list[str], sources: list[str], domains_var: str | None,
-              verdicts_var: str | None, requested: list[Mapping[str, str]], group: str | None) -> Outcome:
+              verdicts_var: str | None, requested: list[Mapping[str, str]], group: str | None,
+              observed: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None) -> Outcome:
     domains = reader.domains(sources, domains_var)
     targets, origin = reader.group(names), reader.group(sources)
     report = migration_report(targets, domains, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
@@ -130,7 +131,25 @@ def migration(common: Common, reader: Reader, names: list[str], sources: list[st
     if contract is not None:
         stacks = _stacks(common, origin)
         report["contract"] = _admission.migration_against(contract, stacks, domains, _admission.host_maps(origin, common.registry))
+    if observed is not None:
+        _observed_moves(report, *observed)
     return Outcome(report)
+
+
+def _observed_moves(report: dict[str, Any], at_source: Mapping[str, Any], at_target: Mapping[str, Any]) -> None:
+    """Each requested move: the domain's CPU as its source observes it against the same CPU as the target observes it.
+    A difference in any word blocks the move, named. ``at_source``: "host/domain" -> observation fact or why none;
+    ``at_target``: ("host/domain", target) -> the same."""
+    moves = report["observed"] = {}
+    keys = {str(pair.get("domain")) for pair in report.get("requested") or [] if "/" in str(pair.get("domain"))}
+    for (domain, host), there in sorted(at_target.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        if domain not in keys:  # the plan observes only requested moves (a group target: each of its hosts)
+            continue
+        here = at_source.get(domain, "not observed on its source")
+        entry = moves[f"{domain} -> {host}"] = _observed.compare_move(domain, here, host, there)
+        if not entry["ok"]:
+            report["verdict"]["ok"] = False
+            report["verdict"]["reasons"].append(entry["why"])
 
 
 def _stacks(common: Common, group: GroupFacts) -> Any:

@@ -190,7 +190,9 @@ class ActionModule(ActionBase):
                 if not args["new_stack"]:
                     raise AnsibleActionFail("cluster_cpu_facts: report=upgrade needs new_stack (the hosts that stand for it)")
                 reader.check_known(args["new_stack"])
-                return _verbs.upgrade(common, reader, groups, args["new_stack"], args["domains_var"], self._stack_file(args, task_vars))
+                observed = observations_of(reader, args["new_stack"], args["observations_var"]) if args["observations_var"] else None
+                return _verbs.upgrade(common, reader, groups, args["new_stack"], args["domains_var"], self._stack_file(args, task_vars),
+                                      observed)
             carried = self._carried(reader, args["carry_var"], task_vars)
             observations = None
             if args["observations_var"]:
@@ -314,7 +316,9 @@ def observations_of(reader: GroupReader, names: list[str], var: str) -> dict[str
         probe = (reader.cached_fact(name, "cpucompat") or {}).get("probe") or {}
         if registered.get("failed") or (registered.get("msg") and not registered.get("skipped") and "observation" not in registered):
             out[name] = FAILED + str(registered.get("msg") or "cpu_observe failed")
-        elif isinstance(fact, Mapping) and fact:  # observed now, or earlier of the same <cpu> (the digest says which)
+        elif isinstance(registered.get("observation"), Mapping):  # observed in this run
+            out[name] = dict(registered["observation"])
+        elif isinstance(fact, Mapping) and fact:  # observed earlier, of the same <cpu> or not (the digest says which)
             out[name] = dict(fact)
         elif isinstance(probe, Mapping) and probe.get("mode") == "socket":
             out[name] = "probed through a QMP socket: no QEMU of its own to start here"

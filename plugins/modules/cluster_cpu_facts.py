@@ -113,6 +113,9 @@ options:
         or where the C(<cpu>) did not start, is refused (quarantined with O(on_refusal=exclude)), naming the words and
         what differs between its stack and the group's. The contract records the observation of every new stack.
       - Hosts without an observation (probed through a QMP socket, observation disabled) are listed, not refused.
+      - With O(report=upgrade), the variable the canaries (O(new_stack)) registered their cpu_observe result in, an
+        observation of the C(<cpu>) an earlier call returned in C(observe); a canary whose words differ from those the
+        contract records for the group fails the check.
     type: str
   source_observations_var:
     description:

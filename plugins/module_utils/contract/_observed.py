@@ -126,14 +126,19 @@ def check(pinned: Mapping[str, Mapping[str, Any]], observations: Mapping[str, Ob
     """
     out = ObservedCheck()
     usable: dict[str, Observation] = {}
+    failed = {}
     for host in sorted(hosts):
         obs = observations.get(host, "not observed in this run")
-        if isinstance(obs, str):
+        if isinstance(obs, str) and obs.startswith(FAILED):  # the CPU did not start there: it cannot run it
+            failed[host] = obs.removeprefix(FAILED)
+        elif isinstance(obs, str):
             out.not_observed[host] = obs
         elif obs.cpu_digest not in digests:
             out.not_observed[host] = "its observation is of another <cpu> (observe it again)"
         else:
             usable[host] = obs
+    out.refused += [{"host": h, "stack": None, "filtered": [], "words": [], "describe": [], "differs": {}, "failed": why}
+                    for h, why in failed.items()]
     if pinned:
         out.reference = sorted(pinned)[0]
         ref_words, ref_accel = _words(pinned[out.reference]["cpuid"], "contract observed"), str(pinned[out.reference].get("accel"))

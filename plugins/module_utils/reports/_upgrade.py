@@ -173,6 +173,6 @@ def _advice(name: str, section: Mapping[str, Any], inexact: str | None, stack_fi
 
 
 def upgrade_report(sections: Mapping[str, Any], stack_file: str | None) -> dict[str, Any]:
-    reasons = [r for s in sections.values() for r in s["reasons"]]
+    reasons = [r for s in sections.values() for r in s["reasons"]]  # the canaries' observations among them
     return {"schema": REPORT_SCHEMA, "kind": "upgrade", "groups": dict(sections), "new_stack_file": stack_file,
             "verdict": {"ok": not reasons, "reasons": reasons}}

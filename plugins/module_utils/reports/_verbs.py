@@ -268,12 +268,6 @@ def _observed_admission(common: Common, name: str, section: dict[str, Any], obse
     section["observation"] = result.to_dict()
     section["admission"] = section.get("admission") or {"ok": True, "refused": [], "lower_contract": None,
                                                         "on_refusal": common.on_refusal}
-    failed = {h: w for h, w in result.not_observed.items() if w.startswith(_observed.FAILED)}
-    for host, why in failed.items():  # libvirt or QEMU would not start the <cpu> there: it cannot run it
-        result.refused.append({"host": host, "stack": None, "filtered": [], "words": [], "describe": [], "differs": {},
-                               "failed": why.removeprefix(_observed.FAILED)})
-        del result.not_observed[host]
-    section["observation"] = result.to_dict()
     for entry in result.refused:
         section["admission"]["refused"].append({"host": entry["host"], "missing_features": [], "model_blocked_by": [],
                                                 "why": _observed.refusal_reason(entry, name), "observed": entry})
@@ -329,17 +323,37 @@ def rebuild(common: Common, reader: Reader, group: str, hosts: list[str], domain
 
 
 def upgrade(common: Common, reader: Reader, groups: Mapping[str, list[str]], new_stack: list[str], domains_var: str | None,
-            stack_file: str | None) -> Outcome:
+            stack_file: str | None, observations: Mapping[str, Any] | None = None) -> Outcome:
     """Before a QEMU or libvirt upgrade: each group's CPU and domains on the new stack (the hosts ``new_stack``: a
-    canary already upgraded, or the new QEMU and map probed as a host of their own)."""
+    canary already upgraded, or the new QEMU and map probed as a host of their own). ``observations``: canary ->
+    its observation of the group's ``<cpu>`` (``observe`` of an earlier call says which), judged against the words the
+    contract records."""
     new = reader.group(new_stack)
     sections = {}
+    observe: dict[str, Any] = {}
     for name, hosts in groups.items():
         _path, current = _contract_of(common, name)
         members = [h for h in hosts if h not in new_stack]
-        sections[name] = upgrade_group(name, reader.group(members), new, current, common.policy, common.registry,
-                                       reader.domains(members, domains_var), common.form, stack_file)
-    return Outcome(upgrade_report(sections, stack_file), extra={"new_stack": dict(new.usable)})
+        section = sections[name] = upgrade_group(name, reader.group(members), new, current, common.policy, common.registry,
+                                                 reader.domains(members, domains_var), common.form, stack_file)
+        observe[name] = section.get("xml_both") or section.get("xml_now")
+        if observations is not None and observe[name]:
+            _observed_canaries(name, section, current, observations, new_stack, observe[name])
+    return Outcome(upgrade_report(sections, stack_file), extra={"new_stack": dict(new.usable), "observe": observe})
+
+
+def _observed_canaries(name: str, section: dict[str, Any], current: Any, observations: Mapping[str, Any],
+                       canaries: list[str], xml: str) -> None:
+    """The canaries' observation of the group's <cpu> against the words the contract records for the group."""
+    if current is None or not current.observed:
+        section["observation"] = {"skipped": f"the contract of group {name} records no observation yet (run the site "
+                                             "playbook once before the upgrade)"}
+        return
+    judged = {h: (_observed.Observation.from_fact(h, o) if isinstance(o, Mapping) else str(o)) for h, o in observations.items()}
+    result = _observed.check(current.observed, judged, canaries, {_observed.cpu_digest(xml)})
+    section["observation"] = result.to_dict()
+    section["reasons"] += [_observed.refusal_reason(e, name) + " - the upgrade changes what guests get"
+                           for e in result.refused]
 
 
 def extra_hosts(stacks: Mapping[str, Any]) -> list[HostCpu]:

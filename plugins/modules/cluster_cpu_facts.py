@@ -105,6 +105,12 @@ options:
       - With O(report=contract), the registered result of an earlier contract step of this run - its admission and
         C(<cpu>) stand, and only the domains' compliance is computed (no second baseline).
     type: str
+  defer_pin:
+    description:
+      - With O(report=contract), a group's first pin is not written by this step but by the observation step that follows
+        (O(carry_var) and O(observations_var)), once, with the words the hosts observe. The site playbook sets it.
+    type: bool
+    default: false
   observations_var:
     description:
       - With O(report=contract) and O(carry_var), the variable each host registered its C(cpucompat.cluster.cpu_observe)

@@ -55,6 +55,10 @@ class Contract:
     # The level as observed: stack key (QEMU release and package, machine type, kernel, accelerator) -> what a vCPU of
     # the rendered <cpu> was given there (contract/_observed). Not part of the level, so not of its digest either.
     observed: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The store generation that set the level (pin, raise, lower, upgrade, rebuild): what deployed domains are stamped
+    # with. A write that only records observations leaves it, so a newly observed stack restamps no domain. None: a
+    # contract written before the field, whose level is its store generation's.
+    level_generation: int | None = None
 
     @property
     def arch(self) -> str:
@@ -93,12 +97,14 @@ class Contract:
         if cpu.arch != doc["arch"]:
             raise ContractError(f"{where}: the contract is for {doc['arch']} but its CPU for {cpu.arch}")
         return cls(str(doc["group"]), cpu, str(doc["pinned_at"]), tuple(doc["history"]),
-                   None if schema == CONTRACT_SCHEMA else str(schema), _observed_of(doc.get("observed"), where))
+                   None if schema == CONTRACT_SCHEMA else str(schema), _observed_of(doc.get("observed"), where),
+                   _generation_of(doc.get("level_generation"), where))
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": CONTRACT_SCHEMA, "group": self.group, "arch": self.arch, "vendor": self.vendor,
                 "cpu": self.cpu.level(), "pinned_at": self.pinned_at, "history": [dict(h) for h in self.history],
-                **({"observed": {k: dict(v) for k, v in sorted(self.observed.items())}} if self.observed else {})}
+                **({"observed": {k: dict(v) for k, v in sorted(self.observed.items())}} if self.observed else {}),
+                **({"level_generation": self.level_generation} if self.level_generation is not None else {})}
 
     def check_group(self, group: str, hosts: Sequence[HostCpu], where: str) -> None:
         """Refuse a contract of another group, architecture or vendor than the hosts'."""
@@ -136,6 +142,14 @@ def versus(contract: Contract, today: GuestCpu | None, location: str) -> dict[st
               else "different")
     return {**out, "status": status, "today_model": today.model, "gains": sorted(now - pinned_set),
             "loses": sorted(pinned_set - now)}
+
+
+def _generation_of(data: Any, where: str) -> int | None:
+    if data is None:
+        return None
+    if not isinstance(data, int) or isinstance(data, bool) or data < 1:
+        raise ContractError(f"{where}: 'level_generation' must be a positive integer, got {data!r}")
+    return data
 
 
 def _observed_of(data: Any, where: str) -> dict[str, dict[str, Any]]:

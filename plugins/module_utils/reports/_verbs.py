@@ -56,6 +56,7 @@ class Common:
     on_refusal: str = "fail"  # a host that cannot run its group's contract: fail the group, or exclude (quarantine) it
     level: str | None = None  # the level a first pin takes (engine/_level); None: the group's best of today
     platforms: tuple[str, ...] = ()  # the platforms whose rendering of the contract the contract report shows
+    defer_pin: bool = False  # a first pin is written by the observation step that follows, with the observed words
 
 
 @dataclass
@@ -189,9 +190,15 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                                             common.level)
             moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
             to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
+            if to_write is not None and run.section["pinned_now"] and common.defer_pin:
+                run.section["pin_deferred"] = True  # the observation step writes it, once, with what the hosts observe
+                to_write = None
+            if to_write is not None:
+                to_write = replace(to_write, level_generation=stored.generation + 1)
             if to_write is not None and _write(common, name, to_write, stored):
                 written.append(path)  # in check mode only predicted: the store stays as it is
-            run.section["generation"] = stored.generation + 1 if to_write is not None else stored.generation
+            run.section["generation"] = stored.generation + 1 if to_write is not None or run.section.get("pin_deferred") \
+                else stamp_generation(run.contract, stored.generation)
             if common.platforms and run.contract is not None and run.baseline is not None and run.baseline.stacks is not None:
                 guest = run.contract.guest(run.baseline.stacks)
                 guests[name] = guest.to_dict()  # the platforms playbook's roles render it
@@ -244,11 +251,20 @@ def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Map
     return section
 
 
+def stamp_generation(contract: _contract.Contract | None, store_generation: int) -> int:
+    """The generation deployed domains are stamped with: the one that set the contract's level."""
+    return contract.level_generation if contract is not None and contract.level_generation else store_generation
+
+
 def _observed_admission(common: Common, name: str, section: dict[str, Any], observations: Mapping[str, Any],
                         group: GroupFacts) -> list[str]:
     """Admit the group's admitted hosts by their observation of its ``<cpu>``; record new stacks in the contract."""
     stored = common.store.read(name)
-    contract_now = stored.contract  # None: a first pin in check mode (nothing written, nothing recorded)
+    contract_now = stored.contract
+    if contract_now is None and section.get("pin_deferred") and section.get("cpu"):
+        # The first pin, deferred by the contract step: written here, once, with the words the hosts observe.
+        contract_now = _contract.Contract(name, level_of(section["cpu"], f"the pin of group {name}"), str(section["pinned_at"]),
+                                          tuple(section.get("history") or ()), level_generation=stored.generation + 1)
     if not section.get("xml") or section.get("reasons"):
         section["observation"] = {"skipped": "no contract <cpu> admitted in this run"}
         return []
@@ -280,11 +296,15 @@ def _observed_admission(common: Common, name: str, section: dict[str, Any], obse
     section["admission"]["ok"] = not result.refused
     new = {k: {**v, "hosts": sorted(v["hosts"])} for k, v in result.new_stacks(pinned).items() if v["hosts"]}
     section["observation"]["recorded"] = sorted(new)
-    if not new or section["reasons"] or contract_now is None:
+    pin_now = bool(section.get("pin_deferred")) and stored.contract is None
+    if section["reasons"] or (not new and not pin_now):
         return []
-    updated = replace(contract_now, observed={**contract_now.observed, **new})
+    updated = replace(contract_now, observed={**contract_now.observed, **new},
+                      level_generation=contract_now.level_generation or stored.generation)
     if _write(common, name, updated, stored):
-        section["generation"] = stored.generation + 1
+        # A record of what the hosts observe changes no level: the domains keep the stamp of the generation that set
+        # it (level_generation: a new stack observed must not restamp every domain); a deferred first pin is that one.
+        section["store_generation"] = stored.generation + 1
         return [common.store.where(name)]
     return []
 
@@ -296,9 +316,9 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
     run = _admission.plan_change(group, reader.group(hosts), stored.contract, path, request, common.policy, common.registry,
                                  reader.domains(hosts, domains_var), common.form)
     written = []
-    if run.to_write is not None and _write(common, group, run.to_write, stored):
+    if run.to_write is not None and _write(common, group, replace(run.to_write, level_generation=stored.generation + 1), stored):
         written.append(path)
-    run.section["generation"] = stored.generation + 1 if written else stored.generation
+    run.section["generation"] = stored.generation + 1 if written else stamp_generation(stored.contract, stored.generation)
     if run.contract is not None:
         run.section["digest"] = run.contract.digest
     report = {"schema": REPORT_SCHEMA, "kind": "plan", **run.section, "applied": bool(written) and not common.check_mode,
@@ -311,6 +331,7 @@ def rebuild(common: Common, reader: Reader, group: str, hosts: list[str], domain
     where, stored = common.store.where(group), common.store.read(group)
     stamps = _stamps.found(group, reader.domains(hosts, domains_var))
     contract, generation, notes = _stamps.rebuilt(group, stamps, stored, where)
+    contract = replace(contract, level_generation=generation)
     written = []
     if not common.check_mode:
         common.store.write(group, contract, stored.generation, generation)

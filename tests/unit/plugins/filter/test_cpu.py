@@ -18,7 +18,17 @@ ARM = facts_of("aarch64-unidentified-nosve-qemu-8.2.0")
 def test_every_filter_is_registered() -> None:
     assert set(cpu.FilterModule().filters()) == {
         "cpu_summary", "cpu_baseline", "cpu_compare", "libvirt_cpu_xml", "cpu_report_markdown", "cpu_expansion_plan",
-        "cpu_migration_matrix", "cpu_domain_cpus", "cpu_report_html", "cpu_moves"}
+        "cpu_migration_matrix", "cpu_domain_cpus", "cpu_report_html", "cpu_moves", "cpu_observation_plan"}
+
+
+def test_the_observation_plan_gives_each_target_the_domains_cpu_as_its_source_runs_it() -> None:
+    """A bare domain name found on its source, a group target expanded to its hosts (the source itself left out)."""
+    results = {"hv1": [{"item": {"name": "web1", "cpu_xml": "<cpu>persistent</cpu>", "live_cpu_xml": "<cpu>live</cpu>"},
+                        "observation": {"machine": "pc-q35-7.2"}},
+                       {"item": {"name": "db"}, "msg": "failed", "skipped": False}]}
+    plan = cpu.cpu_observation_plan(results, [{"domain": "web1", "target": "rack"}], {"rack": ["hv1", "hv2", "hv3"]})
+    assert plan == [{"key": "hv1/web1", "target": t, "cpu_xml": "<cpu>live</cpu>", "machine": "pc-q35-7.2"} for t in ("hv2", "hv3")]
+    assert cpu.cpu_observation_plan(results, [{"domain": "db", "target": "hv2"}], {}) == [], "no observation on its source"
 
 
 @pytest.mark.parametrize("text, moves", [

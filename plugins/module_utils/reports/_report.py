@@ -21,6 +21,11 @@ PROBLEM_TITLES = (("unreachable", "Unreachable or failed"), ("probe_failed", "Pr
                   ("other_schema", "Facts of another schema"), ("unreadable", "Fact cache entry unreadable"))
 
 
+def _c(text: object) -> str:
+    """A Markdown table cell: a ``|`` in a host, domain or group name (or a reason) would end the cell."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
 def _names(names: list[str], limit: int = 12) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -85,7 +90,7 @@ def baseline_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> 
             verdict = (view.get("verdicts") or {}).get(name, {})
             cpu = summary.get("model_id") or summary.get("base_model") or summary.get("arch")
             own = (levels.get("hosts") or {}).get(name) or {}
-            out.append(f"| {name} | {cpu} | {summary.get('qemu_version') or '?'} | {summary.get('accel')} | "
+            out.append(f"| {_c(name)} | {cpu} | {summary.get('qemu_version') or '?'} | {summary.get('accel')} | "
                        f"{own.get('best_model') or '-'} | {own.get('psabi') or '-'} | "
                        f"{verdict.get('result', '?')}{'' if verdict.get('runnable', True) else ' (cannot run it!)'} |")
         if host_rows is not None and len(hosts) > host_rows:
@@ -94,7 +99,7 @@ def baseline_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> 
         lost = base.get("lost") or {}
         if lost:
             out += ["", "## Features lost, and the hosts responsible", "", "| feature | lacking on |", "|---|---|"]
-            out += [f"| {f} | {_names(h)} |" for f, h in sorted(lost.items(), key=lambda kv: (len(kv[1]), kv[0]))]
+            out += [f"| {f} | {_c(_names(h))} |" for f, h in sorted(lost.items(), key=lambda kv: (len(kv[1]), kv[0]))]
         if view.get("axes"):
             out += _axes_markdown(view["axes"])
         if base.get("bottlenecks"):
@@ -118,7 +123,7 @@ def _levels_markdown(levels: Mapping[str, Any], total: int, rows: int = 15) -> l
     out += ["| model | runs on | not on |", "|---|---|---|"]
     for name, m in list(models.items())[:rows]:
         more = m["not_on_count"] - len(m["not_on"])
-        out.append(f"| {name} | {m['hosts']} of {total} | {', '.join(m['not_on']) or '-'}{f' and {more} more' if more > 0 else ''} |")
+        out.append(f"| {_c(name)} | {m['hosts']} of {total} | {_c(', '.join(m['not_on'])) or '-'}{f' and {more} more' if more > 0 else ''} |")
     if len(models) > rows:
         out.append(f"| ... {len(models) - rows} more models (the JSON report lists them) | | |")
     return out
@@ -162,7 +167,7 @@ def expansion_markdown(view: Mapping[str, Any]) -> str:
     current = view.get("current") or {}
     out += ["", "## Candidates", "", "| candidate | runs the current baseline | missing |", "|---|---|---|"]
     for name, cand in sorted((view.get("candidates") or {}).items()):
-        out.append(f"| {name} | {'yes' if cand['runs_current_baseline'] else 'no'} | {', '.join(cand['missing_features']) or '-'} |")
+        out.append(f"| {_c(name)} | {'yes' if cand['runs_current_baseline'] else 'no'} | {', '.join(cand['missing_features']) or '-'} |")
     if view.get("error"):
         out += ["", f"**No common CPU with the candidates:** {view['error']}"]
     delta = view.get("delta")
@@ -212,7 +217,7 @@ def migration_markdown(view: Mapping[str, Any]) -> str:
             if "libvirt" in cell:
                 text += f" (libvirt: {cell['libvirt']}{', DISAGREES' if cell.get('disagreement') else ''})"
             cells.append(text)
-        out.append(f"| {domain} | " + " | ".join(cells) + " |")
+        out.append(f"| {_c(domain)} | " + " | ".join(_c(c) for c in cells) + " |")
     if view.get("disagreements"):
         out += ["", f"**{len(view['disagreements'])} disagreement(s) between our verdict and libvirt's**, e.g. "
                 + "; ".join(f"{d['domain']} -> {d['target']}: ours {'yes' if d['ours'] else 'no'}, libvirt {d['libvirt']}"
@@ -237,9 +242,10 @@ def platform_text(platform: str, rendering: Mapping[str, Any]) -> str:
 
 def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = False) -> list[str]:
     pinned = (" (check mode: a real run would pin it)" if check_mode else " (pinned in this run)") if section.get("pinned_now") \
-        else f", pinned at {section.get('pinned_at')}"
+        else f", pinned at {section['pinned_at']}" if section.get("pinned_at") else " (no contract pinned)"
     out = ["", f"## Group {name}", "", f"- contract: `{section.get('contract_file')}`" + pinned,
-           f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features"]
+           f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features" if section.get("model")
+           else "- level: none"]
     for host, why in (section.get("hosts_without_facts") or {}).items():
         out.append(f"- **no usable facts from {host}:** {why}")
     admission = section.get("admission") or {}
@@ -264,13 +270,13 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
     table = section.get("host_table") or {}
     if table:
         out += ["", "| host | runs the contract | best model | x86-64 level | microcode |", "|---|---|---|---|---|"]
-        out += [f"| {h} | {'yes' if t['runs_contract'] else 'no'} | {t.get('best_model') or '-'} | {t.get('psabi') or '-'} | "
+        out += [f"| {_c(h)} | {'yes' if t['runs_contract'] else 'no'} | {t.get('best_model') or '-'} | {t.get('psabi') or '-'} | "
                 f"{t.get('microcode') or '-'} |" for h, t in sorted(table.items())]
     out += _observed_markdown(section.get("observation") or {})
     counts = {k: v for k, v in (section.get("status_counts") or {}).items() if v}
     if counts:
         out += ["", "| domain | status | persistent | live | at its next power cycle | what to do |", "|---|---|---|---|---|---|"]
-        out += [f"| {key} | {d['status']} | {'yes' if d.get('persistent') else 'no'} | "
+        out += [f"| {_c(key)} | {d['status']} | {'yes' if d.get('persistent') else 'no'} | "
                 f"{'-' if d.get('live') is None else ('yes' if d['live'] else 'no')} | {_power_cycle(d)} | {d.get('action') or '-'} |"
                 for key, d in sorted((section.get("domains") or {}).items())]
         out.append("")
@@ -284,7 +290,7 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
         out += ["", "| when | action | from | to | reason |", "|---|---|---|---|---|"]
         for h in section["history"]:
             out.append(f"| {h.get('at')} | {h.get('action')} | {(h.get('from') or {}).get('model', '-')} | "
-                       f"{(h.get('to') or {}).get('model')} | {h.get('reason')} |")
+                       f"{(h.get('to') or {}).get('model')} | {_c(h.get('reason'))} |")
     return out
 
 
@@ -299,7 +305,7 @@ def _observed_markdown(ob: Mapping[str, Any]) -> list[str]:
         out += [f"The group's CPUID words come from {ob.get('reference')}"
                 + (f"; recorded in the contract in this run: {', '.join(ob['recorded'])}" if ob.get("recorded") else "") + ".",
                 "", "| stack (QEMU \\| machine type \\| kernel \\| accelerator) | hosts | words |", "|---|---|---|"]
-        out += [f"| {key.replace('|', '/')} | {', '.join(st.get('hosts') or []) or 'none in this run'} | {len(st.get('cpuid') or {})} |"
+        out += [f"| {key.replace('|', '/')} | {_c(', '.join(st.get('hosts') or [])) or 'none in this run'} | {len(st.get('cpuid') or {})} |"
                 for key, st in sorted(ob["stacks"].items())]
     for entry in ob.get("refused") or []:
         out.append(f"- **{entry['host']}** differs: " + "; ".join([*entry.get("describe", []), *entry.get("filtered", []),
@@ -342,7 +348,7 @@ def plan_markdown(view: Mapping[str, Any]) -> str:
     domains = view.get("domains") or {}
     if domains:
         out += ["", "| domain | changes | restart required |", "|---|---|---|"]
-        out += [f"| {key} | {'yes' if d.get('changes') else 'no'} | {'yes' if d.get('restart_required') else 'no'} |"
+        out += [f"| {_c(key)} | {'yes' if d.get('changes') else 'no'} | {'yes' if d.get('restart_required') else 'no'} |"
                 for key, d in sorted(domains.items())]
     return "\n".join(out) + "\n"
 
@@ -365,7 +371,7 @@ def upgrade_markdown(view: Mapping[str, Any]) -> str:
             for key, d in sorted(changing.items()):
                 what = "; ".join(f"{s}: " + (v["refused"] if "refused" in v else f"gains {', '.join(v['gains']) or '-'}, loses {', '.join(v['loses']) or '-'}")
                                  for s, v in d.get("on", {}).items())
-                out.append(f"| {key} | {what} |")
+                out.append(f"| {_c(key)} | {_c(what)} |")
         out += ["", "What to do:"] + [f"1. {a}" for a in g.get("actions") or []]
     return "\n".join(out) + "\n"
 

@@ -1,0 +1,33 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Markdown tables keep their columns whatever the names (issue 29): a ``|`` in a name is escaped; no ``None``."""
+
+from __future__ import annotations
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import contract_markdown
+
+
+def _row_cells(line: str) -> int:
+    """Cells of a Markdown table row, as a renderer splits it (an escaped pipe is no separator)."""
+    return len(line.replace("\\|", "").strip().strip("|").split("|"))
+
+
+def test_a_pipe_in_a_domain_or_host_name_keeps_the_row_whole() -> None:
+    section = {"contract_file": "/s/hv.json", "pinned_at": "2026-12-04T00:00:00Z", "model": "M", "features": ["fpu"],
+               "host_table": {"hv|1": {"runs_contract": True, "best_model": "M", "psabi": "x86-64-v2", "microcode": "0x1"}},
+               "domains": {"hv|1/web|a": {"status": "compliant", "persistent": True, "live": None}},
+               "status_counts": {"compliant": 1}, "reasons": [], "history": [{"at": "t", "action": "pin", "from": None,
+                                                                                 "to": {"model": "M"}, "reason": "a | b"}]}
+    md = contract_markdown({"kind": "contract", "groups": {"hv": section}, "verdict": {"ok": True, "reasons": []}})
+    rows = [line for line in md.splitlines() if line.startswith("| ") and ("hv\\|1" in line or "a \\| b" in line)]
+    assert len(rows) == 3, md
+    headers = {line.count("|") for line in md.splitlines() if line.startswith("|---")}
+    for row in rows:
+        assert _row_cells(row) + 1 in headers, row
+
+
+def test_no_none_for_a_group_without_a_contract() -> None:
+    section = {"contract_file": "/s/hv.json", "pinned_at": None, "model": None, "features": [], "reasons": ["x"], "history": []}
+    md = contract_markdown({"kind": "contract", "groups": {"hv": section}, "verdict": {"ok": False, "reasons": ["x"]}})
+    assert "None" not in md and "no contract pinned" in md

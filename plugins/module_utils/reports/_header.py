@@ -100,7 +100,8 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
         compliance = (report.get("verdict") or {}).get("compliance")
         pending = (len(compliance["pending"]) if compliance is not None else  # a report written before the verdict said
                    domains - sum((g.get("status_counts") or {}).get(s, 0) for g in groups.values() for s in SETTLED))
-        tone = "warn" if (quarantined or pending > 0) else "ok"
+        # In check mode the pending domains are the plan (nothing was deployed): no warning over an OK verdict.
+        tone = "warn" if (quarantined or (pending > 0 and not check)) else "ok"
         pinned = [n for n, g in groups.items() if g.get("pinned_now")]
         if pinned:
             words = (f"Would pin the contract of {', '.join(pinned)} (check mode: nothing written)" if check

@@ -31,3 +31,15 @@ def test_no_none_for_a_group_without_a_contract() -> None:
     section = {"contract_file": "/s/hv.json", "pinned_at": None, "model": None, "features": [], "reasons": ["x"], "history": []}
     md = contract_markdown({"kind": "contract", "groups": {"hv": section}, "verdict": {"ok": False, "reasons": ["x"]}})
     assert "None" not in md and "no contract pinned" in md
+
+
+def test_a_check_mode_header_agrees_with_its_verdict() -> None:
+    """--check: the domains the deploy would change are the plan, not an ATTENTION above 'Verdict: OK'."""
+    section = {"contract_file": "/s/hv.json", "pinned_at": None, "pinned_now": True, "model": "M", "features": ["fpu"],
+               "admitted": ["hv1"], "domains": {"hv1/web": {"status": "not-deployed", "persistent": True, "live": False}},
+               "status_counts": {"not-deployed": 1}, "reasons": [], "history": []}
+    report = {"kind": "contract", "check_mode": True, "groups": {"hv": section},
+              "verdict": {"ok": True, "reasons": [], "compliance": {"domains": 1, "settled": 0, "pending": {"hv1/web": "not-deployed"}}}}
+    md = contract_markdown(report)
+    assert "**OK: Would pin" in md and "ATTENTION" not in md
+    assert "ATTENTION" in contract_markdown({**report, "check_mode": False})

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import contract_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import contract_markdown, report_markdown
 
 
 def _row_cells(line: str) -> int:
@@ -40,6 +40,6 @@ def test_a_check_mode_header_agrees_with_its_verdict() -> None:
                "status_counts": {"not-deployed": 1}, "reasons": [], "history": []}
     report = {"kind": "contract", "check_mode": True, "groups": {"hv": section},
               "verdict": {"ok": True, "reasons": [], "compliance": {"domains": 1, "settled": 0, "pending": {"hv1/web": "not-deployed"}}}}
-    md = contract_markdown(report)
+    md = report_markdown(report)
     assert "**OK: Would pin" in md and "ATTENTION" not in md
-    assert "ATTENTION" in contract_markdown({**report, "check_mode": False})
+    assert "ATTENTION" in report_markdown({**report, "check_mode": False})

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import contract_markdown, report_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import REPORT_SCHEMA, contract_markdown, report_markdown
 
 
 def _row_cells(line: str) -> int:
@@ -38,7 +38,7 @@ def test_a_check_mode_header_agrees_with_its_verdict() -> None:
     section = {"contract_file": "/s/hv.json", "pinned_at": None, "pinned_now": True, "model": "M", "features": ["fpu"],
                "admitted": ["hv1"], "domains": {"hv1/web": {"status": "not-deployed", "persistent": True, "live": False}},
                "status_counts": {"not-deployed": 1}, "reasons": [], "history": []}
-    report = {"kind": "contract", "check_mode": True, "groups": {"hv": section},
+    report = {"schema": REPORT_SCHEMA, "kind": "contract", "check_mode": True, "groups": {"hv": section},
               "verdict": {"ok": True, "reasons": [], "compliance": {"domains": 1, "settled": 0, "pending": {"hv1/web": "not-deployed"}}}}
     md = report_markdown(report)
     assert "**OK: Would pin" in md and "ATTENTION" not in md

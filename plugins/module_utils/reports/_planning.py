@@ -240,21 +240,46 @@ def _cpu_summary(cpu_xml: str | None) -> dict[str, Any]:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+:,-]*$")  # libvirt allows ':' and ',' in a domain's name
+_UNESCAPED = r"(?<!\\)"
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\([:,\\])", r"\1", text)
 
 
 def parse_moves(text: Any) -> list[dict[str, str]]:
     """``web1:hv2`` or ``hv1/web1:hv2``, several separated by commas, as requested migrations ({domain, target}); the
-    domain without its host is found on the source hosts. Every name is checked."""
+    domain without its host is found on the source hosts. A ``:`` or ``,`` in a domain's name is written ``\\:`` or
+    ``\\,``; or give a list, of such strings or of ``{domain, target}`` mappings. Every name is checked."""
+    if isinstance(text, list):
+        moves = []
+        for item in text:
+            if isinstance(item, Mapping):
+                moves.append(_move(str(item.get("domain", "")), str(item.get("target", "")), repr(dict(item))))
+            else:
+                moves += parse_moves(item)
+        if not moves:
+            raise BaselineError("cpucompat_migrate is empty: give domain:target (or host/domain:target), comma-separated")
+        return moves
     if not isinstance(text, str) or not text.strip():
         raise BaselineError("cpucompat_migrate is empty: give domain:target (or host/domain:target), comma-separated")
     moves = []
-    for item in (p.strip() for p in text.split(",")):
-        domain, sep, target = item.rpartition(":")
-        parts = domain.split("/")
-        if not sep or len(parts) > 2 or not all(_NAME.match(p) for p in [*parts, target]):
-            raise BaselineError(f"cpucompat_migrate: {item!r} is not domain:target or host/domain:target")
-        moves.append({"domain": domain, "target": target})
+    for item in (p.strip() for p in re.split(_UNESCAPED + ",", text)):
+        parts = re.split(_UNESCAPED + ":", item)
+        if len(parts) != 2:
+            raise BaselineError(f"cpucompat_migrate: {item!r} is not domain:target or host/domain:target "
+                                "(write a ':' or ',' in a domain's name as '\\:' or '\\,')")
+        moves.append(_move(_unescape(parts[0]), _unescape(parts[1]), repr(item)))
     return moves
+
+
+def _move(domain: str, target: str, item: str) -> dict[str, str]:
+    parts = domain.split("/")
+    if len(parts) > 2 or not all(_NAME.match(p) for p in [*parts[:-1], target]) or not _DOMAIN.match(parts[-1]):
+        raise BaselineError(f"cpucompat_migrate: {item} is not domain:target or host/domain:target "
+                            "(write a ':' or ',' in a domain's name as '\\:' or '\\,')")
+    return {"domain": domain, "target": target}
 
 
 def resolve_moves(requested: list[Mapping[str, str]], matrix: Mapping[str, Any]) -> tuple[list[dict[str, str]], list[str]]:

@@ -84,3 +84,19 @@ def test_expansion_plan_and_matrix() -> None:
     matrix = cpu.cpu_migration_matrix(domains, {"gold": GOLD, "bdw": BROADWELL})
     assert matrix["matrix"]["gold/vm"]["gold"]["own_host"] is True and matrix["matrix"]["gold/vm"]["bdw"]["ok"] is False
     assert "| gold/vm |" in cpu.cpu_report_markdown(matrix)
+
+
+@pytest.mark.parametrize("given, moves", [
+    ("hv1/db\\:1:hv3", [{"domain": "hv1/db:1", "target": "hv3"}]),
+    ("a\\,b:hv4,web1:hv2", [{"domain": "a,b", "target": "hv4"}, {"domain": "web1", "target": "hv2"}]),
+    (["web1:hv2", {"domain": "hv1/a:b", "target": "hv3"}], [{"domain": "web1", "target": "hv2"}, {"domain": "hv1/a:b", "target": "hv3"}]),
+])
+def test_a_colon_or_comma_in_a_domain_name_is_quoted_or_given_as_a_list(given, moves) -> None:
+    """issue 29: a domain with ':' in its name could not be named in cpucompat_migrate."""
+    assert cpu.cpu_moves(given) == moves
+
+
+@pytest.mark.parametrize("bad", ["db:1:hv3", "hv1/a/b:hv2", "$(x):hv", [{"domain": "a", "target": "b c"}], []])
+def test_ambiguous_or_bad_moves_are_refused(bad) -> None:
+    with pytest.raises(Exception, match="cpucompat_migrate"):
+        cpu.cpu_moves(bad)

@@ -35,3 +35,11 @@ def test_an_empty_group_fails_and_a_list_is_checked_whole(tmp_path, inventory) -
     assert proc.returncode != 0 and "inventory group lab has no hosts" in proc.stdout
     proc = run_playbook("cpucompat.cluster.site", tmp_path, inventory=inventory, extra={"cpucompat_group": ["hypervisors", "nope"]})
     assert proc.returncode != 0 and "no inventory group nope" in proc.stdout
+
+
+def test_a_mistyped_contract_action_is_one_line(tmp_path, inventory) -> None:
+    """Not the role's argument spec printed once per host (16.7 KB for two hosts before)."""
+    proc = run_playbook("cpucompat.cluster.change_contract", tmp_path, inventory=inventory,
+                        extra={"cpucompat_contract_action": "rasie"})
+    assert proc.returncode != 0 and "cpucompat_contract_action must be raise or lower, got 'rasie'" in proc.stdout
+    assert "argument_spec" not in proc.stdout and len(proc.stdout) < 3000, len(proc.stdout)

@@ -62,8 +62,12 @@ XML
   virsh -q -c qemu:///system define "$DEMO/domain.xml" >/dev/null
 fi
 
+# The demo's own contract store (the file store's default folder is under XDG_DATA_HOME), never the operator's
+# ~/.local/share/cpucompat: what the demo reads depends on nothing outside this checkout.
+export XDG_DATA_HOME=$DEMO/data
 "$ROOT/.venv/bin/ansible-playbook" -i "$DEMO/inventory.yml" playbooks/site.yml --check --diff \
   -e cpucompat_report_dir="$ROOT/reports" "$@"
 echo
 echo "Report: $ROOT/reports/baseline.html (open it in a browser; contract.html, and the .md and .json of both, beside it)"
-echo "The deploy above ran in check mode: nothing changed and no contract was written (a real run pins it in the contract store, ~/.local/share/cpucompat/contracts)."
+echo "The deploy above ran in check mode: nothing changed and no contract was written (a real run pins it in the contract store;"
+echo "the demo's is $DEMO/data/cpucompat/contracts, an operator's ~/.local/share/cpucompat/contracts)."

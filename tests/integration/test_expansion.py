@@ -30,7 +30,7 @@ PLAYBOOK = open(os.path.join(ROOT, "playbooks", "plan_expansion.yml"), encoding=
 
 @pytest.fixture(scope="module")
 def current_xml() -> str:
-    me = _probe.probe(_probe.ProbeRequest())
+    me = _probe.probe(_probe.ProbeRequest(machine="q35"))
     return _libvirt.render(_baseline.baseline_of({"this-machine": me, "rec-cluster": facts_of(CLUSTER_REC)}).guest).xml
 
 

@@ -23,7 +23,7 @@ ACCEL = "kvm" if _fingerprint.kvm_usable() else "tcg"
 
 @pytest.fixture(scope="module")
 def this_machine() -> dict:
-    facts = _probe.probe(_probe.ProbeRequest(accel=ACCEL))
+    facts = _probe.probe(_probe.ProbeRequest(accel=ACCEL, machine="q35"))
     if ACCEL == "tcg":
         pytest.skip("recorded hosts are KVM probes; mixing them with a TCG probe of this machine is refused by design")
     return facts

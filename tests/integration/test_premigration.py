@@ -29,7 +29,7 @@ PLAYBOOK = open(os.path.join(ROOT, "playbooks", "premigration_check.yml"), encod
 @pytest.fixture
 def domains(tmp_path):
     ensure_libvirtd()
-    me = _probe.probe(_probe.ProbeRequest())
+    me = _probe.probe(_probe.ProbeRequest(machine="q35"))
     portable = _libvirt.render(_baseline.baseline_of({"me": me, "target": facts_of(TARGET)}).guest).xml
     local_only = _libvirt.render(_baseline.baseline_of({"me": me}).guest).xml
     names = {"portable": define(tmp_path, cpu=portable, prefix="cpucompat-mig-portable"),

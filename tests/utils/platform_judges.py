@@ -255,12 +255,13 @@ def property_groups(old: QemuJudge, new: QemuJudge) -> list[tuple[str, tuple[str
 
 @functools.lru_cache(maxsize=None)
 def this_machine(stack_names: tuple[str, ...] = ("system", "backports")) -> dict[str, dict[str, Any]]:
-    """This machine probed under KVM with each named stack's QEMU and libvirt CPU map (whatever its CPU's vendor)."""
+    """This machine probed under KVM with each named stack's QEMU and libvirt CPU map (whatever its CPU's vendor), on
+    q35 whatever machine types the domains defined here use (a group refuses hosts probed on different ones)."""
     from . import stacks  # pylint: disable=import-outside-toplevel
 
     out = {}
     for name in stack_names:
         stack = stacks.by_name(name)
         out[f"me-{name}"] = _probe.probe(_probe.ProbeRequest(qemu_binary=stack.qemu, accel="kvm", cpu_map=stack.cpu_map_dir,
-                                                             libvirt_version=stack.libvirt_version))
+                                                             libvirt_version=stack.libvirt_version, machine="q35"))
     return out

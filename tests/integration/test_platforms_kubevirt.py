@@ -35,12 +35,6 @@ PAIRS = [("x86_64-xeon-gold-6130", "x86_64-xeon-platinum-9242"), ("x86_64-xeon-e
          ("x86_64-epyc-7502", "x86_64-epyc-7601-ibpb"), ("x86_64-core-i7-8700", "x86_64-xeon-e3-1245-v5")]
 
 
-@pytest.fixture(scope="module")
-def qemu_judges():
-    with judges.qemu(SYSTEM) as old, judges.qemu(BACKPORTS) as new:
-        yield (old, new)
-
-
 @functools.lru_cache(maxsize=None)
 def virsh_models(name: str) -> frozenset[str]:
     """The x86 models this stack's libvirt itself lists."""

@@ -34,14 +34,10 @@ SYSTEM, BACKPORTS = stacks.by_name("system"), stacks.by_name("backports")
 MODERN = ("x86_64-xeon-gold-6130", "x86_64-xeon-platinum-9242")
 
 
-@pytest.fixture(scope="module")
-def qemu_judges():
-    with judges.qemu(SYSTEM) as old, judges.qemu(BACKPORTS) as new:
-        yield (old, new)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def conn():
+    """A connection of the test's own: a test of another process may stop libvirtd between two tests
+    (tests/utils/libvirtd_lock.py keeps it from doing so during one)."""
     ensure_libvirtd()
     connection = libvirt.open(URI)
     yield connection

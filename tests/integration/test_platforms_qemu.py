@@ -35,12 +35,6 @@ RENDERERS: dict[str, Callable[..., list[str]]] = {
 
 
 @pytest.fixture(scope="module")
-def qemu_judges():
-    with judges.qemu(SYSTEM) as old, judges.qemu(BACKPORTS) as new:
-        yield (old, new)
-
-
-@pytest.fixture(scope="module")
 def rendered(qemu_judges) -> dict[str, list[tuple[str, tuple[str, ...], frozenset[str], list[str], str]]]:
     """Per platform: (group, its stacks, the pinned set, the -cpu values, the guests' machine type) of every property
     group; a refusal fails unless it is Proxmox's, of a model it does not offer."""

@@ -43,10 +43,11 @@ def synthetic(model: str, features: frozenset[str], stack: stacks.Stack, judge: 
             "libvirt": {"version": stack.libvirt_version, "cpu_map": cpu_map.to_facts()} if libvirt else None}
 
 
-def cases(old: QemuJudge) -> Iterator[tuple[str, str | None, frozenset[str], frozenset[str]]]:
-    """(model, the feature the second host lacks or None, the first host's CPU, the second host's CPU)."""
+def cases(old: QemuJudge, models: list[str] | None = None) -> Iterator[tuple[str, str | None, frozenset[str], frozenset[str]]]:
+    """(model, the feature the second host lacks or None, the first host's CPU, the second host's CPU), for ``models``
+    (default: every model both know)."""
     maps = (stacks.by_name("system").cpu_map, stacks.by_name("backports").cpu_map)
-    for model in models_both_know():
+    for model in models_both_know() if models is None else models:
         defs = [old.view(model, {}), *(m.definition(model) for m in maps)]
         union = frozenset().union(*defs)
         host = old.view(model, {f: True for f in union})

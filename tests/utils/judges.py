@@ -15,11 +15,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _features
@@ -32,30 +33,49 @@ from .stacks import Stack
 
 ACCEL = "kvm" if _fingerprint.kvm_usable() else "tcg"
 
+# QEMU's answers within a run: (binary digest, machine, accel, model, properties) -> the guest's features or the error.
+# An expansion depends on nothing else, and the property tests ask the same ones again and again.
+_EXPANSIONS: dict[tuple[str, str, str, str, tuple[tuple[str, bool], ...]], frozenset[str] | str] = {}
+
+
+@functools.lru_cache(maxsize=None)
+def binary_digest(path: str) -> str:
+    """sha256 of a QEMU binary (of the script and the binary it runs, for the backports' wrapper)."""
+    digest = hashlib.sha256()
+    for name in dict.fromkeys((path, os.path.realpath(path))):
+        with open(name, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
 
 class QemuJudge:
-    """One QEMU of a stack, started once, asked for many expansions (pipelined)."""
+    """One QEMU of a stack, started once, asked for many expansions (pipelined, each answered once per run)."""
 
-    def __init__(self, client: Any, stack: Stack, machine: str) -> None:
+    def __init__(self, client: Any, stack: Stack, machine: str, accel: str = ACCEL) -> None:
         self.client = client
         self.stack = stack
         self.machine = machine
+        self.accel = accel
+        self._key = (binary_digest(stack.qemu), machine, accel)
         # Every feature property this QEMU has (the static expansion of "max" lists each, on or off).
         reply = client.execute("query-cpu-model-expansion", {"type": "static", "model": {"name": "max"}})
         self.known = frozenset(_features.enabled_features("x86_64", reply["model"].get("props", {}), "max"))
 
     def views(self, asks: list[tuple[str, Mapping[str, bool]]]) -> list[frozenset[str] | str]:
         """For each (model, properties): the features a guest gets (canonical, paravirtual ones left out), or QEMU's error."""
-        replies = self.client.execute_many([("query-cpu-model-expansion", {"type": "static", "model": {"name": m, "props": dict(p)}})
-                                            for m, p in asks])
-        out: list[frozenset[str] | str] = []
-        for (model, _props), reply in zip(asks, replies):
+        keys = [(*self._key, m, tuple(sorted(p.items()))) for m, p in asks]
+        missing = [k for k in dict.fromkeys(keys) if k not in _EXPANSIONS]
+        replies = self.client.execute_many([("query-cpu-model-expansion", {"type": "static", "model": {"name": k[3], "props": dict(k[4])}})
+                                            for k in missing]) if missing else []
+        for key, reply in zip(missing, replies):
+            model = key[3]
             if not reply.ok:
-                out.append(f"QEMU {self.stack.name} refused {model}: {reply.error_class}: {reply.error_desc}")
+                _EXPANSIONS[key] = f"QEMU {self.stack.name} refused {model}: {reply.error_class}: {reply.error_desc}"
                 continue
             feats = _features.enabled_features("x86_64", reply.value["model"].get("props", {}), model)
-            out.append(frozenset(f for f, on in feats.items() if on and not is_paravirt(f)))
-        return out
+            _EXPANSIONS[key] = frozenset(f for f, on in feats.items() if on and not is_paravirt(f))
+        return [_EXPANSIONS[k] for k in keys]
 
     def view(self, model: str, props: Mapping[str, bool]) -> frozenset[str] | str:
         return self.views([(model, props)])[0]
@@ -65,6 +85,25 @@ class QemuJudge:
 def qemu(stack: Stack, machine: str = "q35") -> Iterator[QemuJudge]:
     with _probe.spawn_qemu(stack.qemu, ACCEL, 60, machine=machine) as client:
         yield QemuJudge(client, stack, machine)
+
+
+class JudgePool:
+    """The judges of a test session: one :func:`qemu` per (stack, machine type), started when first asked for and
+    stopped by :meth:`close` (the ``qemu_judge`` and ``qemu_judges`` fixtures of tests/conftest.py)."""
+
+    def __init__(self) -> None:
+        self._exit = ExitStack()
+        self._judges: dict[tuple[str, str, str], QemuJudge] = {}
+
+    def get(self, stack: Stack, machine: str = "q35") -> QemuJudge:
+        key = (stack.name, stack.qemu, machine)
+        if key not in self._judges:
+            self._judges[key] = self._exit.enter_context(qemu(stack, machine))
+        return self._judges[key]
+
+    def close(self) -> None:
+        self._judges.clear()
+        self._exit.close()
 
 
 def libvirt_props(spec: CpuSpec, cpu_map: CpuMap, incoming: bool = False, known: frozenset[str] | None = None) -> dict[str, bool]:
@@ -108,8 +147,8 @@ def verdict(spec: CpuSpec, wanted: frozenset[str], judges: Iterable[QemuJudge], 
             problems.append(f"libvirt {cpu_map.version} expects extra {sorted((view - wanted) & vocab)}, "
                             f"missing {sorted((wanted - view) & vocab)}")
         for judge in judges:
-            for incoming in (False, True):
-                seen = judge.view(str(spec.model), libvirt_props(spec, cpu_map, incoming, judge.known))
+            seens = judge.views([(str(spec.model), libvirt_props(spec, cpu_map, incoming, judge.known)) for incoming in (False, True)])
+            for incoming, seen in zip((False, True), seens):
                 if isinstance(seen, str):
                     problems.append(seen)
                 elif seen != wanted:

@@ -29,7 +29,7 @@ def cluster_cpu() -> str:
     """The CPU of a real cluster: this machine (probed live) and a recorded host of its vendor."""
     from utils.recordings import facts_of  # pylint: disable=import-outside-toplevel
 
-    me = _probe.probe(_probe.ProbeRequest())
+    me = _probe.probe(_probe.ProbeRequest(machine="q35"))
     other = "x86_64-epyc-7502" if me["vendor"] == "AuthenticAMD" else "x86_64-xeon-gold-6130"
     hosts = {"this": me} if me["accel"] == "tcg" else {"this": me, other: facts_of(other)}
     return _libvirt.render(_baseline.baseline_of(hosts).guest).xml
@@ -222,6 +222,7 @@ def test_domain_that_vanishes_between_read_and_write_is_not_recreated(tmp_path, 
     assert not backups.exists() or not list(backups.iterdir()), "no backup of a change that was never attempted"
 
 
+@pytest.mark.libvirtd_exclusive
 def test_libvirtd_stopped_mid_run_leaves_the_definition_whole(domain: str, cluster_cpu: str) -> None:
     before = virsh("dumpxml", "--inactive", domain, check=True).stdout
 

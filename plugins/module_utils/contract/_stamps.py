@@ -57,8 +57,38 @@ def _hosts(stamps: Sequence[Stamp]) -> str:
     return ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
 
 
+def edited(group: str, stored: Stored, stamps: Sequence[Stamp], where: str) -> str | None:
+    """Why the store's contract was changed outside the tool: its level no longer matches the digest written beside it,
+    or domains deployed from its generation carry another level. None when neither."""
+    current = stored.contract
+    if current is None:
+        return None
+    generation = current.level_generation or stored.generation
+    same = [s for s in stamps if s.generation == generation]
+    if stored.written_digest is not None and stored.written_digest != current.digest:
+        why = f"its level no longer matches the digest written with it ({stored.written_digest[:19]}...)"
+    elif any(s.digest != current.digest for s in same):
+        why = (f"{len([s for s in same if s.digest != current.digest])} of its domains (on {_hosts(same)}) were deployed "
+               f"from generation {generation} with another level")
+    else:
+        return None
+    against = ""
+    if same:
+        stamped = frozenset(same[0].level.get("features") or ())
+        added, removed = sorted(current.cpu.features - stamped), sorted(stamped - current.cpu.features)
+        against = (" Against the domains' stamps it" + (f" adds {', '.join(added)}" if added else "")
+                   + (" and" if added and removed else "") + (f" removes {', '.join(removed)}" if removed else "")
+                   + ("" if added or removed else " differs in its model or address bits") + ".")
+    return (f"the contract of group {group} ({where}) was changed outside cpucompat.cluster: {why}.{against} Restore it "
+            f"from a copy, or rebuild it from the domains' stamps ({REBUILD.format(group=group)}); a contract is changed "
+            "with cpucompat.cluster.change_contract (its gates: allow_lower, security)")
+
+
 def refusal(group: str, stored: Stored, stamps: Sequence[Stamp], where: str, pin: bool) -> str | None:
     """Why the store's contract (or its absence) cannot be trusted, given the stamps; None when it can, or ``pin``."""
+    changed_behind = edited(group, stored, stamps, where)
+    if changed_behind:
+        return changed_behind
     if pin or not stamps:
         return None
     newest = max(s.generation for s in stamps)

@@ -59,6 +59,7 @@ class Stored:
     written_by: str | None = None
     written_at: str | None = None
     moved_from: str | None = None  # a former location it was read from (it moves into the store at the next write)
+    written_digest: str | None = None  # the level digest written beside the contract (None: written before it was)
 
 
 class ContractStore(Protocol):
@@ -90,7 +91,8 @@ def check_group(group: str) -> str:
 
 
 def document(contract: Contract, generation: int, by: str, at: str) -> dict[str, Any]:
-    return {**contract.to_dict(), "generation": generation, "written_by": by, "written_at": at}
+    # The level's digest beside it: a contract edited outside the tool no longer matches it (contract/_stamps).
+    return {**contract.to_dict(), "generation": generation, "written_by": by, "written_at": at, "digest": contract.digest}
 
 
 def parse(text: str, where: str) -> Stored:
@@ -102,7 +104,9 @@ def parse(text: str, where: str) -> Stored:
     generation = doc.get("generation", 1)  # written before generations existed: the first
     if not isinstance(generation, int) or isinstance(generation, bool) or generation < 1:
         raise ContractError(f"contract {where}: its generation {generation!r} is not a positive integer")
-    return Stored(contract, generation, doc.get("written_by"), doc.get("written_at"))
+    digest = doc.get("digest")
+    return Stored(contract, generation, doc.get("written_by"), doc.get("written_at"),
+                  written_digest=digest if isinstance(digest, str) else None)
 
 
 def _next(expected: int, generation: int | None) -> int:

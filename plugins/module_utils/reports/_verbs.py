@@ -313,8 +313,12 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
          domains_var: str | None) -> Outcome:
     """Plan a raise or lower of one group's contract, and write it when it may be applied (not in check mode)."""
     path, stored = common.store.where(group), common.store.read(group)
+    domains = reader.domains(hosts, domains_var)
+    behind = _stamps.edited(group, stored, _stamps.found(group, domains), path)
+    if behind:
+        raise BaselineError(behind)
     run = _admission.plan_change(group, reader.group(hosts), stored.contract, path, request, common.policy, common.registry,
-                                 reader.domains(hosts, domains_var), common.form)
+                                 domains, common.form)
     written = []
     if run.to_write is not None and _write(common, group, replace(run.to_write, level_generation=stored.generation + 1), stored):
         written.append(path)

@@ -348,6 +348,27 @@ def _write_backup(backup_dir: str, domain: str, xml: str) -> str:
     return path
 
 
+# The transient domains cpu_observe starts for a moment (probe/_observe.DOMAIN_PREFIX): never the deploy's business.
+OBSERVE_PREFIX = "cpucompat-observe-"
+
+
+def _listed(libvirt: Any, dom: Any) -> dict[str, Any] | None:
+    """One domain's entry (None for an observation's own transient domain)."""
+    persistent = bool(dom.isPersistent())
+    if not persistent and dom.name().startswith(OBSERVE_PREFIX):
+        return None
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0
+    cpu = domain_cpu(dom.XMLDesc(flags), f"domain {dom.name()} definition")
+    active = bool(dom.isActive())
+    # A running guest has the CPU of its live definition (host-model expanded there).
+    live = domain_cpu(dom.XMLDesc(0), f"domain {dom.name()} live definition") if active else None
+    definition = dom.XMLDesc(flags)
+    extras = guest_timing(dom.XMLDesc(0 if active else flags))
+    return {"name": dom.name(), "uuid": dom.UUIDString(), "active": active,
+            "persistent": persistent, "cpu_xml": _text(cpu) or None, "live_cpu_xml": _text(live) or None,
+            "machine": machine_type(definition), **manager(definition), **extras}
+
+
 def list_domains(conn: Any) -> list[dict[str, Any]]:
     """Every domain with its state and the <cpu> of its persistent (or live) definition."""
     import libvirt  # pylint: disable=import-outside-toplevel
@@ -355,17 +376,14 @@ def list_domains(conn: Any) -> list[dict[str, Any]]:
     out = []
     try:
         for dom in conn.listAllDomains():
-            persistent = bool(dom.isPersistent())
-            flags = libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0
-            cpu = domain_cpu(dom.XMLDesc(flags), f"domain {dom.name()} definition")
-            active = bool(dom.isActive())
-            # A running guest has the CPU of its live definition (host-model expanded there).
-            live = domain_cpu(dom.XMLDesc(0), f"domain {dom.name()} live definition") if active else None
-            definition = dom.XMLDesc(flags)
-            extras = guest_timing(dom.XMLDesc(0 if active else flags))
-            out.append({"name": dom.name(), "uuid": dom.UUIDString(), "active": active,
-                        "persistent": persistent, "cpu_xml": _text(cpu) or None, "live_cpu_xml": _text(live) or None,
-                        "machine": machine_type(definition), **manager(definition), **extras})
+            try:
+                entry = _listed(libvirt, dom)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue  # gone between the list and its definition (a transient domain destroyed meanwhile)
+                raise
+            if entry is not None:
+                out.append(entry)
     except libvirt.libvirtError as exc:
         raise LibvirtError(f"listing domains: {str(exc).strip()}") from exc
     except CpuXmlError as exc:

@@ -98,3 +98,10 @@ def test_the_migration_matrix_and_the_upgrade_check_carry_each_hosts_stack() -> 
                                        "kernel": "6.1.0-40-amd64", "microcode": "0x2007006", "libvirt": "9.0.0",
                                        "machine": (facts.get("machine") or {}).get("name")}
     assert set(report["stacks"]) == {"hv1", "hv2"}
+
+
+def test_the_deploy_never_lists_an_observations_transient_domain() -> None:
+    """The listing skips cpu_observe's own transient domains by their prefix, which both parts spell alike."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import OBSERVE_PREFIX  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._observe import DOMAIN_PREFIX  # pylint: disable=import-outside-toplevel
+    assert OBSERVE_PREFIX == DOMAIN_PREFIX

@@ -112,10 +112,10 @@ def is_cpu_feature(arch: str, name: str) -> bool:
     return True
 
 
-def validate_feature_name(name: Any, where: str) -> str:
-    """Return the name if it is a plain feature name, else raise naming the source."""
+def validate_feature_name(name: Any, where: str, what: str = "feature") -> str:
+    """Return the name if it is a plain feature (or, ``what``, model) name, else raise naming the source and what it is."""
     if not isinstance(name, str) or not FEATURE_NAME_RE.match(name):
-        raise FactsError(f"{where}: {name!r} is not a valid CPU feature name")
+        raise FactsError(f"{where}: {name!r} is not a valid CPU {what} name")
     return name
 
 

@@ -399,7 +399,7 @@ class Baseline:
             feats = frozenset(validate_feature_name(f, f"{what}: features") for f in cpu["features"])
             model = cpu.get("model")
             if model is not None:
-                validate_feature_name(model, f"{what}: model")
+                validate_feature_name(model, f"{what}: model", "model")
             require = frozenset(validate_feature_name(f, f"{what}: require") for f in cpu.get("require") or [])
             disable = frozenset(validate_feature_name(f, f"{what}: disable") for f in cpu.get("disable") or [])
         except FactsError as exc:
@@ -464,11 +464,29 @@ def compute_baseline(hosts: Sequence[HostCpu], opts: BaselineOptions | None = No
         phys_bits_note=bits_note, guest=guest, guest_error=guest_error, stacks=stacks)
 
 
+def no_common_model(hosts: Sequence[HostCpu]) -> str:
+    """Why no named model runs on every host, naming the hosts: those that report no runnable model at all (a QEMU or a
+    recording without runnability), else the fewest that together leave no model in common."""
+    silent = sorted(h.name for h in hosts if not h.runnable)
+    if silent:
+        return (f"no named CPU model runs on every host: {', '.join(silent[:10])}{' ...' if len(silent) > 10 else ''} "
+                "report no runnable model (probe them again with a QEMU that reports runnability, or leave them out: "
+                "--limit, or cpucompat_allow_partial with the hosts removed from the group)")
+    common: set[str] = set(hosts[0].runnable) if hosts else set()
+    culprits = []
+    for host in sorted(hosts[1:], key=lambda h: len(h.runnable)):
+        if not common & host.runnable:
+            culprits.append(host.name)
+        common &= host.runnable
+    return (f"no named CPU model runs on every host: {', '.join(culprits) or hosts[0].name} share no model with the "
+            f"others ({hosts[0].name} runs {', '.join(sorted(hosts[0].runnable)[:5])}...)")
+
+
 def guest_cpu(cluster: Cluster, choice: ModelChoice, maxphysaddr: int | None,
               registry: MapRegistry) -> tuple[GuestCpu | None, GuestCpu | None, str | None]:
     """(the group's stacks as a guest CPU of its common features, the exact guest CPU, why there is none)."""
     if choice.model is None:
-        return None, None, NoRunnability.REASON if cluster.arch == "aarch64" else "no named CPU model runs on every host"
+        return None, None, NoRunnability.REASON if cluster.arch == "aarch64" else no_common_model(cluster.hosts)
     order = [choice.model, *(m for m in ranked(choice.candidates, cluster.common) if m != choice.model)]
     members = [(p.rep, p.members) for p in cluster.profiles]
     features, para = paravirtual(cluster.common)

@@ -20,7 +20,7 @@ from typing import Any
 
 from .._errors import BaselineError
 from ..cpu import _catalog
-from ..cpu._features import validate_feature_name
+from ..cpu._features import FEATURE_NAME_RE
 from ..cpu._libvirt_map import MapRegistry
 from ..cpu._scoring import model_rank
 from ._baseline import Baseline, BaselineOptions, compute_baseline
@@ -60,15 +60,25 @@ def parse_level(text: Any) -> LevelSpec:
     add = frozenset(c[1:] for c in changes if c.startswith("+"))
     remove = frozenset(c[1:] for c in changes if c.startswith("-"))
     for name in sorted(add | remove):
-        validate_feature_name(name, f"CPU level {text}")
+        _checked(name, "feature", text)
     if add & remove:
         raise LevelError(f"CPU level {text}: {', '.join(sorted(add & remove))} both added and removed")
     if head.lower() in PSABI:
         if head.lower() == "x86-64-v1":
             raise LevelError(f"CPU level {text}: x86-64-v1 is below every named x86 model; choose v2, v3 or v4")
         return LevelSpec(text, psabi=head.lower(), add=add, remove=remove)
-    validate_feature_name(head, f"CPU level {text}: model")
+    if re.match(r"^x86-64-v[0-9]+$", head, re.IGNORECASE):
+        raise LevelError(f"CPU level {text}: unknown x86-64 level {head} (the psABI defines "
+                         f"{', '.join(sorted(PSABI)[1:])})")
+    _checked(head, "model", text)
     return LevelSpec(text, model=head, add=add, remove=remove)
+
+
+def _checked(name: str, what: str, text: str) -> str:
+    """A model or feature name of a level, refused as what it is (not every bad name is a 'feature name')."""
+    if not FEATURE_NAME_RE.match(name):
+        raise LevelError(f"CPU level {text}: {name!r} is not a valid CPU {what} name")
+    return name
 
 
 def _rank(arch: str, model: str) -> tuple[int, int, str]:

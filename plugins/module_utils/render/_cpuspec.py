@@ -64,7 +64,7 @@ class CpuSpec:
         features = []
         try:
             if model is not None:
-                validate_feature_name(model, f"{what}: <model>")
+                validate_feature_name(model, f"{what}: <model>", "model")
             for feat in elem.findall("feature"):
                 policy = feat.get("policy", "require")
                 name = validate_feature_name(feat.get("name"), f"{what}: <feature>")

@@ -95,12 +95,19 @@ def document(contract: Contract, generation: int, by: str, at: str) -> dict[str,
     return {**contract.to_dict(), "generation": generation, "written_by": by, "written_at": at, "digest": contract.digest}
 
 
+UNREADABLE_HINT = ("; it is kept as it is: restore it from a copy, or move it aside and rebuild it from the domains' stamps "
+                   "(ansible-playbook -i <inventory> cpucompat.cluster.rebuild_contract -e cpucompat_group=<group>)")
+
+
 def parse(text: str, where: str) -> Stored:
     try:
         doc = json.loads(text)
     except ValueError as exc:
-        raise ContractError(f"contract {where} is not JSON: {exc}") from exc
-    contract = Contract.from_dict(doc, f"contract {where}")
+        raise ContractError(f"contract {where} is not JSON: {exc}{UNREADABLE_HINT}") from exc
+    try:
+        contract = Contract.from_dict(doc, f"contract {where}")
+    except ContractError as exc:
+        raise ContractError(f"{exc}{UNREADABLE_HINT}") from None
     generation = doc.get("generation", 1)  # written before generations existed: the first
     if not isinstance(generation, int) or isinstance(generation, bool) or generation < 1:
         raise ContractError(f"contract {where}: its generation {generation!r} is not a positive integer")

@@ -31,11 +31,11 @@ def is_paravirt(name: str) -> bool:
     return name.startswith("kvm")
 
 
-def _names(value: Any, where: str) -> frozenset[str]:
+def _names(value: Any, where: str, what: str = "feature") -> frozenset[str]:
     if not isinstance(value, (list, tuple, set, frozenset)):
         raise BaselineError(f"{where}: expected a list of names, got {type(value).__name__}")
     try:
-        return frozenset(validate_feature_name(v, where) for v in value)
+        return frozenset(validate_feature_name(v, where, what) for v in value)
     except FactsError as exc:
         raise BaselineError(str(exc)) from None
 
@@ -82,7 +82,7 @@ class QemuStack:
         if not isinstance(data, Mapping):
             raise BaselineError(f"{where}: a QEMU stack must be a mapping")
         try:
-            defs = {validate_feature_name(m, where): _names(f, f"{where}: {m}") for m, f in dict(data["definitions"]).items()}
+            defs = {validate_feature_name(m, where, "model"): _names(f, f"{where}: {m}") for m, f in dict(data["definitions"]).items()}
             roots = {}
             for key in ("latent", "hidden"):
                 roots[key] = {m: {r: _names(f, f"{where}: {m} {r}") for r, f in dict(v).items()}
@@ -177,7 +177,7 @@ class GuestCpu:
         base = level_of(data, where)
         return replace(
             base,
-            candidates=tuple(_names(data.get("candidates") or [], f"{where}: candidates")),
+            candidates=tuple(_names(data.get("candidates") or [], f"{where}: candidates", "model")),
             paravirt=_names(data.get("paravirt") or [], f"{where}: paravirt"),
             qemu=tuple(QemuStack.from_dict(q, f"{where}: qemu[{i}]") for i, q in enumerate(data.get("qemu") or [])),
             libvirt=tuple(LibvirtStack.from_dict(lv, f"{where}: libvirt[{i}]") for i, lv in enumerate(data.get("libvirt") or [])))
@@ -192,11 +192,11 @@ def level_of(data: Any, where: str) -> GuestCpu:
             raise BaselineError(f"{where}: the CPU level lacks {key!r}")
     model = data.get("model")
     if model is not None:
-        _names([model], f"{where}: model")
+        _names([model], f"{where}: model", "model")
     bits = data.get("phys_bits")
     machine = data.get("machine")
     if machine is not None:
-        _names([machine], f"{where}: machine")
+        _names([machine], f"{where}: machine", "machine type")
     left_out = data.get("left_out") or {}
     if not isinstance(left_out, Mapping):
         raise BaselineError(f"{where}: left_out must be a mapping of feature to reason")

@@ -180,13 +180,14 @@ def test_domains_managed_elsewhere_are_left_alone(marks: dict, why: str) -> None
     ('{"schema": "cpucompat.contract/2", "group": "g", "arch": "x86_64", "cpu": {"arch": "x86_64", "features": ["ok", "x\'/>"]},'
      ' "pinned_at": "t", "history": []}', "not a valid CPU feature name"),
     ('{"schema": "cpucompat.contract/1", "group": "g", "arch": "x86_64", "baseline": {"model": "a b", "features": ["ok"]},'
-     ' "xml": "<cpu/>", "pinned_at": "t", "history": []}', "not a valid CPU feature name"),
+     ' "xml": "<cpu/>", "pinned_at": "t", "history": []}', "not a valid CPU model name"),
 ])
 def test_malformed_contract_is_refused_and_kept(tmp_path, text: str, message: str) -> None:
     path = tmp_path / "g.json"
     path.write_text(text)
-    with pytest.raises(_contract.ContractError, match=message):
+    with pytest.raises(_contract.ContractError, match=message) as raised:
         _store.FileStore(str(tmp_path)).read("g")
+    assert "restore it from a copy" in str(raised.value) and "rebuild_contract" in str(raised.value), "issue 29: what to do"
     assert path.read_text() == text
 
 

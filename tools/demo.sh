@@ -39,6 +39,10 @@ trap cleanup EXIT
     echo "      ansible_python_interpreter: $ROOT/.venv/bin/python"
     echo "      cpucompat_probe_qmp_socket: $sock"
     echo "      cpucompat_deploy_enabled: false"
+    # A recorded host shares this machine's libvirt (ansible_connection: local): it lists no domains of its own, so the
+    # checks never see this machine's domains on it too ("on several hosts").
+    echo "      cpucompat_migration_libvirt: false"
+    echo "      cpucompat_expansion_list_domains: false"
   done
 } > "$DEMO/inventory.yml"
 for name in "${recorded[@]}"; do

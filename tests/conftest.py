@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+# pylint: disable=wrong-import-position
 # Before Ansible reads its configuration: this test process's own folder for what would otherwise be shared with the
 # operator or with other test processes (pytest-xdist workers, other runs): the contract store's default folder
 # (XDG_DATA_HOME, never ~/.local/share/cpucompat), the fact cache (never the repository's .cache/facts) and the
@@ -36,7 +37,6 @@ from ansible.template import Templar  # noqa: E402
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 sys.path.insert(0, TESTS)
-# pylint: disable=wrong-import-position
 from utils.source_tree import SOURCE_COLLECTIONS  # noqa: E402
 
 # The source tree, never an installed copy: a plain pytest after an edit tests the edit. ansible-playbook runs of the

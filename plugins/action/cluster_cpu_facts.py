@@ -81,6 +81,7 @@ ARGUMENT_SPEC = {
     }},
     "pin": {"type": "bool", "default": False},
     "defer_pin": {"type": "bool", "default": False},
+    "adopt": {"type": "list", "elements": "str", "default": []},
     "on_refusal": {"type": "str", "default": "fail", "choices": ["fail", "exclude"]},
     "level": {"type": "str"},
     "platforms": {"type": "list", "elements": "str", "default": [],
@@ -134,7 +135,7 @@ def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode:
     path = args["cpu_map"]
     return _verbs.Common(options, MapRegistry((lambda: cached_cpu_map(path)) if path else None), args["form"], args["allow_partial"],
                          contract_store(args, task_vars), check_mode, args["pin"], args["on_refusal"], args["level"] or None,
-                         tuple(args["platforms"]), args["defer_pin"])
+                         tuple(args["platforms"]), args["defer_pin"], tuple(args["adopt"]))
 
 
 class ActionModule(ActionBase):

@@ -105,6 +105,14 @@ options:
       - With O(report=contract), the registered result of an earlier contract step of this run - its admission and
         C(<cpu>) stand, and only the domains' compliance is computed (no second baseline).
     type: str
+  adopt:
+    description:
+      - With O(report=contract), hosts whose domains carry the stamp of another group's contract that this run may take
+        into the group's contract on purpose. Without it such a host stops the group (a host belongs to one group's
+        contract; the domains' stamps say which, whatever the inventory and the controller), naming both groups.
+    type: list
+    elements: str
+    default: []
   defer_pin:
     description:
       - With O(report=contract), a group's first pin is not written by this step but by the observation step that follows

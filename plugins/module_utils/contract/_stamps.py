@@ -46,6 +46,25 @@ def found(group: str, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> lis
     return out
 
 
+def held_elsewhere(group: str, domains: Mapping[str, Sequence[Mapping[str, Any]]],
+                   adopt: Sequence[str] = ()) -> list[str]:
+    """Why hosts of ``group`` cannot take its contract: their domains carry the stamp of another group's contract (a host
+    belongs to one group's contract, whatever the inventory says, and across controllers: the stamps say). ``adopt``:
+    hosts the operator moves on purpose."""
+    others: dict[tuple[str, str], list[str]] = {}
+    for host, entries in sorted(domains.items()):
+        for dom in entries:
+            stamp = dom.get("stamp")
+            if isinstance(stamp, Mapping) and stamp.get("group") not in (None, group) and host not in adopt:
+                others.setdefault((host, str(stamp.get("group"))), []).append(str(dom.get("name")))
+    return [f"{host} is held by the contract of group {other}: its domains {', '.join(sorted(names)[:5])}"
+            f"{' ...' if len(names) > 5 else ''} carry that contract's stamp, and a host belongs to one group's contract "
+            f"(group {group} leaves them as they are). To move {host} to group {group} on purpose: take it out of group "
+            f"{other} in the inventory, then run ansible-playbook -i <inventory> cpucompat.cluster.site -e cpucompat_group="
+            f"{group} -e '{{\"cpucompat_contract_adopt\": [\"{host}\"]}}'"
+            for (host, other), names in sorted(others.items())]
+
+
 def summary(stamps: Sequence[Stamp]) -> dict[str, Any]:
     generations = Counter(s.generation for s in stamps)
     return {"domains": len(stamps), "generations": {str(g): n for g, n in sorted(generations.items())},

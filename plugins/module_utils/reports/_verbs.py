@@ -57,6 +57,7 @@ class Common:
     level: str | None = None  # the level a first pin takes (engine/_level); None: the group's best of today
     platforms: tuple[str, ...] = ()  # the platforms whose rendering of the contract the contract report shows
     defer_pin: bool = False  # a first pin is written by the observation step that follows, with the observed words
+    adopt: tuple[str, ...] = ()  # hosts moved on purpose from another group's contract (their domains' stamps say which)
 
 
 @dataclass
@@ -184,10 +185,11 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
         else:
             stored = common.store.read(name)
             stamps = _stamps.found(name, domains or {})
+            held = _stamps.held_elsewhere(name, domains or {}, common.adopt)
             run = _admission.group_contract(name, group, stored.contract, path, common.policy, common.registry, domains,
                                             common.allow_partial, common.form, extra,
-                                            _stamps.refusal(name, stored, stamps, path, common.pin), common.on_refusal,
-                                            common.level)
+                                            "; ".join(held) or _stamps.refusal(name, stored, stamps, path, common.pin),
+                                            common.on_refusal, common.level)
             moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
             to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
             if to_write is not None and run.section["pinned_now"] and common.defer_pin:

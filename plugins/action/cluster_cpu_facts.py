@@ -23,7 +23,8 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import ChangeRequest
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._observed import FAILED
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import DEFAULT_PREFIX, ContractStore, check_group, store_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._contract import now_iso
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import DEFAULT_PREFIX, ContractStore, check_group, store_of, writer
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import FORMS
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
@@ -31,7 +32,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt i
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import FAIL_ON
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown, write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import mark_stale, report_markdown, write_reports
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
 
 POLICY_SPEC = {
@@ -153,6 +154,7 @@ class ActionModule(ActionBase):
         try:
             outcome = self._verb(args, reader, task_vars, common_of(args, task_vars, check_mode))
         except CpuCompatError as exc:
+            self._stale(args, task_vars, str(exc))
             raise AnsibleActionFail(f"cluster_cpu_facts ({args['report']}): {exc}") from exc
         # Each report made plain once (a JSON round trip of up to megabytes): written, digested and kept as it is then.
         report = _plain(outcome.report)
@@ -251,9 +253,23 @@ class ActionModule(ActionBase):
         return dict(report["groups"])
 
     @staticmethod
+    def _stale(args: Mapping[str, Any], task_vars: Mapping[str, Any], why: str) -> None:
+        """A run that failed before writing its report marks the previous report of its kind as not its own."""
+        if args["report_dir"] is None:
+            return
+        directory = os.path.expanduser(args["report_dir"]) or beside_inventory(task_vars, "reports")
+        group = args["group"] or (args["groups"][0] if args["groups"] and len(args["groups"]) == 1 else None)
+        dirs = [directory, *([os.path.join(directory, str(group))] if group and "/" not in str(group) else [])]
+        mark_stale(dirs, args["report"], why, now_iso())
+
+    @staticmethod
     def _write(args: Mapping[str, Any], task_vars: Mapping[str, Any], report: Mapping[str, Any],
                side: Mapping[str, Mapping[str, Any]]) -> list[str]:
-        """The report and the reports beside it, on the controller, where this action runs (in check mode too)."""
+        """The report and the reports beside it, on the controller, where this action runs (in check mode too); each
+        page says when it was written and by which play."""
+        written = {"at": now_iso(), "by": writer(), "play": str(task_vars.get("ansible_play_name") or "") or None}
+        report = {**report, "written": written}
+        side = {stem: {**view, "written": written} for stem, view in side.items()}
         directory = os.path.expanduser(args["report_dir"]) or beside_inventory(task_vars, "reports")
         args["report_dir"] = directory  # type: ignore[index]
         groups = list(report.get("groups") or {}) if isinstance(report.get("groups"), Mapping) else []

@@ -66,3 +66,21 @@ def test_an_edited_contract_is_refused(tmp_path, pinned, edit, word, keep_digest
     assert proc.returncode != 0 and "was changed outside cpucompat.cluster" in proc.stdout
     assert contract_file(tmp_path).read_text() == text, "the edited file is kept for the operator"
     assert virsh("dumpxml", "--inactive", name, check=True).stdout == before, "no domain changed"
+
+
+def test_a_failed_run_marks_the_previous_report_stale(tmp_path, pinned) -> None:
+    """issue 29: after a refused change_contract the plan page still showed the previous plan, unmarked."""
+    inv, _name = pinned
+    extra = {"cpucompat_report_dir": str(tmp_path / "r")}
+    ok = run_playbook("cpucompat.cluster.change_contract", tmp_path, inventory=inv, check=True,
+                      extra={**extra, "cpucompat_contract_action": "raise"})
+    assert ok.returncode == 0, ok.stdout[-3000:]
+    plan = json.loads((tmp_path / "r" / "plan.json").read_text())
+    assert plan["written"]["at"] and "written:" in (tmp_path / "r" / "plan.md").read_text()
+    bad = run_playbook("cpucompat.cluster.change_contract", tmp_path, inventory=inv, check=True,
+                       extra={**extra, "cpucompat_contract_action": "raise", "cpucompat_contract_level": "NoSuchModel"})
+    assert bad.returncode != 0
+    stale = json.loads((tmp_path / "r" / "plan.json").read_text())["stale"]
+    assert stale["note"].startswith(f"from the run of {plan['written']['at']}; the run of ") and "NoSuchModel" in stale["why"]
+    assert (tmp_path / "r" / "plan.md").read_text().startswith("> **Stale:** from the run of")
+    assert 'id="stale"' in (tmp_path / "r" / "plan.html").read_text()

@@ -292,6 +292,8 @@ _KINDS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 def header(report: Mapping[str, Any]) -> dict[str, Any]:
     """The page header of any report: ``tone`` (ok, warn, bad), ``words``, ``numbers``, ``next``, ``context``."""
     made = _KINDS[str(report.get("kind"))](report)
+    written = report.get("written") if isinstance(report.get("written"), Mapping) else {}
+    made["context"].append(("written", " by ".join(str(v) for v in (written.get("at"), written.get("play")) if v) or None))
     made["context"] = [(k, v) for k, v in made["context"] if v not in (None, "")]
     return made
 

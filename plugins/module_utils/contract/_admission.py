@@ -61,6 +61,8 @@ def admission(contract: Contract, hosts: Sequence[HostCpu]) -> list[Refusal]:
 
 
 ON_REFUSAL = ("fail", "exclude")
+PARTIAL_HINT = (". Probe them again once they answer; or leave them out of this run with --limit, or go on without them "
+                "with -e cpucompat_allow_partial=true (they are never admitted)")
 
 
 def _signature(host: HostCpu) -> tuple[Any, ...] | None:
@@ -222,7 +224,8 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         section["reasons"].append(store_refusal)
         return GroupRun(_with_contract(section, contract, None), None, None, contract)
     if group.incomplete and not allow_partial:
-        section["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in section["hosts_without_facts"].items()))
+        section["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in section["hosts_without_facts"].items())
+                                  + PARTIAL_HINT)
         return GroupRun(_with_contract(section, contract, None))
     hosts = group.hosts()
     if not hosts:
@@ -348,7 +351,8 @@ def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: s
                             "what_if": bool(req.without), "hosts_without_facts": {n: group.why(n) for n in group.incomplete},
                             "change": None, "xml": None, "domains": {}, "security": {}, "reasons": [], "applicable": False}
     if group.incomplete:
-        plan["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in plan["hosts_without_facts"].items()))
+        plan["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in plan["hosts_without_facts"].items())
+                               + PARTIAL_HINT)
         return GroupRun(plan)
     hosts = group.hosts()
     contract.check_group(name, hosts, f"contract {path}")

@@ -241,7 +241,8 @@ def test_a_raise_with_an_unreachable_host_is_refused_by_name() -> None:
     group = group_facts({"gold": GOLD, "bdw": BROADWELL}, unreachable=["bdw"])
     plan = _admission.plan_change("g", group, contract, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
     assert plan.to_write is None and plan.section["hosts_without_facts"] == {"bdw": "unreachable or failed in this run"}
-    assert plan.section["reasons"] == ["no usable facts from bdw (unreachable or failed in this run)"]
+    assert plan.section["reasons"] == ["no usable facts from bdw (unreachable or failed in this run)" + _admission.PARTIAL_HINT]
+    assert "--limit" in _admission.PARTIAL_HINT and "cpucompat_allow_partial=true" in _admission.PARTIAL_HINT
     with pytest.raises(_contract.ContractError, match="group g has no contract at p: run cpucompat.cluster.site first"):
         _admission.plan_change("g", group, None, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
 

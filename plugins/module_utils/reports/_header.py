@@ -34,6 +34,13 @@ def _group_arg(report: Mapping[str, Any], group: str | None) -> str:
     return f"-e cpucompat_group={group}" if group and group != "hypervisors" else ""
 
 
+def guest_features(base: Mapping[str, Any]) -> list[str]:
+    """The one count every page gives of a CPU: the features the guest gets (the exact set a contract pins); the
+    features all hosts have in common are said as such, beside it."""
+    guest = base.get("guest") if isinstance(base.get("guest"), Mapping) else None
+    return list((guest or {}).get("features") or base.get("features") or [])
+
+
 def _baseline(report: Mapping[str, Any]) -> dict[str, Any]:
     base = report.get("baseline") or {}
     hosts = report.get("hosts") or {}
@@ -46,7 +53,8 @@ def _baseline(report: Mapping[str, Any]) -> dict[str, Any]:
         words, tone = f"No baseline: {report.get('error') or 'not computed'}", "bad"
         nxt.append(_cmd("probe", "--limit", "<the hosts named above>") + "   # probe the hosts without usable facts")
     else:
-        words, tone = f"Every host runs model {base.get('model')} with {len(base.get('features') or [])} features", "ok"
+        words, tone = (f"Every host runs model {base.get('model')}; the guest CPU has {len(guest_features(base))} features "
+                       f"({len(base.get('features') or [])} in common)"), "ok"
         if not versus:
             nxt += [_cmd("site", _group_arg(report, group), "--check --diff") + "   # pin this as the group's contract: dry run",
                     _cmd("site", _group_arg(report, group))]
@@ -65,7 +73,8 @@ def _baseline(report: Mapping[str, Any]) -> dict[str, Any]:
                                 f"-e '{{\"cpucompat_contract_without\": [\"{worst}\"]}}'")
                            + f"   # what retiring {worst} would give: {gain} features")
     probed = [(h.get("probed_at") or 0) for h in hosts.values()]
-    numbers = [("hosts", len(hosts)), ("features kept", len(base.get("features") or [])),
+    numbers = [("hosts", len(hosts)), ("features the guest gets", len(guest_features(base))),
+               ("features in common", len(base.get("features") or [])),
                ("features lost", len(base.get("lost") or {})),
                ("security features kept", len(security.get("kept") or [])),
                ("security features lost", len(security.get("lost") or {}))]
@@ -125,7 +134,8 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
     could = first.get("could_raise")
     context = [("groups", ", ".join(groups) or "-"), ("facts as of", _when(report.get("facts_as_of"))),
                ("check mode", "yes" if check else "no"), ("contract", first.get("contract_file") or "-"),
-               ("pinned level", f"{first.get('model')} ({len(first.get('features') or [])} features)" if first.get("model") else "-"),
+               ("pinned level", f"{first.get('model')} ({len(first.get('features') or [])} features the guest gets)"
+                if first.get("model") else "-"),
                ("could raise", f"yes, to {could['model']}" if could else "no")]
     return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
 

@@ -79,7 +79,8 @@ def baseline_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> 
     if base:
         out += ["", "## Baseline", "",
                 f"- model: `{base.get('model')}` ({base.get('arch')}, {base.get('vendor') or 'no vendor'})",
-                f"- features kept: {len(base.get('features') or [])}; required beyond the model: {len(base.get('require') or [])}"
+                f"- features the guest gets: {len(guest_features(base))}; in common: {len(base.get('features') or [])}; "
+                f"required beyond the model: {len(base.get('require') or [])}"
                 f"; disabled: {len(base.get('disable') or [])}"]
         if base.get("non_migratable_left_out"):
             out.append(f"- left out as not migratable: {', '.join(base['non_migratable_left_out'])}")
@@ -246,7 +247,7 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
     pinned = (" (check mode: a real run would pin it)" if check_mode else " (pinned in this run)") if section.get("pinned_now") \
         else f", pinned at {section['pinned_at']}" if section.get("pinned_at") else " (no contract pinned)"
     out = ["", f"## Group {name}", "", f"- contract: `{section.get('contract_file')}`" + pinned,
-           f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features" if section.get("model")
+           f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features the guest gets" if section.get("model")
            else "- level: none"]
     for host, why in (section.get("hosts_without_facts") or {}).items():
         out.append(f"- **no usable facts from {host}:** {why}")
@@ -394,7 +395,7 @@ _RENDERINGS = {"baseline": baseline_markdown, "upgrade": upgrade_markdown, "expa
                "contract": contract_markdown, "plan": plan_markdown, "rebuild": rebuild_markdown}
 
 
-from ._header import expansion_options, header_markdown  # noqa: E402  pylint: disable=wrong-import-position  # it reads the report only
+from ._header import expansion_options, guest_features, header_markdown  # noqa: E402  pylint: disable=wrong-import-position  # it reads the report only
 
 
 def report_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> str:

@@ -43,3 +43,16 @@ def test_a_check_mode_header_agrees_with_its_verdict() -> None:
     md = report_markdown(report)
     assert "**OK: Would pin" in md and "ATTENTION" not in md
     assert "ATTENTION" in report_markdown({**report, "check_mode": False})
+
+
+def test_a_cpu_is_counted_one_way_on_every_page() -> None:
+    """issue 29: one contract was '47 features' on the baseline page and '40 features' on the contract page. Every page
+    counts the features the guest gets, and says the common set as such."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._header import header  # pylint: disable=import-outside-toplevel
+    base = {"model": "M", "features": [f"f{i}" for i in range(47)], "guest": {"features": [f"f{i}" for i in range(40)]}}
+    numbers = dict(header({"kind": "baseline", "baseline": base, "hosts": {}})["numbers"])
+    assert numbers["features the guest gets"] == 40 and numbers["features in common"] == 47
+    section = {"contract_file": "/s", "pinned_at": "t", "model": "M", "features": [f"f{i}" for i in range(40)], "reasons": [],
+               "history": []}
+    context = dict(header({"kind": "contract", "groups": {"g": section}, "verdict": {"ok": True, "reasons": []}})["context"])
+    assert context["pinned level"] == "M (40 features the guest gets)"

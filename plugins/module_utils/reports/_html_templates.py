@@ -102,7 +102,8 @@ BASELINE = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
 {% if report.error %}<p><span class="verdict bad">Not computed</span> {{ report.error }}</p>{% endif %}
 {% set b = report.baseline %}
-{{ m.cards([("hosts", report.hosts | length), ("model", (b.model if b else none) or "none"), ("features kept", (b.features | length) if b else 0),
+{{ m.cards([("hosts", report.hosts | length), ("model", (b.model if b else none) or "none"), ("features the guest gets",
+            ((b.guest.features if b.guest else b.features) | length) if b else 0), ("features in common", (b.features | length) if b else 0),
             ("features lost", (b.lost | length) if b else 0), ("architecture", (b.arch if b else none) or "?"),
             ("vendor", (b.vendor if b else none) or "none")]) }}
 {% for key, title in problem_titles %}

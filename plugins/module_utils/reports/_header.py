@@ -194,8 +194,13 @@ def _migration(report: Mapping[str, Any]) -> dict[str, Any]:
         nxt.append(_cmd("site", "--check") + "   # the group's contract: a domain on it moves to every admitted host")
     numbers = [("domains", len(matrix)), ("targets", len(report.get("targets") or [])), ("moves blocked", blocked),
                ("moves unknown", unknown), ("libvirt disagrees", len(report.get("disagreements") or []))]
+    observed = report.get("observed") or {}
+    if observed:
+        numbers.append(("moves observed alike", sum(1 for m in observed.values() if m.get("ok") and m.get("observed"))))
+    pinned = report.get("contract") or {}
     context = [("group", report.get("group") or "-"), ("facts as of", _when(report.get("facts_as_of"))),
-               ("contract", (report.get("contract") or {}).get("contract_file") or "-")]
+               ("contract", f"{pinned.get('contract_model')} ({pinned.get('contract_file') or 'pinned'})"
+                if pinned.get("contract_model") else "none pinned")]
     return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
 
 

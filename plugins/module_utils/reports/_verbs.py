@@ -129,10 +129,11 @@ def migration(common: Common, reader: Reader, names: list[str], sources: list[st
     report = migration_report(targets, domains, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
     report["facts_as_of"] = max((n for n in (targets.facts_as_of, origin.facts_as_of) if n), default=None)
     report["group"] = group
-    _path, contract = _contract_of(common, group)
+    path, contract = _contract_of(common, group)
     if contract is not None:
         stacks = _stacks(common, origin)
         report["contract"] = _admission.migration_against(contract, stacks, domains, _admission.host_maps(origin, common.registry))
+        report["contract"].update(contract_file=path, pinned_at=contract.pinned_at)
     if observed is not None:
         _observed_moves(report, *observed)
     return Outcome(report)

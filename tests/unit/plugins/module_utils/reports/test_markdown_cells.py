@@ -56,3 +56,12 @@ def test_a_cpu_is_counted_one_way_on_every_page() -> None:
                "history": []}
     context = dict(header({"kind": "contract", "groups": {"g": section}, "verdict": {"ok": True, "reasons": []}})["context"])
     assert context["pinned level"] == "M (40 features the guest gets)"
+
+
+def test_the_migration_page_names_the_pinned_contract() -> None:
+    """issue 29: it said 'contract: -' although a contract was pinned."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._header import header  # pylint: disable=import-outside-toplevel
+    report = {"kind": "migration", "matrix": {}, "group": "hv", "verdict": {"ok": True, "reasons": []},
+              "contract": {"group": "hv", "contract_model": "EPYC-Rome", "contract_file": "/s/hv.json", "domains": {}}}
+    assert dict(header(report)["context"])["contract"] == "EPYC-Rome (/s/hv.json)"
+    assert dict(header({**report, "contract": None})["context"])["contract"] == "none pinned"

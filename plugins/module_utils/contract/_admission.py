@@ -20,7 +20,7 @@ from ..cpu._exact import InexactError
 from ..cpu._features import SECURITY_FEATURES
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
-from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
+from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline, without
 from ..engine._group import GroupFacts
 from ..engine._guest import exact, extended
 from ..engine._level import chosen_baseline, levels_view, parse_level
@@ -361,7 +361,7 @@ def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: s
         raise ContractError(f"cpucompat_contract_without names hosts that are not in group {name}: {', '.join(unknown)}")
     staying = [h for h in hosts if h.name not in req.without]
     try:
-        new = chosen_baseline(parse_level(req.level), staying, opts, registry) if req.level else compute_baseline(staying, opts, registry)
+        new = chosen_baseline(parse_level(req.level), staying, opts, registry) if req.level else without(hosts, req.without, opts, registry)
     except BaselineError as exc:
         raise ContractError(f"group {name}: {exc}") from None
     plan["level"] = req.level

@@ -535,6 +535,28 @@ def bottlenecks(cluster: Cluster, strategy: ModelStrategy, choice: ModelChoice) 
     return out
 
 
+def without(hosts: Sequence[HostCpu], leaving: Sequence[str], opts: BaselineOptions | None = None,
+            registry: MapRegistry | None = None) -> Baseline:
+    """The group's baseline without the hosts ``leaving``: the one what-if of retiring hosts, which the baseline page
+    and change_contract (``cpucompat_contract_without``) both ask."""
+    return compute_baseline([h for h in hosts if h.name not in set(leaving)], opts, registry)
+
+
+def retire_what_if(hosts: Sequence[HostCpu], today: Baseline, opts: BaselineOptions | None = None,
+                   registry: MapRegistry | None = None) -> dict[str, Any] | None:
+    """What retiring the host that costs the group most would give (the exact guest CPU of the others), or None when no
+    single host holds anything back."""
+    gains = {h: len(b.get("features") or []) + (1 if b.get("model") else 0) for h, b in today.bottlenecks.items()}
+    if not gains or max(gains.values()) == 0 or len(hosts) < 2:
+        return None
+    worst = max(gains, key=lambda h: (gains[h], h))
+    rest = without(hosts, [worst], opts, registry)
+    now = today.guest.features if today.guest is not None else today.features
+    after = rest.guest.features if rest.guest is not None else rest.features
+    return {"host": worst, "model": rest.guest.model if rest.guest is not None else rest.model, "features": len(after),
+            "gained": sorted(after - now), "lost": sorted(now - after)}
+
+
 def blocked_models(cluster: Cluster, limit: int = 5) -> dict[str, dict[str, list[str]]]:
     """Why not a better model: the largest models some hosts run, and what blocks them on the others."""
     known = [m for m in cluster.holders if cluster.model_features(m) is not None]

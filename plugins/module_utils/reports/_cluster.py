@@ -18,7 +18,7 @@ from .._errors import CpuCompatError
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._axes import axes
 from ..engine._level import levels_view
-from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
+from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline, retire_what_if
 from ..engine._group import PROBLEM_KEYS, GroupFacts, stack_axes
 from ..engine._guest import stacks_summary
 from ..render._libvirt import render
@@ -84,6 +84,7 @@ def cluster_view(group: GroupFacts, opts: BaselineOptions, registry: MapRegistry
         view["axes"] = axes(hosts, base)
         view["levels"] = levels_view(hosts, base)
         view["stacks"] = stacks_summary(base.stacks) if base.stacks is not None else []
+        view["retire"] = retire_what_if(hosts, base, opts, registry)  # the same what-if change_contract computes
         if base.guest is None:
             view["error"] = base.guest_error
             return view

@@ -64,14 +64,12 @@ def _baseline(report: Mapping[str, Any]) -> dict[str, Any]:
         elif versus.get("status") in ("below", "different"):
             tone = "warn"
             nxt.append(_cmd("site", _group_arg(report, group), "--check") + "   # which hosts the contract refuses, and why")
-        bottlenecks = base.get("bottlenecks") or {}
-        if bottlenecks:
-            worst = max(bottlenecks, key=lambda h: (len(bottlenecks[h].get("features") or []), h))
-            gain = len(bottlenecks[worst].get("features") or [])
-            if gain:
-                nxt.append(_cmd("change_contract", _group_arg(report, group), "-e cpucompat_contract_action=raise",
-                                f"-e '{{\"cpucompat_contract_without\": [\"{worst}\"]}}'")
-                           + f"   # what retiring {worst} would give: {gain} features")
+        retire = report.get("retire") or {}
+        if retire.get("gained"):  # the what-if change_contract computes (engine._baseline.without), not an estimate
+            nxt.append(_cmd("change_contract", _group_arg(report, group), "-e cpucompat_contract_action=raise",
+                            f"-e '{{\"cpucompat_contract_without\": [\"{retire['host']}\"]}}'")
+                       + f"   # what retiring {retire['host']} would give: model {retire['model']}, {retire['features']} "
+                         f"features (+{len(retire['gained'])})")
     probed = [(h.get("probed_at") or 0) for h in hosts.values()]
     numbers = [("hosts", len(hosts)), ("features the guest gets", len(guest_features(base))),
                ("features in common", len(base.get("features") or [])),

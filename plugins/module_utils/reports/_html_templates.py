@@ -139,9 +139,10 @@ vmx-* and kvm-* stand for the whole family.</p>
 <thead><tr><th scope="col">without</th><th scope="col">the group gains</th></tr></thead><tbody>
 {% for bar in bars.entries %}<tr><th scope="row">{{ bar.host }}</th>
 <td><span class="barfill" style="width:{{ bar.width }}%"></span> {{ bar.label }}</td></tr>{% endfor %}</tbody></table></div>
-{% if bars.entries %}<p>Retiring {{ bars.entries[0].host }} would give the group {{ bars.entries[0].label }}
-(<code>ansible-playbook -i &lt;inventory&gt; cpucompat.cluster.change_contract -e cpucompat_contract_action=raise
--e '{"cpucompat_contract_without": ["{{ bars.entries[0].host }}"]}'</code>: a what-if, never applied).</p>{% endif %}
+{% if report.retire %}<p>Retiring {{ report.retire.host }} would give the group model {{ report.retire.model }} with
+{{ report.retire.features }} features the guest gets ({{ report.retire.gained | join(', ') or 'nothing more' }}): the same what-if
+<code>ansible-playbook -i &lt;inventory&gt; cpucompat.cluster.change_contract -e cpucompat_contract_action=raise
+-e '{"cpucompat_contract_without": ["{{ report.retire.host }}"]}'</code> computes (never applied).</p>{% endif %}
 {{ m.collapsed(bars.entries | length, bars.total, "hosts") }}
 {% endif %}
 {% if report.xml %}<h2 id="xml">The libvirt &lt;cpu&gt;</h2><pre>{{ report.xml }}</pre>{% endif %}

@@ -220,13 +220,14 @@ def _expansion(report: Mapping[str, Any]) -> dict[str, Any]:
         words = (f"Joining costs the cluster {len(lost)} feature(s)" if lost else "The candidates cannot join as they are")
         if verdict.get("reasons"):
             words += f": {'; '.join(verdict['reasons'])}"
-        nxt.append(_cmd("change_contract", "-e cpucompat_contract_action=lower -e cpucompat_contract_allow_lower=true --check")
-                   + "   # after adding them: what lowering would cost")
-        nxt.append("or keep them in a group of their own: " + _cmd("site", "-e cpucompat_group=<their group> --check"))
+        # The next steps are the options the page lists (expansion_options), the possible ones, cheapest first.
+        for option in [o for o in expansion_options(report) if not o["effect"].startswith("not possible")][:3]:
+            nxt.append(f"{option['option']}: {option['command']}   # {option['first']}; {option['effect']}")
     numbers = [("candidates", len(candidates)), ("run the current baseline", len(joining)), ("features lost", len(lost)),
                ("security features lost", len([f for f in lost if f in SECURITY_FEATURES]))]
     context = [("fail_on", report.get("fail_on")), ("facts as of", _when(report.get("facts_as_of"))),
-               ("model", f"{delta.get('model_before')} -> {delta.get('model_after')}" if delta else "-")]
+               ("model", " -> ".join(str(m) for m in (delta.get("model_before"), delta.get("model_after")) if m) or "-"
+                if delta else "-")]
     return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
 
 

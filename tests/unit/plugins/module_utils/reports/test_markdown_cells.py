@@ -65,3 +65,16 @@ def test_the_migration_page_names_the_pinned_contract() -> None:
               "contract": {"group": "hv", "contract_model": "EPYC-Rome", "contract_file": "/s/hv.json", "domains": {}}}
     assert dict(header(report)["context"])["contract"] == "EPYC-Rome (/s/hv.json)"
     assert dict(header({**report, "contract": None})["context"])["contract"] == "none pinned"
+
+
+def test_the_expansion_pages_next_steps_are_its_possible_options() -> None:
+    """issue 29: Next proposed 'a group of their own' while the Options table said it was not possible."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._header import expansion_options, header  # pylint: disable=import-outside-toplevel
+    report = {"kind": "expansion", "verdict": {"ok": False, "reasons": ["lowers"]}, "fail_on": "incompatible",
+              "candidates": {"new1": {"runs_current_baseline": False, "missing_features": ["avx2"]}},
+              "delta": {"features_lost": ["avx2"], "model_before": "Haswell", "model_after": None, "model_changes": True},
+              "options": {"own_group": {"error": "no common CPU"}}}
+    nxt = " ".join(header(report)["next"])
+    assert "group of their own" not in nxt and "admit all 1 candidate(s)" in nxt
+    assert any(o["effect"].startswith("not possible") for o in expansion_options(report))
+    assert "None" not in str(header(report)["context"])

@@ -71,6 +71,7 @@ test: setup
 
 bench: setup
 	python bench/bench_probe.py
+	python bench/bench_observe.py
 	python bench/bench_baseline.py
 	python bench/bench_exact.py
 	python bench/bench_planning.py

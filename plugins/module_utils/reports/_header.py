@@ -247,7 +247,8 @@ def expansion_options(report: Mapping[str, Any]) -> list[dict[str, str]]:
         lost = delta.get("features_lost") or []
         cost = (f"the cluster loses {len(lost)} feature(s): {_few(lost)}" if lost else "costs the cluster nothing")
         if delta.get("model_changes"):
-            cost += f"; the model changes {delta.get('model_before')} -> {delta.get('model_after')}"
+            cost += (f"; the model changes {delta.get('model_before')} -> {delta.get('model_after')}" if delta.get("model_after")
+                     else f"; no named model runs on every host after it ({delta.get('model_before')} now)")
         out.append({"option": f"admit all {len(candidates)} candidate(s)", "effect": cost,
                     "first": "add them to the group",
                     "command": lower if lost or delta.get("model_changes") else _cmd("site", "--check --diff")})

@@ -75,7 +75,8 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
                     for n, c in per_candidate.items() if not c["runs_current_baseline"]]
     if fail_on == "lowers_baseline" and (lost or view["delta"]["model_changes"]):
         reasons.append(f"the baseline would lose {len(lost)} feature(s)"
-                       + (f" and change model {now.model} -> {joined.model}" if view["delta"]["model_changes"] else ""))
+                       + ((f" and change model {now.model} -> {joined.model}" if joined.model else
+                           f" and leave no named model every host runs ({now.model} now)") if view["delta"]["model_changes"] else ""))
     view["verdict"] = {"ok": not reasons, "reasons": reasons}
     return view
 

@@ -29,10 +29,10 @@ for _var, _sub in (("XDG_DATA_HOME", "data"), ("ANSIBLE_CACHE_PLUGIN_CONNECTION"
     os.environ[_var] = os.path.join(PRIVATE, _sub)
 tempfile.tempdir = None
 
-from ansible.parsing.dataloader import DataLoader  # noqa: E402
-from ansible.playbook.play_context import PlayContext  # noqa: E402
-from ansible.playbook.task import Task  # noqa: E402
-from ansible.template import Templar  # noqa: E402
+from ansible.parsing.dataloader import DataLoader  # noqa: E402  pylint: disable=wrong-import-position
+from ansible.playbook.play_context import PlayContext  # noqa: E402  pylint: disable=wrong-import-position
+from ansible.playbook.task import Task  # noqa: E402  pylint: disable=wrong-import-position
+from ansible.template import Templar  # noqa: E402  pylint: disable=wrong-import-position
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)

@@ -81,8 +81,8 @@ def test_the_plain_qemu_path_gives_the_same_words_as_libvirt(me) -> None:
 def test_a_32_bit_guest_cpu_starts(me) -> None:
     """The defect: a <cpu> without lm carried <maxphysaddr>, which QEMU refuses in 32 bit. A group whose common CPU is
     486 without long mode now starts, through libvirt and as a plain -cpu."""
-    weak = {**me, "runnable_models": ["486"], "features": [f for f in me["features"] if f not in ("lm", "nx", "syscall",
-                                                                                                   "lahf-lm", "pdpe1gb")]}
+    long_mode = ("lm", "nx", "syscall", "lahf-lm", "pdpe1gb")
+    weak = {**me, "runnable_models": ["486"], "features": [f for f in me["features"] if f not in long_mode]}
     guest = baseline_of({"me": me, "weak": weak}).guest
     assert guest is not None and "lm" not in guest.features and guest.phys_bits is None
     assert "maxphysaddr" not in render(guest).xml and "phys-bits" not in render_qemu(guest).args

@@ -75,8 +75,10 @@ def _move(cpu: dict[str, str], src: stacks.Stack, dst: stacks.Stack, machine: st
 
 @pytest.fixture(scope="module")
 def this_machine() -> dict[str, dict]:
-    return {f"me-{s.name}": _probe.probe(_probe.ProbeRequest(qemu_binary=s.qemu, accel="kvm", machine="q35", cpu_map=s.cpu_map_dir,
-                                                           libvirt_version=s.libvirt_version)) for s in (SYSTEM, BACKPORTS)}
+    def probed(s: stacks.Stack) -> dict:
+        return _probe.probe(_probe.ProbeRequest(qemu_binary=s.qemu, accel="kvm", machine="q35", cpu_map=s.cpu_map_dir,
+                                                libvirt_version=s.libvirt_version))
+    return {f"me-{s.name}": probed(s) for s in (SYSTEM, BACKPORTS)}
 
 
 # ------------------------------------------------------------------------------------------------ 1. migrations

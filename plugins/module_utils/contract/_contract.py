@@ -161,8 +161,9 @@ def _observed_of(data: Any, where: str) -> dict[str, dict[str, Any]]:
     out = {}
     for key, entry in data.items():
         words = entry.get("cpuid") if isinstance(entry, Mapping) else None
-        if not isinstance(words, Mapping) or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-                                                      and 0 <= v < 2 ** 32 for k, v in words.items()):
+        valid = isinstance(words, Mapping) and all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 32 for k, v in words.items())
+        if not valid:
             raise ContractError(f"{where}: observed[{key!r}] has no valid 'cpuid' (word -> 32-bit integer)")
         out[str(key)] = dict(entry)
     return out

@@ -218,8 +218,8 @@ def refusal_reason(entry: Mapping[str, Any], group: str) -> str:
         parts.append("its vCPU differs from the group's in " + "; ".join(entry["describe"]))
     diff = {k: v for k, v in entry["differs"].items() if isinstance(v, Mapping)}
     if diff:
-        parts.append("its stack differs in " + ", ".join(f"{k} {v['this_host']} (group: {', '.join(v['reference_hosts'])})"
-                                                          for k, v in diff.items()))
+        said = [f"{k} {v['this_host']} (group: {', '.join(v['reference_hosts'])})" for k, v in diff.items()]
+        parts.append("its stack differs in " + ", ".join(said))
     return f"{entry['host']} does not give the contract CPU of group {group} as the group observes it: " + "; ".join(parts)
 
 

@@ -178,7 +178,7 @@ def observe(req: ObserveRequest, libvirt_module: Any = None) -> dict[str, Any]:
         cpu_arg = check_qemu_args(req.qemu_args)
         with spawn_qemu(binary, accel, req.timeout, machine=machine,
                         extra_args=("-cpu", cpu_arg, "-m", str(OBSERVE_MEMORY_MIB))) as client:
-            return _observation(lambda c, a: client.execute(c, a), arch, accel, "qemu", binary, started)
+            return _observation(client.execute, arch, accel, "qemu", binary, started)
     if libvirt_module is None:
         raise LibvirtError("observing a <cpu> needs libvirt-python on the host (python3-libvirt)")
     cpu = guest_cpu_element(str(req.cpu_xml))

@@ -310,8 +310,8 @@ def observation_plan(observed: Mapping[str, Any], requested: list[Mapping[str, s
             item = result.get("item") if isinstance(result, Mapping) else None
             obs = result.get("observation") if isinstance(result, Mapping) else None
             if isinstance(item, Mapping) and isinstance(obs, Mapping):
-                by_domain[f"{host}/{item.get('name')}"] = {"cpu_xml": item.get("live_cpu_xml") or item.get("cpu_xml"),
-                                                          "machine": obs.get("machine")}
+                cpu = item.get("live_cpu_xml") or item.get("cpu_xml")
+                by_domain[f"{host}/{item.get('name')}"] = {"cpu_xml": cpu, "machine": obs.get("machine")}
     plan = []
     for pair in requested:
         domain, target = str(pair.get("domain", "")), str(pair.get("target", ""))

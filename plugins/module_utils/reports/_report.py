@@ -311,8 +311,8 @@ def _observed_markdown(ob: Mapping[str, Any]) -> list[str]:
         out += [f"| {key.replace('|', '/')} | {_c(', '.join(st.get('hosts') or [])) or 'none in this run'} | {len(st.get('cpuid') or {})} |"
                 for key, st in sorted(ob["stacks"].items())]
     for entry in ob.get("refused") or []:
-        out.append(f"- **{entry['host']}** differs: " + "; ".join([*entry.get("describe", []), *entry.get("filtered", []),
-                                                                 *([entry["failed"]] if entry.get("failed") else [])]))
+        said = [*entry.get("describe", []), *entry.get("filtered", []), *([entry["failed"]] if entry.get("failed") else [])]
+        out.append(f"- **{entry['host']}** differs: " + "; ".join(said))
     for host, why in sorted((ob.get("not_observed") or {}).items()):
         out.append(f"- {host}: not observed ({why})")
     return out

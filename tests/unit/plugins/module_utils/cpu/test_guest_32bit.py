@@ -25,4 +25,3 @@ def test_a_pinned_level_with_bits_but_without_lm_loses_them() -> None:
     again = with_lm.with_level(level, "contract")
     assert again.phys_bits is None
     assert level_of(level, "contract").phys_bits is None
-

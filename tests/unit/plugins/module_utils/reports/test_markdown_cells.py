@@ -17,8 +17,8 @@ def test_a_pipe_in_a_domain_or_host_name_keeps_the_row_whole() -> None:
     section = {"contract_file": "/s/hv.json", "pinned_at": "2026-12-04T00:00:00Z", "model": "M", "features": ["fpu"],
                "host_table": {"hv|1": {"runs_contract": True, "best_model": "M", "psabi": "x86-64-v2", "microcode": "0x1"}},
                "domains": {"hv|1/web|a": {"status": "compliant", "persistent": True, "live": None}},
-               "status_counts": {"compliant": 1}, "reasons": [], "history": [{"at": "t", "action": "pin", "from": None,
-                                                                                 "to": {"model": "M"}, "reason": "a | b"}]}
+               "status_counts": {"compliant": 1}, "reasons": [],
+               "history": [{"at": "t", "action": "pin", "from": None, "to": {"model": "M"}, "reason": "a | b"}]}
     md = contract_markdown({"kind": "contract", "groups": {"hv": section}, "verdict": {"ok": True, "reasons": []}})
     rows = [line for line in md.splitlines() if line.startswith("| ") and ("hv\\|1" in line or "a \\| b" in line)]
     assert len(rows) == 3, md

@@ -230,7 +230,7 @@ def _cell(guest: _Guest, have: frozenset[str], target: Mapping[str, Any], libvir
 
 
 def _cpu_summary(cpu_xml: str | None) -> dict[str, Any]:
-    """A domain's CPU in a few words for the report: its mode and model (of its persistent definition)."""
+    """A domain's CPU in a few words for the report: its mode and model."""
     if not cpu_xml:
         return {"mode": None, "model": None}
     try:
@@ -371,10 +371,15 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
         for dom in entries:
             key = f"{host}/{dom['name']}"
             cpu_xml = dom.get("live_cpu_xml") or dom.get("cpu_xml")  # as domain_cpus() picks it
-            persistent = dom.get("cpu_xml")
-            if persistent not in summaries:
-                summaries[persistent] = _cpu_summary(persistent)
-            about[key] = {"host": host, "active": bool(dom.get("active")), **summaries[persistent]}
+            # The CPU the page shows is the one that moves: the running guest's where it runs, else its definition's.
+            if cpu_xml not in summaries:
+                summaries[cpu_xml] = _cpu_summary(cpu_xml)
+            about[key] = {"host": host, "active": bool(dom.get("active")), **summaries[cpu_xml],
+                          "running_cpu": bool(dom.get("active") and dom.get("live_cpu_xml"))}
+            if about[key]["running_cpu"] and dom.get("cpu_xml") != cpu_xml:
+                defined = summaries.setdefault(dom.get("cpu_xml"), _cpu_summary(dom.get("cpu_xml")))
+                if defined.get("model") != about[key]["model"]:
+                    about[key]["next_power_cycle_model"] = defined.get("model")
             if not cpu_xml:
                 matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in target_sets}
                 continue

@@ -211,7 +211,10 @@ def migration_markdown(view: Mapping[str, Any]) -> str:
     out += ["", "| domain | CPU | contract | " + " | ".join(targets) + " |", "|---|---|---|" + "---|" * len(targets)]
     for domain, row in sorted((view.get("matrix") or {}).items()):
         d = about.get(domain) or {}
-        cells = [" ".join(str(x) for x in (d.get("mode") or "no <cpu>", d.get("model") or "") if x).replace("<", "&lt;"),
+        cpu = " ".join(str(x) for x in (d.get("mode") or "no <cpu>", d.get("model") or "") if x).replace("<", "&lt;")
+        if d.get("running_cpu"):
+            cpu += " (running" + (f"; {d['next_power_cycle_model']} at its next power cycle)" if d.get("next_power_cycle_model") else ")")
+        cells = [cpu,
                  (statuses.get(domain) or {}).get("status", "-")]
         for target in targets:
             cell = row.get(target, {})

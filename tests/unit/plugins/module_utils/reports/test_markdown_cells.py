@@ -78,3 +78,15 @@ def test_the_expansion_pages_next_steps_are_its_possible_options() -> None:
     assert "group of their own" not in nxt and "admit all 1 candidate(s)" in nxt
     assert any(o["effect"].startswith("not possible") for o in expansion_options(report))
     assert "None" not in str(header(report)["context"])
+
+
+def test_the_migration_page_shows_the_cpu_a_running_domain_runs() -> None:
+    """issue 29: its CPU column showed the saved definition's model for a running domain that still ran the old one."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix  # pylint: disable=import-outside-toplevel
+    dom = {"name": "web", "active": True, "cpu_xml": "<cpu mode='custom' match='exact'><model>Westmere</model></cpu>",
+           "live_cpu_xml": "<cpu mode='custom' match='exact'><model>Nehalem</model></cpu>"}
+    from utils.recordings import facts_of  # pylint: disable=import-outside-toplevel
+    gold = facts_of("x86_64-xeon-gold-6130")
+    about = migration_matrix({"hv1": [dom]}, {"hv2": gold}, MapRegistry(), sources={"hv1": gold})["domains"]["hv1/web"]
+    assert about["model"] == "Nehalem" and about["running_cpu"] and about["next_power_cycle_model"] == "Westmere"

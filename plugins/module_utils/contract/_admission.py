@@ -369,7 +369,7 @@ def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: s
         raise ContractError(f"group {name}: no CPU to move the contract to: {new.guest_error}")
     cpu = render(new.guest, form)
     change = level_change(contract, new)
-    plan.update(change=change.to_dict(), xml=cpu.xml, domains=domain_changes(cpu.spec, domains),
+    plan.update(change=change.to_dict(), xml=cpu.xml, domains=domain_changes(cpu.spec, domains, host_maps(group, registry)),
                 security={f: _host_notes(hosts, change.lost_because_of.get(f, [])) for f in change.security_lost})
     plan["reasons"] = _refusals(req, change, [h for h in hosts if not compare(new, h).runnable])
     applicable = not plan["reasons"] and not req.without and change.direction != "same"

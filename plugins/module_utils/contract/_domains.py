@@ -62,6 +62,26 @@ def _spared(dom: Mapping[str, Any]) -> str | None:
     return None
 
 
+def live_differs(target_xml: str, dom: Mapping[str, Any], cpu_map: CpuMap | None, specs: Specs, where: str) -> bool | None:
+    """The one restart rule's question: does the running guest's CPU differ from ``target_xml``? The features each gives
+    under the host's map where there is one (libvirt rewrites a live <cpu>), else the two elements' meaning. None when
+    the guest does not run (or libvirt gives no live <cpu>)."""
+    if not dom.get("active") or not dom.get("live_cpu_xml"):
+        return None
+    want = specs.features(target_xml, cpu_map, "the target <cpu>")
+    have = specs.features(dom["live_cpu_xml"], cpu_map, f"{where}: live <cpu>")
+    if want is not None and have is not None:
+        return have != want
+    live, wanted = specs.spec(dom["live_cpu_xml"], f"{where}: live <cpu>"), specs.spec(target_xml, "the target <cpu>")
+    return not (live.model == wanted.model and sorted(live.features) == sorted(wanted.features))
+
+
+def restart_required(target_xml: str, dom: Mapping[str, Any], cpu_map: CpuMap | None, specs: Specs, where: str) -> bool:
+    """One restart rule for the contract page and every plan: a running guest must be shut down and started again when
+    the CPU it runs is not the target's (only a power cycle applies a definition's <cpu>)."""
+    return bool(live_differs(target_xml, dom, cpu_map, specs, where))
+
+
 def domain_status(contract_xml: str, dom: Mapping[str, Any], cpu_map: CpuMap | None, specs: Specs, where: str) -> dict[str, Any]:
     """One domain against the contract's ``<cpu>``: its persistent definition, its live CPU, and a status (COMPLIANCE)."""
     active = bool(dom.get("active"))
@@ -142,10 +162,12 @@ def status_counts(statuses: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def domain_changes(new: CpuSpec, domains: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+def domain_changes(new: CpuSpec, domains: Mapping[str, list[Mapping[str, Any]]],
+                   maps: Mapping[str, CpuMap | None] | None = None) -> dict[str, dict[str, Any]]:
     """What moving the group to ``new`` does to each domain: its CPUs now, whether it changes, whether it must be shut
-    down and started again (only a power cycle applies a persistent ``<cpu>``)."""
+    down and started again (:func:`restart_required`, the contract page's rule, with each host's map in ``maps``)."""
     out: dict[str, dict[str, Any]] = {}
+    specs, new_xml = Specs(), new.to_xml()
     for host, entries in sorted(domains.items()):
         for dom in entries:
             key = f"{host}/{dom['name']}"
@@ -161,7 +183,10 @@ def domain_changes(new: CpuSpec, domains: Mapping[str, list[Mapping[str, Any]]])
                 out[key] = {"persistent_cpu": cpu_xml, "live_cpu": dom.get("live_cpu_xml"), "changes": None, "why": str(exc)}
                 continue
             changes = current is None or (not current.follows_host and current.key() != new.key())
+            follows = bool(current is not None and current.follows_host)
+            differs = None if follows else live_differs(new_xml, dom, (maps or {}).get(host), specs, f"domain {key}")
             out[key] = {"persistent_cpu": cpu_xml, "live_cpu": dom.get("live_cpu_xml"), "active": bool(dom.get("active")),
-                        "changes": changes, "follows_host": bool(current is not None and current.follows_host),
-                        "restart_required": bool(changes and dom.get("active"))}
+                        "changes": changes, "follows_host": follows,
+                        # the one rule; a running guest libvirt gives no live <cpu> of changes with its definition
+                        "restart_required": bool(differs) if differs is not None else bool(changes and dom.get("active"))}
     return out

@@ -11,7 +11,8 @@ import yaml
 
 from integration.helpers import run_playbook
 
-PLAYBOOKS = ["site", "baseline", "change_contract", "rebuild_contract", "plan_expansion", "upgrade_check", "platforms"]
+PLAYBOOKS = ["site", "baseline", "change_contract", "rebuild_contract", "plan_expansion", "upgrade_check", "platforms",
+             "premigration_check"]
 
 
 @pytest.fixture

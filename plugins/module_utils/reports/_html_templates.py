@@ -243,7 +243,8 @@ MIGRATION = """{% extends "base" %}{% import "macros" as m %}
 <thead><tr><th scope="col">domain</th>{% for t in targets %}<th scope="col" class="rot">{{ t }}</th>{% endfor %}</tr></thead>
 <tbody>
 {% for key, row in rows %}{% set d = (report.domains or {}).get(key, {}) %}{% set cs = ((report.contract or {}).domains or {}).get(key) %}
-<tr><th scope="row">{{ key }}<div class="muted">{{ d.mode or 'no &lt;cpu&gt;' }}{% if d.model %} {{ d.model }}{% endif %}{% if d.running_cpu %} (running{% if d.next_power_cycle_model %};
+<tr><th scope="row">{{ key }}<div class="muted">{{ d.mode or 'no &lt;cpu&gt;' }}{% if d.model %} {{ d.model }}{% endif %}
+{%- if d.running_cpu %} (running{% if d.next_power_cycle_model %};
 {{ d.next_power_cycle_model }} at its next power cycle{% endif %}){% endif %}
 {% if cs %} · contract: {{ cs.status }}{% endif %}</div></th>{% for t in targets %}{% set cell = row.get(t, {}) %}{% if cell.own_host %}
 <td class="cell unknown">—<span class="sr"> its own host</span>{% elif cell.ok %}

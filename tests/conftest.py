@@ -72,13 +72,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:  # pylint: disable=unused
     shutil.rmtree(PRIVATE, ignore_errors=True)
 
 
-# Integration modules (``module``) and tests (``module::test``) that neither define, start nor remove libvirt domains
-# nor run a playbook that lists them or probes this machine (deploy, contract, premigration, upgrade, observation):
-# they run beside anything. Every other integration test is in the group "libvirt": one worker runs them all (the
-# scheduler below) and each holds the domains lock, so that one such test runs at a time on this machine, whatever run it
-# belongs to: libvirt's domains are one list for the machine, the contract's checks read every listed domain's stamp,
-# and a probe's default machine type follows the domains' (a run's cached facts must stay valid for its second run).
-# A new module is in the group until it is listed here.
+# Integration modules whose tests neither define, start nor remove libvirt domains nor run a playbook that lists them
+# (deploy, contract, premigration, upgrade, observation): they run beside anything. Every other integration test is in
+# the group "libvirt": one worker runs them all (the scheduler below) and each holds the domains lock, so that one such
+# test runs at a time on this machine, whatever run it belongs to: libvirt's domains are one list for the machine, and
+# the contract's checks read every domain's stamp. A new module is in the group until it is listed here.
 PARALLEL_SAFE = frozenset({
     "test_cpu_groups.py", "test_cpu_probe.py", "test_exact_cpu.py", "test_execution_environment.py",
     "test_fleet_cache.py", "test_html_browser.py", "test_libvirt_baseline_cases.py", "test_platforms_kubevirt.py",
@@ -86,25 +84,16 @@ PARALLEL_SAFE = frozenset({
     # QEMU only (their vCPUs are plain QEMU processes; the mixed-version site run deploys nothing, and the observation's
     # transient domains are never listed: deploy._domain skips them)
     "test_cpuid_names.py", "test_observe_stacks.py",
-    # recorded hosts only (served over QMP sockets, deploy disabled), or the platform roles on a guest CPU from a file
-    "test_contract.py::test_one_policy_shapes_the_baseline_and_the_contract_and_old_names_still_work",
-    "test_contract.py::test_the_operator_chooses_the_level_and_the_baseline_report_shows_the_choices",
-    "test_contract_store.py::test_two_runs_race_to_change_one_group_one_wins_the_other_names_its_generation",
-    "test_contract_store.py::test_a_redis_store_killed_mid_run_is_a_clear_error_and_nothing_is_lost",
-    "test_platforms_roles.py::test_proxmox_role_applies_idempotently_in_check_and_real_mode",
-    "test_platforms_roles.py::test_proxmox_module_replaces_a_stale_section_in_place",
-    "test_platforms_roles.py::test_kubevirt_and_incus_roles_write_files_and_apply_nothing",
 })
-# Tests of listed modules that define domains all the same
-LIBVIRT_TESTS = frozenset({"test_exact_cpu.py::test_live_every_model_this_machine_runs_starts_saves_and_restores"})
+# (module, test) of listed modules that define domains all the same
+LIBVIRT_TESTS = frozenset({("test_exact_cpu.py", "test_live_every_model_this_machine_runs_starts_saves_and_restores")})
 
 
 def in_libvirt_group(path: Path, name: str) -> bool:
     """Whether the test ``name`` (parameters and all) of the module at ``path`` is in the group "libvirt"."""
     if path.parent.name != "integration":
         return False
-    test = f"{path.name}::{name.split('[', 1)[0]}"
-    return test not in PARALLEL_SAFE and (path.name not in PARALLEL_SAFE or test in LIBVIRT_TESTS)
+    return path.name not in PARALLEL_SAFE or (path.name, name.split("[", 1)[0]) in LIBVIRT_TESTS
 
 
 @pytest.hookimpl(tryfirst=True)

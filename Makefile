@@ -8,12 +8,12 @@ COLL := .collections/ansible_collections/cpucompat/cluster
 SOURCES := $(shell find galaxy.yml meta plugins roles playbooks docs README.md LICENSE changelogs tests requirements.txt bindep.txt -type f \
 	-not -path '*/__pycache__/*' -not -path 'tests/output/*' 2>/dev/null)
 
-# pytest on every core (pytest-xdist); the tests that touch libvirt's domains run on one worker, one at a time on the
-# machine (tests/conftest.py, tests/utils/libvirtd_lock.py). JOBS=1 runs one process.
+# pytest on every core (pytest-xdist); tests that must not overlap share an xdist_group or the libvirtd lock
+# (tests/utils/libvirtd_lock.py). JOBS=1 runs one process.
 JOBS ?= $(shell nproc)
 PYTEST := python -m pytest -q -p no:cacheprovider -n $(JOBS) --dist loadgroup
 
-.PHONY: setup run check test test-pytest unit integration molecule sanity lint bench clean
+.PHONY: setup run check test unit integration molecule sanity lint bench clean
 
 setup:
 	@bash tools/setup.sh
@@ -63,14 +63,11 @@ lint: setup
 	antsibull-docs lint-collection-docs --plugin-docs $(COLL)
 	antsibull-changelog lint
 
-# pytest beside sanity and lint (they share no folder: sanity works on a copy under TMPDIR, and the worker that runs the
-# libvirt tests leaves a core idle much of the time), then Molecule, which uses libvirtd (a pytest fault test stops it).
+# pytest first (one of its fault tests stops libvirtd, which Molecule's scenarios use), then Molecule, sanity and lint
+# side by side: they share no folder (sanity works on a copy under TMPDIR, Molecule in its ephemeral folders).
 test: setup
-	$(MAKE) --no-print-directory -j3 --output-sync=target test-pytest sanity lint
-	$(MAKE) --no-print-directory molecule
-
-test-pytest: setup
 	$(PYTEST) --durations=25 tests/unit tests/integration
+	$(MAKE) --no-print-directory -j3 --output-sync=target molecule sanity lint
 
 bench: setup
 	python bench/bench_probe.py

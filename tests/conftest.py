@@ -12,7 +12,6 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,10 +72,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:  # pylint: disable=unused
 
 
 # Integration modules whose tests neither define, start nor remove libvirt domains nor run a playbook that lists them
-# (deploy, contract, premigration, upgrade, observation): they run beside anything. Every other integration test is in
-# the group "libvirt": one worker runs them all (the scheduler below) and each holds the domains lock, so that one such
-# test runs at a time on this machine, whatever run it belongs to: libvirt's domains are one list for the machine, and
-# the contract's checks read every domain's stamp. A new module is in the group until it is listed here.
+# (deploy, contract, premigration, upgrade, observation): they run beside anything. Every other integration test joins
+# the xdist group "libvirt" (one worker) and holds the domains lock (one test at a time on this machine, whatever run it
+# belongs to): libvirt's domain list is global, and listing it while another test's domain comes or goes fails the run
+# ("Domain not found" from deploy._domain.list_domains). A new module is in the group until it is listed here; a test
+# of a listed module that needs libvirt's domains is marked itself.
 PARALLEL_SAFE = frozenset({
     "test_cpu_groups.py", "test_cpu_probe.py", "test_exact_cpu.py", "test_execution_environment.py",
     "test_fleet_cache.py", "test_html_browser.py", "test_libvirt_baseline_cases.py", "test_platforms_kubevirt.py",
@@ -85,43 +85,22 @@ PARALLEL_SAFE = frozenset({
     # transient domains are never listed: deploy._domain skips them)
     "test_cpuid_names.py", "test_observe_stacks.py",
 })
-# (module, test) of listed modules that define domains all the same
-LIBVIRT_TESTS = frozenset({("test_exact_cpu.py", "test_live_every_model_this_machine_runs_starts_saves_and_restores")})
 
 
-def in_libvirt_group(path: Path, name: str) -> bool:
-    """Whether the test ``name`` (parameters and all) of the module at ``path`` is in the group "libvirt"."""
-    if path.parent.name != "integration":
-        return False
-    return path.name not in PARALLEL_SAFE or (path.name, name.split("[", 1)[0]) in LIBVIRT_TESTS
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup`` with the group "libvirt" as one unit of work (xdist 3.8.0 cannot group on pytest 9.2: the
-    ``@group`` suffix it writes into the node id no longer takes, pytest-dev/pytest-xdist#1386). The largest unit first,
-    so the worker that runs it starts at once."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling  # pylint: disable=import-outside-toplevel
-
-    class LibvirtGroupScheduling(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            scope = super()._split_scope(nodeid)
-            if scope != nodeid:  # an xdist_group of its own (once xdist groups again)
-                return scope
-            path, _sep, rest = nodeid.partition("::")
-            return "libvirt" if in_libvirt_group(config.rootpath / path, rest.rsplit("::", 1)[-1]) else nodeid
-
-    return LibvirtGroupScheduling(config, log)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.parent.name == "integration" and item.path.name not in PARALLEL_SAFE \
+                and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group("libvirt"))
 
 
 @pytest.fixture(autouse=True)
 def _libvirtd_lock(request: pytest.FixtureRequest) -> Iterator[None]:
     """libvirtd shared for every test, exclusive for one marked ``libvirtd_exclusive``; the domains for one test of
-    the group "libvirt" at a time, in this run and in any other (tests/utils/libvirtd_lock.py)."""
+    the xdist group "libvirt" at a time, in this run and in any other (tests/utils/libvirtd_lock.py)."""
+    group = request.node.get_closest_marker("xdist_group")
     with ExitStack() as locks:
-        if in_libvirt_group(request.node.path, request.node.name):
+        if group is not None and (group.args[0] if group.args else group.kwargs.get("name")) == "libvirt":
             locks.enter_context(libvirtd_lock.domains())
         locks.enter_context(libvirtd_lock.held(exclusive=request.node.get_closest_marker("libvirtd_exclusive") is not None))
         yield

@@ -212,6 +212,7 @@ def _only(facts: dict, model: str) -> dict:
 
 @KVM
 @pytest.mark.usefixtures("no_leftover_qemu")
+@pytest.mark.xdist_group("libvirt")  # its domains come and go: never beside a test that lists them (tests/conftest.py)
 @pytest.mark.parametrize("emulator", stacks.NAMES)
 def test_live_every_model_this_machine_runs_starts_saves_and_restores(tmp_path, this_machine, qemu_judges, emulator) -> None:
     """For each model this machine runs under both QEMUs: the <cpu> of the two-stack group is exact by the judges, and

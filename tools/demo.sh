@@ -67,8 +67,10 @@ XML
 fi
 
 # The demo's own contract store (the file store's default folder is under XDG_DATA_HOME), never the operator's
-# ~/.local/share/cpucompat: what the demo reads depends on nothing outside this checkout.
+# ~/.local/share/cpucompat: what the demo reads depends on nothing outside this checkout...
 export XDG_DATA_HOME=$DEMO/data
+# ... and its own fact cache, never the operator's .cache/facts (ansible.cfg's default).
+export ANSIBLE_CACHE_PLUGIN_CONNECTION=$DEMO/facts
 "$ROOT/.venv/bin/ansible-playbook" -i "$DEMO/inventory.yml" playbooks/site.yml --check --diff \
   -e cpucompat_report_dir="$ROOT/reports" "$@"
 echo

@@ -46,7 +46,9 @@ def render(guest: GuestCpu, form: str = "minimal") -> RenderedCpu:
 def _spec(guest: GuestCpu, solution: Solution, spell, vendor: str | None) -> CpuSpec:  # type: ignore[no-untyped-def]
     features = ([("require", str(spell(f))) for f, on in sorted(solution.policies.items()) if on]
                 + [("disable", str(spell(f))) for f, on in sorted(solution.policies.items()) if not on])
-    other = (f"<maxphysaddr mode='emulate' bits='{guest.phys_bits}'/>",) if guest.phys_bits else ()
+    # libvirt knows <maxphysaddr> for x86 only: on s390x and aarch64 it refuses to define the domain ("CPU maximum
+    # physical address bits specification is not supported for 's390x' architecture").
+    other = (f"<maxphysaddr mode='emulate' bits='{guest.phys_bits}'/>",) if guest.phys_bits and guest.arch == "x86_64" else ()
     note = None
     if guest.left_out:
         note = f"every host has, no guest gets exactly (the report says why): {', '.join(sorted(guest.left_out))}"

@@ -59,7 +59,8 @@ def test_a_name_qemu_cannot_carry_is_refused_naming_it(features, message) -> Non
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"arch": "s390x"}, "implemented for x86_64"),
+    ({"arch": "aarch64"}, "implemented for x86_64"),
+    ({"arch": "s390x", "model": None}, "s390x guest CPU has no named model"),
     ({"model": None}, "no named model"),
     ({"qemu": ()}, "carries no QEMU stack"),
 ])
@@ -73,3 +74,13 @@ def test_a_recorded_group() -> None:
                                                                         ("system", "backports"))}).guest)
     assert cpu.model == "Skylake-Server-v2" and "mpx=on" in cpu.props and cpu.args.endswith(",enforce")
     assert cpu.to_dict()["left_out"] == ["lmce", "vmx"]
+
+
+def test_a_recorded_s390x_group_has_no_enforce_and_no_phys_bits() -> None:
+    """s390x has neither property: QEMU's s390x model check refuses what the host lacks (judged live in
+    tests/integration/test_s390x_end_to_end.py)."""
+    names = ("s390x-z14.2-qemu-4.0.0", "s390x-gen15a-qemu-8.2.0")
+    cpu = _qemu.render(baseline_of({n: {**facts_of(n), "phys_bits": 48} for n in names}).guest)
+    assert cpu.model == "z14.2-base" and cpu.phys_bits is None and not cpu.enforce
+    assert cpu.args.startswith("z14.2-base,") and "enforce" not in cpu.args and "phys-bits" not in cpu.args
+    assert "sea_esop2=on" in cpu.props and "vx=on" in cpu.props

@@ -12,6 +12,8 @@ from typing import Any
 
 from .._errors import BaselineError, CpuCompatError
 from ..cpu._libvirt_map import CpuMap, MapRegistry, require_map_arch
+from ..cpu import _catalog
+from ..engine import _s390x
 from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import CpuSpec
@@ -33,6 +35,51 @@ def _map_of(registry: MapRegistry, host: str, facts: Any) -> CpuMap:
         raise BaselineError(f"host {host}: its facts carry no libvirt CPU map to read its domains' <cpu> with; re-probe it "
                             "(libvirt must be installed there)")
     return found
+
+
+# s390x: libvirt passes QEMU's names through, and QEMU itself answers whether a CPU model runs where another does
+# (query-cpu-model-comparison; engine/_s390x follows its rules, checked against a live qemu-system-s390x). A domain's
+# CPU can move to a target, or stay on a joined group, when it is identical to the target's CPU or a subset of it.
+_RUNS = ("identical", "subset")
+
+
+def s390x_guest(cpu_xml: str, what: str, source: Mapping[str, Any] | None = None) -> _s390x.S390Model | None:
+    """The CPU model an s390x domain's ``<cpu>`` gives its guest, None for one that follows its host.
+
+    The model's features are its static definition (the catalogue's ``-base`` models) or, for a full model name, the
+    source host's own expansion of it (its facts' ``model_features``); then the ``<feature>`` policies.
+    """
+    spec = CpuSpec.parse(cpu_xml, what)
+    if spec.follows_host:
+        return None
+    if not spec.model:
+        raise BaselineError(f"{what}: names no CPU model")
+    definition = _s390x.definition_of(spec.model)
+    own = (source or {}).get("model_features")
+    base = (own.get(spec.model) if isinstance(own, Mapping) else None) or _catalog.model_features("s390x", spec.model)
+    if base is None:
+        raise BaselineError(f"{what}: the features of s390x model {spec.model} are not known here (neither its source "
+                            "host's facts nor the model catalogue define it)")
+    feats = set(base)
+    for policy, name in spec.features:
+        if policy in ("force", "require"):
+            feats.add(name)
+        elif policy in ("disable", "forbid"):
+            feats.discard(name)
+    return _s390x.S390Model(definition, frozenset(feats))
+
+
+def s390x_host_model(host: HostCpu) -> _s390x.S390Model:
+    """A host's CPU as QEMU compares it: the definition of its static base model and its features."""
+    if not host.base_model:
+        raise BaselineError(f"host {host.name}: its facts name no s390x base model; re-probe it")
+    return _s390x.S390Model(_s390x.definition_of(host.base_model), host.features)
+
+
+def s390x_verdict(guest: _s390x.S390Model, target: _s390x.S390Model) -> tuple[bool, str, list[str]]:
+    """Can ``guest`` run on ``target``: QEMU's comparison result and the properties it names as responsible."""
+    result, responsible = _s390x.compare(guest, target)
+    return result in _RUNS, result, (responsible if result not in _RUNS else [])
 
 
 def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], domains: Mapping[str, list[Mapping[str, Any]]],
@@ -69,6 +116,11 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
     view["options"]["without"] = _without_costliest(current, candidates, view["delta"]["lost_because_of"], now, opts, registry)
     if registry is not None and now.arch == "x86_64" and domains:
         view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, registry)
+    elif now.arch == "s390x" and domains:
+        view["domains"] = _s390x_domains_after(joined, lost, domains, {h.name: h for h in current})
+    elif domains:
+        view["domains_unjudged"] = (f"the domains' CPUs are not judged for {now.arch}: QEMU does not say which named "
+                                    f"{now.arch} models run on a host")
     reasons = []
     if fail_on in ("incompatible", "lowers_baseline"):
         reasons += [f"{n} cannot run the current baseline (lacks {', '.join(c['missing_features']) or 'its model'})"
@@ -136,6 +188,31 @@ def _domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list
     return out
 
 
+def _s390x_domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list[Mapping[str, Any]]],
+                         hosts: Mapping[str, HostCpu]) -> dict[str, dict[str, Any]]:
+    """Which s390x domains' CPUs the joined group's guest CPU can no longer run, by QEMU's comparison."""
+    if not joined.model:
+        raise BaselineError("the joined s390x group has no named CPU model to compare the domains' CPUs with")
+    new_cpu = _s390x.S390Model(_s390x.definition_of(joined.model),
+                               joined.guest.features if joined.guest is not None else joined.features)
+    out: dict[str, dict[str, Any]] = {}
+    for host, entries in sorted(domains.items()):
+        for dom in entries:
+            key = f"{host}/{dom['name']}"
+            if not dom.get("cpu_xml"):
+                out[key] = {"status": "unknown", "why": "no <cpu> element: libvirt's default model"}
+                continue
+            guest = s390x_guest(dom["cpu_xml"], f"domain {key}: <cpu>", hosts[host].facts if host in hosts else None)
+            if guest is None:
+                out[key] = {"status": "follows-host", "why": "host-model/host-passthrough CPU"}
+                continue
+            ok, result, responsible = s390x_verdict(guest, new_cpu)
+            out[key] = ({"status": "unchanged", "comparison": result} if ok else
+                        {"status": "must-change", "comparison": result, "missing": responsible,
+                         "lost_by_expansion": sorted(set(responsible) & set(lost))})
+    return out
+
+
 def domain_cpus(domains: Mapping[str, list[Mapping[str, Any]]]) -> list[str]:
     """The distinct CPUs the domains run (live <cpu> of running ones, else persistent), in a stable order."""
     seen: dict[str, None] = {}
@@ -161,9 +238,11 @@ def _guest(dom: Mapping[str, Any], cpu_xml: str, key: str, cpu_map: CpuMap, sour
     return _Guest(needs, hv.get("mode"), frozenset(_hyperv_name(f) for f in hv.get("features") or []), frequency)
 
 
-def _target_features(targets: Mapping[str, Any]) -> tuple[dict[str, frozenset[str]], dict[str, str]]:
-    """Each target's migratable features (QEMU's names), and the targets that cannot be judged (with why)."""
+def _target_features(targets: Mapping[str, Any]) -> tuple[dict[str, frozenset[str]], dict[str, _s390x.S390Model], dict[str, str]]:
+    """Each x86 target's migratable features (QEMU's names), each s390x target's CPU as QEMU compares it, and the targets
+    that cannot be judged (with why)."""
     target_sets: dict[str, frozenset[str]] = {}
+    s390x_targets: dict[str, _s390x.S390Model] = {}
     problems: dict[str, str] = {}
     for name, facts in sorted(targets.items()):
         if not isinstance(facts, Mapping):
@@ -171,12 +250,42 @@ def _target_features(targets: Mapping[str, Any]) -> tuple[dict[str, frozenset[st
             continue
         try:
             host = HostCpu.from_facts(name, facts)
+            if host.arch == "s390x":
+                s390x_targets[name] = s390x_host_model(host)
+                continue
         except BaselineError as exc:
             problems[name] = str(exc)
             continue
         require_map_arch(host.arch, f"the migration matrix (target {name})")
         target_sets[name] = host.features
-    return target_sets, problems
+    return target_sets, s390x_targets, problems
+
+
+def _s390x_row(cpu_xml: str, key: str, source: Mapping[str, Any] | None, s390x_targets: Mapping[str, _s390x.S390Model],
+               x86_targets: Sequence[str], verdicts: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
+    """An s390x domain against every target: QEMU's comparison of its CPU with each s390x target's, libvirt's beside."""
+    try:
+        guest: _s390x.S390Model | None | str = s390x_guest(cpu_xml, f"domain {key}: <cpu>", source)
+    except CpuCompatError as exc:
+        guest = str(exc)
+    row: dict[str, dict[str, Any]] = {}
+    for target, model in s390x_targets.items():
+        if isinstance(guest, str):
+            cell: dict[str, Any] = {"ok": None, "why": guest}
+        elif guest is None:
+            cell = {"ok": None, "why": "host-model/host-passthrough CPU not expanded (domain not running)"}
+        else:
+            ok, result, responsible = s390x_verdict(guest, model)
+            cell = {"ok": ok, "blocking": responsible, "comparison": result}
+        libvirt_result = verdicts.get(target, {}).get(cpu_xml)
+        if libvirt_result is not None:
+            cell["libvirt"] = libvirt_result
+            if cell["ok"] is not None and cell["ok"] != (libvirt_result in ("identical", "superset")):
+                cell["disagreement"] = True
+        row[target] = cell
+    for target in x86_targets:
+        row[target] = {"ok": False, "why": "the target is an x86_64 host; the domain's CPU is s390x"}
+    return row
 
 
 @dataclass(frozen=True)
@@ -342,20 +451,31 @@ def _requested_failures(matrix: Mapping[str, Mapping[str, Any]], requested: list
     return failures
 
 
+def _own_host(row: dict[str, Any], host: str) -> None:
+    """No move: the domain runs on ``host`` (libvirt's word on its CPU stays, a check of the XML)."""
+    if host in row:
+        own = {"ok": None, "own_host": True, "why": "its own host: no migration"}
+        if "libvirt" in row[host]:
+            own["libvirt"] = row[host]["libvirt"]
+        row[host] = own
+
+
 def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Mapping[str, Any], registry: MapRegistry,
                      libvirt_verdicts: Mapping[str, Mapping[str, str]] | None = None,
                      requested: list[Mapping[str, str]] | None = None,
                      sources: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Can each domain's current CPU run on each target? Our answer, libvirt's where it was asked, and every disagreement.
 
-    ``domains``: source host -> domain_cpu_info entries. ``targets``: host -> cpucompat facts (x86_64 only: a domain's
-    CPU is read with its source host's libvirt CPU map, from ``sources`` or ``targets`` facts, else the registry's
-    fallback). ``libvirt_verdicts``: target -> {cpu_xml: libvirt's
+    ``domains``: source host -> domain_cpu_info entries. ``targets``: host -> cpucompat facts. x86_64: a domain's CPU is
+    read with its source host's libvirt CPU map, from ``sources`` or ``targets`` facts, else the registry's fallback.
+    s390x: QEMU's comparison of the domain's CPU with the target's; it runs there when identical or a subset, else the
+    properties QEMU names as responsible block it. ``libvirt_verdicts``: target -> {cpu_xml: libvirt's
     compareHypervisorCPU result}. ``requested``: [{domain: "host/name", target: t}] migrations the user intends; an
     impossible one makes the verdict's ``ok`` false.
     """
-    target_sets, problems = _target_features(targets)
+    target_sets, s390x_targets, problems = _target_features(targets)
     facts_of = {**(sources or {}), **targets}
+    every_target = sorted([*target_sets, *s390x_targets])
     # Domains share a few distinct CPUs: each distinct guest's row is computed once and stands for all of them.
     # A row depends on the CPU text, the Hyper-V and TSC settings, the map the source host reads the text with and
     # (for an invariant TSC without a frequency) the source's TSC frequency: not on the host's name.
@@ -381,7 +501,15 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
                 if defined.get("model") != about[key]["model"]:
                     about[key]["next_power_cycle_model"] = defined.get("model")
             if not cpu_xml:
-                matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in target_sets}
+                matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in every_target}
+                continue
+            source_arch = (source or {}).get("arch") or ("s390x" if s390x_targets and not target_sets else "x86_64")
+            if source_arch == "s390x":
+                row_key = ("s390x", cpu_xml, id(source))
+                if row_key not in rows:
+                    rows[row_key] = _s390x_row(cpu_xml, key, source, s390x_targets, list(target_sets), libvirt_verdicts or {})
+                matrix[key] = dict(rows[row_key])
+                _own_host(matrix[key], host)
                 continue
             if source_map is None:
                 source_map = _map_of(registry, host, source)
@@ -392,16 +520,14 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
                 guest = _guest(dom, cpu_xml, key, source_map, source)
                 rows[row_key] = {t: _cell(guest, have, targets[t], (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
                                  for t, have in target_sets.items()}
+                rows[row_key].update({t: {"ok": False, "why": "the target is an s390x host; the domain's CPU is x86_64"}
+                                      for t in s390x_targets})
             matrix[key] = dict(rows[row_key])
-            if host in matrix[key]:  # no move: the domain runs there (libvirt's word on its CPU stays, a check of the XML)
-                own = {"ok": None, "own_host": True, "why": "its own host: no migration"}
-                if "libvirt" in matrix[key][host]:
-                    own["libvirt"] = matrix[key][host]["libvirt"]
-                matrix[key][host] = own
+            _own_host(matrix[key], host)
     disagreements = [{"domain": d, "target": t, "ours": c["ok"], "libvirt": c["libvirt"]}
                      for d, row in matrix.items() for t, c in row.items() if c.get("disagreement")]
     resolved, unresolved = resolve_moves(list(requested or []), matrix)
     failures = unresolved + _requested_failures(matrix, resolved)
-    return {"schema": REPORT_SCHEMA, "kind": "migration", "targets": sorted(target_sets), "target_problems": problems,
+    return {"schema": REPORT_SCHEMA, "kind": "migration", "targets": every_target, "target_problems": problems,
             "matrix": matrix, "domains": about, "disagreements": disagreements, "requested": resolved,
             "verdict": {"ok": not failures, "reasons": failures}}

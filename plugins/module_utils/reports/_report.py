@@ -189,6 +189,8 @@ def expansion_markdown(view: Mapping[str, Any]) -> str:
                 f"{sum(1 for d in domains.values() if d['status'] in ('follows-host', 'unknown'))}"]
         for key in must:
             out.append(f"  - {key}: needs {', '.join(domains[key]['missing'])}")
+    if view.get("domains_unjudged"):
+        out += ["", "## Domains", "", f"- {view['domains_unjudged']}"]
     options = expansion_options(view)
     if options:
         out += ["", "## Options", ""] + [f"- **{o['option']}**: {o['effect']}. {o['first'][0].upper()}{o['first'][1:]}, then:  \n  `{o['command']}`"

@@ -98,3 +98,37 @@ def test_options_for_candidates_of_another_vendor(cpu_map) -> None:
     assert plan["options"]["own_group"]["model"].startswith("EPYC")
     section = report_markdown(plan).split("## Options", 1)[1]
     assert "admit all" not in section and "**a group of their own**: they share EPYC" in section
+
+
+S390X = {"z14.2": facts_of("s390x-z14.2-qemu-4.0.0"), "gen15a": facts_of("s390x-gen15a-qemu-8.2.0")}
+
+
+def test_s390x_domains_are_judged_by_qemus_comparison() -> None:
+    """An s390x domain on the group's CPU stays runnable when an older candidate joins only if QEMU's comparison of its
+    CPU with the joined CPU says identical or subset; otherwise it must change, naming QEMU's responsible properties."""
+    current = {"gen15a": S390X["gen15a"]}
+    own_xml = render(baseline_of(current).guest).xml
+    z14_xml = render(baseline_of({"z14": facts_of("s390x-z14-qemu-3.0.0")}).guest).xml
+    old_xml = "<cpu mode='custom' match='exact'><model>z13-base</model></cpu>"
+    domains = {"gen15a": [{"name": "new", "cpu_xml": own_xml}, {"name": "old", "cpu_xml": old_xml},
+                          {"name": "z14", "cpu_xml": z14_xml}, {"name": "pt", "cpu_xml": "<cpu mode='host-passthrough'/>"}]}
+    plan = plan_expansion(current, {"z14.2": S390X["z14.2"]}, domains, BaselineOptions(), None)
+    assert plan["joined"]["model"] == "z14.2-base"
+    new = plan["domains"]["gen15a/new"]
+    assert new["status"] == "must-change" and new["comparison"] in ("superset", "incompatible")
+    assert "type" in new["missing"], "the generation is one of QEMU's responsible properties"
+    assert plan["domains"]["gen15a/old"] == {"status": "unchanged", "comparison": "subset"}
+    assert plan["domains"]["gen15a/pt"]["status"] == "follows-host"
+
+
+def test_s390x_domain_with_a_model_nobody_defines_is_refused_naming_it() -> None:
+    domains = {"gen15a": [{"name": "odd", "cpu_xml": "<cpu mode='custom' match='exact'><model>z99-base</model></cpu>"}]}
+    with pytest.raises(BaselineError, match="s390x CPU model 'z99-base'"):
+        plan_expansion({"gen15a": S390X["gen15a"]}, {"z14.2": S390X["z14.2"]}, domains, BaselineOptions(), None)
+
+
+def test_aarch64_domains_are_said_to_be_unjudged() -> None:
+    arm = {"a": facts_of("aarch64-unidentified-nosve-qemu-8.2.0")}
+    plan = plan_expansion(arm, {"b": facts_of("aarch64-unidentified-nosve-qemu-6.0.0")},
+                          {"a": [{"name": "vm", "cpu_xml": "<cpu mode='host-passthrough'/>"}]}, BaselineOptions(), None)
+    assert "not judged for aarch64" in plan["domains_unjudged"] and plan["domains"] == {}

@@ -252,9 +252,16 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         if contract.upgraded_from is not None:
             contract, section["upgraded"] = _upgrade(contract, today)
             to_write = contract
-    stacks = extended(today.stacks, extra, registry) if extra and today.stacks is not None else today.stacks
+    admitted = admission(contract, hosts)
+    stacks = today.stacks
+    cannot_run = {r.host for r in admitted if not r.why}
+    if on_refusal == "exclude" and cannot_run and len(cannot_run) < len(hosts):
+        # The <cpu> is said for the stacks of the hosts that run the contract: the QEMU of a host about to be quarantined
+        # (one that lacks the contract's model, say) must not change what the admitted hosts' domains get.
+        stacks = compute_baseline([h for h in hosts if h.name not in cannot_run], opts, registry).stacks
+    stacks = extended(stacks, extra, registry) if extra and stacks is not None else stacks
     cpu, inexact = rendered(contract, stacks, form)
-    refused = [*admission(contract, hosts), *inexact]
+    refused = [*admitted, *inexact]
     refused_names = {r.host for r in refused}
     section["admitted"] = sorted(h.name for h in hosts if h.name not in refused_names)
     section["host_table"] = _host_table(hosts, refused_names, today)

@@ -187,8 +187,9 @@ def guest_view(model: str, features: Sequence[tuple[str, str]], qemu: QemuStack 
 
 def name_order(guest: GuestCpu) -> list[str]:
     """The names a renderer tries: the engine's model, the names QEMU defines alike (its aliases), then the others,
-    closest first."""
-    if not guest.qemu:
+    closest first. s390x: the model alone - its name is its CPU generation (type and GA level), which no feature says,
+    so another name is another CPU however its features are set."""
+    if not guest.qemu or guest.arch == "s390x":
         return [guest.model] if guest.model else []
     reference = guest.qemu[0].definitions
     own = reference.get(guest.model) if guest.model else None

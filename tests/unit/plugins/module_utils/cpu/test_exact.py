@@ -98,3 +98,16 @@ def test_guest_view_is_what_a_stack_gives_a_cpu() -> None:
     assert view is None and "does not know nosuch" in why
     view, why = guest_view("Other", (), QEMU_7, None)
     assert view is None and "no definition of model Other" in why
+
+
+def test_an_s390x_guest_is_never_renamed_to_a_model_with_the_same_features() -> None:
+    """z14-base plus z14.2's features is a z14 (its CPU type and GA level) with those features, not a z14.2: on s390x the
+    renderer says the model it was given, or refuses, naming the QEMU that lacks it."""
+    feats = frozenset({"zarch", "stfle", "vx"})
+    new = QemuStack("QEMU 4.0", ("z1",), {"z14.2-base": feats, "z14-base": frozenset({"zarch", "stfle"})})
+    old = QemuStack("QEMU 3.0", ("z0",), {"z14-base": frozenset({"zarch", "stfle"})})
+    guest = GuestCpu("s390x", "IBM", "z14.2-base", feats, candidates=("z14.2-base", "z14-base"), qemu=(new,))
+    assert choose(guest, libvirt=False).model == "z14.2-base"
+    with pytest.raises(InexactError, match="QEMU 3.0"):
+        choose(GuestCpu("s390x", "IBM", "z14.2-base", feats, candidates=("z14.2-base", "z14-base"), qemu=(new, old)),
+               libvirt=False)

@@ -120,3 +120,32 @@ def test_an_s390x_host_that_cannot_run_the_contract_is_refused_naming_it(tmp_pat
     assert proc.returncode == 0, proc.stdout[-5000:]
     level = json.loads(contract_file(tmp_path).read_text())["cpu"]
     assert level["arch"] == "s390x" and level["model"] == "z14-base", level
+
+
+def test_the_s390x_premigration_gate(tmp_path, replay, s390x_domain: str) -> None:
+    """A move to a newer IBM Z passes; a move to an older one fails naming what QEMU's comparison holds responsible."""
+    members = ["s390x-z14.2-qemu-4.0.0", "s390x-gen16a-qemu-9.2.0", OLDER]
+    proc = _site(tmp_path, _inventory(tmp_path, replay, members[:1], s390x_domain))  # the domain gets the z14.2's CPU
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    hosts = {}
+    for i, name in enumerate(members):
+        hosts[f"z-{name}"] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                              "cpucompat_probe_qmp_socket": replay(name).path,
+                              # the source lists its domains on this machine's libvirt; the targets share it, so
+                              # they list none and libvirt is not asked for them
+                              **({"cpucompat_domains": {"names": [s390x_domain]}} if i == 0 else
+                                 {"cpucompat_migration_libvirt": False})}
+    inv = tmp_path / "premigration.yml"
+    inv.write_text(yaml.safe_dump({"hypervisors": {"hosts": hosts}}))
+    reports = tmp_path / "premigration"
+    source = f"z-{members[0]}"
+    ok = run_playbook("cpucompat.cluster.premigration_check", tmp_path, inventory=str(inv),
+                      extra={"cpucompat_migrate": f"{s390x_domain}:z-{members[1]}", "cpucompat_report_dir": str(reports)})
+    assert ok.returncode == 0, ok.stdout[-5000:]
+    row = json.loads((reports / "migration.json").read_text())["matrix"][f"{source}/{s390x_domain}"]
+    assert row[f"z-{members[1]}"] == {"ok": True, "blocking": [], "comparison": "subset"}  # the one target asked
+
+    refused = run_playbook("cpucompat.cluster.premigration_check", tmp_path, inventory=str(inv),
+                           extra={"cpucompat_migrate": f"{s390x_domain}:z-{OLDER}", "cpucompat_report_dir": str(reports)})
+    assert refused.returncode != 0
+    assert f"{source}/{s390x_domain} -> z-{OLDER}: target lacks type" in refused.stdout, refused.stdout[-3000:]

@@ -423,3 +423,38 @@ esac""")
     assert () in started[1:], "then the probe's own QEMU and the check, as without a cache"
     assert "does not start" in facts["host_cpu"]["kvm_vcpu_check"]
     assert _cache.load(cache, target.inputs).kvm_rejected == [], "a failure that names no feature is not cached"
+
+
+# --- the PC machine types without their optional onboard devices ----------------------
+
+LEAN = [
+    pytest.param("kvm", "q35", marks=KVM, id="kvm-q35"),
+    pytest.param("kvm", "pc", marks=KVM, id="kvm-i440fx"),
+    pytest.param("tcg", "q35", id="tcg-q35"),
+]
+
+
+@pytest.mark.parametrize("accel, machine", LEAN)
+def test_the_onboard_devices_change_no_answer(accel: str, machine: str) -> None:
+    """Every reply of the conversation is the same with and without SATA, SMBus, USB, VGA, HPET, vmport and PIT."""
+    binary = _probe.find_binary("qemu-system-x86_64")
+    sessions = []
+    for lean in (False, True):
+        with _probe._spawn_qemu(binary, accel, 10, machine, (), lean) as client:  # pylint: disable=protected-access
+            sessions.append(_probe.converse(client).encode())
+    assert sessions[0] == sessions[1]
+    assert _probe._lean(machine)  # pylint: disable=protected-access
+
+
+def test_a_qemu_without_the_lean_properties_is_started_with_its_devices(tmp_path) -> None:
+    calls = tmp_path / "calls"
+    binary = _script(tmp_path, f"""echo "$*" >> {calls}
+case "$*" in
+  *hpet=off*) echo "qemu-system-x86_64: Property 'pc-q35-5.1-machine.hpet' not found" >&2; exit 1;;
+  *) exec qemu-system-x86_64 "$@";;
+esac""")
+    facts = _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel="tcg", machine="q35"))
+    assert facts["machine"]["requested"] == "q35" and facts["runnable_models"]
+    machines = [line.split("-machine ", 1)[1].split()[0] for line in calls.read_text().splitlines()]
+    assert machines == [f"q35,{_probe._LEAN_PC},accel=tcg", "q35,accel=tcg"]  # pylint: disable=protected-access
+    assert not _probe._lean("virt") and not _probe._lean("none") and not _probe._lean("pc-q35-7.2,x=y")  # pylint: disable=protected-access

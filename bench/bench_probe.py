@@ -206,7 +206,8 @@ def main() -> None:  # pylint: disable=too-many-locals,too-many-statements
     print(f"  libvirt re-probe / in-process probe      {libvirt_med / med['in-process probe (no cache)']:6.1f} x")
     print(f"  libvirt re-probe / bare QMP              {libvirt_med / med[f'bare QMP (-machine {machine})']:6.1f} x   (the ceiling)")
     if cpu["libvirt re-probe"] and cpu["whole process, cache warm"]:
-        print(f"  CPU: libvirt re-probe / whole process (warm) {statistics.median(cpu['libvirt re-probe']) / statistics.median(cpu['whole process, cache warm']):6.1f} x"
+        cpu_ratio = statistics.median(cpu["libvirt re-probe"]) / statistics.median(cpu["whole process, cache warm"])
+        print(f"  CPU: libvirt re-probe / whole process (warm) {cpu_ratio:6.1f} x"
               "   (CPU time: what a loaded machine stretches; libvirtd's includes any other client's meanwhile)")
     print(f"  targets: whole process <= {WHOLE_TARGET_S * 1000:.0f} ms: {'met' if whole_med <= WHOLE_TARGET_S else 'MISSED'};"
           f" libvirt / whole process >= {RATIO_TARGET:g} x: {'met' if libvirt_med / whole_med >= RATIO_TARGET else 'MISSED'}")

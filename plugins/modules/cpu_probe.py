@@ -74,7 +74,8 @@ options:
     description:
       - Folder of the probe's host-side cache: what QEMU answers the same way on every probe of an unchanged host, so
         that later probes need not ask again - QEMU's definitions of the named CPU models that run here (their
-        expansions) and the features KVM refused when a vCPU of the host model was created. With the latter known, one
+        expansions), the features KVM refused when a vCPU of the host model was created, and the installed libvirt's
+        version while its daemon binary (path, size, mtime, inode) is the same. With the refused features known, one
         QEMU both creates that vCPU (the check is still made on every probe) and answers the probe; without it a second
         QEMU makes the check.
       - Each entry is keyed by the QEMU binary (path, size, mtime, inode), the machine type, the accelerator, the

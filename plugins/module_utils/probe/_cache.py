@@ -12,6 +12,8 @@ An entry holds:
   on the binary, the machine type and the accelerator only;
 - ``kvm_rejected``: the features KVM refused when a vCPU of the host model was created (``_probe.kvm_rejected_features``);
   a probe with a cache hit still creates that vCPU, with those features off, and probes cold when it does not start.
+- ``libvirt``: the installed libvirt's version (``libvirtd --version``), with the daemon binary's path, size, mtime and
+  inode it was read from (the fingerprint's libvirt inputs); used only while the daemon binary is that one.
 
 Every answer that says what runs on this host (``query-cpu-definitions``, the host model's expansions) is asked of
 QEMU on every probe. An entry that cannot be read, does not parse, or was written for another key is ignored (and
@@ -55,6 +57,7 @@ class Entry:
     key: dict[str, Any]
     expansions: dict[str, Any] = field(default_factory=dict)  # Query.encode() -> QEMU's reply
     kvm_rejected: list[str] | None = None  # None: not known
+    libvirt: dict[str, Any] | None = None  # {"daemon", "daemon_stat", "version"}
     changed: bool = False
 
 
@@ -79,6 +82,9 @@ def load(directory: str | None, inputs: Mapping[str, Any]) -> Entry:
     expansions = data.get("expansions")
     if isinstance(expansions, dict) and all(isinstance(k, str) and isinstance(v, dict) for k, v in expansions.items()):
         entry.expansions = expansions
+    libvirt = data.get("libvirt")
+    if isinstance(libvirt, dict) and isinstance(libvirt.get("version"), str) and isinstance(libvirt.get("daemon"), str):
+        entry.libvirt = libvirt
     rejected = data.get("kvm_rejected")
     if isinstance(rejected, list) and all(isinstance(f, str) and f for f in rejected):
         entry.kvm_rejected = rejected
@@ -96,7 +102,7 @@ def save(directory: str | None, entry: Entry) -> None:
         return
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"key": entry.key, "expansions": entry.expansions, "kvm_rejected": entry.kvm_rejected}, fh,
+            json.dump({"key": entry.key, "expansions": entry.expansions, "kvm_rejected": entry.kvm_rejected, "libvirt": entry.libvirt}, fh,
                       sort_keys=True, separators=(",", ":"))
         os.chmod(tmp, 0o644)
         os.replace(tmp, _path(directory, entry.key))
@@ -105,3 +111,20 @@ def save(directory: str | None, entry: Entry) -> None:
             os.unlink(tmp)
         except OSError:
             pass
+
+
+def libvirt_version(entry: Entry, inputs: Mapping[str, Any]) -> str | None:
+    """The cached version of the libvirt daemon ``inputs`` (the fingerprint's libvirt inputs) name, when it is that binary."""
+    known = entry.libvirt or {}
+    if inputs.get("daemon") and known.get("daemon") == inputs.get("daemon") and known.get("daemon_stat") == inputs.get("daemon_stat"):
+        return str(known["version"])
+    return None
+
+
+def remember_libvirt(entry: Entry, inputs: Mapping[str, Any], version: str | None) -> None:
+    """Keep ``version`` as the version of the daemon binary ``inputs`` name."""
+    if not version or not inputs.get("daemon") or inputs.get("daemon_stat") is None:
+        return
+    value = {"daemon": inputs["daemon"], "daemon_stat": inputs["daemon_stat"], "version": version}
+    if entry.libvirt != value:
+        entry.libvirt = value

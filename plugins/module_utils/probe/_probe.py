@@ -388,13 +388,12 @@ def _converse_spawned(req: ProbeRequest, target: SpawnTarget, entry: _cache.Entr
     return _Conversation(session, f"{binary} (accel={accel})", target.inputs, binary, tuple(rejected), detail, target.machine)
 
 
-def _host(req: ProbeRequest) -> dict[str, Any]:
-    """What the host says about itself beyond QEMU, and the CPU map its libvirt reads (None: no libvirt map there)."""
+def _host(req: ProbeRequest, libvirt: str | None = None) -> dict[str, Any]:
+    """What the host says about itself beyond QEMU, and the CPU map its libvirt reads (None: no libvirt map there);
+    ``libvirt``: the installed libvirt's version when the probe cache knows it."""
     from . import _hostinfo, _libvirt  # pylint: disable=import-outside-toplevel
 
-    info = _hostinfo.host_info(req.timeout)
-    if req.libvirt_version:
-        info["libvirt"] = req.libvirt_version
+    info = _hostinfo.host_info(req.timeout, libvirt=req.libvirt_version or libvirt)
     try:
         info["cpu_map"] = _libvirt.read_cpu_map(req.cpu_map, info.get("libvirt"))
     except CpuCompatError as exc:  # raised again by the probe, once QEMU is done
@@ -407,22 +406,29 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
     if req.timeout <= 0:
         raise QemuStartError(f"timeout must be positive, got {req.timeout}")
     started = time.monotonic()
+    entry, daemon = None, {}
+    if not req.qmp_socket:
+        target = target or spawn_target(req)
+        assert target is not None
+        entry = _cache.load(req.cache_dir, target.inputs)
+        daemon = target.inputs.get("libvirt") or {}  # the libvirt daemon binary, as the fingerprint reads it
+    known = _cache.libvirt_version(entry, daemon) if entry is not None else None
     host: list[dict[str, Any]] = []
-    reader = threading.Thread(target=lambda: host.append(_host(req)), daemon=True)
+    reader = threading.Thread(target=lambda: host.append(_host(req, known)), daemon=True)
     reader.start()  # versions, address bits, TSC and libvirt's CPU map are read while QEMU starts
-    entry = None
     try:
         if req.qmp_socket:
             conv = _converse_socket(req, req.qmp_socket)
         else:
-            target = target or spawn_target(req)
-            assert target is not None
-            entry = _cache.load(req.cache_dir, target.inputs)
-            before = (dict(entry.expansions), entry.kvm_rejected)
+            assert target is not None and entry is not None
+            before = (dict(entry.expansions), entry.kvm_rejected, entry.libvirt)
             conv = _converse_spawned(req, target, entry)
-            entry.changed = (entry.expansions, entry.kvm_rejected) != before
     finally:
         reader.join()
+    if entry is not None:
+        if host and not req.libvirt_version:
+            _cache.remember_libvirt(entry, daemon, host[0].get("libvirt"))
+        entry.changed = (entry.expansions, entry.kvm_rejected, entry.libvirt) != before
     from . import _facts  # pylint: disable=import-outside-toplevel
 
     if host and host[0].get("cpu_map_error"):

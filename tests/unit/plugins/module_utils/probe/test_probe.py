@@ -458,3 +458,23 @@ esac""")
     machines = [line.split("-machine ", 1)[1].split()[0] for line in calls.read_text().splitlines()]
     assert machines == [f"q35,{_probe._LEAN_PC},accel=tcg", "q35,accel=tcg"]  # pylint: disable=protected-access
     assert not _probe._lean("virt") and not _probe._lean("none") and not _probe._lean("pc-q35-7.2,x=y")  # pylint: disable=protected-access
+
+
+def test_the_cache_keeps_libvirts_version_while_its_daemon_is_the_same_binary(tmp_path, monkeypatch) -> None:
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _hostinfo  # pylint: disable=import-outside-toplevel
+
+    req = _probe.ProbeRequest(qemu_binary="qemu-system-s390x", accel="tcg", cache_dir=str(tmp_path))
+    target = _probe.spawn_target(req)
+    daemon = target.inputs["libvirt"]
+    if not daemon["daemon"]:
+        pytest.skip("no libvirt daemon here")
+    cold = _probe.probe(req, target)
+    asked: list[str] = []
+    monkeypatch.setattr(_hostinfo, "libvirt_version", lambda *a: asked.append("asked") or "0.0.1")
+    warm = _probe.probe(req, target)
+    assert asked == [] and warm["versions"]["libvirt"] == cold["versions"]["libvirt"] == cold["libvirt"]["version"]
+    assert _without_timings(warm) == _without_timings(cold)
+    # another daemon binary (an upgrade): asked again
+    entry = _cache.load(str(tmp_path), target.inputs)
+    assert _cache.libvirt_version(entry, {**daemon, "daemon_stat": [0, 0, 0]}) is None
+    assert _cache.libvirt_version(entry, daemon) == cold["versions"]["libvirt"]

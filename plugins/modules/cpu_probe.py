@@ -72,8 +72,8 @@ options:
     type: str
   cache_dir:
     description:
-      - Folder of the probe's host-side cache: what QEMU answers the same way on every probe of an unchanged host, so
-        that later probes need not ask again - QEMU's definitions of the named CPU models that run here (their
+      - Folder of the probe's host-side cache, which keeps what QEMU answers the same way on every probe of an
+        unchanged host, so that later probes need not ask again - QEMU's definitions of the named CPU models that run here (their
         expansions), the features KVM refused when a vCPU of the host model was created, and the installed libvirt's
         version while its daemon binary (path, size, mtime, inode) is the same. With the refused features known, one
         QEMU both creates that vCPU (the check is still made on every probe) and answers the probe; without it a second

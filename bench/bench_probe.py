@@ -45,6 +45,9 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fi
 from ansible_collections.cpucompat.cluster.plugins.module_utils._common_args import CPU_PROBE_ARGS  # noqa: E402  pylint: disable=wrong-import-position
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+# Another copy of the collection (a folder holding ansible_collections/, e.g. an older commit's plugins/) whose module
+# is timed in the same rounds, for a before/after measured side by side on a shared machine.
+COMPARE = os.environ.get("BENCH_COMPARE")
 MODULE = "ansible_collections.cpucompat.cluster.plugins.modules.cpu_probe"
 LIBVIRT_CAPS = "/var/cache/libvirt/qemu/capabilities"
 WHOLE_TARGET_S = 0.4
@@ -124,6 +127,14 @@ def main() -> None:  # pylint: disable=too-many-locals,too-many-statements
     def whole_warm() -> None:
         whole(warm_args, "warm")
 
+    def whole_compare() -> None:
+        path = os.path.join(work, "args-compare.json")
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump({"ANSIBLE_MODULE_ARGS": {"qemu_binary": binary, "accel": accel, "machine": machine}}, fh)
+        done = subprocess.run([sys.executable, "-m", MODULE, path], capture_output=True, check=False,
+                              env={**env, "PYTHONPATH": str(COMPARE)}, cwd=work)
+        assert done.returncode == 0 and json.loads(done.stdout)["probed"], done.stdout[-2000:] + done.stderr[-2000:]
+
     def whole_cold() -> None:
         shutil.rmtree(cold_cache, ignore_errors=True)
         whole(cold_args, "cold")
@@ -156,8 +167,11 @@ def main() -> None:  # pylint: disable=too-many-locals,too-many-statements
     rows: dict[str, list[float]] = {"whole process, cache warm": [], "whole process, cache cold": [],
                                     "in-process probe (no cache)": [], f"bare QMP (-machine {machine})": [],
                                     "libvirt re-probe": []}
-    cpu: dict[str, list[float]] = {name: [] for name in rows}
     funcs = [whole_warm, whole_cold, in_process, bare, libvirt]
+    if COMPARE:
+        rows = {f"whole process, {os.path.basename(os.path.normpath(COMPARE))}": [], **rows}
+        funcs.insert(0, whole_compare)
+    cpu: dict[str, list[float]] = {name: [] for name in rows}
 
     def measure(name: str, fn) -> None:
         daemon = libvirt_cpu() if fn is libvirt else None

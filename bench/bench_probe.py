@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The probe as Ansible runs it vs libvirt's own capability re-probe of the same QEMU, side by side.
 
-Each round, interleaved, medians over the rounds:
+Each round, interleaved (each round starting with the next side), medians over the rounds:
 
 1. the whole module process, as Ansible runs it on a host: ``python -m
    ansible_collections.cpucompat.cluster.plugins.modules.cpu_probe <args file>``, from interpreter start to facts on
@@ -58,6 +58,17 @@ def timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def run_module(args: str, env: dict[str, str], cwd: str) -> tuple[int, bytes, bytes, float]:
+    """Run the module on ``args``: exit status, stdout, stderr, and the CPU seconds of its process tree (wait4)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", MODULE, args], stdout=out, stderr=err, env=env, cwd=cwd)  # pylint: disable=consider-using-with
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), usage.ru_utime + usage.ru_stime
 
 
 def children_cpu() -> float:
@@ -116,12 +127,14 @@ def main() -> None:  # pylint: disable=too-many-locals,too-many-statements
 
     warm_args, cold_args = args_file(warm_cache), args_file(cold_cache)
     outputs: dict[str, dict] = {}
+    module_cpu: list[float] = []  # the last module run's process tree, from wait4
 
     def whole(args: str, name: str) -> None:
-        done = subprocess.run([sys.executable, "-m", MODULE, args], capture_output=True, check=False, env=env, cwd=work)
-        result = json.loads(done.stdout)
-        assert done.returncode == 0 and result["probed"], done.stdout[-2000:] + done.stderr[-2000:]
+        status, stdout, stderr, used = run_module(args, env, work)
+        result = json.loads(stdout)
+        assert status == 0 and result["probed"], stdout[-2000:] + stderr[-2000:]
         assert result["ansible_facts"]["cpucompat"]["model_features"], "model definitions included"
+        module_cpu.append(used)
         outputs[name] = result["ansible_facts"]["cpucompat"]
 
     def whole_warm() -> None:
@@ -131,9 +144,9 @@ def main() -> None:  # pylint: disable=too-many-locals,too-many-statements
         path = os.path.join(work, "args-compare.json")
         with open(path, "w", encoding="utf-8") as fh:
             json.dump({"ANSIBLE_MODULE_ARGS": {"qemu_binary": binary, "accel": accel, "machine": machine}}, fh)
-        done = subprocess.run([sys.executable, "-m", MODULE, path], capture_output=True, check=False,
-                              env={**env, "PYTHONPATH": str(COMPARE)}, cwd=work)
-        assert done.returncode == 0 and json.loads(done.stdout)["probed"], done.stdout[-2000:] + done.stderr[-2000:]
+        status, stdout, stderr, used = run_module(path, {**env, "PYTHONPATH": str(COMPARE)}, work)
+        assert status == 0 and json.loads(stdout)["probed"], stdout[-2000:] + stderr[-2000:]
+        module_cpu.append(used)
 
     def whole_cold() -> None:
         shutil.rmtree(cold_cache, ignore_errors=True)
@@ -180,7 +193,9 @@ def main() -> None:  # pylint: disable=too-many-locals,too-many-statements
         used = time.process_time() + children_cpu() - before
         after = libvirt_cpu() if fn is libvirt else None
         rows[name].append(wall)
-        if daemon is not None and after is not None:
+        if fn in (whole_warm, whole_cold, whole_compare):
+            cpu[name].append(module_cpu[-1])
+        elif daemon is not None and after is not None:
             cpu[name].append(used + after - daemon)
         elif fn is not libvirt:
             cpu[name].append(used)
@@ -192,8 +207,12 @@ def main() -> None:  # pylint: disable=too-many-locals,too-many-statements
             except LookupError:
                 pass
         bumps["missed"] = 0
-        for _ in range(ROUNDS):
-            for name, fn in zip(list(rows), funcs):
+        sides = list(zip(list(rows), funcs))
+        for index in range(ROUNDS):
+            # Each round starts with another side: none always runs after libvirt's re-probe (whose QEMU libvirtd
+            # still reaps and whose cache it still writes) or after the same neighbour.
+            shift = index % len(sides)
+            for name, fn in sides[shift:] + sides[:shift]:
                 try:
                     measure(name, fn)
                 except LookupError:

@@ -20,7 +20,8 @@ much less.
 
 libvirt 9 keys its cache on the binary's ctime in whole seconds: every round bumps the binary's mtime to a distinct
 value (original + round seconds) in a second of its own, and checks in libvirt's cache file that it did re-probe (a
-round where it did not is reported, not timed). The original times are restored afterwards. The probe cache lives in
+round where it did not is reported, not timed). The original times are restored right after each round (the probe
+cache is keyed by the binary's mtime too: for the other sides the binary is unchanged, as between two probes of a host). The probe cache lives in
 a temporary folder, never the host's.
 """
 from __future__ import annotations
@@ -171,8 +172,12 @@ def main() -> None:  # pylint: disable=too-many-locals,too-many-statements
         os.utime(binary, ns=(original.st_atime_ns, mtime))
         ctime = int(os.stat(binary).st_ctime)
         bumps["last"] = ctime
-        subprocess.run(["virsh", "-c", "qemu:///system", "domcapabilities", "--emulatorbin", binary,
-                        "--virttype", virttype], check=True, capture_output=True)
+        try:
+            subprocess.run(["virsh", "-c", "qemu:///system", "domcapabilities", "--emulatorbin", binary,
+                            "--virttype", virttype], check=True, capture_output=True)
+        finally:
+            # The probe cache is keyed by the binary's mtime too: the binary is unchanged for the other sides.
+            os.utime(binary, ns=(original.st_atime_ns, original.st_mtime_ns))
         if libvirt_ctime(binary) not in (None, ctime):
             bumps["missed"] += 1
             raise LookupError("libvirt did not re-probe")

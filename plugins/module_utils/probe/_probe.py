@@ -76,7 +76,7 @@ def _accept(listener: socket.socket, proc: subprocess.Popen[bytes], deadline: fl
 
 # The PC machine types' optional onboard devices (SATA, SMBus, USB, VGA, HPET, vmport, PIT): no answer about CPUs
 # depends on them (the conversation's replies are the same byte for byte with and without them, under KVM and TCG),
-# and under KVM creating them (memory regions, ioeventfds) is about a third of q35's start. The machine type is the
+# and under KVM creating them (memory regions, ioeventfds) is about a quarter of q35's start. The machine type is the
 # guests' still. A QEMU that lacks one of these properties (older than 5.2 for hpet) is started again with them all.
 _LEAN_PC = "sata=off,smbus=off,usb=off,graphics=off,hpet=off,vmport=off,pit=off"
 _PC_MACHINE_RE = re.compile(r"^(pc|q35|pc-(q35|i440fx)-[0-9][0-9.]*)$")

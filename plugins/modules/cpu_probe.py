@@ -84,7 +84,8 @@ options:
         cold probe returns.
       - Entries are small JSON files written atomically (a temporary file renamed into place); an entry that cannot
         be read, does not parse or was written for another key is ignored and replaced. A folder that cannot be
-        written only costs time. Delete the folder at any time to start cold.
+        written only costs time. Delete the folder at any time to start cold. The facts trust what it holds - keep it
+        writable only by the user the module runs as (the default folders are).
       - Omitted, C($XDG_CACHE_HOME/cpucompat) when C(XDG_CACHE_HOME) is set in the module's environment, else
         C(/var/cache/cpucompat) when the module runs as root, else C(~/.cache/cpucompat). An empty string turns the
         cache off.

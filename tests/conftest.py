@@ -19,12 +19,13 @@ import pytest
 # pylint: disable=wrong-import-position
 # Before Ansible reads its configuration: this test process's own folder for what would otherwise be shared with the
 # operator or with other test processes (pytest-xdist workers, other runs): the contract store's default folder
-# (XDG_DATA_HOME, never ~/.local/share/cpucompat), the fact cache (never the repository's .cache/facts) and the
-# temporary folder (tests look for what the probe leaves there). pytest's own tmp_path stays where it was.
+# (XDG_DATA_HOME, never ~/.local/share/cpucompat), the probe cache (XDG_CACHE_HOME, never /var/cache/cpucompat), the
+# fact cache (never the repository's .cache/facts) and the temporary folder (tests look for what the probe leaves there).
+# pytest's own tmp_path stays where it was.
 TMPROOT = os.environ.setdefault("CPUCOMPAT_TEST_TMPROOT", tempfile.gettempdir())
 os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", TMPROOT)
 PRIVATE = tempfile.mkdtemp(prefix=f"cpucompat-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-", dir=TMPROOT)
-for _var, _sub in (("XDG_DATA_HOME", "data"), ("ANSIBLE_CACHE_PLUGIN_CONNECTION", "facts"), ("TMPDIR", "tmp")):
+for _var, _sub in (("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache"), ("ANSIBLE_CACHE_PLUGIN_CONNECTION", "facts"), ("TMPDIR", "tmp")):
     os.makedirs(os.path.join(PRIVATE, _sub))
     os.environ[_var] = os.path.join(PRIVATE, _sub)
 tempfile.tempdir = None

@@ -20,6 +20,7 @@ CPU_PROBE_ARGS: dict[str, dict[str, Any]] = {
     "machine": {"type": "str"},
     "cpu_map": {"type": "path", "default": "/usr/share/libvirt/cpu_map"},
     "libvirt_version": {"type": "str"},
+    "cache_dir": {"type": "path"},
     "cached_fingerprint": {"type": "str", "no_log": False},
     "reuse_cached": {"type": "bool", "default": False},
     "max_age": {"type": "int", "default": 0},

@@ -70,6 +70,28 @@ options:
       - The version of the libvirt that reads O(cpu_map), when it is not the installed one (C(libvirtd --version)); for
         a map unpacked beside the system's, as the C(cpucompat.cluster.upgrade_check) playbook does with a new stack.
     type: str
+  cache_dir:
+    description:
+      - Folder of the probe's host-side cache, which keeps what QEMU answers the same way on every probe of an
+        unchanged host, so that later probes need not ask again - QEMU's definitions of the named CPU models that run here (their
+        expansions), the features KVM refused when a vCPU of the host model was created, and the installed libvirt's
+        version while its daemon binary (path, size, mtime, inode) is the same. With the refused features known, one
+        QEMU both creates that vCPU (the check is still made on every probe) and answers the probe; without it a second
+        QEMU makes the check.
+      - Each entry is keyed by the QEMU binary (path, size, mtime, inode), the machine type, the accelerator, the
+        kernel release and CPU 0's identity (microcode, model, flags), so an upgrade of any of them starts a new entry.
+        What says which models run here is asked of QEMU on every probe; a probe with a cache hit returns the facts a
+        cold probe returns.
+      - Entries are small JSON files written atomically (a temporary file renamed into place); an entry that cannot
+        be read, does not parse or was written for another key is ignored and replaced. A folder that cannot be
+        written only costs time. Delete the folder at any time to start cold. The facts trust what it holds - keep it
+        writable only by the user the module runs as (the default folders are).
+      - Omitted, C($XDG_CACHE_HOME/cpucompat) when C(XDG_CACHE_HOME) is set in the module's environment, else
+        C(/var/cache/cpucompat) when the module runs as root, else C(~/.cache/cpucompat). An empty string turns the
+        cache off.
+      - Not used with O(qmp_socket).
+    type: path
+    version_added: 0.3.0
   cached_fingerprint:
     description:
       - The C(fingerprint) of cached C(cpucompat) facts the caller already has.
@@ -200,19 +222,25 @@ ansible_facts:
         hyperv: null
 """
 
-from ansible.module_utils.basic import AnsibleModule
+import json
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._common_args import CPU_PROBE_ARGS
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._cache import default_cache_dir
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._probe import ProbeRequest, probe, spawn_target
 
+# Ansible adds its own options (_ansible_check_mode, ...): none of them changes what the probe does.
+_INTERNAL = "_ansible_"
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=CPU_PROBE_ARGS,
-        supports_check_mode=True,
-    )
-    params = module.params
+
+def _request(params: Mapping[str, Any]) -> tuple[ProbeRequest, str | None, bool]:
+    """What to probe, the caller's cached fingerprint and ``force``, from validated (or equivalent) parameters."""
+    cache_dir = params["cache_dir"]
     req = ProbeRequest(
         qemu_binary=params["qemu_binary"],
         accel=params["accel"],
@@ -222,17 +250,97 @@ def main() -> None:
         machine=params["machine"],
         cpu_map=params["cpu_map"],
         libvirt_version=params["libvirt_version"],
+        cache_dir=default_cache_dir() if cache_dir is None else (cache_dir or None),
     )
+    return req, params["cached_fingerprint"], params["force"]
+
+
+def _given_params() -> dict[str, Any] | None:
+    """The parameters of a direct run (``python -m ...cpu_probe <args file>``) as AnsibleModule will validate them, read
+    before Ansible's module code is imported; None when they are not in a file (Ansible's own wrapper has imported that
+    code already) or are anything AnsibleModule would convert or refuse: then nothing starts early."""
+    if "ansible.module_utils.basic" in sys.modules or len(sys.argv) != 2 or not os.path.isfile(sys.argv[1]):
+        return None
     try:
-        # The last step of the freshness policy (the action decides the others): the fingerprint is computed once and
-        # the probe reuses what it was computed from.
-        target = spawn_target(req)
-        if target is not None and params["cached_fingerprint"] and not params["force"] and target.fingerprint == params["cached_fingerprint"]:
-            module.exit_json(changed=False, probed=False, freshness="fingerprint", fingerprint=target.fingerprint)
-        facts = probe(req, target)
+        with open(sys.argv[1], "rb") as fh:
+            args = json.load(fh).get("ANSIBLE_MODULE_ARGS")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(args, dict) or any(k not in CPU_PROBE_ARGS and not k.startswith(_INTERNAL) for k in args):
+        return None
+    params: dict[str, Any] = {}
+    for name, spec in CPU_PROBE_ARGS.items():
+        value = args.get(name, spec.get("default"))
+        kind = spec["type"]
+        if value is not None:
+            if kind in ("str", "path") and not isinstance(value, str) or kind == "bool" and not isinstance(value, bool):
+                return None
+            if kind in ("int", "float") and (isinstance(value, bool) or not isinstance(value, (int, float)) or kind == "int" and isinstance(value, float)):
+                return None
+            if kind == "path":
+                value = os.path.expanduser(os.path.expandvars(value))
+            if kind == "float":
+                value = float(value)
+            if value not in spec.get("choices", (value,)):
+                return None
+        params[name] = value
+    return params
+
+
+def _run(req: ProbeRequest, cached_fingerprint: str | None, force: bool) -> tuple[str, dict[str, Any] | None]:
+    """The fingerprint, and the facts (None: ``cached_fingerprint`` still describes the host)."""
+    # The last step of the freshness policy (the action decides the others): the fingerprint is computed once and
+    # the probe reuses what it was computed from.
+    target = spawn_target(req)
+    if target is not None and cached_fingerprint and not force and target.fingerprint == cached_fingerprint:
+        return target.fingerprint, None
+    facts = probe(req, target)
+    return facts["fingerprint"], facts
+
+
+class _Early(threading.Thread):
+    """The probe of a direct run, started before Ansible's module code is imported: QEMU starts meanwhile. Not a
+    daemon: whatever the module does, the interpreter waits for it, and so for QEMU's clean-up."""
+
+    def __init__(self, request: tuple[ProbeRequest, str | None, bool]) -> None:
+        super().__init__(name="cpu_probe")
+        self.request = request
+        self.result: tuple[str, dict[str, Any] | None] | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = _run(*self.request)
+        except BaseException as exc:  # pylint: disable=broad-exception-caught  # raised again in the module's thread
+            self.error = exc
+
+
+def main() -> None:
+    given = _given_params()
+    early = _Early(_request(given)) if given is not None else None
+    if early is not None:
+        early.start()
+    from ansible.module_utils.basic import AnsibleModule  # pylint: disable=import-outside-toplevel  # after QEMU started
+
+    module = AnsibleModule(
+        argument_spec=CPU_PROBE_ARGS,
+        supports_check_mode=True,
+    )
+    request = _request(module.params)
+    try:
+        if early is not None and early.request == request:
+            early.join()
+            if early.error is not None:
+                raise early.error
+            assert early.result is not None
+            fingerprint, facts = early.result
+        else:
+            fingerprint, facts = _run(*request)
     except CpuCompatError as exc:
         module.fail_json(msg=f"CPU probe failed: {exc}")
-    module.exit_json(changed=False, probed=True, freshness="probed", fingerprint=facts["fingerprint"], ansible_facts={"cpucompat": facts})
+    if facts is None:
+        module.exit_json(changed=False, probed=False, freshness="fingerprint", fingerprint=fingerprint)
+    module.exit_json(changed=False, probed=True, freshness="probed", fingerprint=fingerprint, ansible_facts={"cpucompat": facts})
 
 
 if __name__ == "__main__":

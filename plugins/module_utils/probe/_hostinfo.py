@@ -56,14 +56,15 @@ def tsc(timeout: float = 5.0) -> dict[str, Any] | None:
             "scaling": {"yes": True, "no": False}.get(scaling or "")}
 
 
-def host_info(timeout: float = 5.0) -> dict[str, Any]:
-    """Kernel, microcode, libvirt, physical address bits and TSC of the host this runs on."""
+def host_info(timeout: float = 5.0, libvirt: str | None = None) -> dict[str, Any]:
+    """Kernel, microcode, libvirt, physical address bits and TSC of the host this runs on (``libvirt``: its version when
+    the caller knows it, else asked of the installed daemon)."""
     cpu = cpuinfo_identity()  # CPU 0's lines of /proc/cpuinfo, as the fingerprint reads them
     bits = _ADDRESS_SIZES_RE.search(cpu.get("address sizes", ""))
     return {
         "kernel": platform.release() or None,
         "microcode": cpu.get("microcode") or None,
-        "libvirt": libvirt_version(min(timeout, 3.0)),
+        "libvirt": libvirt or libvirt_version(min(timeout, 3.0)),
         "phys_bits": int(bits.group(1)) if bits else None,
         "tsc": tsc(timeout),
     }

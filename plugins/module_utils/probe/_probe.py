@@ -24,9 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _facts, _fingerprint, _hostinfo, _libvirt
+from . import _cache, _fingerprint
 from .._errors import CpuCompatError, FactsError, QemuStartError, QMPError
-from ..cpu._features import msr_features
 from ._fingerprint import binary_arch, default_qemu_binary
 from ._qmp import QMPClient
 from ._session import EXPANSION, Query, Session
@@ -75,11 +74,38 @@ def _accept(listener: socket.socket, proc: subprocess.Popen[bytes], deadline: fl
                 raise QemuStartError(too_late) from None
 
 
+# The PC machine types' optional onboard devices (SATA, SMBus, USB, VGA, HPET, vmport, PIT): no answer about CPUs
+# depends on them (the conversation's replies are the same byte for byte with and without them, under KVM and TCG),
+# and under KVM creating them (memory regions, ioeventfds) is about a quarter of q35's start. The machine type is the
+# guests' still. A QEMU that lacks one of these properties (older than 5.2 for hpet) is started again with them all.
+_LEAN_PC = "sata=off,smbus=off,usb=off,graphics=off,hpet=off,vmport=off,pit=off"
+_PC_MACHINE_RE = re.compile(r"^(pc|q35|pc-(q35|i440fx)-[0-9][0-9.]*)$")
+
+
+def _lean(machine: str | None) -> bool:
+    return machine is not None and _PC_MACHINE_RE.match(machine) is not None
+
+
 @contextlib.contextmanager
 def spawn_qemu(binary: str, accel: str, timeout: float, machine: str | None = "none",
                extra_args: tuple[str, ...] = ()) -> Iterator[QMPClient]:
     """Start a throwaway QEMU (``machine``: the guests' machine type, spawn_target's choice; ``none``: no machine;
-    None: QEMU's default machine type) and yield a QMP client.
+    None: QEMU's default machine type) and yield a QMP client."""
+    with contextlib.ExitStack() as stack:
+        lean = _lean(machine)
+        try:
+            client = stack.enter_context(_spawn_qemu(binary, accel, timeout, machine, extra_args, lean))
+        except QemuStartError as exc:
+            if not lean or "propert" not in str(exc).lower():
+                raise
+            client = stack.enter_context(_spawn_qemu(binary, accel, timeout, machine, extra_args, False))
+        yield client
+
+
+@contextlib.contextmanager
+def _spawn_qemu(binary: str, accel: str, timeout: float, machine: str | None, extra_args: tuple[str, ...],
+                lean: bool) -> Iterator[QMPClient]:
+    """:func:`spawn_qemu`, ``lean``: without the PC machine's optional onboard devices.
 
     We listen on a socket in a private 0700 directory and QEMU connects to us,
     so there is no polling for a socket file. QEMU runs in its own process
@@ -103,7 +129,8 @@ def spawn_qemu(binary: str, accel: str, timeout: float, machine: str | None = "n
         listener.bind(path)
         listener.listen(1)
         listener.settimeout(0.02)
-        argv = [binary, "-machine", f"{machine},accel={accel}" if machine else f"accel={accel}", "-nodefaults", "-no-user-config",
+        options = f"{machine},{_LEAN_PC if lean else ''}".rstrip(",") if machine else ""
+        argv = [binary, "-machine", f"{options},accel={accel}" if options else f"accel={accel}", "-nodefaults", "-no-user-config",
                 "-display", "none", "-S", "-chardev", f"socket,id=qmp,path={path}",
                 "-mon", "chardev=qmp,mode=control", *extra_args]
         try:
@@ -160,8 +187,12 @@ def _ask(client: QMPClient, session: Session, plan: list[tuple[Query, dict[str, 
         session.record(query, reply)
 
 
-def converse(client: QMPClient, expand_models: bool = True) -> Session:
-    """Ask everything the facts need, pipelining independent commands."""
+def converse(client: QMPClient, expand_models: bool = True, known: dict[str, Any] | None = None) -> Session:
+    """Ask everything the facts need, pipelining independent commands.
+
+    ``known``: replies to named models' expansions from the host-side cache (``_cache``), by query key; the models that
+    run here and are not in it are asked, and their replies added to it.
+    """
     session = Session()
     basics = ("query-version", "query-target", "query-kvm", "query-cpu-definitions", "query-machines")
     _ask(client, session, [(Query(c), None) for c in basics])
@@ -199,8 +230,15 @@ def converse(client: QMPClient, expand_models: bool = True) -> Session:
                  if isinstance(d, dict) and d.get("unavailable-features") == [] and not d.get("alias-of")
                  and d.get("name") not in ("host", "max") and isinstance(d.get("name"), str)]
         expansion_type = "full" if arch == "s390x" else "static"
-        if names:
-            _ask(client, session, [(Query.expansion(expansion_type, n), None) for n in names])
+        queries = [Query.expansion(expansion_type, n) for n in names]
+        known = {} if known is None else known
+        for query in queries:
+            if query.encode() in known:
+                session.replies[query] = known[query.encode()]
+        missing = [q for q in queries if q.encode() not in known]
+        if missing:
+            _ask(client, session, [(q, None) for q in missing])
+            known.update({q.encode(): session.replies[q] for q in missing if isinstance(session.replies.get(q), dict)})
     return session
 
 
@@ -225,6 +263,8 @@ def kvm_rejected_features(binary: str, timeout: float, rounds: int = 4, machine:
                 client.execute("query-cpus-fast")
             return rejected, None
         except (QemuStartError, QMPError) as exc:
+            from ..cpu._features import msr_features  # pylint: disable=import-outside-toplevel
+
             match = _MSR_FAILURE_RE.search(str(exc))
             bits = msr_features(int(match.group(1), 16), int(match.group(2), 16)) if match else None
             if not bits or set(bits) <= set(rejected):
@@ -245,6 +285,7 @@ class ProbeRequest:
     machine: str | None = None  # None: the machine type this QEMU starts by default
     cpu_map: str = _fingerprint.DEFAULT_CPU_MAP  # libvirt's CPU map on this host (none there: no libvirt)
     libvirt_version: str | None = None  # None: the installed libvirt's
+    cache_dir: str | None = None  # the host-side cache (_cache); None: none
 
 
 @dataclass(frozen=True)
@@ -258,6 +299,8 @@ class SpawnTarget:
 
     @property
     def fingerprint(self) -> str:
+        from . import _facts  # pylint: disable=import-outside-toplevel
+
         return _facts.fingerprint(self.inputs)
 
 
@@ -300,29 +343,57 @@ def _converse_socket(req: ProbeRequest, path: str) -> _Conversation:
     return _Conversation(session, f"QMP socket {path}", inputs)
 
 
-def _converse_spawned(req: ProbeRequest, target: SpawnTarget) -> _Conversation:
+def _cpu_host(rejected: list[str] | tuple[str, ...]) -> str:
+    return "host" + "".join(f",-{f}" for f in rejected)
+
+
+def _converse_checked(req: ProbeRequest, target: SpawnTarget, entry: _cache.Entry) -> _Conversation | None:
+    """One QEMU for both jobs when the cache knows what KVM refuses: it runs a vCPU of the host model with those
+    features off (the check) and answers the conversation. None when that vCPU does not start: probe cold."""
+    rejected = list(entry.kvm_rejected or [])
+    try:
+        with spawn_qemu(target.binary, target.accel, req.timeout, machine=target.machine, extra_args=("-cpu", _cpu_host(rejected))) as client:
+            session = converse(client, req.expand_models, entry.expansions)
+    except QemuStartError:
+        return None
+    # The vCPU's -cpu options are global properties of QEMU's host model: its expansions here lack the refused
+    # features, which the facts take out of a cold probe's expansions too.
+    return _Conversation(session, f"{target.binary} (accel={target.accel})", target.inputs, target.binary, tuple(rejected), None,
+                         target.machine)
+
+
+def _converse_spawned(req: ProbeRequest, target: SpawnTarget, entry: _cache.Entry | None = None) -> _Conversation:
     binary, accel = target.binary, target.accel
+    entry = entry or _cache.Entry({})
+    needs_check = accel == "kvm" and binary_arch(binary) in (None, "x86_64")
+    if needs_check and entry.kvm_rejected is not None and target.machine not in (None, "none"):
+        conv = _converse_checked(req, target, entry)
+        if conv is not None:
+            return conv
     check: list[tuple[list[str], str | None]] = []
     checker = None
-    if accel == "kvm" and binary_arch(binary) in (None, "x86_64"):
+    if needs_check:
         checker = threading.Thread(target=lambda: check.append(kvm_rejected_features(binary, req.timeout, machine=target.machine or "q35")),
                                    daemon=True)
         checker.start()
     try:
         with spawn_qemu(binary, accel, req.timeout, machine=target.machine) as client:
-            session = converse(client, req.expand_models)
+            session = converse(client, req.expand_models, entry.expansions)
     finally:
         if checker is not None:
             checker.join()
     rejected, detail = check[0] if check else ([], None)
+    if checker is not None and detail is None:
+        entry.kvm_rejected = list(rejected)
     return _Conversation(session, f"{binary} (accel={accel})", target.inputs, binary, tuple(rejected), detail, target.machine)
 
 
-def _host(req: ProbeRequest) -> dict[str, Any]:
-    """What the host says about itself beyond QEMU, and the CPU map its libvirt reads (None: no libvirt map there)."""
-    info = _hostinfo.host_info(req.timeout)
-    if req.libvirt_version:
-        info["libvirt"] = req.libvirt_version
+def _host(req: ProbeRequest, libvirt: str | None = None) -> dict[str, Any]:
+    """What the host says about itself beyond QEMU, and the CPU map its libvirt reads (None: no libvirt map there);
+    ``libvirt``: the installed libvirt's version when the probe cache knows it."""
+    from . import _hostinfo, _libvirt  # pylint: disable=import-outside-toplevel
+
+    info = _hostinfo.host_info(req.timeout, libvirt=req.libvirt_version or libvirt)
     try:
         info["cpu_map"] = _libvirt.read_cpu_map(req.cpu_map, info.get("libvirt"))
     except CpuCompatError as exc:  # raised again by the probe, once QEMU is done
@@ -335,16 +406,31 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
     if req.timeout <= 0:
         raise QemuStartError(f"timeout must be positive, got {req.timeout}")
     started = time.monotonic()
+    entry, daemon = None, {}
+    if not req.qmp_socket:
+        target = target or spawn_target(req)
+        assert target is not None
+        entry = _cache.load(req.cache_dir, target.inputs)
+        daemon = target.inputs.get("libvirt") or {}  # the libvirt daemon binary, as the fingerprint reads it
+    known = _cache.libvirt_version(entry, daemon) if entry is not None else None
     host: list[dict[str, Any]] = []
-    reader = threading.Thread(target=lambda: host.append(_host(req)), daemon=True)
+    reader = threading.Thread(target=lambda: host.append(_host(req, known)), daemon=True)
     reader.start()  # versions, address bits, TSC and libvirt's CPU map are read while QEMU starts
     try:
         if req.qmp_socket:
             conv = _converse_socket(req, req.qmp_socket)
         else:
-            conv = _converse_spawned(req, target or spawn_target(req))  # type: ignore[arg-type]
+            assert target is not None and entry is not None
+            before = (dict(entry.expansions), entry.kvm_rejected, entry.libvirt)
+            conv = _converse_spawned(req, target, entry)
     finally:
         reader.join()
+    if entry is not None:
+        if host and not req.libvirt_version:
+            _cache.remember_libvirt(entry, daemon, host[0].get("libvirt"))
+        entry.changed = (entry.expansions, entry.kvm_rejected, entry.libvirt) != before
+    from . import _facts  # pylint: disable=import-outside-toplevel
+
     if host and host[0].get("cpu_map_error"):
         raise FactsError(f"libvirt's CPU map at {req.cpu_map}: {host[0]['cpu_map_error']}")
     if conv.session.primary is None:
@@ -360,4 +446,6 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
         # Without a binary to stat, the answer itself is what we fingerprint.
         answer = {k: facts[k] for k in ("arch", "accel", "qemu", "features", "models")}
         facts["fingerprint"] = _facts.fingerprint({**conv.inputs, "answer": answer})
+    elif entry is not None:
+        _cache.save(req.cache_dir, entry)  # only once the facts were built from what it keeps
     return facts

@@ -57,3 +57,10 @@ def test_the_policy_in_order(action_plugin, args, fingerprint, age, schema, fres
     facts = plugin._cached_facts(full, _task_vars(cached))  # pylint: disable=protected-access
     fingerprint = (facts or {}).get("fingerprint")
     assert plugin._still_fresh(full, facts, fingerprint, _task_vars(cached)) == fresh  # pylint: disable=protected-access
+
+
+def test_the_cache_folder_is_an_option_of_the_action_too(action_plugin, tmp_path) -> None:
+    """The action validates the module's options before it decides: ``cache_dir`` passes, and reaches the module."""
+    plugin = action_plugin("cpu_probe", {**S390X, "reuse_cached": True, "max_age": 3600, "cache_dir": str(tmp_path)})
+    result = plugin.run(task_vars=_task_vars(_cached("sha256:not-checked", time.time() - 10)))
+    assert result["freshness"] == "max_age" and not result.get("failed"), result

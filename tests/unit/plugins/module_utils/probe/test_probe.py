@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _facts, _fingerprint, _probe
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _cache, _facts, _fingerprint, _probe
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import QemuStartError, QMPError, QMPProtocolError, QMPTimeout
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._qmp import QMPClient
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._session import Query
@@ -293,3 +293,188 @@ def test_live_kvm_facts_leave_out_what_kvm_rejects() -> None:
     assert isinstance(rejected, list) and not set(rejected) & set(facts["features"])
     assert not set(rejected) & set(facts["non_migratable_features"]), "refused by KVM is not 'non-migratable'"
     assert facts["host_cpu"]["kvm_vcpu_check"] is None, facts["host_cpu"]["kvm_vcpu_check"]
+
+
+# --- the host-side cache ----------------------------------------------------------------
+
+def _without_timings(facts: dict) -> dict:
+    return {k: v for k, v in facts.items() if k != "probe"}
+
+
+def _count_qemus(monkeypatch) -> list[tuple[str, ...]]:
+    """The extra arguments of every QEMU the probe starts from now on."""
+    started: list[tuple[str, ...]] = []
+    spawn = _probe.spawn_qemu
+
+    def counting(*args, **kwargs):
+        started.append(tuple(kwargs.get("extra_args", ())))
+        return spawn(*args, **kwargs)
+
+    monkeypatch.setattr(_probe, "spawn_qemu", counting)
+    return started
+
+
+CACHED = [
+    pytest.param("qemu-system-x86_64", "kvm", marks=KVM, id="x86_64-kvm"),
+    pytest.param("qemu-system-s390x", "tcg", id="s390x-tcg"),
+]
+
+
+@pytest.mark.parametrize("binary, accel", CACHED)
+def test_a_cache_hit_gives_the_facts_of_a_cold_probe(tmp_path, monkeypatch, binary: str, accel: str) -> None:
+    uncached = _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel=accel))
+    req = _probe.ProbeRequest(qemu_binary=binary, accel=accel, cache_dir=str(tmp_path / "cache"))
+    cold = _probe.probe(req)
+    entries = os.listdir(tmp_path / "cache")
+    assert len(entries) == 1 and entries[0].startswith("probe-") and entries[0].endswith(".json"), entries
+    entry = json.loads((tmp_path / "cache" / entries[0]).read_text())
+    assert entry["expansions"], "QEMU's model definitions are kept"
+    started = _count_qemus(monkeypatch)
+    warm = _probe.probe(req)
+    assert _without_timings(warm) == _without_timings(cold) == _without_timings(uncached)
+    if accel == "kvm":
+        # One QEMU: it runs the vCPU of the host model (minus what KVM refuses) and answers the probe.
+        rejected = warm["host_cpu"]["kvm_rejected_features"]
+        assert sorted(entry["kvm_rejected"]) == rejected
+        assert started == [("-cpu", "host" + "".join(f",-{f}" for f in entry["kvm_rejected"]))]
+    else:
+        assert started == [()]
+    assert os.listdir(tmp_path / "cache") == entries, "a hit that learnt nothing writes nothing"
+
+
+def test_the_cache_asks_only_for_models_it_does_not_know(tmp_path, monkeypatch) -> None:
+    req = _probe.ProbeRequest(qemu_binary="qemu-system-s390x", accel="tcg", cache_dir=str(tmp_path))
+    cold = _probe.probe(req)
+    (path,) = tmp_path.iterdir()
+    entry = json.loads(path.read_text())
+    dropped = sorted(entry["expansions"])[0]
+    del entry["expansions"][dropped]
+    path.write_text(json.dumps(entry))
+    asked: list[str] = []
+    execute_many = QMPClient.execute_many
+
+    def recording(self, commands):
+        asked.extend(Query.from_request(c, a).encode() for c, a in commands)
+        return execute_many(self, commands)
+
+    monkeypatch.setattr(QMPClient, "execute_many", recording)
+    warm = _probe.probe(req)
+    assert _without_timings(warm) == _without_timings(cold)
+    model_queries = [q for q in asked if q in entry["expansions"] or q == dropped]
+    assert model_queries == [dropped]
+    assert dropped in json.loads(path.read_text())["expansions"], "the answer is added to the entry"
+
+
+@pytest.mark.parametrize("content", ["", "{not json", "[]", '{"key": {"format": 1, "binary": "/usr/bin/other"}, "expansions": {}}',
+                                     "foreign"], ids=["empty", "truncated", "not-an-object", "other-key", "other-host"])
+def test_a_corrupt_or_foreign_cache_entry_is_ignored_and_replaced(tmp_path, content: str) -> None:
+    req = _probe.ProbeRequest(qemu_binary="qemu-system-s390x", accel="tcg", cache_dir=str(tmp_path))
+    target = _probe.spawn_target(req)
+    key = _cache.load(None, target.inputs).key
+    path = _cache._path(str(tmp_path), key)  # pylint: disable=protected-access
+    if content == "foreign":
+        # A well-formed entry of another host (another kernel), at this host's place: poisoned definitions.
+        other = {**key, "kernel": "0.0.0-other"}
+        content = json.dumps({"key": other, "expansions": {"query-cpu-model-expansion:full:z14-base": {"model": {"name": "x"}}},
+                              "kvm_rejected": ["vx"]})
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(content)
+    facts = _probe.probe(req)
+    assert _without_timings(facts) == _without_timings(_probe.probe(_probe.ProbeRequest(qemu_binary="qemu-system-s390x", accel="tcg")))
+    replaced = json.loads(open(path, encoding="utf-8").read())
+    assert replaced["key"] == key and replaced["expansions"]
+    assert [p.name for p in tmp_path.iterdir()] == [os.path.basename(path)], "no temporary file is left"
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_no_facts(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    facts = _probe.probe(_probe.ProbeRequest(qemu_binary="qemu-system-s390x", accel="tcg", cache_dir=str(blocker / "cache")))
+    assert facts["runnable_models"]
+
+
+def test_the_default_cache_folder(monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere/cache")
+    assert _cache.default_cache_dir() == "/somewhere/cache/cpucompat"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert _cache.default_cache_dir() == "/var/cache/cpucompat"
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("HOME", "/home/op")
+    assert _cache.default_cache_dir() == "/home/op/.cache/cpucompat"
+
+
+@KVM
+def test_a_cached_rejection_that_no_longer_starts_is_probed_cold(tmp_path, monkeypatch) -> None:
+    """The cache says KVM refuses nothing, but a vCPU of the host model no longer starts: the probe is a cold one."""
+    binary = _script(tmp_path, """case "$*" in
+  *"-cpu host"*) echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x21" >&2; exit 1;;
+  *) exec qemu-system-x86_64 "$@";;
+esac""")
+    cache = str(tmp_path / "cache")
+    req = _probe.ProbeRequest(qemu_binary=binary, accel="kvm", cache_dir=cache, machine="q35")
+    target = _probe.spawn_target(req)
+    entry = _cache.load(cache, target.inputs)
+    entry.kvm_rejected, entry.changed = [], True
+    _cache.save(cache, entry)
+    started = _count_qemus(monkeypatch)
+    facts = _probe.probe(req, target)
+    assert started[0] == ("-cpu", "host"), "the cached rejection was tried first"
+    assert () in started[1:], "then the probe's own QEMU and the check, as without a cache"
+    assert "does not start" in facts["host_cpu"]["kvm_vcpu_check"]
+    assert _cache.load(cache, target.inputs).kvm_rejected == [], "a failure that names no feature is not cached"
+
+
+# --- the PC machine types without their optional onboard devices ----------------------
+
+LEAN = [
+    pytest.param("kvm", "q35", marks=KVM, id="kvm-q35"),
+    pytest.param("kvm", "pc", marks=KVM, id="kvm-i440fx"),
+    pytest.param("tcg", "q35", id="tcg-q35"),
+]
+
+
+@pytest.mark.parametrize("accel, machine", LEAN)
+def test_the_onboard_devices_change_no_answer(accel: str, machine: str) -> None:
+    """Every reply of the conversation is the same with and without SATA, SMBus, USB, VGA, HPET, vmport and PIT."""
+    binary = _probe.find_binary("qemu-system-x86_64")
+    sessions = []
+    for lean in (False, True):
+        with _probe._spawn_qemu(binary, accel, 10, machine, (), lean) as client:  # pylint: disable=protected-access
+            sessions.append(_probe.converse(client).encode())
+    assert sessions[0] == sessions[1]
+    assert _probe._lean(machine)  # pylint: disable=protected-access
+
+
+def test_a_qemu_without_the_lean_properties_is_started_with_its_devices(tmp_path) -> None:
+    calls = tmp_path / "calls"
+    binary = _script(tmp_path, f"""echo "$*" >> {calls}
+case "$*" in
+  *hpet=off*) echo "qemu-system-x86_64: Property 'pc-q35-5.1-machine.hpet' not found" >&2; exit 1;;
+  *) exec qemu-system-x86_64 "$@";;
+esac""")
+    facts = _probe.probe(_probe.ProbeRequest(qemu_binary=binary, accel="tcg", machine="q35"))
+    assert facts["machine"]["requested"] == "q35" and facts["runnable_models"]
+    machines = [line.split("-machine ", 1)[1].split()[0] for line in calls.read_text().splitlines()]
+    assert machines == [f"q35,{_probe._LEAN_PC},accel=tcg", "q35,accel=tcg"]  # pylint: disable=protected-access
+    assert not _probe._lean("virt") and not _probe._lean("none") and not _probe._lean("pc-q35-7.2,x=y")  # pylint: disable=protected-access
+
+
+def test_the_cache_keeps_libvirts_version_while_its_daemon_is_the_same_binary(tmp_path, monkeypatch) -> None:
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _hostinfo  # pylint: disable=import-outside-toplevel
+
+    req = _probe.ProbeRequest(qemu_binary="qemu-system-s390x", accel="tcg", cache_dir=str(tmp_path))
+    target = _probe.spawn_target(req)
+    daemon = target.inputs["libvirt"]
+    if not daemon["daemon"]:
+        pytest.skip("no libvirt daemon here")
+    cold = _probe.probe(req, target)
+    asked: list[str] = []
+    monkeypatch.setattr(_hostinfo, "libvirt_version", lambda *a: asked.append("asked") or "0.0.1")
+    warm = _probe.probe(req, target)
+    assert asked == [] and warm["versions"]["libvirt"] == cold["versions"]["libvirt"] == cold["libvirt"]["version"]
+    assert _without_timings(warm) == _without_timings(cold)
+    # another daemon binary (an upgrade): asked again
+    entry = _cache.load(str(tmp_path), target.inputs)
+    assert _cache.libvirt_version(entry, {**daemon, "daemon_stat": [0, 0, 0]}) is None
+    assert _cache.libvirt_version(entry, daemon) == cold["versions"]["libvirt"]

@@ -19,7 +19,9 @@ from .._errors import FactsError
 from ..cpu._features import SUPPORTED_ARCHES, canonical_list, enabled_features, validate_feature_name
 from ._session import Query, Session
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+# The schemas this collection reads: schema 4 facts (per-model blocker lists) stay readable until the host is probed again.
+READABLE_SCHEMAS = frozenset({4, SCHEMA_VERSION})
 _MACHINE_VERSION_RE = re.compile(r"-[0-9]+(\.[0-9]+)*$")
 _IDENTITY_PROPS = ("vendor", "family", "model", "stepping", "model-id")
 
@@ -219,19 +221,24 @@ def _model_table(records: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
 
     A fleet's fact cache holds these for every host, and ansible-core decodes a host's entry on each use (a tagged
     JSON decoder whose cost grows with the number of objects): one small dict per model made an x86 host's facts
-    ~130 objects and 25-38 KiB. ``models`` maps each model that is not an alias to what blocks it here (``[]``: it
-    runs; ``null``: QEMU does not say); an alias runs when its target does.
+    ~130 objects and 25-38 KiB. ``models`` maps each model that is not an alias to what blocks it here, as a bit mask
+    (hexadecimal; ``"0"``: it runs; ``null``: QEMU does not say) over ``model_blockers``, the sorted names of every
+    feature that blocks some model here: each blocker name is written once, not once per model it blocks (schema 4
+    wrote lists: two thirds of an x86 host's facts). :func:`read_models` gives the lists back. An alias runs when its
+    target does.
     """
     if records is None:
-        return {"models": None, "model_aliases": None, "model_flags": None, "model_features": None,
+        return {"models": None, "model_blockers": None, "model_aliases": None, "model_flags": None, "model_features": None,
                 "unnamed_blockers": None, "runnable_models": None}
     aliases = {m: str(r["alias_of"]) for m, r in records.items() if r.get("alias_of")}
     models = {m: None if r["runnable"] is None else ([] if r["runnable"] else list(r["unavailable_features"] or []))
               for m, r in records.items() if m not in aliases}
     runs = {m for m, blockers in models.items() if blockers == [] and not records[m].get("unnamed_blockers")}
     runs |= {alias for alias, target in aliases.items() if target in runs}
+    names, masks = encode_models(models)
     return {
-        "models": models,
+        "models": masks,
+        "model_blockers": names,
         "model_aliases": aliases,
         "model_flags": {"deprecated": [m for m, r in records.items() if r.get("deprecated")],
                         "not_migration_safe": [m for m, r in records.items() if r.get("migration_safe") is False],
@@ -240,6 +247,59 @@ def _model_table(records: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
         "unnamed_blockers": {m: r["unnamed_blockers"] for m, r in records.items() if r.get("unnamed_blockers")},
         "runnable_models": sorted(m for m in runs if m not in ("host", "max", "base")),
     }
+
+
+def encode_models(models: Mapping[str, list[str] | None]) -> tuple[list[str], dict[str, str | None]]:
+    """Schema 5's ``model_blockers`` and ``models`` for ``models`` (model -> its blocker list, or None: unknown)."""
+    names = sorted({name for blockers in models.values() for name in blockers or ()})
+    bit = {name: 1 << i for i, name in enumerate(names)}
+    masks: dict[str, str | None] = {}
+    for model, blockers in models.items():
+        masks[model] = None if blockers is None else format(sum(bit[name] for name in set(blockers)), "x")
+    return names, masks
+
+
+def read_models(facts: Mapping[str, Any], where: str) -> dict[str, list[str] | None] | None:
+    """What blocks each named model that is not an alias (``[]``: it runs; None: QEMU does not say), from facts of
+    any schema this collection reads: the one reader of ``models`` (the engine, reports and tests see the same lists).
+
+    None when the facts list no models. ``where`` (the host) names every error. Schema 4 kept the lists themselves;
+    schema 5 keeps bit masks over ``model_blockers`` (:func:`encode_models`).
+    """
+    models = facts.get("models")
+    if models is None:
+        return None
+    if not isinstance(models, Mapping):
+        raise FactsError(f"{where}: field 'models' is not a mapping")
+    if facts.get("schema_version") == 4:
+        return models  # type: ignore[return-value]
+    names = facts.get("model_blockers") or ()
+    if not isinstance(names, (list, tuple)):
+        raise FactsError(f"{where}: field 'model_blockers' is not a list")
+    key = tuple(names)
+    decoded: dict[str | None, list[str] | None] = {None: None, "0": []}
+    out: dict[str, list[str] | None] = {}
+    for model, mask in models.items():
+        if mask not in decoded:
+            decoded[mask] = _blocker_list(key, mask, f"{where}: models: {model}")
+        found = decoded[mask]
+        out[model] = None if found is None else list(found)
+    return out
+
+
+def _blocker_list(names: tuple[str, ...], mask: Any, where: str) -> list[str]:
+    try:
+        number = int(mask, 16) if isinstance(mask, str) else -1
+    except ValueError:
+        number = -1
+    if number < 0 or number >> len(names):
+        raise FactsError(f"{where}: {mask!r} is not a bit mask over the {len(names)} names of model_blockers")
+    out = []
+    while number:
+        low = number & -number
+        out.append(names[low.bit_length() - 1])
+        number ^= low
+    return out
 
 
 def build_facts(

@@ -280,6 +280,8 @@ def read_models(facts: Mapping[str, Any], where: str) -> dict[str, list[str] | N
     decoded: dict[str | None, list[str] | None] = {None: None, "0": []}
     out: dict[str, list[str] | None] = {}
     for model, mask in models.items():
+        if mask is not None and not isinstance(mask, str):
+            raise FactsError(f"{where}: models: {model}: {mask!r} is not a bit mask over the names of model_blockers")
         if mask not in decoded:
             decoded[mask] = _blocker_list(key, mask, f"{where}: models: {model}")
         found = decoded[mask]
@@ -287,9 +289,9 @@ def read_models(facts: Mapping[str, Any], where: str) -> dict[str, list[str] | N
     return out
 
 
-def _blocker_list(names: tuple[str, ...], mask: Any, where: str) -> list[str]:
+def _blocker_list(names: tuple[str, ...], mask: str, where: str) -> list[str]:
     try:
-        number = int(mask, 16) if isinstance(mask, str) else -1
+        number = int(mask, 16)
     except ValueError:
         number = -1
     if number < 0 or number >> len(names):

@@ -10,7 +10,7 @@ from typing import Any
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import Baseline, BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import compare as _compare
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
-from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import read_models
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import read_aliases, read_models
 
 
 def baseline(hosts: Any, opts: BaselineOptions | None = None) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def compare(cpu: Any, name: str, facts: Any) -> dict[str, Any]:
 
 def model_view(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """One record per named model (aliases included) from the facts' flat model table, for tests to read."""
-    aliases = facts.get("model_aliases") or {}
+    aliases = read_aliases(facts, "model_view")
     models = read_models(facts, "model_view") or {}
     unnamed = facts.get("unnamed_blockers") or {}
     expanded = facts.get("model_features") or {}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import BaselineError, FactsError
-from ..probe._facts import READABLE_SCHEMAS, read_models
+from ..probe._facts import READABLE_SCHEMAS, read_aliases, read_models
 from ..cpu._features import FEATURE_NAME_RE, validate_feature_name
 
 _EMPTY: frozenset[str] = frozenset()
@@ -67,11 +67,9 @@ class HostCpu:
         runnable = _names(name, facts.get("runnable_models"), "runnable_models")
         try:
             models = read_models(facts, f"host {name}") or _NO_MODEL
+            aliases = read_aliases(facts, f"host {name}") or _NO_MODEL
         except FactsError as exc:
             raise BaselineError(str(exc)) from None
-        aliases = facts.get("model_aliases") or _NO_MODEL
-        if not _is_map(aliases):
-            raise BaselineError(f"host {name}: field 'model_aliases' is not a mapping")
         qemu = facts.get("qemu") or _NO_MODEL
         vendor, base, version = facts.get("vendor"), facts.get("base_model"), qemu.get("version") if _is_map(qemu) else None
         machine = facts.get("machine") if _is_map(facts.get("machine")) else _NO_MODEL

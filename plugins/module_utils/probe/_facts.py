@@ -9,6 +9,9 @@ bump SCHEMA_VERSION on any incompatible change.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -228,18 +231,20 @@ def _model_table(records: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
     target does.
     """
     if records is None:
-        return {"models": None, "model_blockers": None, "model_aliases": None, "model_flags": None, "model_features": None,
-                "unnamed_blockers": None, "runnable_models": None}
+        return {"models": None, "model_blockers": None, "model_aliases": None, "model_aliases_base": None, "model_flags": None,
+                "model_features": None, "unnamed_blockers": None, "runnable_models": None}
     aliases = {m: str(r["alias_of"]) for m, r in records.items() if r.get("alias_of")}
     models = {m: None if r["runnable"] is None else ([] if r["runnable"] else list(r["unavailable_features"] or []))
               for m, r in records.items() if m not in aliases}
     runs = {m for m, blockers in models.items() if blockers == [] and not records[m].get("unnamed_blockers")}
     runs |= {alias for alias, target in aliases.items() if target in runs}
     names, masks = encode_models(models)
+    base, delta = encode_aliases(aliases)
     return {
         "models": masks,
         "model_blockers": names,
-        "model_aliases": aliases,
+        "model_aliases": delta,
+        "model_aliases_base": base,
         "model_flags": {"deprecated": [m for m, r in records.items() if r.get("deprecated")],
                         "not_migration_safe": [m for m, r in records.items() if r.get("migration_safe") is False],
                         "static": [m for m, r in records.items() if r.get("static")]},
@@ -257,6 +262,54 @@ def encode_models(models: Mapping[str, list[str] | None]) -> tuple[list[str], di
     for model, blockers in models.items():
         masks[model] = None if blockers is None else format(sum(bit[name] for name in set(blockers)), "x")
     return names, masks
+
+
+def _alias_table_label(release: _catalog.QemuRelease) -> str:
+    """How the facts name a catalogued release's alias table: the release and a digest of the table itself, so that a
+    catalogue regenerated with other aliases for that release never reads old facts differently (it refuses them)."""
+    blob = json.dumps(sorted(release.aliases.items()), separators=(",", ":")).encode()
+    return f"{release.release}:{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+@functools.lru_cache(maxsize=1)
+def _alias_tables() -> dict[str, _catalog.QemuRelease]:
+    return {_alias_table_label(r): r for r in _catalog.releases("x86_64")}
+
+
+def encode_aliases(aliases: Mapping[str, str]) -> tuple[str | None, dict[str, str | None]]:
+    """Schema 5's ``model_aliases_base`` and ``model_aliases``: the bundled catalogue's alias table of the QEMU release
+    closest to this host's (most often equal: QEMU's aliases are fixed per release), and what differs from it (an alias
+    the base lacks or points elsewhere; null: an alias of the base this QEMU does not have). No base when none helps."""
+    best: tuple[int, str | None, dict[str, str | None]] = (len(aliases), None, dict(aliases))
+    for release in _catalog.releases("x86_64") if aliases else ():
+        base = release.aliases
+        delta: dict[str, str | None] = {a: t for a, t in aliases.items() if base.get(a) != t}
+        delta.update({a: None for a in base if a not in aliases})
+        if len(delta) < best[0]:
+            best = (len(delta), _alias_table_label(release), delta)
+    return best[1], dict(sorted(best[2].items()))
+
+
+def read_aliases(facts: Mapping[str, Any], where: str) -> dict[str, str]:
+    """Each alias (and unversioned name) to the model it stands for, from facts of any schema this collection reads: the
+    one reader of ``model_aliases`` (schema 5 keeps only what differs from a catalogued release's table)."""
+    aliases = facts.get("model_aliases") or {}
+    if not isinstance(aliases, Mapping):
+        raise FactsError(f"{where}: field 'model_aliases' is not a mapping")
+    base = facts.get("model_aliases_base") if facts.get("schema_version") != 4 else None
+    if base is None:
+        return aliases  # type: ignore[return-value]
+    release = _alias_tables().get(base) if isinstance(base, str) else None
+    if release is None:
+        raise FactsError(f"{where}: its facts keep model aliases relative to the alias table {base!r}, which this "
+                         f"collection's model catalogue does not have; re-probe the host with this collection")
+    out = dict(release.aliases)
+    for alias, target in aliases.items():
+        if target is None:
+            out.pop(alias, None)
+        else:
+            out[alias] = target
+    return out
 
 
 def read_models(facts: Mapping[str, Any], where: str) -> dict[str, list[str] | None] | None:

@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.inventory.cpu_groups import host_groups
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError, FactsError
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _libvirt_maps_data
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _catalog, _libvirt_maps_data
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
@@ -34,17 +34,23 @@ def schema_4(facts: dict[str, Any]) -> dict[str, Any]:
     old = copy.deepcopy(facts)
     old["schema_version"] = 4
     old["models"] = _facts.read_models(facts, "t")
+    old["model_aliases"] = _facts.read_aliases(facts, "t") if facts["model_aliases"] is not None else None
     old.pop("model_blockers")
+    old.pop("model_aliases_base")
     cpu_map = (old.get("libvirt") or {}).get("cpu_map")
     if cpu_map and "data" not in cpu_map:
         cpu_map["data"] = _libvirt_maps_data.MAPS[cpu_map["digest"]]["data"]
     return old
 
 
+def _records(name: str) -> dict[str, dict[str, Any]] | None:
+    rec = load(name)
+    return _facts._models(rec["arch"], served_session(rec), name)  # pylint: disable=protected-access
+
+
 def _schema_4_lists(name: str) -> dict[str, list[str] | None] | None:
     """What schema 4 wrote in ``models`` for a recording, computed the way its probe did (records, not masks)."""
-    rec = load(name)
-    records = _facts._models(rec["arch"], served_session(rec), name)  # pylint: disable=protected-access
+    records = _records(name)
     if records is None:
         return None
     return {m: None if r["runnable"] is None else ([] if r["runnable"] else list(r["unavailable_features"] or []))
@@ -65,6 +71,39 @@ def test_the_blocker_masks_round_trip_on_every_recorded_host(name: str) -> None:
     # The engine and the reports see the lists, whichever schema carried them.
     assert HostCpu.from_facts(name, facts).models == HostCpu.from_facts(name, schema_4(facts)).models == lists
     assert summary_lines(facts, name) == summary_lines(schema_4(facts), name)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_aliases_round_trip_on_every_recorded_host(name: str) -> None:
+    facts = facts_of(name)
+    records = _records(name)
+    if records is None:
+        assert facts["model_aliases"] is None and facts["model_aliases_base"] is None
+        return
+    aliases = {m: r["alias_of"] for m, r in records.items() if r.get("alias_of")}
+    assert _facts.read_aliases(facts, name) == aliases
+    assert HostCpu.from_facts(name, facts).aliases == aliases
+    if facts["model_aliases_base"] is not None:
+        assert len(facts["model_aliases"]) < len(aliases), "a base is named only when it saves writing aliases"
+
+
+@pytest.mark.parametrize("aliases", [
+    {}, {"Broadwell": "Broadwell-v1"}, {"EPYC": "EPYC-v9", "Mine": "Mine-v1"},
+    *({**r.aliases} for r in _catalog.releases("x86_64")),
+    *({**{k: v for k, v in r.aliases.items() if k != "EPYC"}, "EPYC": "EPYC-v2", "New": "New-v1"} for r in _catalog.releases("x86_64")),
+])
+def test_encode_and_read_aliases_round_trip(aliases: dict[str, str]) -> None:
+    base, delta = _facts.encode_aliases(aliases)
+    assert _facts.read_aliases({"schema_version": 5, "model_aliases": delta, "model_aliases_base": base}, "t") == aliases
+    assert len(delta) <= len(aliases)
+
+
+def test_an_alias_table_the_catalogue_does_not_have_is_an_error_naming_the_host() -> None:
+    facts = facts_of("x86_64-cooperlake")
+    release, _digest = facts["model_aliases_base"].split(":")
+    for base in (f"{release}:000000000000", "1.0.0:5adedc928425"):
+        with pytest.raises(BaselineError, match=f"host hv5: its facts keep model aliases relative to the alias table '{base}'.*re-probe"):
+            HostCpu.from_facts("hv5", {**facts, "model_aliases_base": base})
 
 
 @pytest.mark.parametrize("models", [

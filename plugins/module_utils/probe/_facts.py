@@ -264,16 +264,21 @@ def encode_models(models: Mapping[str, list[str] | None]) -> tuple[list[str], di
     return names, masks
 
 
-def _alias_table_label(release: _catalog.QemuRelease) -> str:
-    """How the facts name a catalogued release's alias table: the release and a digest of the table itself, so that a
-    catalogue regenerated with other aliases for that release never reads old facts differently (it refuses them)."""
+def _alias_table_digest(release: _catalog.QemuRelease) -> str:
     blob = json.dumps(sorted(release.aliases.items()), separators=(",", ":")).encode()
-    return f"{release.release}:{hashlib.sha256(blob).hexdigest()[:12]}"
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _alias_table_label(release: _catalog.QemuRelease) -> str:
+    """How the facts name a catalogued release's alias table: the release (for people) and a digest of the table
+    itself, by which it is found again - a catalogue regenerated from another point release with the same aliases still
+    reads the facts, one with other aliases never reads them differently (it refuses them)."""
+    return f"{release.release}:{_alias_table_digest(release)}"
 
 
 @functools.lru_cache(maxsize=1)
 def _alias_tables() -> dict[str, _catalog.QemuRelease]:
-    return {_alias_table_label(r): r for r in _catalog.releases("x86_64")}
+    return {_alias_table_digest(r): r for r in _catalog.releases("x86_64")}
 
 
 def encode_aliases(aliases: Mapping[str, str]) -> tuple[str | None, dict[str, str | None]]:
@@ -299,7 +304,7 @@ def read_aliases(facts: Mapping[str, Any], where: str) -> dict[str, str]:
     base = facts.get("model_aliases_base") if facts.get("schema_version") != 4 else None
     if base is None:
         return aliases  # type: ignore[return-value]
-    release = _alias_tables().get(base) if isinstance(base, str) else None
+    release = _alias_tables().get(base.rpartition(":")[2]) if isinstance(base, str) else None
     if release is None:
         raise FactsError(f"{where}: its facts keep model aliases relative to the alias table {base!r}, which this "
                          f"collection's model catalogue does not have; re-probe the host with this collection")

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..cpu import _catalog
@@ -317,12 +317,13 @@ def read_aliases(facts: Mapping[str, Any], where: str) -> dict[str, str]:
     return out
 
 
-def read_models(facts: Mapping[str, Any], where: str) -> dict[str, list[str] | None] | None:
+def read_models(facts: Mapping[str, Any], where: str) -> Mapping[str, list[str] | None] | None:
     """What blocks each named model that is not an alias (``[]``: it runs; None: QEMU does not say), from facts of
     any schema this collection reads: the one reader of ``models`` (the engine, reports and tests see the same lists).
 
     None when the facts list no models. ``where`` (the host) names every error. Schema 4 kept the lists themselves;
-    schema 5 keeps bit masks over ``model_blockers`` (:func:`encode_models`).
+    schema 5 keeps bit masks over ``model_blockers`` (:func:`encode_models`), checked here and turned into lists when a
+    model is looked up (a fleet's facts are read far more often than any one host's blockers).
     """
     models = facts.get("models")
     if models is None:
@@ -330,36 +331,62 @@ def read_models(facts: Mapping[str, Any], where: str) -> dict[str, list[str] | N
     if not isinstance(models, Mapping):
         raise FactsError(f"{where}: field 'models' is not a mapping")
     if facts.get("schema_version") == 4:
-        return models  # type: ignore[return-value]
+        return models
     names = facts.get("model_blockers") or ()
     if not isinstance(names, (list, tuple)):
         raise FactsError(f"{where}: field 'model_blockers' is not a list")
-    key = tuple(names)
-    decoded: dict[str | None, list[str] | None] = {None: None, "0": []}
-    out: dict[str, list[str] | None] = {}
+    width = len(names)
     for model, mask in models.items():
-        if mask is not None and not isinstance(mask, str):
-            raise FactsError(f"{where}: models: {model}: {mask!r} is not a bit mask over the names of model_blockers")
-        if mask not in decoded:
-            decoded[mask] = _blocker_list(key, mask, f"{where}: models: {model}")
-        found = decoded[mask]
-        out[model] = None if found is None else list(found)
-    return out
+        if mask is None or (isinstance(mask, str) and (width, mask) in _VALID_MASKS):
+            continue
+        try:
+            number = int(mask, 16) if isinstance(mask, str) else -1
+        except ValueError:
+            number = -1
+        if number < 0 or number >> width:
+            raise FactsError(f"{where}: models: {model}: {mask!r} is not a bit mask over the {width} names of model_blockers")
+        if len(_VALID_MASKS) > 100_000:
+            _VALID_MASKS.clear()
+        _VALID_MASKS.add((width, mask))
+    return ModelBlockers(models, tuple(names))
 
 
-def _blocker_list(names: tuple[str, ...], mask: str, where: str) -> list[str]:
-    try:
-        number = int(mask, 16)
-    except ValueError:
-        number = -1
-    if number < 0 or number >> len(names):
-        raise FactsError(f"{where}: {mask!r} is not a bit mask over the {len(names)} names of model_blockers")
+# (number of blocker names, mask) pairs already checked in this process: a fleet repeats the same few hundred masks.
+_VALID_MASKS: set[tuple[int, str]] = set()
+
+
+class ModelBlockers(Mapping):  # type: ignore[type-arg]
+    """Schema 5's ``models`` as model -> list of blocking features (``[]``: runs; None: unknown), decoded on lookup."""
+
+    __slots__ = ("_masks", "_names")
+
+    def __init__(self, masks: Mapping[str, str | None], names: tuple[str, ...]) -> None:
+        self._masks = masks
+        self._names = names
+
+    def __getitem__(self, model: str) -> list[str] | None:
+        mask = self._masks[model]
+        return None if mask is None else list(_decode_mask(self._names, mask))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_mask(names: tuple[str, ...], mask: str) -> tuple[str, ...]:
+    number = int(mask, 16)
     out = []
     while number:
         low = number & -number
         out.append(names[low.bit_length() - 1])
         number ^= low
-    return out
+    return tuple(out)
 
 
 def build_facts(

@@ -33,7 +33,8 @@ def schema_4(facts: dict[str, Any]) -> dict[str, Any]:
     """The facts a schema 4 probe gave for the same host: per-model blocker lists and the CPU map in full."""
     old = copy.deepcopy(facts)
     old["schema_version"] = 4
-    old["models"] = _facts.read_models(facts, "t")
+    models = _facts.read_models(facts, "t")
+    old["models"] = None if models is None else dict(models)
     old["model_aliases"] = _facts.read_aliases(facts, "t") if facts["model_aliases"] is not None else None
     old.pop("model_blockers")
     old.pop("model_aliases_base")

@@ -107,7 +107,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import C
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import admission
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import store_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
-from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import SCHEMA_VERSION
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import READABLE_SCHEMAS
 
 
 def _safe(name: str) -> str:
@@ -118,7 +118,7 @@ def host_groups(facts: Any, prefix: str, features: list[str], models: bool, max_
     """The groups one host belongs to, from its cpucompat fact (None when it has none)."""
     if not isinstance(facts, dict):
         return [f"{prefix}facts_missing"]
-    if facts.get("schema_version") != SCHEMA_VERSION:
+    if facts.get("schema_version") not in READABLE_SCHEMAS:
         return [f"{prefix}facts_stale"]
     groups = [f"{prefix}arch_{_safe(str(facts.get('arch')))}"]
     if facts.get("vendor"):

@@ -374,7 +374,7 @@ new_stack:
   description: With O(report=upgrade), the new stack's facts (host name to C(cpucompat) facts), as written to C(new-stack.json).
   returned: when O(report=upgrade)
   type: dict
-  sample: {hv1@new-stack: {schema_version: 4, arch: x86_64}}
+  sample: {hv1@new-stack: {schema_version: 5, arch: x86_64}}
 contract_files:
   description: The contract files written (in check mode, the ones that would be).
   returned: when O(report=contract) or O(report=plan)

@@ -160,9 +160,9 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ ansible_facts['cpucompat']['runnable_models'] }}"
 
-- name: Which features keep the models that do not run here from running
+- name: Which features keep the models that do not run here from running (the facts keep them as bit masks)
   ansible.builtin.debug:
-    msg: "{{ ansible_facts['cpucompat']['models'] | dict2items | selectattr('value') | items2dict }}"
+    msg: "{{ ansible_facts['cpucompat'] | cpucompat.cluster.cpu_summary(inventory_hostname) }}"
 """
 
 RETURN = r"""
@@ -188,11 +188,15 @@ ansible_facts:
   type: complex
   contains:
     cpucompat:
-      description: The CPU capabilities of this host; full schema in C(docs/facts.md).
+      description: >-
+        The CPU capabilities of this host; full schema in C(docs/facts.md). Schema 5 keeps each model's blocking
+        features as a bit mask (hexadecimal) over C(model_blockers) (V("0"): the model runs here), only the model
+        aliases that differ from a catalogued QEMU release's table (C(model_aliases_base)), and a libvirt CPU map the
+        collection ships by its digest alone (without C(data)); the C(cpu_summary) filter reads them.
       returned: when probed
       type: dict
       sample:
-        schema_version: 4
+        schema_version: 5
         arch: x86_64
         vendor: AuthenticAMD
         family: 25
@@ -205,8 +209,10 @@ ansible_facts:
         host_cpu: {expansion: "static:host", features_source: expansion, kvm_rejected_features: [mds-no, rdctl-no], kvm_vcpu_check: null}
         features: [abm, adx, aes, apic, avx, avx2]
         non_migratable_features: [invtsc]
-        models: {EPYC-v1: [], EPYC-Rome-v1: [avx2, clwb], pentium3-v1: []}
-        model_aliases: {EPYC: EPYC-v1, EPYC-Rome: EPYC-Rome-v1, pentium3: pentium3-v1}
+        models: {EPYC-v1: "0", EPYC-Rome-v1: "3", EPYC-Genoa-v1: "1f", pentium3-v1: "0"}
+        model_blockers: [avx2, clwb, gfni, vaes, vpclmulqdq]
+        model_aliases: {}
+        model_aliases_base: "7.2.22:5adedc928425"
         model_flags: {deprecated: [], not_migration_safe: [], static: [base]}
         model_features: {EPYC-v1: [abm, adx, aes, apic, x2apic]}
         unnamed_blockers: {}
@@ -216,7 +222,7 @@ ansible_facts:
         fingerprint: "sha256:7db6ff2b7496e0c5e4a1f1b6b7c2f7c5b0a9e0f3c8d1e2f3a4b5c6d7e8f90a1b"
         machine: {requested: q35, name: pc-q35-7.2, type: pc-q35}
         versions: {qemu: 7.2.22, libvirt: 9.0.0, kernel: 6.1.0-40-amd64, microcode: "0x1000065"}
-        libvirt: {version: 9.0.0, cpu_map: {format: 2, digest: "sha256:30e9bce98e0ab728e07996d3d2f6f8f053f70b9a5c792defccbcc1fbc012baa1", data: "eNrtXdty...="}}
+        libvirt: {version: 9.0.0, cpu_map: {format: 2, digest: "sha256:30e9bce98e0ab728e07996d3d2f6f8f053f70b9a5c792defccbcc1fbc012baa1"}}
         phys_bits: 48
         tsc: {frequency: 2994374000, scaling: false}
         hyperv: null

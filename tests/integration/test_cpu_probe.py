@@ -132,7 +132,7 @@ def test_every_recording_through_the_module(tmp_path, replay) -> None:
         want = build(replies, errors, primary_key(rec), name)
         facts = got["cpucompat"]
         assert facts["features"] == want["features"], name
-        assert facts["models"] == want["models"], name
+        assert facts["models"] == want["models"] and facts["model_blockers"] == want["model_blockers"], name
         assert facts["probe"]["socket"] == servers[name].path
 
 

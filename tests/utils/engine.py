@@ -10,6 +10,7 @@ from typing import Any
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import Baseline, BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import compare as _compare
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import read_aliases, read_models
 
 
 def baseline(hosts: Any, opts: BaselineOptions | None = None) -> dict[str, Any]:
@@ -24,12 +25,13 @@ def compare(cpu: Any, name: str, facts: Any) -> dict[str, Any]:
 
 def model_view(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """One record per named model (aliases included) from the facts' flat model table, for tests to read."""
-    aliases = facts.get("model_aliases") or {}
+    aliases = read_aliases(facts, "model_view")
+    models = read_models(facts, "model_view") or {}
     unnamed = facts.get("unnamed_blockers") or {}
     expanded = facts.get("model_features") or {}
     out = {}
-    for name in [*(facts.get("models") or {}), *aliases]:
-        blockers = facts["models"].get(aliases.get(name, name))
+    for name in [*models, *aliases]:
+        blockers = models.get(aliases.get(name, name))
         runs = None if blockers is None else (blockers == [] and not unnamed.get(aliases.get(name, name)))
         out[name] = {"runnable": runs, "unavailable_features": None if name in aliases else blockers,
                      "alias_of": aliases.get(name), "unnamed_blockers": unnamed.get(name),

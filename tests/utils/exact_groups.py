@@ -34,9 +34,9 @@ def synthetic(model: str, features: frozenset[str], stack: stacks.Stack, judge: 
     if isinstance(definition, str):
         raise RuntimeError(definition)
     version = ".".join(str(judge.client.greeting["version"]["qemu"][k]) for k in ("major", "minor", "micro"))
-    return {"schema_version": 4, "arch": "x86_64", "vendor": vendor, "accel": "kvm", "base_model": None,
+    return {"schema_version": 5, "arch": "x86_64", "vendor": vendor, "accel": "kvm", "base_model": None,
             "qemu": {"version": version}, "features": sorted(features), "non_migratable_features": [],
-            "models": {model: []}, "model_aliases": {}, "model_flags": {"deprecated": [], "not_migration_safe": [], "static": []},
+            "models": {model: "0"}, "model_blockers": [], "model_aliases": {}, "model_flags": {"deprecated": [], "not_migration_safe": [], "static": []},
             "model_features": {model: sorted(definition | {f for f in features if is_paravirt(f)})},
             "runnable_models": [model], "machine": {"requested": "q35", "name": "pc-q35-" + ".".join(version.split(".")[:2]), "type": "pc-q35"},
             "versions": {"libvirt": stack.libvirt_version}, "phys_bits": None,

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import BaselineError
+from . import _libvirt_maps_data
 from ._features import FEATURE_NAME_RE, canonical_name
 
 DEFAULT_CPU_MAP = "/usr/share/libvirt/cpu_map"
@@ -119,14 +120,20 @@ class CpuMap:
 
     # ------------------------------------------------------------------ the compact form kept in the facts
     def to_facts(self) -> dict[str, object]:
-        """The map as facts keep it: its identity, and its content compressed (a fleet's cache holds one per host).
+        """The map as facts keep it: ``format`` and ``digest``, and ``data`` (:meth:`encode_data`) only when this
+        collection does not ship the map (``_libvirt_maps_data``): a map it knows is named by its digest alone."""
+        if "facts" not in self._cache:
+            out: dict[str, object] = {"format": CPU_MAP_FACT_FORMAT, "digest": self.digest}
+            if not is_shipped(self.digest):
+                out["data"] = self.encode_data()
+            self._cache["facts"] = out
+        return dict(self._cache["facts"])
 
-        ``data`` is base64 of the zlib-compressed JSON of: the vocabulary as one string, each model as a bit mask over
-        it (hexadecimal), the models' vendors, removed and added features, and the QEMU aliases. A whole map is 3 KiB
-        (libvirt 9.0) to 6 KiB (11.3) this way; hosts sharing a digest share one decoded map on the controller.
+    def encode_data(self) -> str:
+        """The map compressed: base64 of the zlib-compressed JSON of the vocabulary as one string, each model as a bit
+        mask over it (hexadecimal), the models' vendors, removed and added features, and the QEMU aliases. A whole map
+        is 3 KiB (libvirt 9.0) to 6 KiB (11.3) this way; hosts sharing a digest share one decoded map on the controller.
         """
-        if "facts" in self._cache:
-            return dict(self._cache["facts"])
         vocab = sorted(self.features)
         bit = {name: i for i, name in enumerate(vocab)}
 
@@ -148,20 +155,38 @@ class CpuMap:
             "added": {m: mask(f) for m, f in sorted(self.added.items()) if f},
         }
         blob = zlib.compress(json.dumps(inner, separators=(",", ":"), sort_keys=True).encode(), 9)
-        self._cache["facts"] = {"format": CPU_MAP_FACT_FORMAT, "digest": self.digest, "data": base64.b64encode(blob).decode("ascii")}
-        return dict(self._cache["facts"])
+        return base64.b64encode(blob).decode("ascii")
 
     @classmethod
     def from_facts(cls, data: object, version: str | None, where: str) -> CpuMap:
-        """The map a host's facts carry (:meth:`to_facts`); every name is validated before it can reach XML."""
+        """The map a host's facts carry (:meth:`to_facts`); every name is validated before it can reach XML.
+
+        A map named by its digest alone is one this collection ships; a digest it does not ship is an error that says
+        to re-probe the host with this collection (the facts came from a collection that knew more maps).
+        """
         if not isinstance(data, Mapping) or data.get("format") != CPU_MAP_FACT_FORMAT:
             raise BaselineError(f"{where}: libvirt.cpu_map is not a CPU map of format {CPU_MAP_FACT_FORMAT}; re-probe the host")
-        key = (str(data.get("data")), str(data.get("digest")), version)
+        digest = str(data.get("digest") or "") or None
+        if data.get("data") is None:
+            if not is_shipped(digest):
+                raise BaselineError(f"{where}: its facts name libvirt CPU map {digest or '(no digest)'} by digest only, and this "
+                                    f"collection does not ship that map; re-probe the host with this collection so that "
+                                    f"its facts carry the map itself")
+            data = {"format": CPU_MAP_FACT_FORMAT, "digest": digest, "data": _libvirt_maps_data.MAPS[str(digest)]["data"]}
+        key = (str(data.get("data")), str(digest), version)
         if key not in _DECODED:
             if len(_DECODED) > 32:
                 _DECODED.clear()
             _DECODED[key] = cls._decode(data, version, where)
         return _DECODED[key]
+
+    @classmethod
+    def shipped(cls, digest: str, version: str | None, origin: str) -> CpuMap:
+        """The shipped map of ``digest`` (see :func:`is_shipped`), decoded only when something reads its content: a
+        probe that only names it in the facts neither parses nor compresses it."""
+        if not is_shipped(digest):
+            raise BaselineError(f"{origin}: libvirt CPU map {digest} is not one this collection ships")
+        return _ShippedCpuMap(digest, version, origin)
 
     @classmethod
     def _decode(cls, data: Mapping[str, Any], version: str | None, where: str) -> CpuMap:
@@ -188,6 +213,33 @@ class CpuMap:
             if not FEATURE_NAME_RE.match(name):
                 raise BaselineError(f"{where}: libvirt.cpu_map: {name!r} is not a valid CPU model or feature name")
         return cls(frozenset(vocab), models, vendors, aliases, removed, added, str(data.get("digest") or "") or None, version, where)
+
+
+def is_shipped(digest: object) -> bool:
+    """Whether this collection ships the libvirt CPU map of ``digest`` (``_libvirt_maps_data``, by digest)."""
+    return isinstance(digest, str) and digest in _libvirt_maps_data.MAPS
+
+
+class _ShippedCpuMap(CpuMap):
+    """A shipped map known by its digest: its content is decoded from the shipped data the first time it is read."""
+
+    def __init__(self, digest: str, version: str | None, origin: str) -> None:  # pylint: disable=super-init-not-called
+        for name, value in (("digest", digest), ("version", version), ("origin", origin), ("_to_libvirt", {}),
+                            ("_to_qemu", {}), ("_cache", {})):
+            object.__setattr__(self, name, value)
+
+    def _content(self) -> CpuMap:
+        if "content" not in self._cache:
+            self._cache["content"] = CpuMap.from_facts({"format": CPU_MAP_FACT_FORMAT, "digest": self.digest}, self.version,
+                                                       self.origin or "a shipped libvirt CPU map")
+        return self._cache["content"]
+
+    features = property(lambda self: self._content().features)  # type: ignore[assignment]
+    models = property(lambda self: self._content().models)  # type: ignore[assignment]
+    vendors = property(lambda self: self._content().vendors)  # type: ignore[assignment]
+    qemu_aliases = property(lambda self: self._content().qemu_aliases)  # type: ignore[assignment]
+    removed = property(lambda self: self._content().removed)  # type: ignore[assignment]
+    added = property(lambda self: self._content().added)  # type: ignore[assignment]
 
 
 _DECODED: dict[tuple[str, str, str | None], CpuMap] = {}  # maps decoded in this process: a fleet shares a few

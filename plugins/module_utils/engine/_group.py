@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..probe._facts import SCHEMA_VERSION
+from ..probe._facts import READABLE_SCHEMAS
 from ._hostcpu import HostCpu
 
 
@@ -60,7 +60,7 @@ class GroupFacts:
         if name in self.missing_facts:
             return "no cpucompat facts"
         if name in self.other_schema:
-            return f"facts of another schema version (this collection reads {SCHEMA_VERSION}); re-probe it"
+            return f"facts of another schema version (this collection reads {' and '.join(map(str, sorted(READABLE_SCHEMAS)))}); re-probe it"
         return None
 
     def hosts(self) -> list[HostCpu]:
@@ -89,7 +89,7 @@ def group_facts(facts_by_host: Mapping[str, Any], unreachable: Sequence[str] = (
             continue
         if not isinstance(facts, Mapping):
             group.missing_facts.append(name)
-        elif facts.get("schema_version") != SCHEMA_VERSION:
+        elif facts.get("schema_version") not in READABLE_SCHEMAS:
             group.other_schema.append(name)
         else:
             group.usable[name] = facts

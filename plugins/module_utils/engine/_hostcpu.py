@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import BaselineError, FactsError
-from ..probe._facts import SCHEMA_VERSION
+from ..probe._facts import READABLE_SCHEMAS, read_aliases, read_models
 from ..cpu._features import FEATURE_NAME_RE, validate_feature_name
 
 _EMPTY: frozenset[str] = frozenset()
@@ -54,9 +54,9 @@ class HostCpu:
         """
         if not _is_map(facts):
             raise BaselineError(f"host {name} has no cpucompat facts (probe it with cpucompat.cluster.cpu_probe first)")
-        if facts.get("schema_version") != SCHEMA_VERSION:
+        if facts.get("schema_version") not in READABLE_SCHEMAS:
             raise BaselineError(f"host {name}: facts have schema_version {facts.get('schema_version')!r}, this collection "
-                                f"reads {SCHEMA_VERSION}; re-probe the host")
+                                f"reads {' and '.join(map(str, sorted(READABLE_SCHEMAS)))}; re-probe the host")
         for key in ("arch", "accel", "features"):
             if key not in facts:
                 raise BaselineError(f"host {name}: facts lack the field {key!r}")
@@ -65,12 +65,11 @@ class HostCpu:
         # Aliases stay: QEMU before 4.1 knows "Broadwell" only, newer QEMU both "Broadwell" (alias of Broadwell-v1)
         # and "Broadwell-v1". Mixed clusters meet on the alias.
         runnable = _names(name, facts.get("runnable_models"), "runnable_models")
-        models = facts.get("models") or _NO_MODEL
-        if not _is_map(models):
-            raise BaselineError(f"host {name}: field 'models' is not a mapping")
-        aliases = facts.get("model_aliases") or _NO_MODEL
-        if not _is_map(aliases):
-            raise BaselineError(f"host {name}: field 'model_aliases' is not a mapping")
+        try:
+            models = read_models(facts, f"host {name}") or _NO_MODEL
+            aliases = read_aliases(facts, f"host {name}") or _NO_MODEL
+        except FactsError as exc:
+            raise BaselineError(str(exc)) from None
         qemu = facts.get("qemu") or _NO_MODEL
         vendor, base, version = facts.get("vendor"), facts.get("base_model"), qemu.get("version") if _is_map(qemu) else None
         machine = facts.get("machine") if _is_map(facts.get("machine")) else _NO_MODEL

@@ -9,8 +9,11 @@ bump SCHEMA_VERSION on any incompatible change.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..cpu import _catalog
@@ -19,7 +22,9 @@ from .._errors import FactsError
 from ..cpu._features import SUPPORTED_ARCHES, canonical_list, enabled_features, validate_feature_name
 from ._session import Query, Session
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+# The schemas this collection reads: schema 4 facts (per-model blocker lists) stay readable until the host is probed again.
+READABLE_SCHEMAS = frozenset({4, SCHEMA_VERSION})
 _MACHINE_VERSION_RE = re.compile(r"-[0-9]+(\.[0-9]+)*$")
 _IDENTITY_PROPS = ("vendor", "family", "model", "stepping", "model-id")
 
@@ -219,20 +224,27 @@ def _model_table(records: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
 
     A fleet's fact cache holds these for every host, and ansible-core decodes a host's entry on each use (a tagged
     JSON decoder whose cost grows with the number of objects): one small dict per model made an x86 host's facts
-    ~130 objects and 25-38 KiB. ``models`` maps each model that is not an alias to what blocks it here (``[]``: it
-    runs; ``null``: QEMU does not say); an alias runs when its target does.
+    ~130 objects and 25-38 KiB. ``models`` maps each model that is not an alias to what blocks it here, as a bit mask
+    (hexadecimal; ``"0"``: it runs; ``null``: QEMU does not say) over ``model_blockers``, the sorted names of every
+    feature that blocks some model here: each blocker name is written once, not once per model it blocks (schema 4
+    wrote lists: two thirds of an x86 host's facts). :func:`read_models` gives the lists back. An alias runs when its
+    target does.
     """
     if records is None:
-        return {"models": None, "model_aliases": None, "model_flags": None, "model_features": None,
-                "unnamed_blockers": None, "runnable_models": None}
+        return {"models": None, "model_blockers": None, "model_aliases": None, "model_aliases_base": None, "model_flags": None,
+                "model_features": None, "unnamed_blockers": None, "runnable_models": None}
     aliases = {m: str(r["alias_of"]) for m, r in records.items() if r.get("alias_of")}
     models = {m: None if r["runnable"] is None else ([] if r["runnable"] else list(r["unavailable_features"] or []))
               for m, r in records.items() if m not in aliases}
     runs = {m for m, blockers in models.items() if blockers == [] and not records[m].get("unnamed_blockers")}
     runs |= {alias for alias, target in aliases.items() if target in runs}
+    names, masks = encode_models(models)
+    base, delta = encode_aliases(aliases)
     return {
-        "models": models,
-        "model_aliases": aliases,
+        "models": masks,
+        "model_blockers": names,
+        "model_aliases": delta,
+        "model_aliases_base": base,
         "model_flags": {"deprecated": [m for m, r in records.items() if r.get("deprecated")],
                         "not_migration_safe": [m for m, r in records.items() if r.get("migration_safe") is False],
                         "static": [m for m, r in records.items() if r.get("static")]},
@@ -240,6 +252,141 @@ def _model_table(records: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
         "unnamed_blockers": {m: r["unnamed_blockers"] for m, r in records.items() if r.get("unnamed_blockers")},
         "runnable_models": sorted(m for m in runs if m not in ("host", "max", "base")),
     }
+
+
+def encode_models(models: Mapping[str, list[str] | None]) -> tuple[list[str], dict[str, str | None]]:
+    """Schema 5's ``model_blockers`` and ``models`` for ``models`` (model -> its blocker list, or None: unknown)."""
+    names = sorted({name for blockers in models.values() for name in blockers or ()})
+    bit = {name: 1 << i for i, name in enumerate(names)}
+    masks: dict[str, str | None] = {}
+    for model, blockers in models.items():
+        masks[model] = None if blockers is None else format(sum(bit[name] for name in set(blockers)), "x")
+    return names, masks
+
+
+def _alias_table_digest(release: _catalog.QemuRelease) -> str:
+    blob = json.dumps(sorted(release.aliases.items()), separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _alias_table_label(release: _catalog.QemuRelease) -> str:
+    """How the facts name a catalogued release's alias table: the release (for people) and a digest of the table
+    itself, by which it is found again - a catalogue regenerated from another point release with the same aliases still
+    reads the facts, one with other aliases never reads them differently (it refuses them)."""
+    return f"{release.release}:{_alias_table_digest(release)}"
+
+
+@functools.lru_cache(maxsize=1)
+def _alias_tables() -> dict[str, _catalog.QemuRelease]:
+    return {_alias_table_digest(r): r for r in _catalog.releases("x86_64")}
+
+
+def encode_aliases(aliases: Mapping[str, str]) -> tuple[str | None, dict[str, str | None]]:
+    """Schema 5's ``model_aliases_base`` and ``model_aliases``: the bundled catalogue's alias table of the QEMU release
+    closest to this host's (most often equal: QEMU's aliases are fixed per release), and what differs from it (an alias
+    the base lacks or points elsewhere; null: an alias of the base this QEMU does not have). No base when none helps."""
+    best: tuple[int, str | None, dict[str, str | None]] = (len(aliases), None, dict(aliases))
+    for release in _catalog.releases("x86_64") if aliases else ():
+        base = release.aliases
+        delta: dict[str, str | None] = {a: t for a, t in aliases.items() if base.get(a) != t}
+        delta.update({a: None for a in base if a not in aliases})
+        if len(delta) < best[0]:
+            best = (len(delta), _alias_table_label(release), delta)
+    return best[1], dict(sorted(best[2].items()))
+
+
+def read_aliases(facts: Mapping[str, Any], where: str) -> dict[str, str]:
+    """Each alias (and unversioned name) to the model it stands for, from facts of any schema this collection reads: the
+    one reader of ``model_aliases`` (schema 5 keeps only what differs from a catalogued release's table)."""
+    aliases = facts.get("model_aliases") or {}
+    if not isinstance(aliases, Mapping):
+        raise FactsError(f"{where}: field 'model_aliases' is not a mapping")
+    base = facts.get("model_aliases_base") if facts.get("schema_version") != 4 else None
+    if base is None:
+        return aliases  # type: ignore[return-value]
+    release = _alias_tables().get(base.rpartition(":")[2]) if isinstance(base, str) else None
+    if release is None:
+        raise FactsError(f"{where}: its facts keep model aliases relative to the alias table {base!r}, which this "
+                         f"collection's model catalogue does not have; re-probe the host with this collection")
+    out = dict(release.aliases)
+    for alias, target in aliases.items():
+        if target is None:
+            out.pop(alias, None)
+        else:
+            out[alias] = target
+    return out
+
+
+def read_models(facts: Mapping[str, Any], where: str) -> Mapping[str, list[str] | None] | None:
+    """What blocks each named model that is not an alias (``[]``: it runs; None: QEMU does not say), from facts of
+    any schema this collection reads: the one reader of ``models`` (the engine, reports and tests see the same lists).
+
+    None when the facts list no models. ``where`` (the host) names every error. Schema 4 kept the lists themselves;
+    schema 5 keeps bit masks over ``model_blockers`` (:func:`encode_models`), checked here and turned into lists when a
+    model is looked up (a fleet's facts are read far more often than any one host's blockers).
+    """
+    models = facts.get("models")
+    if models is None:
+        return None
+    if not isinstance(models, Mapping):
+        raise FactsError(f"{where}: field 'models' is not a mapping")
+    if facts.get("schema_version") == 4:
+        return models
+    names = facts.get("model_blockers") or ()
+    if not isinstance(names, (list, tuple)):
+        raise FactsError(f"{where}: field 'model_blockers' is not a list")
+    width = len(names)
+    for model, mask in models.items():
+        if mask is None or (isinstance(mask, str) and (width, mask) in _VALID_MASKS):
+            continue
+        try:
+            number = int(mask, 16) if isinstance(mask, str) else -1
+        except ValueError:
+            number = -1
+        if number < 0 or number >> width:
+            raise FactsError(f"{where}: models: {model}: {mask!r} is not a bit mask over the {width} names of model_blockers")
+        if len(_VALID_MASKS) > 100_000:
+            _VALID_MASKS.clear()
+        _VALID_MASKS.add((width, mask))
+    return ModelBlockers(models, tuple(names))
+
+
+# (number of blocker names, mask) pairs already checked in this process: a fleet repeats the same few hundred masks.
+_VALID_MASKS: set[tuple[int, str]] = set()
+
+
+class ModelBlockers(Mapping):  # type: ignore[type-arg]
+    """Schema 5's ``models`` as model -> list of blocking features (``[]``: runs; None: unknown), decoded on lookup."""
+
+    __slots__ = ("_masks", "_names")
+
+    def __init__(self, masks: Mapping[str, str | None], names: tuple[str, ...]) -> None:
+        self._masks = masks
+        self._names = names
+
+    def __getitem__(self, model: str) -> list[str] | None:
+        mask = self._masks[model]
+        return None if mask is None else list(_decode_mask(self._names, mask))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_mask(names: tuple[str, ...], mask: str) -> tuple[str, ...]:
+    number = int(mask, 16)
+    out = []
+    while number:
+        low = number & -number
+        out.append(names[low.bit_length() - 1])
+        number ^= low
+    return tuple(out)
 
 
 def build_facts(

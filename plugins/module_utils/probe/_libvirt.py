@@ -13,16 +13,23 @@ import functools
 import os
 
 from .._errors import BaselineError
-from ..cpu._libvirt_map import DEFAULT_CPU_MAP, CpuMap, parse_cpu_map
+from ..cpu._libvirt_map import DEFAULT_CPU_MAP, CpuMap, is_shipped, parse_cpu_map
 from ._fingerprint import cpu_map_digest, cpu_map_files
 
 
 def read_cpu_map(path: str = DEFAULT_CPU_MAP, version: str | None = None) -> CpuMap | None:
-    """The x86 CPU map at ``path`` (None when there is none: no libvirt installed there)."""
+    """The x86 CPU map at ``path`` (None when there is none: no libvirt installed there).
+
+    A map this collection ships (known by its digest) is neither parsed nor compressed here: the facts name it by its
+    digest, and its content is decoded from the shipped data only if something reads it.
+    """
     files = cpu_map_files(path)
     if not files:
         return None
-    return parse_cpu_map(files, path, cpu_map_digest(files), version)
+    digest = cpu_map_digest(files)
+    if is_shipped(digest):
+        return CpuMap.shipped(digest, version, path)
+    return parse_cpu_map(files, path, digest, version)
 
 
 def load_cpu_map(path: str = DEFAULT_CPU_MAP, version: str | None = None) -> CpuMap:

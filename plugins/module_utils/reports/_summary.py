@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import FactsError
+from ..probe._facts import read_models
 
 
 def summary_lines(facts: Mapping[str, Any], host: str = "this host", max_blocked: int = 12) -> list[str]:
@@ -27,7 +28,7 @@ def summary_lines(facts: Mapping[str, Any], host: str = "this host", max_blocked
         f"  host CPU model: {len(facts['features'])} features"
         + (f", not migratable: {', '.join(facts['non_migratable_features'])}" if facts.get("non_migratable_features") else ""),
     ]
-    models = facts.get("models")
+    models = read_models(facts, host)
     if models is None:
         lines.append("  named models: QEMU did not list them")
         return lines

@@ -46,10 +46,12 @@ def test_old_facts_are_confirmed_by_the_fingerprint_script(action_plugin, now_fi
 @pytest.mark.parametrize("args, fingerprint, age, schema, fresh", [
     ({"reuse_cached": False, "max_age": 3600}, "sha256:x", 0, _facts.SCHEMA_VERSION, None),
     ({"reuse_cached": True, "max_age": 3600}, "sha256:x", 0, 0, None),
+    # Schema 4 facts stay readable everywhere, but a young schema 4 entry is probed again, never kept.
+    ({"reuse_cached": True, "max_age": 3600}, "sha256:x", 0, 4, None),
     ({"reuse_cached": True, "max_age": 0}, "sha256:stale", 0, _facts.SCHEMA_VERSION, None),
     ({"reuse_cached": True, "max_age": 60}, "sha256:stale", 120, _facts.SCHEMA_VERSION, None),
     ({"reuse_cached": True, "max_age": 60}, "sha256:stale", 30, _facts.SCHEMA_VERSION, "max_age"),
-], ids=["not-reused", "other-schema", "no-max-age-stale", "too-old-stale", "young"])
+], ids=["not-reused", "other-schema", "schema-4-reprobed", "no-max-age-stale", "too-old-stale", "young"])
 def test_the_policy_in_order(action_plugin, args, fingerprint, age, schema, fresh) -> None:
     cached = _cached(fingerprint, time.time() - age, schema=schema)
     plugin = action_plugin("cpu_probe", {**S390X, **args})

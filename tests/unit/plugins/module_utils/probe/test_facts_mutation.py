@@ -70,9 +70,10 @@ def _mutate(session: Session, rng: random.Random) -> str:
 
 def _names_in(facts: dict) -> list[Any]:
     out = list(facts["features"]) + list(facts.get("non_migratable_features") or []) + list(facts.get("runnable_models") or [])
-    for model, blockers in (facts.get("models") or {}).items():
+    out += list(facts.get("model_blockers") or [])
+    for model, blockers in (_facts.read_models(facts, "t") or {}).items():
         out += [model, *(blockers or [])]
-    for alias, target in (facts.get("model_aliases") or {}).items():
+    for alias, target in _facts.read_aliases(facts, "t").items():
         out += [alias, target]
     for model, feats in (facts.get("model_features") or {}).items():
         out += [model, *feats]

@@ -438,9 +438,11 @@ def build_facts(
         "machine": _machine(session, machine, where),
         "versions": {"qemu": qemu["version"], **_host_versions(host)},
         "libvirt": _libvirt(arch, host),
-        # A TCG probe describes QEMU's emulated CPU: the host's address bits and TSC are not that CPU's.
-        "phys_bits": _int_or_none((host or {}).get("phys_bits")) if accel == "kvm" else None,
-        "tsc": _tsc(host) if accel == "kvm" else None,
+        # A TCG probe describes QEMU's emulated CPU: the host's address bits and TSC are not that CPU's. Both are x86
+        # notions (/proc/cpuinfo's "address sizes", the TSC): a QMP socket of another architecture's QEMU, probed from
+        # an x86 machine, must not get that machine's.
+        "phys_bits": _int_or_none((host or {}).get("phys_bits")) if accel == "kvm" and arch == "x86_64" else None,
+        "tsc": _tsc(host) if accel == "kvm" and arch == "x86_64" else None,
         "hyperv": _hyperv(arch, session, where),
     }
     return facts

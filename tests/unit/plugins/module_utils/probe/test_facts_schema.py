@@ -195,3 +195,15 @@ def test_the_median_x86_host_facts_stay_under_8_kib() -> None:
     assert len(sizes) == 2 * len(X86) >= 40
     assert statistics.median(sizes) <= 8 * 1024, f"median {statistics.median(sizes)} bytes"
     assert max(sizes) <= 12 * 1024, f"largest {max(sizes)} bytes"
+
+
+@pytest.mark.parametrize("name, bits", [("s390x-z14.2-qemu-4.0.0", None), ("aarch64-unidentified-nosve-qemu-8.2.0", None),
+                                        ("x86_64-xeon-gold-6130", 46)])
+def test_address_bits_and_tsc_are_x86_facts_only(name: str, bits) -> None:
+    """A QMP socket of an s390x or aarch64 QEMU probed from an x86 machine does not get that machine's address bits or
+    TSC (an s390x <cpu> with <maxphysaddr> is refused by libvirt)."""
+    host = {"phys_bits": 46, "tsc": {"frequency": 2_000_000_000, "scaling": True}}
+    facts = _facts.build_facts(served_session(load(name)), where=name, qemu_binary=None,
+                               probe={"mode": "socket"}, fingerprint_inputs={}, host=host)
+    assert facts["phys_bits"] == bits
+    assert (facts["tsc"] is None) == (bits is None)

@@ -28,8 +28,8 @@ cache, the JSON decode with its tag checks included) and hands each host's ``cpu
 beyond it (its include, its argument validation, its three tasks, the aggregation, the reports, the fact written back
 to every host) is measured as the ratio role / floor (targets: <= 1.3x at 1,000 hosts, <= 2.1x at 2,000). The site
 playbook from the cache (BENCH_FLEET_SITE_SIZES) is measured the same way, against the floor of the same size: probes
-skipped as fresh (cpucompat_probe_max_age), the contract pinned by a first run and admitted by the timed one, the deploy
-in check mode with no domain listing (target <= 1.3x).
+skipped as fresh (cpucompat_probe_max_age), the contract pinned by a first run and admitted by the timed one, in check
+mode with cpucompat_deploy_enabled=false (the hosts are names in an inventory: no libvirt to list) (target <= 1.3x).
 
 Environment: BENCH_FLEET_SIZES (default 1000,2000,10000), BENCH_FLEET_ROUNDS (default 3; sizes over 2,000 run once),
 BENCH_FLEET_REF (a git ref to compare with; unset: no comparison), BENCH_FLEET_FLOOR_SIZES (the sizes at which the role

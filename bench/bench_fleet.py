@@ -19,8 +19,22 @@ worktree, its own test utilities seed a cache with the facts its schema has, and
 run interleaved, round by round, over caches of the same hosts (1,000). The site run is from the cache: facts probed
 within cpucompat_probe_max_age, nothing deployed (the aggregation and contract steps, not QEMU, are measured).
 
+ansible-core's own floor, side by side with the baseline role (interleaved, round by round, on copies of the same seeded
+cache): one play over the same inventory and cache whose one task, run_once on the first host, templates
+``groups[group] | map('extract', hostvars, ['ansible_facts', 'cpucompat', 'fingerprint'])``. That is the cheapest form
+in which ansible-core itself decodes every host's cache entry once (``hostvars[h]`` reads the host's entry from the fact
+cache, the JSON decode with its tag checks included) and hands each host's ``cpucompat`` fact to a template: one task
+(a run_once task is one worker, not one per host), no fact written, nothing rendered per host. Anything the role does
+beyond it (its include, its argument validation, its three tasks, the aggregation, the reports, the fact written back
+to every host) is measured as the ratio role / floor (targets: <= 1.3x at 1,000 hosts, <= 2.1x at 2,000). The site
+playbook from the cache (BENCH_FLEET_SITE_SIZES) is measured the same way, against the floor of the same size: probes
+skipped as fresh (cpucompat_probe_max_age), the contract pinned by a first run and admitted by the timed one, in check
+mode with cpucompat_deploy_enabled=false (the hosts are names in an inventory: no libvirt to list) (target <= 1.3x).
+
 Environment: BENCH_FLEET_SIZES (default 1000,2000,10000), BENCH_FLEET_ROUNDS (default 3; sizes over 2,000 run once),
-BENCH_FLEET_REF (a git ref to compare with; unset: no comparison).
+BENCH_FLEET_REF (a git ref to compare with; unset: no comparison), BENCH_FLEET_FLOOR_SIZES (the sizes at which the role
+is measured against the floor, default 1000,2000), BENCH_FLEET_SITE_SIZES (the site run against the floor, default
+1000; 10000 for the full measure), BENCH_FLEET_PARTS (default all: baseline,floor,site,planning,redis,reference).
 """
 from __future__ import annotations
 
@@ -45,6 +59,9 @@ from utils.recordings import facts_of  # noqa: E402  pylint: disable=wrong-impor
 
 SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_SIZES", "1000,2000,10000").split(",") if s.strip() and int(s) > 0]
 ROUNDS = int(os.environ.get("BENCH_FLEET_ROUNDS", "3"))
+FLOOR_SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_FLOOR_SIZES", "1000,2000").split(",") if s.strip()]
+SITE_SIZES = [int(s) for s in os.environ.get("BENCH_FLEET_SITE_SIZES", "1000").split(",") if s.strip()]
+PARTS = set(os.environ.get("BENCH_FLEET_PARTS", "baseline,floor,site,planning,redis,reference").split(","))
 CANDIDATES = 50
 PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
 # The child's peak RSS (the controller process; forked workers share its pages until they write).
@@ -111,30 +128,102 @@ def main() -> None:
     print(f"fleet benchmark: ansible-playbook wall time, jsonfile fact cache, forks 5, medians of {ROUNDS} rounds "
           "(one round above 2,000 hosts)")
     medians: dict[int, float] = {}
-    for size in SIZES:
+    sizes = sorted({*(SIZES if "baseline" in PARTS else ()), *(FLOOR_SIZES if "floor" in PARTS else ()),
+                    *(SITE_SIZES if "site" in PARTS else ()), *([1000] if PARTS & {"planning", "redis", "reference"} else ())})
+    for size in sizes:
         work = tempfile.mkdtemp(prefix=f"cpucompat-bench-fleet-{size}-")
         try:
             seeded, before = seed(work, size, random.Random(size))
             per_host = before / (size + CANDIDATES)
-            for kind, samples in baseline_rounds(work, seeded, size).items():
-                median = statistics.median(t for t, _, _ in samples)
-                growth = (statistics.median(b for _, _, b in samples) - before) / (size + CANDIDATES)
-                if kind == "first":
-                    medians[size] = median
-                print(f"  baseline {size:6d} hosts, {kind:5s}: {median:7.2f} s  (rounds {min(t for t, _, _ in samples):.2f}-"
-                      f"{max(t for t, _, _ in samples):.2f})  peak RSS {max(r for _, r, _ in samples) / 1024:6.0f} MiB  "
-                      f"cache {per_host / 1024:.1f} KiB/host before, growth {growth:7.0f} B/host")
+            if size in SIZES and "baseline" in PARTS:
+                for kind, samples in baseline_rounds(work, seeded, size).items():
+                    median = statistics.median(t for t, _, _ in samples)
+                    growth = (statistics.median(b for _, _, b in samples) - before) / (size + CANDIDATES)
+                    if kind == "first":
+                        medians[size] = median
+                    print(f"  baseline {size:6d} hosts, {kind:5s}: {median:7.2f} s  (rounds {min(t for t, _, _ in samples):.2f}-"
+                          f"{max(t for t, _, _ in samples):.2f})  peak RSS {max(r for _, r, _ in samples) / 1024:6.0f} MiB  "
+                          f"cache {per_host / 1024:.1f} KiB/host before, growth {growth:7.0f} B/host")
+            if size in FLOOR_SIZES and "floor" in PARTS:
+                role_over_floor(work, seeded, size)
+            if size in SITE_SIZES and "site" in PARTS:
+                site_over_floor(work, seeded, size)
             if size == 1000:
-                reference(work, seeded)
-                planning(work, seeded)
-                on_redis(work, seeded)
+                if "reference" in PARTS:
+                    reference(work, seeded)
+                if "planning" in PARTS:
+                    planning(work, seeded)
+                if "redis" in PARTS:
+                    on_redis(work, seeded)
         finally:
             shutil.rmtree(work)
     if os.environ.get("BENCH_FLEET_REF"):
         compare_ref(os.environ["BENCH_FLEET_REF"])
     if 1000 in medians and 2000 in medians:
         print(f"  2,000 / 1,000 hosts: {medians[2000] / medians[1000]:.2f}x (target <= 2.2x)")
-    print("  targets: 1,000 hosts <= 5 s with growth <= 2 KiB/host; 10,000 hosts <= 60 s; planning checks <= 10 s")
+    if "baseline" in PARTS:
+        print("  targets: 1,000 hosts <= 5 s with growth <= 2 KiB/host; 10,000 hosts <= 60 s; planning checks <= 10 s")
+
+
+# ansible-core's own floor (see the module's docstring): every host's cpucompat fact decoded once, by ansible-core.
+FLOOR = """
+- name: ansible-core's own floor, every host's cpucompat fact read once
+  hosts: hypervisors
+  gather_facts: false
+  tasks:
+    - name: Read every host's cpucompat fact from the fact cache once
+      ansible.builtin.debug:
+        msg: "{{ groups['hypervisors'] | map('extract', hostvars, ['ansible_facts', 'cpucompat', 'fingerprint'])
+                 | select | list | length }} hosts with cpucompat facts"
+      run_once: true
+"""
+FLOOR_TARGETS = {1000: 1.3, 2000: 2.1}
+SITE_TARGET = 1.3
+
+
+def floor_playbook(work: str) -> str:
+    path = os.path.join(work, "floor.yml")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(FLOOR)
+    return path
+
+
+def role_over_floor(work: str, seeded: str, size: int) -> None:
+    """The floor and the baseline playbook (first run on the seeded cache, then again), interleaved round by round."""
+    floor = floor_playbook(work)
+    samples: dict[str, list[float]] = {"floor": [], "first": [], "again": []}
+    for i in range(ROUNDS if size <= 2000 else 1):
+        cache = os.path.join(work, f"cache-floor-{i}")
+        shutil.copytree(seeded, cache)
+        samples["floor"].append(run(work, cache, floor)[0])
+        for kind in ("first", "again"):
+            samples[kind].append(run(work, cache, "baseline.yml")[0])
+        shutil.rmtree(cache)
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    target = FLOOR_TARGETS.get(size)
+    print(f"  floor vs baseline role, {size:6d} hosts, {len(samples['floor'])} interleaved rounds: floor {medians['floor']:6.2f} s  "
+          f"role first {medians['first']:6.2f} s ({medians['first'] / medians['floor']:.2f}x)  "
+          f"again {medians['again']:6.2f} s ({medians['again'] / medians['floor']:.2f}x)"
+          f"{f'  (target <= {target}x)' if target else ''}")
+
+
+def site_over_floor(work: str, seeded: str, size: int) -> None:
+    """The site playbook from the cache (a first run pins the contract; then timed: admitted, deploy in check mode)
+    and the floor, interleaved, on the same cache."""
+    floor = floor_playbook(work)
+    cache = os.path.join(work, "cache-site")
+    shutil.copytree(seeded, cache)
+    extra = [e.format(work=work) for e in SITE_EXTRA]
+    pin, _rss = run(work, cache, "site.yml", *extra)
+    samples: dict[str, list[float]] = {"floor": [], "site": []}
+    for _round in range(ROUNDS if size <= 2000 else 1):
+        samples["floor"].append(run(work, cache, floor)[0])
+        samples["site"].append(run(work, cache, "site.yml", "--check", *extra)[0])
+    shutil.rmtree(cache)
+    floor_s, site_s = (statistics.median(samples[k]) for k in ("floor", "site"))
+    print(f"  site from the cache, {size:6d} hosts: first run (pins the contract) {pin:6.2f} s; {len(samples['site'])} interleaved "
+          f"rounds: floor {floor_s:6.2f} s  site (admitted, --check) {site_s:6.2f} s  ratio {site_s / floor_s:.2f}x "
+          f"(target <= {SITE_TARGET}x)")
 
 
 REFERENCE = """

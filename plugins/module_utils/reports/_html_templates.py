@@ -125,12 +125,7 @@ vmx-* and kvm-* stand for the whole family.</p>
 <th scope="col" class="rot">{% if f.security %}⚑<span class="sr">security: </span>{% endif %}{{ f.label }}</th>
 {% endfor %}</tr></thead>
 <tbody>
-{% for row in matrix.rows %}<tr><th scope="row">{{ row.host }}</th><td>{{ row.gain }}</td><td>{{ row.lacks }}</td>
-{% for has in row.cells %}{% if has %}
-<td class="cell has">✓<span class="sr"> has</span></td>{% else %}
-<td class="cell lacks">✗<span class="sr"> lacks {{ matrix.features[loop.index0].name }}</span></td>{% endif %}
-{% endfor %}</tr>
-{% endfor %}</tbody></table></div>
+{{ matrix.body }}</tbody></table></div>
 {{ m.collapsed(matrix.rows | length, matrix.total_hosts, "hosts") }}{{ m.collapsed(matrix.features | length, matrix.total_features, "lost features") }}
 {% endif %}
 {% if bars.entries %}
@@ -172,7 +167,7 @@ vmx-* and kvm-* stand for the whole family.</p>
 {% if ax.security.lost %}<div class="scroll"><table><thead><tr><th scope="col">lost</th>
 <th scope="col">lacking on (microcode)</th></tr></thead><tbody>
 {% for f, lost in ax.security.lost.items() %}<tr><th scope="row" class="lacks">{{ f }}</th><td>
-{% for h, mc in lost.microcode.items() %}{{ h }} ({{ mc or '?' }}){{ ', ' if not loop.last }}{% endfor %}</td></tr>
+{{ security_lost[f] }}</td></tr>
 {% endfor %}</tbody></table></div>{% endif %}
 <h2 id="versions">Versions and drift</h2>
 <div class="scroll"><table><thead><tr><th scope="col">what</th><th scope="col">value: hosts</th></tr></thead><tbody>

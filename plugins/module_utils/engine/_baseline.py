@@ -117,9 +117,15 @@ class Cluster:
         usable = [p.rep.usable(opts.migratable_only) for p in profiles]
         common = frozenset.intersection(*usable) - exclude
         lost: dict[str, list[str]] = {}
+        merged: dict[tuple[int, ...], list[str]] = {}  # the hosts of a set of profiles, sorted once: features share them
         for f in sorted(frozenset.union(*usable) - common - exclude):
-            lacking = [p.members for p, feats in zip(profiles, usable) if f not in feats]
-            lost[f] = lacking[0] if len(lacking) == 1 else sorted(itertools.chain.from_iterable(lacking))
+            lacking = tuple(i for i, feats in enumerate(usable) if f not in feats)
+            if len(lacking) == 1:
+                lost[f] = profiles[lacking[0]].members
+            elif lacking in merged:
+                lost[f] = list(merged[lacking])  # each feature its own list, as before
+            else:
+                lost[f] = merged[lacking] = sorted(itertools.chain.from_iterable(profiles[i].members for i in lacking))
         left_out: list[str] = []
         if opts.migratable_only:
             left_out = sorted(frozenset.intersection(*(p.rep.all_features for p in profiles)) - common - exclude)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .._errors import BaselineError, CpuCompatError, FactsError
@@ -28,7 +28,7 @@ from . import _s390x
 from ._guest import exact, libvirt_stacks, machine_family, paravirtual, qemu_stacks
 from ._hostcpu import HostCpu, host_cpus
 
-__all__ = ["Baseline", "BaselineOptions", "Comparison", "best_model", "compare", "compute_baseline", "model_rank"]
+__all__ = ["Baseline", "BaselineOptions", "Comparison", "best_model", "compare", "compare_each", "compute_baseline", "model_rank"]
 
 # x86 models whose definition carries no vendor's identity.
 _VENDOR_NEUTRAL = frozenset({"qemu64", "kvm64", "qemu32", "kvm32", "486", "pentium", "pentium2", "pentium3"})
@@ -620,3 +620,21 @@ def compare(cpu: Baseline, host: HostCpu) -> Comparison:
     short = cpu.maxphysaddr is not None and host.phys_bits is not None and host.phys_bits < cpu.maxphysaddr
     return Comparison(host.name, result, tuple(sorted(cpu.features - have)), tuple(sorted(have - cpu.features)),
                       cpu.model, model_ok, blocking, short)
+
+
+def compare_each(cpu: Baseline, hosts: Iterable[HostCpu]) -> list[Comparison]:
+    """:func:`compare` for every host, in order, worked out once per distinct CPU: hosts that share their validated
+    values (:class:`SharedHostCpus`) differ only in the name."""
+    out: list[Comparison] = []
+    seen: dict[tuple[Any, ...], Comparison] = {}
+    for host in hosts:
+        # Everything compare reads but the name; the sets and mappings by identity (alive for the loop: no id is reused).
+        key = (id(host.all_features), id(host.runnable), id(host.models), id(host.aliases), host.arch, host.base_model,
+               host.phys_bits, type(host.phys_bits))
+        known = seen.get(key)
+        if known is None:
+            known = seen[key] = compare(cpu, host)
+            out.append(known)
+        else:
+            out.append(replace(known, host=host.name))
+    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._errors import BaselineError, CpuCompatError, FactsError
@@ -636,5 +636,6 @@ def compare_each(cpu: Baseline, hosts: Iterable[HostCpu]) -> list[Comparison]:
             known = seen[key] = compare(cpu, host)
             out.append(known)
         else:
-            out.append(replace(known, host=host.name))
+            out.append(Comparison(host.name, known.result, known.missing, known.extra, known.model, known.model_runnable,
+                                  known.model_blocked_by, known.phys_bits_short))
     return out

@@ -11,14 +11,15 @@ import dataclasses
 import functools
 import itertools
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
-from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _hostcpu
-from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import compute_baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _hostcpu, _level
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import compare, compare_each, compute_baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu, SharedHostCpus, host_cpus
 from utils.recordings import facts_of, load, names
@@ -139,3 +140,38 @@ def test_a_bad_host_is_named_though_its_facts_match_a_good_one_but_for_the_fault
         group_facts({"a": _own(good), "b": bad}).hosts()
     with pytest.raises(BaselineError, match="host b: facts lack the field 'arch'"):
         host_cpus({"a": _own(good), "b": {k: v for k, v in good.items() if k != "arch"}})
+
+
+def test_compare_each_answers_as_compare_for_every_host() -> None:
+    facts = {f"hv{i:03d}": _own(_facts(INTEL[i % 3])) for i in range(12)}
+    facts["hv100"] = _own(_facts(INTEL[0]), phys_bits=36)
+    hosts = host_cpus(facts)
+    cpu = compute_baseline(host_cpus({n: f for n, f in facts.items() if n != "hv100"}))
+    cpu = dataclasses.replace(cpu, maxphysaddr=39, model=sorted(hosts[1].runnable)[-1])  # not every host runs it
+    each = compare_each(cpu, hosts)
+    assert each == [compare(cpu, h) for h in hosts]
+    assert {c.runnable for c in each} == {True, False} and any(c.phys_bits_short for c in each)
+
+
+def _levels_models_host_by_host(hosts: list[HostCpu], limit: int) -> dict[str, Any]:
+    """levels_view's model table as it was worked out before, host by host."""
+    runs: dict[str, list[str]] = {}
+    for h in hosts:
+        for m in h.runnable:
+            runs.setdefault(m, []).append(h.name)
+    names = sorted((m for m in runs if not re.search(r"-v\d+$", m)), key=lambda m: _level._rank("x86_64", m), reverse=True)
+    out = {}
+    for m in names:
+        have = set(runs[m])
+        missing = [h.name for h in hosts if h.name not in have]
+        out[m] = {"hosts": len(have), "not_on": missing[:limit], "not_on_count": len(missing)}
+    return out
+
+
+def test_levels_view_per_set_of_models_answers_as_host_by_host() -> None:
+    facts = {f"hv{(i * 7) % 30:03d}": _own(_facts(INTEL[i % 5])) for i in range(30)}
+    hosts = host_cpus(facts)
+    view = _level.levels_view(hosts, compute_baseline(hosts), limit=4)
+    assert view["models"] == _levels_models_host_by_host(hosts, 4)
+    assert list(view["models"]) == list(_levels_models_host_by_host(hosts, 4))  # the order too
+    assert any(0 < v["not_on_count"] < len(hosts) for v in view["models"].values())

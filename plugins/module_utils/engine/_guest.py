@@ -106,7 +106,7 @@ def exact(guest: GuestCpu) -> GuestCpu:
         score = (_weight(shaped, guest, brought), rank)
         if best is None or score < best[:2]:
             best = (*score, shaped)
-        if not shaped.left_out:
+        if score[0] == 0:  # nothing left out beyond the group's gaps: no later name (a higher rank) can do better
             break
     if best is None:
         raise InexactError("no CPU model can be said exactly on every stack of the group: "

@@ -31,7 +31,7 @@ def qemu_stacks(arch: str, members: Sequence[tuple[HostCpu, Sequence[str]]], nam
     stacks: dict[tuple[object, ...], tuple[QemuStack, list[str]]] = {}
     catalogued: dict[tuple[object, ...], list[tuple[tuple[object, ...], str, dict[str, frozenset[str]]]]] = {}
     for rep, hosts in members:
-        own = {n: d for n in names if (d := rep.definition(n)) is not None}
+        own = rep.definitions(names)
         releases = _catalog.releases_for(arch, rep.qemu_version)
         if own:
             key: tuple[object, ...] = ("own", rep.qemu_version, rep.machine_name, rep.accel, tuple(sorted(own.items())))

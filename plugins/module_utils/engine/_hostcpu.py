@@ -108,6 +108,13 @@ class HostCpu:
         feats = expanded.get(self.aliases.get(model, model)) if _is_map(expanded) else None
         return frozenset(feats) if isinstance(feats, list) else None
 
+    def definitions(self, models: Iterable[str]) -> dict[str, frozenset[str]]:
+        """:meth:`definition` of each of ``models`` the facts carry one of (none without expansions: recorded hosts)."""
+        expanded = self.facts.get("model_features")
+        if not expanded or not _is_map(expanded):
+            return {}
+        return {m: d for m in models if (d := self.definition(m)) is not None}
+
     def blockers(self, model: str) -> list[str]:
         """The features QEMU says keep ``model`` (or the model an alias stands for) from running here."""
         blockers = self.models.get(self.aliases.get(model, model))

@@ -201,8 +201,12 @@ CPU_FACTS_LISTS = ("features", "non_migratable_features", "runnable_models")
 CPU_FACTS_MAPS = ("models", "model_aliases", "qemu", "machine", "versions", "libvirt")
 
 
-def _seq(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+def _shape(value: Any) -> Any:
+    """A cheap stand-in for a list of names in the key (its type, length, middle and last names); the list itself is
+    compared when the key matches. Anything else stands for itself."""
+    if isinstance(value, list):
+        return (type(value), len(value), value[len(value) // 2], value[-1]) if value else (type(value), 0)
+    return value
 
 
 class SharedHostCpus:
@@ -226,9 +230,11 @@ class SharedHostCpus:
             return self._build(name, facts, None, ())
         get = facts.get
         scalars = (get("schema_version"), get("arch"), get("accel"), get("vendor"), get("base_model"), get("phys_bits"))
-        key = (scalars, tuple(map(type, scalars)), _seq(get("features")), _seq(get("non_migratable_features")),
-               _seq(get("runnable_models")))
-        maps = (get("models"), get("model_aliases"), get("qemu"), get("machine"), get("versions"), get("libvirt"))
+        feats, nonmig, runnable = get("features"), get("non_migratable_features"), get("runnable_models")
+        key = (scalars, tuple(map(type, scalars)), _shape(feats), _shape(nonmig), _shape(runnable))
+        # Compared, not hashed: the lists of names (equal lists of the same type give equal sets) and the mappings.
+        maps = (feats, nonmig, runnable, get("models"), get("model_aliases"), get("qemu"), get("machine"), get("versions"),
+                get("libvirt"))
         try:
             seen = self._seen.get(key)
         except TypeError:  # something unhashable where names belong: from_facts says what

@@ -175,3 +175,12 @@ def test_levels_view_per_set_of_models_answers_as_host_by_host() -> None:
     assert view["models"] == _levels_models_host_by_host(hosts, 4)
     assert list(view["models"]) == list(_levels_models_host_by_host(hosts, 4))  # the order too
     assert any(0 < v["not_on_count"] < len(hosts) for v in view["models"].values())
+
+
+@pytest.mark.parametrize("nonmig", [None, [], ["invtsc"]])
+def test_hosts_share_whatever_their_lists_of_names_hold(nonmig: list[str] | None) -> None:
+    """Empty and absent lists are keyed too: every copy of the facts shares the first host's values."""
+    build = SharedHostCpus()
+    for i in range(4):
+        build(f"h{i}", _own(_facts(INTEL[0]), non_migratable_features=nonmig))
+    assert build.built == 1

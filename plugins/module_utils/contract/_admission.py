@@ -20,7 +20,7 @@ from ..cpu._exact import InexactError
 from ..cpu._features import SECURITY_FEATURES
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
-from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline, without
+from ..engine._baseline import Baseline, BaselineOptions, compare, compare_each, compute_baseline, without
 from ..engine._group import GroupFacts
 from ..engine._guest import exact, extended
 from ..engine._level import chosen_baseline, levels_view, parse_level
@@ -52,12 +52,7 @@ class Refusal:
 
 def admission(contract: Contract, hosts: Sequence[HostCpu]) -> list[Refusal]:
     """The hosts that cannot run the pinned CPU, with what they lack."""
-    out = []
-    for host in hosts:
-        cmp = compare(contract.baseline, host)
-        if not cmp.runnable:
-            out.append(Refusal(host.name, cmp.missing, cmp.model_blocked_by))
-    return out
+    return [Refusal(cmp.host, cmp.missing, cmp.model_blocked_by) for cmp in compare_each(contract.baseline, hosts) if not cmp.runnable]
 
 
 ON_REFUSAL = ("fail", "exclude")

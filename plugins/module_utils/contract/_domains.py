@@ -142,16 +142,22 @@ def compliance(contract_xml: str, domains: Mapping[str, list[Mapping[str, Any]]]
     for host, entries in sorted(domains.items()):
         cpu_map = maps.get(host)
         for dom in entries:
+            get = dom.get
+            alike = (get("cpu_xml"), get("live_cpu_xml"), not get("active"), not get("nova"), not get("opted_out"),
+                     not get("excluded"), id(cpu_map))
+            known = seen.get(alike)
             key = f"{host}/{dom['name']}"
-            alike = (dom.get("cpu_xml"), dom.get("live_cpu_xml"), bool(dom.get("active")), _spared(dom), id(cpu_map))
+            if known is not None:
+                out[key] = known.copy()
+                continue
             try:
-                if alike not in seen:
-                    seen[alike] = domain_status(contract_xml, dom, cpu_map, specs, f"domain {key}")
-                out[key] = dict(seen[alike])
+                status = domain_status(contract_xml, dom, cpu_map, specs, f"domain {key}")
             except CpuCompatError as exc:
-                out[key] = {"active": bool(dom.get("active")), "persistent": False, "live": None, "status": "not-deployed",
-                            "why": str(exc)}
-            out[key]["action"] = ACTIONS[out[key]["status"]]
+                status = {"active": bool(get("active")), "persistent": False, "live": None, "status": "not-deployed",
+                          "why": str(exc)}  # names the domain: worked out for each
+            else:
+                seen[alike] = {**status, "action": ACTIONS[status["status"]]}
+            out[key] = {**status, "action": ACTIONS[status["status"]]}
     return out
 
 

@@ -83,10 +83,11 @@ def tsc(hosts: Sequence[HostCpu]) -> dict[str, Any]:
 
 def axes(hosts: Sequence[HostCpu], base: Baseline) -> dict[str, Any]:
     """Everything of this module for one group, as the baseline report keeps it."""
+    versions = [(h.name, _versions(h)) for h in hosts]
     return {
         "machines": _grouped([(h.name, (h.facts.get("machine") or {}).get("name") if isinstance(h.facts.get("machine"), Mapping) else None)
                               for h in hosts]),
-        "versions": {key: _grouped([(h.name, _versions(h).get(key)) for h in hosts]) for key in ("libvirt", "kernel", "microcode")},
+        "versions": {key: _grouped([(name, v.get(key)) for name, v in versions]) for key in ("libvirt", "kernel", "microcode")},
         "address_bits": {"min": base.phys_bits, "maxphysaddr": base.maxphysaddr, "note": base.phys_bits_note,
                          "by_bits": _grouped([(h.name, h.phys_bits) for h in hosts])},
         "tsc": tsc(hosts),

@@ -28,7 +28,7 @@ from . import _s390x
 from ._guest import exact, libvirt_stacks, machine_family, paravirtual, qemu_stacks
 from ._hostcpu import HostCpu, host_cpus
 
-__all__ = ["Baseline", "BaselineOptions", "Comparison", "best_model", "compare", "compute_baseline", "model_rank"]
+__all__ = ["Baseline", "BaselineOptions", "Comparison", "best_model", "compare", "compare_each", "compute_baseline", "model_rank"]
 
 # x86 models whose definition carries no vendor's identity.
 _VENDOR_NEUTRAL = frozenset({"qemu64", "kvm64", "qemu32", "kvm32", "486", "pentium", "pentium2", "pentium3"})
@@ -117,9 +117,15 @@ class Cluster:
         usable = [p.rep.usable(opts.migratable_only) for p in profiles]
         common = frozenset.intersection(*usable) - exclude
         lost: dict[str, list[str]] = {}
+        merged: dict[tuple[int, ...], list[str]] = {}  # the hosts of a set of profiles, sorted once: features share them
         for f in sorted(frozenset.union(*usable) - common - exclude):
-            lacking = [p.members for p, feats in zip(profiles, usable) if f not in feats]
-            lost[f] = lacking[0] if len(lacking) == 1 else sorted(itertools.chain.from_iterable(lacking))
+            lacking = tuple(i for i, feats in enumerate(usable) if f not in feats)
+            if len(lacking) == 1:
+                lost[f] = profiles[lacking[0]].members
+            elif lacking in merged:
+                lost[f] = list(merged[lacking])  # each feature its own list, as before
+            else:
+                lost[f] = merged[lacking] = sorted(itertools.chain.from_iterable(profiles[i].members for i in lacking))
         left_out: list[str] = []
         if opts.migratable_only:
             left_out = sorted(frozenset.intersection(*(p.rep.all_features for p in profiles)) - common - exclude)
@@ -614,3 +620,22 @@ def compare(cpu: Baseline, host: HostCpu) -> Comparison:
     short = cpu.maxphysaddr is not None and host.phys_bits is not None and host.phys_bits < cpu.maxphysaddr
     return Comparison(host.name, result, tuple(sorted(cpu.features - have)), tuple(sorted(have - cpu.features)),
                       cpu.model, model_ok, blocking, short)
+
+
+def compare_each(cpu: Baseline, hosts: Iterable[HostCpu]) -> list[Comparison]:
+    """:func:`compare` for every host, in order, worked out once per distinct CPU: hosts that share their validated
+    values (:class:`SharedHostCpus`) differ only in the name."""
+    out: list[Comparison] = []
+    seen: dict[tuple[Any, ...], Comparison] = {}
+    for host in hosts:
+        # Everything compare reads but the name; the sets and mappings by identity (alive for the loop: no id is reused).
+        key = (id(host.all_features), id(host.runnable), id(host.models), id(host.aliases), host.arch, host.base_model,
+               host.phys_bits, type(host.phys_bits))
+        known = seen.get(key)
+        if known is None:
+            known = seen[key] = compare(cpu, host)
+            out.append(known)
+        else:
+            out.append(Comparison(host.name, known.result, known.missing, known.extra, known.model, known.model_runnable,
+                                  known.model_blocked_by, known.phys_bits_short))
+    return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..probe._facts import READABLE_SCHEMAS
-from ._hostcpu import HostCpu
+from ._hostcpu import HostCpu, SharedHostCpus
 
 
 # The report keys that list hosts without usable facts, in the order the reports show them.
@@ -68,7 +68,8 @@ class GroupFacts:
         baseline beside it, the host table), again only if ``usable`` changed."""
         names = tuple(self.usable)
         if self._validated is None or self._validated[0] != names:
-            self._validated = (names, [HostCpu.from_facts(name, facts) for name, facts in self.usable.items()])
+            build = SharedHostCpus(check_names=True)  # hosts whose facts say the same about the CPU: validated once
+            self._validated = (names, [build(name, facts) for name, facts in self.usable.items()])
         return list(self._validated[1])
 
 

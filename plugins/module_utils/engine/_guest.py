@@ -29,16 +29,21 @@ def qemu_stacks(arch: str, members: Sequence[tuple[HostCpu, Sequence[str]]], nam
     of each profile and the names of the hosts it stands for)."""
     names = sorted(names)
     stacks: dict[tuple[object, ...], tuple[QemuStack, list[str]]] = {}
+    catalogued: dict[tuple[object, ...], list[tuple[tuple[object, ...], str, dict[str, frozenset[str]]]]] = {}
     for rep, hosts in members:
-        own = {n: d for n in names if (d := rep.definition(n)) is not None}
+        own = rep.definitions(names)
         releases = _catalog.releases_for(arch, rep.qemu_version)
         if own:
             key: tuple[object, ...] = ("own", rep.qemu_version, rep.machine_name, rep.accel, tuple(sorted(own.items())))
             label = f"QEMU {rep.qemu_version or '?'} ({rep.accel}, {rep.machine_name or 'machine type unknown'})"
             candidates = [(key, label, own)]
-        else:
-            candidates = [(("catalogue", r.release), f"{r.label}, catalogued for hosts whose facts carry no model definitions",
-                           {n: d for n in names if (d := r.definition(n)) is not None}) for r in releases]
+        else:  # the catalogue's definitions, read once per set of releases (profiles of one QEMU series share them)
+            by_release = tuple(r.release for r in releases)
+            if by_release not in catalogued:
+                catalogued[by_release] = [
+                    (("catalogue", r.release), f"{r.label}, catalogued for hosts whose facts carry no model definitions",
+                     {n: d for n in names if (d := r.definition(n)) is not None}) for r in releases]
+            candidates = catalogued[by_release]
         for key, label, definitions in candidates:
             if key not in stacks:
                 latent, hidden = _roots(releases, definitions)
@@ -88,19 +93,20 @@ def exact(guest: GuestCpu) -> GuestCpu:
     out when its sub-features cannot be named), the model needing the fewest left out wins, in :func:`name_order`.
     Raises :class:`InexactError` naming the stacks and hosts when no model works at all.
     """
-    gaps = {**_dependency_gaps(guest), **_unnamed(guest)}
+    brought = _brought(guest)  # the stacks' roots: the same for every shaping below
+    gaps = {**_dependency_gaps(guest, brought), **_unnamed(guest)}
     guest = replace(guest, features=guest.features - frozenset(gaps), left_out={**guest.left_out, **gaps})
     best: tuple[int, int, GuestCpu] | None = None
     first_failure: Solution | None = None
     for rank, name in enumerate(name_order(guest)):
-        shaped, failure = _shape(guest, name)
+        shaped, failure = _shape(guest, name, brought)
         if shaped is None:
             first_failure = first_failure or failure
             continue
-        score = (_weight(shaped, guest), rank)
+        score = (_weight(shaped, guest, brought), rank)
         if best is None or score < best[:2]:
             best = (*score, shaped)
-        if not shaped.left_out:
+        if score[0] == 0:  # nothing left out beyond the group's gaps: no later name (a higher rank) can do better
             break
     if best is None:
         raise InexactError("no CPU model can be said exactly on every stack of the group: "
@@ -108,14 +114,13 @@ def exact(guest: GuestCpu) -> GuestCpu:
     return best[2]
 
 
-def _weight(shaped: GuestCpu, guest: GuestCpu) -> int:
+def _weight(shaped: GuestCpu, guest: GuestCpu, brought: Mapping[str, frozenset[str]]) -> int:
     """How much a shaping leaves out: features the guest would have had (a root and what it brings count once)."""
-    brought = _brought(guest)
     left = set(shaped.left_out) - set(guest.left_out)
     return len({f for f in left if not any(f in feats and r in left for r, feats in brought.items())})
 
 
-def _shape(guest: GuestCpu, name: str) -> tuple[GuestCpu | None, Solution | None]:
+def _shape(guest: GuestCpu, name: str, brought: Mapping[str, frozenset[str]]) -> tuple[GuestCpu | None, Solution | None]:
     """``guest`` on model ``name`` with what cannot be named left out; (None, why) when leaving out cannot help."""
     left: dict[str, str] = dict(guest.left_out)
     current = replace(guest, model=name)
@@ -123,7 +128,7 @@ def _shape(guest: GuestCpu, name: str) -> tuple[GuestCpu | None, Solution | None
         solution = solve(current, name)
         if solution.ok:
             return replace(current, left_out=left), None
-        drops = _drops(current, name, solution)
+        drops = _drops(current, name, solution, brought)
         if drops is None:
             return None, solution
         left.update(drops)
@@ -133,7 +138,7 @@ def _shape(guest: GuestCpu, name: str) -> tuple[GuestCpu | None, Solution | None
 
 def _brought(guest: GuestCpu) -> dict[str, frozenset[str]]:
     """Per dependency root (vmx, svm...), every feature it brings with some model on some stack or in the catalogue:
-    those exist in a guest only with their root."""
+    those exist in a guest only with their root. It depends on the architecture and the stacks only."""
     brought: dict[str, set[str]] = {r: set(f) for r, f in _catalog.dependents(guest.arch).items()}
     for q in guest.qemu:
         for table in (q.latent, q.hidden):
@@ -154,13 +159,13 @@ def _unnamed(guest: GuestCpu) -> dict[str, str]:
     return out
 
 
-def _dependency_gaps(guest: GuestCpu) -> dict[str, str]:
+def _dependency_gaps(guest: GuestCpu, brought: Mapping[str, frozenset[str]]) -> dict[str, str]:
     """What cannot exist in a guest as the hosts report it: sub-features whose root not every host has (QEMU clears
     them; old QEMU reported npt without svm), and roots every host has while the hosts have in common none of the
     features they bring (vmx without a single vmx-* control - a host whose QEMU was too old to report them - is no
     usable nested virtualization)."""
     out: dict[str, str] = {}
-    for root, feats in sorted(_brought(guest).items()):
+    for root, feats in sorted(brought.items()):
         if root not in guest.features:
             out.update({f: f"it exists only with {root}, which not every host has" for f in sorted(feats & guest.features)})
         elif feats and not feats & guest.features:
@@ -168,13 +173,13 @@ def _dependency_gaps(guest: GuestCpu) -> dict[str, str]:
     return out
 
 
-def _drops(guest: GuestCpu, name: str, solution: Solution) -> dict[str, str] | None:
+def _drops(guest: GuestCpu, name: str, solution: Solution, brought: Mapping[str, frozenset[str]]) -> dict[str, str] | None:
     """The features to leave out so that ``name`` can be named exactly; None when that cannot help.
 
     A feature some root brings goes with its root and everything else the root brings (a guest cannot have vmx-*
-    controls without vmx, nor vmx with controls no libvirt of the group can name alike).
+    controls without vmx, nor vmx with controls no libvirt of the group can name alike). ``brought``: :func:`_brought`
+    of the guest's stacks.
     """
-    brought = _brought(guest)
     drops: dict[str, str] = {}
     for problem in solution.problems:
         if problem.kind != "name":

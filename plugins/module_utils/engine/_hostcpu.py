@@ -10,7 +10,8 @@ at the edge, once, and nothing downstream validates again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 from .._errors import BaselineError, FactsError
@@ -89,6 +90,12 @@ class HostCpu:
             check_feature_names([host])
         return host
 
+    def for_host(self, name: str, facts: Mapping[str, Any]) -> HostCpu:
+        """This CPU on another host, whose facts say the same about it (:class:`SharedHostCpus`): every value shared."""
+        values = list(_FIELDS(self))
+        values[_NAME_AT], values[_FACTS_AT] = name, facts
+        return HostCpu(*values)
+
     def usable(self, migratable_only: bool) -> frozenset[str]:
         """The features a baseline may use from this host."""
         return self.features if migratable_only else self.all_features
@@ -100,10 +107,22 @@ class HostCpu:
         feats = expanded.get(self.aliases.get(model, model)) if _is_map(expanded) else None
         return frozenset(feats) if isinstance(feats, list) else None
 
+    def definitions(self, models: Iterable[str]) -> dict[str, frozenset[str]]:
+        """:meth:`definition` of each of ``models`` the facts carry one of (none without expansions: recorded hosts)."""
+        expanded = self.facts.get("model_features")
+        if not expanded or not _is_map(expanded):
+            return {}
+        return {m: d for m in models if (d := self.definition(m)) is not None}
+
     def blockers(self, model: str) -> list[str]:
         """The features QEMU says keep ``model`` (or the model an alias stands for) from running here."""
         blockers = self.models.get(self.aliases.get(model, model))
         return list(blockers) if isinstance(blockers, list) else []
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(HostCpu))
+_FIELDS = attrgetter(*_FIELD_NAMES)
+_NAME_AT, _FACTS_AT = _FIELD_NAMES.index("name"), _FIELD_NAMES.index("facts")
 
 
 def _is_map(value: Any) -> bool:
@@ -128,7 +147,8 @@ def check_feature_names(hosts: Iterable[HostCpu]) -> None:
     Each name is checked once per process, not once per host: fleets repeat the same few hundred names.
     """
     hosts = list(hosts) if not isinstance(hosts, list) else hosts
-    unchecked = frozenset().union(*(h.all_features for h in hosts)) - _VALID_NAMES
+    # Hosts built by SharedHostCpus share their sets: each distinct set once.
+    unchecked = frozenset().union(*{id(h.all_features): h.all_features for h in hosts}.values()) - _VALID_NAMES
     for feature in unchecked:
         if not isinstance(feature, str) or not FEATURE_NAME_RE.match(feature):
             host = next(h.name for h in hosts if feature in h.all_features)
@@ -162,10 +182,70 @@ def hosts_from(hosts: Any) -> list[tuple[str, Any]]:
 def host_cpus(hosts: Any) -> list[HostCpu]:
     """Validated hosts, sorted by name; a name listed twice is an error."""
     out: dict[str, HostCpu] = {}
+    build = SharedHostCpus()
     for name, facts in hosts_from(hosts):
         if name in out:
             raise BaselineError(f"host {name} is listed twice")
-        out[name] = HostCpu.from_facts(name, facts, check_names=False)
+        out[name] = build(name, facts)
     hosts = [out[n] for n in sorted(out)]
     check_feature_names(hosts)
     return hosts
+
+
+# Every top-level facts key HostCpu.from_facts reads. Hosts whose facts hold equal values under all of them get equal
+# HostCpu values but for the name and the facts, so the second and later share the first one's validated fields. Keep
+# this in step with from_facts (tests/unit/test_hostcpu_sharing.py records the keys from_facts reads).
+CPU_FACTS_SCALARS = ("schema_version", "arch", "accel", "vendor", "base_model", "phys_bits")
+CPU_FACTS_LISTS = ("features", "non_migratable_features", "runnable_models", "model_blockers")
+CPU_FACTS_MAPS = ("models", "model_aliases", "model_aliases_base", "qemu", "machine", "versions", "libvirt")
+
+
+def _shape(value: Any) -> Any:
+    """A cheap stand-in for a list of names in the key (its type, length, middle and last names); the list itself is
+    compared when the key matches. Anything else stands for itself."""
+    if isinstance(value, list):
+        return (type(value), len(value), value[len(value) // 2], value[-1]) if value else (type(value), 0)
+    return value
+
+
+class SharedHostCpus:
+    """Builds HostCpu values, validating each distinct CPU content once: a fleet of 10,000 hosts holds a few dozen.
+
+    Call it with (name, facts); a host whose facts say the same about the CPU as an earlier one's (equal values under
+    every key from_facts reads, compared with their types where 1 == True would hide a difference) gets that host's
+    validated fields, with its own name and facts. Facts that cannot be keyed (not a mapping, unhashable where a list
+    of names belongs) are validated on their own, so every error still names its host. ``built`` counts validations.
+    """
+
+    __slots__ = ("_seen", "built", "check_names")
+
+    def __init__(self, check_names: bool = False) -> None:
+        self._seen: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], HostCpu]]] = {}
+        self.built = 0
+        self.check_names = check_names  # as HostCpu.from_facts: a shared host's names were checked with the first one
+
+    def __call__(self, name: str, facts: Any) -> HostCpu:
+        if not _is_map(facts):
+            return self._build(name, facts, None, ())
+        get = facts.get
+        scalars = (get("schema_version"), get("arch"), get("accel"), get("vendor"), get("base_model"), get("phys_bits"))
+        feats, nonmig, runnable = get("features"), get("non_migratable_features"), get("runnable_models")
+        key = (scalars, tuple(map(type, scalars)), _shape(feats), _shape(nonmig), _shape(runnable))
+        # Compared, not hashed: the lists of names (equal lists of the same type give equal sets) and the mappings.
+        maps = (feats, nonmig, runnable, get("model_blockers"), get("models"), get("model_aliases"), get("model_aliases_base"),
+                get("qemu"), get("machine"), get("versions"), get("libvirt"))
+        try:
+            seen = self._seen.get(key)
+        except TypeError:  # something unhashable where names belong: from_facts says what
+            return self._build(name, facts, None, ())
+        for known, core in seen or ():
+            if known == maps:
+                return core.for_host(name, facts)
+        return self._build(name, facts, key, maps)
+
+    def _build(self, name: str, facts: Any, key: tuple[Any, ...] | None, maps: tuple[Any, ...]) -> HostCpu:
+        host = HostCpu.from_facts(name, facts, self.check_names)
+        self.built += 1
+        if key is not None:
+            self._seen.setdefault(key, []).append((maps, host))
+        return host

@@ -13,6 +13,7 @@ the engine then makes it exact on the group's stacks like any baseline.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -155,7 +156,10 @@ def levels_view(hosts: Sequence[HostCpu], today: Baseline | None, limit: int = 2
     arch = hosts[0].arch if hosts else "x86_64"
     best: dict[frozenset[str], str | None] = {}
     psabi: dict[frozenset[str], str | None] = {}
-    runs: dict[str, list[str]] = {}
+    by_models: dict[frozenset[str], int] = {}  # each distinct set of runnable models -> its index in ``sets``
+    sets: list[frozenset[str]] = []
+    sizes: list[set[str]] = []  # the names of the hosts of each set (a name listed twice counts once)
+    owner: list[int] = []  # per host, the index of its set
     per_host = {}
     for h in hosts:
         if h.runnable not in best:
@@ -163,15 +167,28 @@ def levels_view(hosts: Sequence[HostCpu], today: Baseline | None, limit: int = 2
             best[h.runnable] = max(own, key=lambda m: _rank(arch, m)) if own else None
         if h.features not in psabi:
             psabi[h.features] = psabi_level(h.features) if h.arch == "x86_64" else None
-        for m in h.runnable:
-            runs.setdefault(m, []).append(h.name)
+        index = by_models.setdefault(h.runnable, len(sets))
+        if index == len(sets):
+            sets.append(h.runnable)
+            sizes.append(set())
+        sizes[index].add(h.name)
+        owner.append(index)
         per_host[h.name] = {"best_model": best[h.runnable], "psabi": psabi[h.features]}
+    # The models in the order the hosts first name them (ties of rank keep it), each worked out once per set of hosts.
+    runs = dict.fromkeys(m for r in sets for m in r)
     names = sorted((m for m in runs if not re.search(r"-v\d+$", m)), key=lambda m: _rank(arch, m), reverse=True)
     everyone = [h.name for h in hosts]
+    unique = len(set(everyone)) == len(everyone)
     models = {}
     for m in names:
-        have = set(runs[m])
-        missing = [n for n in everyone if n not in have]
+        lacking = frozenset(i for i, r in enumerate(sets) if m not in r)
+        have = set().union(*(sizes[i] for i, r in enumerate(sets) if m in r))
+        if not lacking:
+            missing = []
+        elif unique:  # a host lacks the model exactly when its set does
+            missing = list(itertools.compress(everyone, map(lacking.__contains__, owner)))
+        else:
+            missing = [n for n in everyone if n not in have]
         models[m] = {"hosts": len(have), "not_on": missing[:limit], "not_on_count": len(missing)}
     group = {"psabi": psabi_level(today.guest.features) if today is not None and today.guest is not None and
              today.arch == "x86_64" else None}

@@ -18,7 +18,7 @@ from .._errors import CpuCompatError
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._axes import axes
 from ..engine._level import levels_view
-from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline, retire_what_if
+from ..engine._baseline import Baseline, BaselineOptions, compare_each, compute_baseline, retire_what_if
 from ..engine._group import PROBLEM_KEYS, GroupFacts, stack_axes
 from ..engine._guest import stacks_summary
 from ..render._libvirt import render
@@ -80,7 +80,7 @@ def cluster_view(group: GroupFacts, opts: BaselineOptions, registry: MapRegistry
         hosts = group.hosts()
         base = baseline or compute_baseline(hosts, opts, registry)
         view["baseline"] = base.to_dict()
-        view["verdicts"] = {h.name: compare(base, h).to_dict() for h in hosts}
+        view["verdicts"] = {h.name: cmp.to_dict() for h, cmp in zip(hosts, compare_each(base, hosts))}
         view["axes"] = axes(hosts, base)
         view["levels"] = levels_view(hosts, base)
         view["stacks"] = stacks_summary(base.stacks) if base.stacks is not None else []

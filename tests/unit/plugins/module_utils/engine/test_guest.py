@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import InexactError
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import InexactError, name_order
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, is_paravirt
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _guest
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from utils.recordings import facts_of
@@ -59,3 +61,27 @@ def test_the_value_round_trips_and_a_level_goes_onto_todays_stacks() -> None:
     assert "name='pku'" in render(lowered).xml and "policy='disable' name='pku'" in render(lowered).xml
     with pytest.raises(Exception, match="is for s390x"):
         guest.with_level({**level, "arch": "s390x"}, "a contract")
+
+
+def _exact_trying_every_name(guest: GuestCpu) -> GuestCpu:
+    """exact() as it searched before: every name of name_order shaped, the lowest (weight, rank) kept."""
+    brought = _guest._brought(guest)
+    gaps = {**_guest._dependency_gaps(guest, brought), **_guest._unnamed(guest)}
+    guest = replace(guest, features=guest.features - frozenset(gaps), left_out={**guest.left_out, **gaps})
+    scored = []
+    for rank, name in enumerate(name_order(guest)):
+        shaped, _failure = _guest._shape(guest, name, brought)
+        if shaped is not None:
+            scored.append((_guest._weight(shaped, guest, brought), rank, shaped))
+    return min(scored, key=lambda s: s[:2])[2]
+
+
+@pytest.mark.parametrize("group", [
+    {"gold": GOLD, "platinum": PLATINUM}, {"a": GOLD, "b": GOLD}, {"epyc": "x86_64-epyc-7502", "epyc2": "x86_64-epyc-7502"},
+    {"gold": GOLD, "platinum": PLATINUM, "old": "x86_64-xeon-gold-6130"},
+], ids=lambda g: "+".join(g.values()))
+def test_the_early_stop_chooses_what_trying_every_name_chooses(group: dict[str, str]) -> None:
+    """exact() stops at the first name that leaves out nothing beyond the group's gaps: no later name scores better."""
+    base = baseline_of({host: facts_of(rec) for host, rec in group.items()})
+    assert base.stacks is not None
+    assert _guest.exact(base.stacks) == _exact_trying_every_name(base.stacks) == base.guest

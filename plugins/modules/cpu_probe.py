@@ -283,8 +283,8 @@ def _given_params() -> dict[str, Any] | None:
                 return None
             if kind in ("int", "float") and (isinstance(value, bool) or not isinstance(value, (int, float)) or kind == "int" and isinstance(value, float)):
                 return None
-            if kind == "path":
-                value = os.path.expanduser(os.path.expandvars(value))
+            if kind == "path" and ("~" in value or "$" in value):
+                return None  # AnsibleModule expands these; a path it would change does not start early
             if kind == "float":
                 value = float(value)
             if value not in spec.get("choices", (value,)):
@@ -338,7 +338,8 @@ def main() -> None:
             early.join()
             if early.error is not None:
                 raise early.error
-            assert early.result is not None
+            if early.result is None:
+                raise AssertionError("the early probe ended with neither a result nor an error")
             fingerprint, facts = early.result
         else:
             fingerprint, facts = _run(*request)

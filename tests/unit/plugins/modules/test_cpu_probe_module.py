@@ -35,7 +35,7 @@ def _given(monkeypatch, tmp_path, args: dict) -> dict | None:
 @pytest.mark.parametrize("args", [
     {},
     {"qemu_binary": "qemu-system-s390x", "accel": "tcg", "machine": "q35", "timeout": 3},
-    {"cache_dir": "~/probe-cache", "cpu_map": "$HOME/map", "expand_models": False, "force": True, "max_age": 60,
+    {"cache_dir": "/var/tmp/probe-cache", "cpu_map": "/usr/share/libvirt/cpu_map", "expand_models": False, "force": True, "max_age": 60,
      "cached_fingerprint": "sha256:x", "reuse_cached": True, "libvirt_version": "9.0.0", "_ansible_check_mode": True},
     {"cache_dir": ""},
 ], ids=["defaults", "options", "paths-and-flags", "cache-off"])
@@ -48,7 +48,8 @@ def test_the_early_request_is_the_validated_one(monkeypatch, tmp_path, args: dic
 
 @pytest.mark.parametrize("args", [
     {"accel": "xen"}, {"timeout": "3"}, {"force": "yes"}, {"machine": 35}, {"no_such_option": 1}, {"max_age": 1.5},
-], ids=["bad-choice", "string-number", "string-bool", "number-string", "unknown-option", "float-int"])
+    {"cache_dir": "~/probe-cache"}, {"cpu_map": "$HOME/map"},
+], ids=["bad-choice", "string-number", "string-bool", "number-string", "unknown-option", "float-int", "home-path", "env-path"])
 def test_anything_ansible_would_convert_or_refuse_starts_nothing_early(monkeypatch, tmp_path, args: dict) -> None:
     assert _given(monkeypatch, tmp_path, args) is None
 

@@ -12,6 +12,8 @@ SOURCES := $(shell find galaxy.yml meta plugins roles playbooks docs README.md L
 # (tests/utils/libvirtd_lock.py). JOBS=1 runs one process.
 JOBS ?= $(shell nproc)
 PYTEST := python -m pytest -q -p no:cacheprovider -n $(JOBS) --dist loadgroup
+# Each part of make test says how long it took ("timing: ..."; docs/testing.md).
+TIMED = bash $(CURDIR)/tools/timed.sh
 
 .PHONY: setup run check test unit integration molecule sanity lint bench clean
 
@@ -47,26 +49,26 @@ SANITY_DIR := $(or $(TMPDIR),/tmp)/cpucompat-sanity/ansible_collections/cpucompa
 sanity: setup
 	rm -rf $(SANITY_DIR) && mkdir -p $(SANITY_DIR)
 	tar -xzf .build/cpucompat-cluster-*.tar.gz -C $(SANITY_DIR)
-	cd $(SANITY_DIR) && ansible-test sanity --requirements --python 3.11 --color no
+	cd $(SANITY_DIR) && $(TIMED) sanity ansible-test sanity --requirements --python 3.11 --color no
 
 # Molecule's default (delegated) driver on this machine; scenarios in extensions/molecule.
 molecule: setup
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule reset -s site
-	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule test -s site
+	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 $(TIMED) "molecule site" molecule test -s site
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule reset -s contract
-	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule test -s contract
+	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 $(TIMED) "molecule contract" molecule test -s contract
 
 # What Galaxy and Automation Hub users run: ansible-lint's production profile (.ansible-lint), the plugin
 # documentation as antsibull-docs renders it, and the changelog fragments.
 lint: setup
-	ansible-lint --nocolor
-	antsibull-docs lint-collection-docs --plugin-docs $(COLL)
-	antsibull-changelog lint
+	$(TIMED) ansible-lint ansible-lint --nocolor
+	$(TIMED) antsibull-docs antsibull-docs lint-collection-docs --plugin-docs $(COLL)
+	$(TIMED) antsibull-changelog antsibull-changelog lint
 
 # pytest first (one of its fault tests stops libvirtd, which Molecule's scenarios use), then Molecule, sanity and lint
 # side by side: they share no folder (sanity works on a copy under TMPDIR, Molecule in its ephemeral folders).
 test: setup
-	$(PYTEST) --durations=25 tests/unit tests/integration
+	$(TIMED) pytest $(PYTEST) --durations=25 tests/unit tests/integration
 	$(MAKE) --no-print-directory -j3 --output-sync=target molecule sanity lint
 
 bench: setup

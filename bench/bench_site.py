@@ -26,6 +26,9 @@ ROUNDS = int(os.environ.get("BENCH_SITE_ROUNDS", "3"))
 
 def main() -> None:
     work = tempfile.mkdtemp(prefix="cpucompat-bench-site-")
+    # The site run observes the contract CPU through libvirt, whose QEMU runs as its own user (libvirt-qemu): it must
+    # reach the wrapper and append to the log.
+    os.chmod(work, 0o755)
     log = os.path.join(work, "qemu-starts.log")
     wrapper = os.path.join(work, "qemu-system-x86_64")
     real = shutil.which("qemu-system-x86_64")
@@ -42,8 +45,8 @@ def main() -> None:
            "XDG_DATA_HOME": os.path.join(work, "data")}
 
     def run(cache: str, *extra: str) -> tuple[float, int]:
-        if os.path.exists(log):
-            os.unlink(log)
+        with open(log, "w", encoding="utf-8"):
+            os.chmod(log, 0o666)
         start = time.perf_counter()
         proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
                                os.path.join(work, "inventory.ini"), os.path.join(ROOT, "playbooks", "site.yml"),
@@ -52,7 +55,8 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             raise SystemExit(proc.stdout[-3000:])
-        starts = sum(1 for _ in open(log, encoding="utf-8")) if os.path.exists(log) else 0
+        with open(log, encoding="utf-8") as fh:
+            starts = sum(1 for _ in fh)
         return elapsed, starts
 
     runs: dict[str, list[tuple[float, int]]] = {"cold": [], "warm (fingerprint checked on each host)": [],

@@ -160,7 +160,7 @@ class AggregateAction(ActionBase):
         # A copy: validation fills a dict option's default ({}) with its suboptions' defaults, in place.
         _validation, args = self.validate_argument_spec(argument_spec=copy.deepcopy(dict(spec)))
         kind = args.get("report") or door.KINDS[0]
-        reader = GroupReader(task_vars)
+        reader = GroupReader(task_vars, door.NAME)
         check_mode = bool(self._task.check_mode or self._play_context.check_mode)
         try:
             outcome = door.verb(kind, args, reader, task_vars, common_of(args, task_vars, check_mode))

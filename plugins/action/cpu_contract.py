@@ -47,7 +47,7 @@ OPTIONS = {
 }
 
 
-class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "plan", "rebuild"), options=OPTIONS):
+class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "plan", "rebuild"), options=OPTIONS, writes=True):
     """Pin, admit against, change or rebuild each group's CPU contract, in the contract store."""
 
     @classmethod

@@ -124,22 +124,23 @@ def group_names(name: str, kind: str, args: Mapping[str, Any]) -> list[str]:
 class AggregateAction(ActionBase):
     """Aggregate the cpucompat facts of a group on the controller; no module runs on the hosts.
 
-    A subclass names its action, its report kinds (the first the default; the option ``report`` chooses among several)
-    and its own options as class keywords, ``class ActionModule(AggregateAction, name=..., kinds=..., options=...)``,
-    and gives :meth:`verb`. Its argument spec is :data:`SHARED_SPEC`, ``report`` and its own options: no other.
+    A subclass names its action, its report kinds (the first the default; the option ``report`` chooses among several),
+    its own options and whether it writes the contract store as class keywords, ``class ActionModule(AggregateAction,
+    name=..., kinds=..., options=..., writes=...)``, and gives :meth:`verb`. Its argument spec is :data:`SHARED_SPEC`, ``report`` and its own options: no other.
     """
 
     TRANSFERS_FILES = False
     _requires_connection = False
     NAME: ClassVar[str] = ""
     KINDS: ClassVar[tuple[str, ...]] = ()
+    WRITES: ClassVar[bool] = False  # writes the contract store: the result says which contracts (contract_files)
     ARGUMENT_SPEC: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, name: str = "", kinds: tuple[str, ...] = (), options: Mapping[str, Any] | None = None,
-                          **kwargs: Any) -> None:
+                          writes: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if name:
-            cls.NAME, cls.KINDS = name, tuple(kinds)
+            cls.NAME, cls.KINDS, cls.WRITES = name, tuple(kinds), writes
             report = {"report": {"type": "str", "default": kinds[0], "choices": list(kinds)}} if len(kinds) > 1 else {}
             cls.ARGUMENT_SPEC = {**SHARED_SPEC, **report, **(options or {})}
 
@@ -171,7 +172,7 @@ class AggregateAction(ActionBase):
         report = _plain(outcome.report)
         side = {stem: _plain(view) for stem, view in outcome.side_reports.items()}
         result.update(report=report, changed=bool(outcome.contract_files), **_plain(outcome.extra))
-        if kind in ("contract", "plan", "rebuild"):
+        if door.WRITES:
             result["contract_files"] = outcome.contract_files
         if args["report_dir"] is not None:
             result["report_files"] = self._write(door.NAME, kind, args, task_vars, report, side)

@@ -339,7 +339,8 @@ def main() -> None:
             early.join()
             if early.error is not None:
                 raise early.error
-            assert early.result is not None
+            if early.result is None:
+                raise AssertionError("the early probe finished without a result")
             fingerprint, facts = early.result
         else:
             fingerprint, facts = _run(*request)

@@ -70,7 +70,7 @@ def _parse_args(args: str) -> tuple[str, dict[str, bool]]:
     model, *props = args.split(",")
     out = {}
     for prop in props:
-        key, _, value = prop.partition("=")
+        key, _eq, value = prop.partition("=")
         assert value in ("on", "off"), f"-cpu {args}: {prop!r} is not name=on|off"
         out[key] = value == "on"
     return model, out

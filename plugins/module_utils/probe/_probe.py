@@ -409,7 +409,8 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
     entry, daemon = None, {}
     if not req.qmp_socket:
         target = target or spawn_target(req)
-        assert target is not None
+        if target is None:
+            raise AssertionError("no QEMU to spawn for the probe")
         entry = _cache.load(req.cache_dir, target.inputs)
         daemon = target.inputs.get("libvirt") or {}  # the libvirt daemon binary, as the fingerprint reads it
     known = _cache.libvirt_version(entry, daemon) if entry is not None else None
@@ -420,7 +421,8 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
         if req.qmp_socket:
             conv = _converse_socket(req, req.qmp_socket)
         else:
-            assert target is not None and entry is not None
+            if target is None or entry is None:
+                raise AssertionError("a spawned probe without its QEMU or its cache entry")
             before = (dict(entry.expansions), entry.kvm_rejected, entry.libvirt)
             conv = _converse_spawned(req, target, entry)
     finally:

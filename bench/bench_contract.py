@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Admission and compliance of a 1,000-host group from cached facts, 10 domains per host: the action's own time.
 
-The cluster_cpu_facts action (report=contract) runs as Ansible runs it, through the plugin loader on a real task,
+The cpu_contract action (report=contract) runs as Ansible runs it, through the plugin loader on a real task,
 with task variables as a run_once task gets them: every host's facts (each host its own facts objects, drawn from the
 recorded Intel hosts), and each host's registered domain_cpu_info result. The contract is pinned beforehand; the timed
 call reads it, admits every host and judges every domain, and writes nothing (the contract is unchanged).
@@ -42,9 +42,9 @@ HOSTS, DOMAINS = 1000, 10
 
 def action(args: dict) -> object:
     loader = DataLoader()
-    task = Task.load({"action": "cpucompat.cluster.cluster_cpu_facts", "args": args}, loader=loader)
+    task = Task.load({"action": "cpucompat.cluster.cpu_contract", "args": args}, loader=loader)
     context = PlayContext()
-    return action_loader.get("cpucompat.cluster.cluster_cpu_facts", task=task, play_context=context, loader=loader,
+    return action_loader.get("cpucompat.cluster.cpu_contract", task=task, play_context=context, loader=loader,
                              connection=connection_loader.get("local", context, sys.stdin), templar=Templar(loader=loader),
                              shared_loader_obj=None)
 

@@ -35,3 +35,17 @@ attributes:
     support: full
     description: Shows the file before and after.
 """
+
+    # Actions that write the collection's contract store on the controller (cpucompat.cluster.cpu_contract).
+    CONTRACT_STORE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    description:
+      - In check mode nothing is written to the contract store; the result and the report say what would be written
+        (C(contract_files) lists the contracts that would change). The report files are written in check mode too.
+  diff_mode:
+    support: none
+    description: No diff is shown; the report says what changes in each contract.
+"""

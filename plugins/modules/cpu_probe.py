@@ -128,6 +128,7 @@ notes:
     a baseline for KVM guests.
 seealso:
   - module: cpucompat.cluster.cluster_cpu_facts
+  - module: cpucompat.cluster.cpu_contract
 """
 
 EXAMPLES = r"""

@@ -20,12 +20,13 @@ class GroupReader:
     element of the facts through the templating engine (about 50 ms per host of x86_64 facts in ansible-core 2.19),
     which made the aggregation cost grow with the facts' size instead of the group's. ``hostvars.raw_get`` is cheaper
     but still builds every variable of the host, magic variables included, whose group and play host lists make each
-    call grow with the inventory: 10,000 calls over 10,000 hosts took 65 s. So the variables this action reads (the
+    call grow with the inventory: 10,000 calls over 10,000 hosts took 65 s. So the variables the actions read (the
     host's facts, from the fact cache, and what was registered for it in this run) are read where the variable manager
     keeps them, and ``raw_get`` serves where it keeps them elsewhere (other ansible-core versions, tests).
     """
 
-    def __init__(self, task_vars: Mapping[str, Any]) -> None:
+    def __init__(self, task_vars: Mapping[str, Any], action: str = "cluster_cpu_facts") -> None:
+        self._action = action  # the action that reads, named in its errors
         self._hostvars = task_vars.get("hostvars", {})
         self._play_all = list(task_vars.get("ansible_play_hosts_all", []))
         # Hosts of the play that failed or were unreachable have left ansible_play_hosts.
@@ -50,7 +51,7 @@ class GroupReader:
     def check_known(self, names: list[str]) -> None:
         unknown = sorted(n for n in names if n not in self._hostvars)
         if unknown:
-            raise AnsibleActionFail(f"cluster_cpu_facts: not in the inventory: {', '.join(unknown)}")
+            raise AnsibleActionFail(f"{self._action}: not in the inventory: {', '.join(unknown)}")
 
     def raw(self, name: str) -> Mapping[str, Any]:
         """The host's variables, read once per action run; an unreadable host reads as empty (and is remembered)."""

@@ -3,9 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The aggregation's verbs: one function per report kind, over a group read through a :class:`Reader`. Private.
 
-The ``cluster_cpu_facts`` action reads hosts' variables where Ansible keeps them and hands them in through the
-:class:`Reader` protocol; everything else (which baseline, which contract, which report) happens here, in one place
-per verb, and returns an :class:`Outcome`: the report, the contract files written, and what the action returns beside.
+The aggregating actions (``cluster_cpu_facts``, ``cpu_contract``, ``cpu_upgrade_check``) read hosts' variables where
+Ansible keeps them and hand them in through the :class:`Reader` protocol; everything else (which baseline, which
+contract, which report) happens here, in one place per verb, and returns an :class:`Outcome`: the report, the contract
+files written, and what the action returns beside.
 """
 
 from __future__ import annotations

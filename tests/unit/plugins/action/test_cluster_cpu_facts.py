@@ -1,7 +1,7 @@
 # Copyright (c) 2026 cpucompat.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The cluster_cpu_facts action: every report kind from host variables as Ansible hands them in."""
+"""The aggregating actions (cluster_cpu_facts, cpu_contract): every report kind from host variables as Ansible hands them in."""
 
 from __future__ import annotations
 
@@ -139,33 +139,33 @@ def test_contract_pin_admission_and_check_mode(action_plugin, tmp_path) -> None:
     hosts = {"gold": _host(GOLD), "platinum": _host(PLATINUM), "bdw": _host(BROADWELL)}
     task_vars = _contract_vars(hosts, {"pool": ["gold", "platinum"], "bigger": ["gold", "platinum", "bdw"]})
     args = {"report": "contract", "group": "pool", "contract_dir": str(tmp_path / "c"), "report_dir": str(tmp_path / "r")}
-    checked = action_plugin("cluster_cpu_facts", args)
+    checked = action_plugin("cpu_contract", args)
     checked._task.check_mode = True  # pylint: disable=protected-access
     result = checked.run(task_vars=task_vars)
     assert result["changed"] is True and not (tmp_path / "c").exists(), "check mode predicts the pin and writes no contract"
     assert (tmp_path / "r" / "contract.json").exists() and result["contracts"]["pool"]["xml"]
-    result = action_plugin("cluster_cpu_facts", args).run(task_vars=task_vars)
+    result = action_plugin("cpu_contract", args).run(task_vars=task_vars)
     assert result["changed"] is True and result["contract_files"] == [str(tmp_path / "c" / "pool.json")]
-    again = action_plugin("cluster_cpu_facts", args).run(task_vars=task_vars)
+    again = action_plugin("cpu_contract", args).run(task_vars=task_vars)
     assert again["changed"] is False and again["report"]["groups"]["pool"]["admission"]["ok"] is True
     # the contract of "pool" is not the contract of "bigger": copied over, it is refused as foreign
     (tmp_path / "c" / "bigger.json").write_text((tmp_path / "c" / "pool.json").read_text())
     with pytest.raises(AnsibleActionFail, match="is the contract of group 'pool', not of 'bigger'"):
-        action_plugin("cluster_cpu_facts", {**args, "group": "bigger"}).run(task_vars=task_vars)
+        action_plugin("cpu_contract", {**args, "group": "bigger"}).run(task_vars=task_vars)
 
 
 def test_contract_groups_sharing_a_host_are_refused(action_plugin, tmp_path) -> None:
     task_vars = _contract_vars({"gold": _host(GOLD)}, {"a": ["gold"], "b": ["gold"]})
     with pytest.raises(AnsibleActionFail, match="host gold is in two of the groups, a and b"):
-        action_plugin("cluster_cpu_facts", {"report": "contract", "groups": ["a", "b"], "contract_dir": str(tmp_path)}).run(task_vars=task_vars)
+        action_plugin("cpu_contract", {"report": "contract", "groups": ["a", "b"], "contract_dir": str(tmp_path)}).run(task_vars=task_vars)
 
 
 def test_plan_and_the_planning_checks_read_the_contract(action_plugin, tmp_path) -> None:
     hosts = {"gold": _host(GOLD), "platinum": _host(PLATINUM), "bdw": _host(BROADWELL)}
     task_vars = _contract_vars(hosts, {"pool": ["gold", "platinum"], "candidates": ["bdw"]})
     common = {"contract_dir": str(tmp_path / "c")}
-    pinned = action_plugin("cluster_cpu_facts", {**common, "report": "contract", "group": "pool"}).run(task_vars=task_vars)
-    plan = action_plugin("cluster_cpu_facts", {**common, "report": "plan", "group": "pool", "change": {"action": "raise"}}).run(
+    pinned = action_plugin("cpu_contract", {**common, "report": "contract", "group": "pool"}).run(task_vars=task_vars)
+    plan = action_plugin("cpu_contract", {**common, "report": "plan", "group": "pool", "change": {"action": "raise"}}).run(
         task_vars=task_vars)["report"]
     assert plan["change"]["direction"] == "same" and plan["applied"] is False and plan["verdict"]["ok"] is True
     args = {**common, "report": "expansion", "group": "pool", "hosts": ["gold", "platinum"], "candidates": ["bdw"], "fail_on": "lowers_baseline"}
@@ -220,14 +220,14 @@ def test_contract_verdict_covers_compliance_as_well_as_admission(action_plugin, 
     verdict says the group is not yet compliant and names the domain, in the JSON and on both pages."""
     args = {"report": "contract", "group": "pool", "contract_dir": str(tmp_path / "c"), "report_dir": str(tmp_path / "r")}
     plain = {"gold": _host(GOLD), "platinum": _host(PLATINUM)}
-    pinned = action_plugin("cluster_cpu_facts", args).run(task_vars=_contract_vars(plain, {"pool": ["gold", "platinum"]}))
+    pinned = action_plugin("cpu_contract", args).run(task_vars=_contract_vars(plain, {"pool": ["gold", "platinum"]}))
     xml = pinned["contracts"]["pool"]["xml"]
     nehalem = "<cpu mode='custom' match='exact'><model>Nehalem</model></cpu>"
     domains = {"domains": [{"name": "db1", "cpu_xml": xml, "live_cpu_xml": xml},
                            {"name": "web1", "cpu_xml": nehalem, "live_cpu_xml": nehalem},
                            {"name": "pt", "cpu_xml": "<cpu mode='host-passthrough'/>"}]}
     hosts = {"gold": _host(GOLD, found=domains), "platinum": _host(PLATINUM, found={"domains": []})}
-    report = action_plugin("cluster_cpu_facts", {**args, "domains_var": "found"}).run(
+    report = action_plugin("cpu_contract", {**args, "domains_var": "found"}).run(
         task_vars=_contract_vars(hosts, {"pool": ["gold", "platinum"]}))["report"]
     verdict = report["verdict"]
     assert verdict["ok"] is True and verdict["admission"] == {"admitted": 2, "refused": []}

@@ -1,0 +1,103 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Action plugin behind cpucompat.cluster.cpu_contract (documentation in plugins/modules/cpu_contract.py).
+
+The verbs that write the contract store: ``contract``, ``plan`` and ``rebuild``; what every aggregating action does
+is in ``plugin_utils/_aggregate.py``, each verb in ``module_utils/reports/_verbs.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import ChangeRequest
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction, group_names, observations_of
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
+
+CHANGE_SPEC = {
+    "action": {"type": "str", "required": True, "choices": ["raise", "lower"]},
+    "without": {"type": "list", "elements": "str", "default": []},
+    "allow_lower": {"type": "bool", "default": False},
+    "allow_security_loss": {"type": "bool", "default": False},
+    "reason": {"type": "str", "default": ""},
+    "level": {"type": "str"},
+}
+
+
+OPTIONS = {
+    "change": {"type": "dict", "options": CHANGE_SPEC},
+    "groups": {"type": "list", "elements": "str"},
+    "carry_var": {"type": "str"},
+    "observations_var": {"type": "str"},
+    "extra_stacks": {"type": "list", "elements": "path", "default": []},
+    "allow_partial": {"type": "bool", "default": False},
+    "pin": {"type": "bool", "default": False},
+    "defer_pin": {"type": "bool", "default": False},
+    "adopt": {"type": "list", "elements": "str", "default": []},
+    "on_refusal": {"type": "str", "default": "fail", "choices": ["fail", "exclude"]},
+    "level": {"type": "str"},
+    "platforms": {"type": "list", "elements": "str", "default": [],
+                  "choices": ["libvirt", "qemu", "proxmox", "nova", "kubevirt", "incus"]},
+}
+
+
+class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "plan", "rebuild"), options=OPTIONS, writes=True):
+    """Pin, admit against, change or rebuild each group's CPU contract, in the contract store."""
+
+    @classmethod
+    def verb(cls, kind: str, args: Mapping[str, Any], reader: GroupReader, task_vars: Mapping[str, Any],
+             common: _verbs.Common) -> _verbs.Outcome:
+        inventory = task_vars.get("groups") or {}
+        if kind == "contract":
+            groups = _verbs.group_map(inventory, group_names(cls.NAME, kind, args))
+            carried = _carried(reader, args["carry_var"], task_vars)
+            observations = None
+            if args["observations_var"]:
+                if carried is None:
+                    raise AnsibleActionFail(f"{cls.NAME}: observations_var needs carry_var (the contract step whose <cpu> "
+                                            "the hosts observed)")
+                observations = observations_of(reader, [h for hosts in groups.values() for h in hosts], args["observations_var"])
+            return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
+                                   observations)
+        if kind == "rebuild":
+            if not args["group"]:
+                raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")
+            hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
+            return _verbs.rebuild(common, reader, args["group"], hosts, args["domains_var"])
+        if not args["group"] or not args["change"]:
+            raise AnsibleActionFail(f"{cls.NAME}: report=plan needs group and change (action: raise or lower)")
+        change = args["change"]
+        request = ChangeRequest(change["action"], tuple(change["without"]), change["allow_lower"],
+                                change["allow_security_loss"], change["reason"], change["level"] or None)
+        hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
+        return _verbs.plan(common, reader, args["group"], hosts, request, args["domains_var"])
+
+
+def _carried(reader: GroupReader, var: str | None, task_vars: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The group sections of an earlier contract step of this run (its registered result), read untemplated."""
+    if not var:
+        return None
+    host = task_vars.get("inventory_hostname")
+    registered = reader.raw(str(host)).get(var) if host else None
+    report = registered.get("report") if isinstance(registered, Mapping) else None
+    if not isinstance(report, Mapping) or not isinstance(report.get("groups"), Mapping):
+        raise AnsibleActionFail(f"cpu_contract: carry_var {var} is not the registered result of a contract step")
+    return dict(report["groups"])
+
+
+def _extra(paths: list[str]) -> list[Any]:
+    """The hosts of the new-stack files an upgrade check wrote (host name -> cpucompat facts)."""
+    hosts = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                hosts += _verbs.extra_hosts(json.load(fh))
+        except (OSError, ValueError) as exc:
+            raise AnsibleActionFail(f"cpu_contract: extra stack file {path} cannot be read: {exc}") from exc
+    return hosts

@@ -38,7 +38,7 @@ integration: setup
 	$(PYTEST) tests/integration
 
 # The fast loop (under two minutes): the unit tests on every core, and the files changed since the last commit linted
-# (pyflakes on Python, ansible-lint on YAML). make test is the whole truth.
+# (ruff on Python, ansible-lint on YAML), and mypy on plugins/module_utils. make test is the whole truth.
 check:
 	$(PYTEST) tests/unit
 	bash tools/lint_changed.sh
@@ -58,9 +58,12 @@ molecule: setup
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 molecule reset -s contract
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 $(TIMED) "molecule contract" molecule test -s contract
 
-# What Galaxy and Automation Hub users run: ansible-lint's production profile (.ansible-lint), the plugin
-# documentation as antsibull-docs renders it, and the changelog fragments.
+# The Python first, every file: ruff (ruff.toml) on plugins, tests, bench, tools and extensions, mypy (mypy.ini) on the
+# typed algorithms in plugins/module_utils. Then what Galaxy and Automation Hub users run: ansible-lint's production
+# profile (.ansible-lint), the plugin documentation as antsibull-docs renders it, and the changelog fragments.
 lint: setup
+	$(TIMED) ruff ruff check --no-cache --output-format concise plugins tests bench tools extensions
+	$(TIMED) mypy mypy
 	$(TIMED) ansible-lint ansible-lint --nocolor
 	$(TIMED) antsibull-docs antsibull-docs lint-collection-docs --plugin-docs $(COLL)
 	$(TIMED) antsibull-changelog antsibull-changelog lint

@@ -29,7 +29,7 @@ from ansible_collections.cpucompat.cluster.plugins.filter.cpu import cpu_migrati
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP  # noqa: E402  pylint: disable=wrong-import-position
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view  # noqa: E402
-from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render  # noqa: E402
 from utils.recordings import facts_of  # noqa: E402
 

@@ -68,7 +68,7 @@ def x86_release(binary: str) -> dict[str, Any]:
         aliases = {d["name"]: d["alias-of"] for d in defs if d.get("alias-of")}
         replies = client.execute_many([("query-cpu-model-expansion", {"type": "static", "model": {"name": n}}) for n in names])
         models = {n: _enabled("x86_64", r.value, f"{binary} {n}") for n, r in zip(names, replies) if r.ok}
-        toggles = [(n, root, not (root in models[n])) for n in models for root in ROOTS]
+        toggles = [(n, root, root not in models[n]) for n in models for root in ROOTS]
         replies = client.execute_many([("query-cpu-model-expansion", {"type": "static", "model": {"name": n, "props": {r: on}}})
                                        for n, r, on in toggles])
         latent: dict[str, dict[str, frozenset[str]]] = {}

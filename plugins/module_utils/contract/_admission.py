@@ -186,7 +186,7 @@ def _host_notes(hosts: Sequence[HostCpu], names: Sequence[str]) -> dict[str, dic
     out = {}
     for name in names:
         facts = by_name[name].facts if name in by_name else {}
-        versions = facts.get("versions") if isinstance(facts.get("versions"), Mapping) else {}
+        versions = _versions if isinstance(_versions := facts.get("versions"), Mapping) else {}
         out[name] = {"model_id": facts.get("model_id"), "qemu": by_name[name].qemu_version if name in by_name else None,
                      "microcode": versions.get("microcode"), "kernel": versions.get("kernel")}
     return out

@@ -69,7 +69,7 @@ class Observation:
         where = f"host {host}: cpucompat_observation"
         if not isinstance(fact, Mapping) or fact.get("schema") != OBSERVATION_SCHEMA:
             raise ObservationError(f"{where}: not an observation of schema {OBSERVATION_SCHEMA}")
-        qemu = fact.get("qemu") if isinstance(fact.get("qemu"), Mapping) else {}
+        qemu = _qemu if isinstance(_qemu := fact.get("qemu"), Mapping) else {}
         feats = fact.get("features")
         return cls(host, _words(fact.get("cpuid"), f"{where}.cpuid"), _words(fact.get("filtered") or {}, f"{where}.filtered"),
                    str(fact.get("accel")), _str(fact.get("machine")), _str(qemu.get("version")), _str(qemu.get("package")),
@@ -166,8 +166,8 @@ def check(pinned: Mapping[str, Mapping[str, Any]], observations: Mapping[str, Ob
                             "words": [d.to_dict() for d in diffs],
                             "describe": [d.describe("the group", obs.host) for d in diffs],
                             "differs": differs(obs, matching, out.reference)})
-    for key, entry in pinned.items():  # the stacks the contract knows, with the hosts it recorded there
-        out.stacks.setdefault(key, {**dict(entry), "hosts": []})["pinned_hosts"] = list(entry.get("hosts") or [])
+    for key, pin in pinned.items():  # the stacks the contract knows, with the hosts it recorded there
+        out.stacks.setdefault(key, {**dict(pin), "hosts": []})["pinned_hosts"] = list(pin.get("hosts") or [])
     return out
 
 

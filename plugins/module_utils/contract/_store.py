@@ -287,7 +287,7 @@ class RedisStore:
             except ImportError as exc:
                 raise StoreError("the Redis contract store needs the Python package redis on the controller "
                                  "(pip install redis; the community.general.redis fact cache needs it too)") from exc
-            kw = {"socket_timeout": self._timeout, "socket_connect_timeout": self._timeout}
+            kw: dict[str, Any] = {"socket_timeout": self._timeout, "socket_connect_timeout": self._timeout}
             o = self._options
             self._client = (redis.Redis.from_url(o["url"], **kw) if "url" in o else
                             redis.Redis(host=o["host"], port=o["port"], db=o["db"], password=o["password"], **kw))

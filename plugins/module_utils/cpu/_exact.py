@@ -192,10 +192,11 @@ def name_order(guest: GuestCpu) -> list[str]:
     if not guest.qemu or guest.arch == "s390x":
         return [guest.model] if guest.model else []
     reference = guest.qemu[0].definitions
-    own = reference.get(guest.model) if guest.model else None
+    model = guest.model
+    own = reference.get(model) if model else None
     pool = {n: reference[n] for n in guest.candidates if n in reference}
-    same = [n for n in pool if own is not None and n != guest.model
-            and all(q.definitions.get(n) == q.definitions.get(guest.model) for q in guest.qemu)]
+    same = [n for n in pool if model and own is not None and n != model
+            and all(q.definitions.get(n) == q.definitions.get(model) for q in guest.qemu)]
     rest = [n for n in ranked(pool, guest.features) if n not in same and n != guest.model]
     return ([guest.model] if guest.model else []) + sorted(same) + rest
 

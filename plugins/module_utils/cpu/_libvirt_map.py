@@ -234,12 +234,12 @@ class _ShippedCpuMap(CpuMap):
                                                        self.origin or "a shipped libvirt CPU map")
         return self._cache["content"]
 
-    features = property(lambda self: self._content().features)  # type: ignore[assignment]
-    models = property(lambda self: self._content().models)  # type: ignore[assignment]
-    vendors = property(lambda self: self._content().vendors)  # type: ignore[assignment]
-    qemu_aliases = property(lambda self: self._content().qemu_aliases)  # type: ignore[assignment]
-    removed = property(lambda self: self._content().removed)  # type: ignore[assignment]
-    added = property(lambda self: self._content().added)  # type: ignore[assignment]
+    features = property(lambda self: self._content().features)
+    models = property(lambda self: self._content().models)
+    vendors = property(lambda self: self._content().vendors)
+    qemu_aliases = property(lambda self: self._content().qemu_aliases)
+    removed = property(lambda self: self._content().removed)
+    added = property(lambda self: self._content().added)
 
 
 _DECODED: dict[tuple[str, str, str | None], CpuMap] = {}  # maps decoded in this process: a fleet shares a few

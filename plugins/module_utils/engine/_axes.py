@@ -75,7 +75,7 @@ def hyperv(hosts: Sequence[HostCpu]) -> dict[str, Any]:
 
 def tsc(hosts: Sequence[HostCpu]) -> dict[str, Any]:
     """TSC frequencies and scaling: a guest with invtsc or a fixed TSC frequency needs the same frequency, or scaling."""
-    readings = {h.name: h.facts.get("tsc") for h in hosts if isinstance(h.facts.get("tsc"), Mapping)}
+    readings = {h.name: t for h in hosts if isinstance(t := h.facts.get("tsc"), Mapping)}
     return {"frequencies": _grouped([(n, r.get("frequency")) for n, r in readings.items()]),
             "without_scaling": sorted(n for n, r in readings.items() if r.get("scaling") is False),
             "unknown": sorted(h.name for h in hosts if h.name not in readings)}

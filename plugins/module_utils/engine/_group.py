@@ -42,8 +42,8 @@ class GroupFacts:
     def facts_as_of(self) -> int | None:
         """When the newest facts of the group were probed (seconds since the epoch; None: none says)."""
         stamps = [(f.get("probe") or {}).get("probed_at") for f in self.usable.values() if isinstance(f, Mapping)]
-        stamps = [s for s in stamps if isinstance(s, (int, float)) and not isinstance(s, bool)]
-        return int(max(stamps)) if stamps else None
+        times = [s for s in stamps if isinstance(s, (int, float)) and not isinstance(s, bool)]
+        return int(max(times)) if times else None
 
     @property
     def incomplete(self) -> list[str]:
@@ -101,8 +101,8 @@ def stack_axes(facts: Mapping[str, Any] | None) -> dict[str, Any]:
     """What decides a host's guest CPU besides the ``<cpu>``: QEMU's exact version (point release) and package, the
     kernel release, the microcode, libvirt's version, the machine type the host was probed with (None where unknown)."""
     facts = facts if isinstance(facts, Mapping) else {}
-    qemu = facts.get("qemu") if isinstance(facts.get("qemu"), Mapping) else {}
-    versions = facts.get("versions") if isinstance(facts.get("versions"), Mapping) else {}
-    machine = facts.get("machine") if isinstance(facts.get("machine"), Mapping) else {}
+    qemu = _qemu if isinstance(_qemu := facts.get("qemu"), Mapping) else {}
+    versions = _versions if isinstance(_versions := facts.get("versions"), Mapping) else {}
+    machine = _machine if isinstance(_machine := facts.get("machine"), Mapping) else {}
     return {"qemu": qemu.get("version"), "qemu_package": qemu.get("package"), "kernel": versions.get("kernel"),
             "microcode": versions.get("microcode"), "libvirt": versions.get("libvirt"), "machine": machine.get("name")}

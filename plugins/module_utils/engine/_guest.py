@@ -151,7 +151,7 @@ def _brought(guest: GuestCpu) -> dict[str, frozenset[str]]:
 def _unnamed(guest: GuestCpu) -> dict[str, str]:
     """Features some libvirt of the group has no name for and no candidate model gives: no ``<cpu>`` can give them."""
     given = frozenset().union(*(d for q in guest.qemu for d in q.definitions.values()))
-    out = {}
+    out: dict[str, str] = {}
     for lv in guest.libvirt:
         for feature in sorted(guest.features - given - lv.cpu_map.qemu_vocabulary):
             if not is_paravirt(feature):
@@ -212,7 +212,7 @@ def registry_for(registry: MapRegistry | None) -> MapRegistry:
     return registry if registry is not None else MapRegistry()
 
 
-def stacks_summary(guest: GuestCpu) -> list[Mapping[str, object]]:
+def stacks_summary(guest: GuestCpu) -> list[dict[str, object]]:
     """What the report shows of the stacks: one line each, with its hosts' count."""
     return ([{"kind": "qemu", "label": q.label, "hosts": len(q.hosts)} for q in guest.qemu]
             + [{"kind": "libvirt", "label": lv.label, "hosts": len(lv.hosts)} for lv in guest.libvirt])

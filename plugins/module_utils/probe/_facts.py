@@ -355,7 +355,7 @@ def read_models(facts: Mapping[str, Any], where: str) -> Mapping[str, list[str] 
 _VALID_MASKS: set[tuple[int, str]] = set()
 
 
-class ModelBlockers(Mapping):  # type: ignore[type-arg]
+class ModelBlockers(Mapping):
     """Schema 5's ``models`` as model -> list of blocking features (``[]``: runs; None: unknown), decoded on lookup."""
 
     __slots__ = ("_masks", "_names")

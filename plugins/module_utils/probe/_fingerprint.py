@@ -171,7 +171,7 @@ def guests_machine(arch: str | None, directory: str = GUESTS_DIR, binary: str | 
             continue
         node = root.find("./os/type")
         machine = node.get("machine") if node is not None else None
-        if machine and (arch is None or node.get("arch") in (None, arch)) and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", machine):
+        if node is not None and machine and (arch is None or node.get("arch") in (None, arch)) and re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", machine):
             counts[machine] = counts.get(machine, 0) + 1
     return min(counts, key=lambda m: (-counts[m], m)) if counts else None
 

@@ -406,7 +406,8 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
     if req.timeout <= 0:
         raise QemuStartError(f"timeout must be positive, got {req.timeout}")
     started = time.monotonic()
-    entry, daemon = None, {}
+    entry = None
+    daemon: dict[str, Any] = {}
     if not req.qmp_socket:
         target = target or spawn_target(req)
         if target is None:

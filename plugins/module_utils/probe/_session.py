@@ -44,8 +44,8 @@ class Query:
         if command != EXPANSION:
             return cls(command)
         arguments = arguments or {}
-        model = arguments.get("model") if isinstance(arguments.get("model"), Mapping) else {}
-        props = model.get("props") if isinstance(model.get("props"), Mapping) else {}
+        model = _model if isinstance(_model := arguments.get("model"), Mapping) else {}
+        props = _props if isinstance(_props := model.get("props"), Mapping) else {}
         return cls.expansion(str(arguments.get("type")), str(model.get("name")), props)
 
     def arguments(self) -> dict[str, Any] | None:

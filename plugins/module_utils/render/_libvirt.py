@@ -13,6 +13,8 @@ On s390x and aarch64 libvirt passes QEMU's names through. The text comes from th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .._errors import BaselineError
 from ..cpu._exact import FORMS, InexactError, Solution, choose
 from ..cpu._guest import GuestCpu
@@ -20,6 +22,10 @@ from ..cpu._libvirt_map import LIBVIRT_VENDOR
 from ._cpuspec import CpuSpec, RenderedCpu
 
 __all__ = ["FORMS", "render"]
+
+
+def _verbatim(name: str) -> str | None:
+    return name
 
 
 def render(guest: GuestCpu, form: str = "minimal") -> RenderedCpu:
@@ -32,14 +38,12 @@ def render(guest: GuestCpu, form: str = "minimal") -> RenderedCpu:
             raise InexactError("no host of the group has a libvirt CPU map in its facts (probe hosts that run libvirt, "
                                "or pass the CPU map of the hosts' libvirt)")
         solution = choose(guest, form, libvirt=True)
-        spell = guest.libvirt[0].cpu_map.libvirt_name
+        spell: Callable[[str], str | None] = guest.libvirt[0].cpu_map.libvirt_name
         vendor = LIBVIRT_VENDOR.get(str(guest.vendor))
     else:
         solution = choose(guest, form, libvirt=False)
         vendor = None
-
-        def spell(name: str) -> str | None:
-            return name
+        spell = _verbatim
     return RenderedCpu(_spec(guest, solution, spell, vendor), tuple(sorted(guest.left_out)), solution.model)
 
 

@@ -35,8 +35,8 @@ def render_one(guest: GuestCpu, platform: str, form: str = "minimal", options: M
         return _kubevirt.render(guest, opts.get("kubevirt_preference") or _kubevirt.DEFAULT_PREFERENCE,
                                 opts.get("kubevirt_obsolete"), form).to_dict()
     if platform == "incus":
-        cpu = _incus.render(guest, form)
-        return {**cpu.to_dict(), "commands": cpu.commands(str(opts.get("incus_group") or "default"))}
+        incus = _incus.render(guest, form)
+        return {**incus.to_dict(), "commands": incus.commands(str(opts.get("incus_group") or "default"))}
     raise BaselineError(f"no renderer for platform {platform!r} (one of {', '.join(PLATFORMS)})")
 
 

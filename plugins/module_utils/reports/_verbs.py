@@ -301,8 +301,8 @@ def _observed_admission(common: Common, name: str, section: dict[str, Any], obse
     new = {k: {**v, "hosts": sorted(v["hosts"])} for k, v in result.new_stacks(pinned).items() if v["hosts"]}
     section["observation"]["recorded"] = sorted(new)
     pin_now = bool(section.get("pin_deferred")) and stored.contract is None
-    if section["reasons"] or (not new and not pin_now):
-        return []
+    if section["reasons"] or (not new and not pin_now) or contract_now is None:
+        return []  # nothing to write, or no contract to record the observed stacks in (none stored, none pinned now)
     updated = replace(contract_now, observed={**contract_now.observed, **new},
                       level_generation=contract_now.level_generation or stored.generation)
     if _write(common, name, updated, stored):

@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import conftest  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import  # the source tree on sys.path
 from integration.test_html_browser import CHROMIUM, reports  # noqa: E402  pylint: disable=wrong-import-position
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import write_reports  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._files import write_reports  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def main() -> None:

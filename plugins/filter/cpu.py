@@ -20,7 +20,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import (
     domain_cpus, migration_matrix, observation_plan, parse_moves, plan_expansion)
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._summary import summary_lines
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -24,6 +23,7 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.cpucompat.cluster.plugins.module_utils._atomic import write_atomic
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._contract import now_iso
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._observed import FAILED
@@ -34,7 +34,8 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import cached_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import mark_stale, report_markdown, write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._files import mark_stale, write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
 
 POLICY_SPEC = {
@@ -278,12 +279,7 @@ def observations_of(reader: GroupReader, names: list[str], var: str) -> dict[str
 def _write_json(path: str, data: Any) -> str:
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".new-stack.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(data, sort_keys=True), mode=0o644, prefix=".new-stack.")
 
 
 def _plain(data: Any) -> Any:

@@ -21,7 +21,8 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix, plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._header import header
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import REPORT_SCHEMA, write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._files import write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._schema import REPORT_SCHEMA
 from utils.recordings import facts_of
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -52,3 +52,101 @@ def test_a_part_imports_only_the_parts_below_it(path: str) -> None:
 
 def test_the_table_sees_the_files() -> None:
     assert len(FILES) >= 30 and _parts_imported(os.path.join(MODULE_UTILS, "contract", "_admission.py")) >= {"engine", "render"}
+
+
+ALL_FILES = sorted(glob.glob(os.path.join(MODULE_UTILS, "**", "*.py"), recursive=True))
+# The renderers of reports read a report dict; they never import a verb (a verb writes contracts).
+RENDERERS = ("reports._markdown", "reports._html", "reports._html_templates", "reports._header", "reports._schema")
+
+
+def _name(path: str) -> str:
+    """``reports/_html.py`` -> ``reports._html``; a package's ``__init__.py`` -> the package."""
+    name = os.path.relpath(path, MODULE_UTILS)[:-3].replace(os.sep, ".")
+    return name[:-len(".__init__")] if name.endswith(".__init__") else name
+
+
+MODULES = {_name(p): p for p in ALL_FILES}
+
+
+def _imports(path: str) -> set[str]:
+    """The module_utils modules ``path`` imports, at its top or inside a function (a late import still closes a circle)."""
+    package = _name(path).split(".")[:-1] if not path.endswith("__init__.py") else _name(path).split(".")
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = package[:len(package) - node.level + 1] + (node.module.split(".") if node.module else [])
+        elif node.module and ".plugins.module_utils." in node.module:
+            base = node.module.split(".plugins.module_utils.")[1].split(".")
+        else:
+            continue
+        for alias in node.names:
+            candidate = ".".join(base + [alias.name])
+            found.add(candidate if candidate in MODULES else ".".join(base))
+    return found & set(MODULES) - {_name(path)}
+
+
+GRAPH = {name: _imports(path) for name, path in MODULES.items()}
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of ``graph`` as a path (its first module again at its end), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            found = visit(start)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_circle_among_module_utils() -> None:
+    circle = _circle(GRAPH)
+    assert circle is None, "module_utils import circle: " + " -> ".join(circle or [])
+
+
+def test_the_circle_finder_finds_a_circle() -> None:
+    assert _circle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert _circle({"a": {"b"}, "b": set()}) is None
+    assert GRAPH["reports._files"] >= {"reports._html", "reports._markdown", "_atomic"}
+    assert GRAPH["reports._html"] >= {"reports._schema", "reports._markdown"} and "reports._cluster" in GRAPH["reports._verbs"]
+
+
+def _reached(start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in GRAPH.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_a_renderer_does_not_import_the_verbs(renderer: str) -> None:
+    assert renderer in MODULES, f"{renderer} moved: update RENDERERS and docs/architecture.md"
+    assert "reports._verbs" not in _reached(renderer), f"{renderer} imports reports._verbs (directly or through another module)"
+
+
+def test_the_atomic_writer_imports_the_standard_library_only() -> None:
+    """The atomic writer runs on the managed host too: it imports the standard library only."""
+    assert GRAPH["_atomic"] == set() and _parts_imported(MODULES["_atomic"]) == set()

@@ -26,12 +26,12 @@ import getpass
 import json
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .._atomic import write_atomic
 from ._contract import Contract, ContractError, now_iso
 
 LOCK_TIMEOUT = 60.0  # seconds a write waits for another run's write on the same group
@@ -209,18 +209,7 @@ class FileStore:
                 return current.generation
             text = json.dumps(document(contract, new_generation, writer(), now_iso()), indent=2, sort_keys=True) + "\n"
             try:
-                tmp_fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{group}.json.")
-                with os.fdopen(tmp_fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
-                dir_fd = os.open(self.directory, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
+                write_atomic(path, text, mode=0o644, durable=True, prefix=f".{group}.json.")
             except OSError as exc:
                 raise StoreError(f"contract {path} cannot be written: {exc.strerror or exc}") from exc
             return new_generation

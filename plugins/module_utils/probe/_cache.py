@@ -26,10 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .._atomic import write_atomic
 
 FORMAT = 1
 _PREFIX = "probe-"
@@ -95,22 +96,13 @@ def save(directory: str | None, entry: Entry) -> None:
     """Write ``entry`` atomically when a probe added to it; any error leaves the cache as it was."""
     if not directory or not entry.changed:
         return
+    text = json.dumps({"key": entry.key, "expansions": entry.expansions, "kvm_rejected": entry.kvm_rejected, "libvirt": entry.libvirt},
+                      sort_keys=True, separators=(",", ":"))
     try:
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+        write_atomic(_path(directory, entry.key), text, mode=0o644, prefix=".tmp-")
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"key": entry.key, "expansions": entry.expansions, "kvm_rejected": entry.kvm_rejected, "libvirt": entry.libvirt}, fh,
-                      sort_keys=True, separators=(",", ":"))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, _path(directory, entry.key))
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
 
 
 def libvirt_version(entry: Entry, inputs: Mapping[str, Any]) -> str | None:

@@ -23,7 +23,7 @@ from ..engine._group import PROBLEM_KEYS, GroupFacts, stack_axes
 from ..engine._guest import stacks_summary
 from ..render._libvirt import render
 from ._planning import migration_matrix, plan_expansion
-from ._report import REPORT_SCHEMA
+from ._schema import REPORT_SCHEMA
 
 
 def host_overview(facts: Mapping[str, Any]) -> dict[str, Any]:

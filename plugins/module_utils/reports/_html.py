@@ -19,7 +19,8 @@ from .._errors import CpuCompatError
 from ._html_templates import CSS, TEMPLATES
 from ..cpu._features import SECURITY_FEATURES
 from ._header import expansion_options, header
-from ._report import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA, platform_text
+from ._markdown import platform_text
+from ._schema import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
 
 try:
     import jinja2

@@ -17,7 +17,7 @@ from ..engine import _s390x
 from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import CpuSpec
-from ._report import REPORT_SCHEMA
+from ._schema import REPORT_SCHEMA
 
 FAIL_ON = ("incompatible", "lowers_baseline", "never")
 

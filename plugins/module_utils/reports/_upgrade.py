@@ -26,7 +26,7 @@ from ..engine._guest import libvirt_stacks, qemu_stacks
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import CpuSpec
 from ..render._libvirt import render
-from ._report import REPORT_SCHEMA
+from ._schema import REPORT_SCHEMA
 
 
 def _stacks(level: GuestCpu, hosts: Sequence[HostCpu], registry: MapRegistry, names: list[str]) -> GuestCpu:

@@ -27,7 +27,7 @@ from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
 from ..render._platforms import render_platforms
 from ._cluster import cluster_view, expansion_report, migration_report
-from ._report import REPORT_SCHEMA
+from ._schema import REPORT_SCHEMA
 from ._upgrade import upgrade_group, upgrade_report
 
 VERBS = ("baseline", "expansion", "migration", "contract", "plan", "upgrade", "rebuild")

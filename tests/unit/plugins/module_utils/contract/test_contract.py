@@ -287,7 +287,7 @@ def test_a_refusal_says_what_to_check_and_what_to_run() -> None:
 
 def test_the_contract_report_shows_each_configured_platform() -> None:
     from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs  # pylint: disable=import-outside-toplevel
-    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown  # pylint: disable=import-outside-toplevel
     from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html  # pylint: disable=import-outside-toplevel
 
     class Reader:

@@ -15,7 +15,8 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import DEFAULT_CPU_MAP, MapRegistry
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown, write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._files import write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown
 from utils.recordings import facts_of
 
 INTEL = ["x86_64-xeon-gold-6130", "x86_64-xeon-e5-2650-v4", "x86_64-core-i7-8700"]

@@ -20,7 +20,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix, plan_expansion
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import REPORT_SCHEMA
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._schema import REPORT_SCHEMA
 from utils.recordings import facts_of
 
 INTEL = ["x86_64-xeon-gold-6130", "x86_64-xeon-platinum-9242", "x86_64-xeon-e5-2650-v4", "x86_64-core-i7-8700"]

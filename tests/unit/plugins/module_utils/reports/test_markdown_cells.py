@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import REPORT_SCHEMA, contract_markdown, report_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import contract_markdown, report_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._schema import REPORT_SCHEMA
 
 
 def _row_cells(line: str) -> int:

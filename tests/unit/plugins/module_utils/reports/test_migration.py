@@ -12,7 +12,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import load_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import domain_cpus, migration_matrix
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown
 from utils.recordings import facts_of
 
 

@@ -14,7 +14,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt i
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import host_cpus
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import plan_expansion as _plan_expansion
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._report import report_markdown
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown
 from utils.recordings import facts_of
 
 SKYLAKE = {"gold": facts_of("x86_64-xeon-gold-6130"), "platinum": facts_of("x86_64-xeon-platinum-9242")}

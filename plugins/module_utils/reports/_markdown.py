@@ -5,22 +5,13 @@
 
 from __future__ import annotations
 
-import html
 import json
-import os
-import re
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from .._errors import CpuCompatError
-
-REPORT_SCHEMA = "cpucompat.report/1"
-
-
-# How the reports title the hosts without usable facts (the keys of _cluster.PROBLEM_KEYS), Markdown and HTML alike.
-PROBLEM_TITLES = (("unreachable", "Unreachable or failed"), ("probe_failed", "Probe failed"), ("missing_facts", "Without facts"),
-                  ("other_schema", "Facts of another schema"), ("unreadable", "Fact cache entry unreadable"))
+from ._header import expansion_options, guest_features, header_markdown
+from ._schema import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
 
 
 def _c(text: object) -> str:
@@ -31,15 +22,6 @@ def _c(text: object) -> str:
 def _names(names: list[str], limit: int = 12) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-CONTRACT_WORDS = {
-    "equal": "today's baseline equals the pinned contract",
-    "above": "today's baseline is above the pinned contract (every host could run more)",
-    "below": "today's baseline is below the pinned contract (some host cannot run it)",
-    "different": "today's baseline differs from the pinned contract (above on some features, below on others)",
-    "unknown": "no baseline today to compare with the pinned contract",
-}
 
 
 def contract_line(versus: Mapping[str, Any]) -> str:
@@ -400,9 +382,6 @@ _RENDERINGS = {"baseline": baseline_markdown, "upgrade": upgrade_markdown, "expa
                "contract": contract_markdown, "plan": plan_markdown, "rebuild": rebuild_markdown}
 
 
-from ._header import expansion_options, guest_features, header_markdown  # noqa: E402  pylint: disable=wrong-import-position  # it reads the report only
-
-
 def report_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> str:
     """Any report in Markdown; ``host_rows`` (the baseline's per-host table) as in :func:`baseline_markdown`."""
     kind = view.get("kind")
@@ -413,70 +392,3 @@ def report_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> st
     text = baseline_markdown(view, host_rows) if kind == "baseline" else _RENDERINGS[kind](view)
     title, _sep, rest = text.partition("\n")
     return "\n".join([title, "", *header_markdown(view)]) + rest
-
-
-def write_reports(view: Mapping[str, Any], directories: str | Sequence[str], stem: str) -> list[str]:
-    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.html`` atomically into each of ``directories`` (rendered once);
-    files whose content is unchanged are left alone."""
-    from ._html import report_html  # pylint: disable=import-outside-toplevel  # _html imports this module
-
-    # Compact JSON: Python's json module writes indented JSON in pure Python, 10x slower on a 1,000-host report
-    # (5 MB); the .md and .html files are the readable renderings.
-    renderings = ((".json", json.dumps(view, sort_keys=True, separators=(",", ":")) + "\n"), (".md", report_markdown(view)),
-                  (".html", report_html(view)))
-    written: list[str] = []
-    for directory in [directories] if isinstance(directories, str) else directories:
-        written += _write_files(directory, stem, renderings)
-    return written
-
-
-def mark_stale(directories: Sequence[str], stem: str, why: str, now: str) -> list[str]:
-    """A run that failed before writing its report marks the previous one (JSON, Markdown, HTML) as not its own: "from
-    the run of <time>; the run of <now> failed: <why>". Returns the files marked."""
-    marked = []
-    for directory in directories:
-        path = os.path.join(directory, stem + ".json")
-        try:
-            with open(path, encoding="utf-8") as fh:
-                view = json.load(fh)
-        except (OSError, ValueError):
-            continue
-        if not isinstance(view, dict):
-            continue
-        when = (view.get("written") or {}).get("at") or "an earlier run"
-        view["stale"] = {"failed_at": now, "why": why, "note": f"from the run of {when}; the run of {now} failed: {why}"}
-        try:
-            marked += _write_files(directory, stem, ((".json", json.dumps(view, sort_keys=True, separators=(",", ":")) + "\n"),))
-            for suffix, banner in ((".md", f"> **Stale:** {html.escape(view['stale']['note'], quote=False)}\n\n"),
-                                   (".html", f"<p class=\"verdict bad\" id=\"stale\">Stale: {html.escape(view['stale']['note'])}</p>")):
-                other = os.path.join(directory, stem + suffix)
-                with open(other, encoding="utf-8") as fh:
-                    text = fh.read()
-                if "Stale:" in text[:4000]:
-                    text = text[text.index("\n\n") + 2:] if suffix == ".md" else re.sub(r'<p class="verdict bad" id="stale">.*?</p>', "", text, count=1)
-                text = banner + text if suffix == ".md" else text.replace("<body>", "<body>" + banner, 1)
-                marked += _write_files(directory, stem, ((suffix, text),))
-        except OSError:
-            continue
-    return marked
-
-
-def _write_files(directory: str, stem: str, renderings: Sequence[tuple[str, str]]) -> list[str]:
-    os.makedirs(directory, exist_ok=True)
-    written = []
-    for suffix, text in renderings:
-        path = os.path.join(directory, stem + suffix)
-        try:
-            with open(path, encoding="utf-8") as fh:
-                if fh.read() == text:
-                    written.append(path)
-                    continue
-        except OSError:
-            pass
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}{suffix}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        written.append(path)
-    return written

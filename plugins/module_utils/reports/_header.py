@@ -128,7 +128,7 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
             nxt.append(_cmd("change_contract", f"-e cpucompat_group={raising[0]}", "-e cpucompat_contract_action=raise --check"))
     numbers = [("hosts admitted", admitted), ("hosts refused", refused - quarantined), ("hosts quarantined", quarantined),
                ("domains compliant", f"{compliant} of {domains}")]
-    first = next(iter(groups.values()), {})
+    first: Mapping[str, Any] = next(iter(groups.values()), {})
     could = first.get("could_raise")
     context = [("groups", ", ".join(groups) or "-"), ("facts as of", _when(report.get("facts_as_of"))),
                ("check mode", "yes" if check else "no"), ("contract", first.get("contract_file") or "-"),
@@ -307,7 +307,8 @@ _KINDS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 def header(report: Mapping[str, Any]) -> dict[str, Any]:
     """The page header of any report: ``tone`` (ok, warn, bad), ``words``, ``numbers``, ``next``, ``context``."""
     made = _KINDS[str(report.get("kind"))](report)
-    written = report.get("written") if isinstance(report.get("written"), Mapping) else {}
+    stamp = report.get("written")
+    written: Mapping[str, Any] = stamp if isinstance(stamp, Mapping) else {}
     made["context"].append(("written", " by ".join(str(v) for v in (written.get("at"), written.get("play")) if v) or None))
     made["context"] = [(k, v) for k, v in made["context"] if v not in (None, "")]
     return made

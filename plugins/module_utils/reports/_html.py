@@ -26,7 +26,7 @@ try:
     import jinja2
     import markupsafe
 except ImportError:  # pragma: no cover - jinja2 comes with ansible-core on every controller
-    jinja2 = markupsafe = None
+    jinja2 = markupsafe = None  # type: ignore[assignment]
     JINJA2_IMPORT_ERROR: str | None = traceback.format_exc()
 else:
     JINJA2_IMPORT_ERROR = None
@@ -121,7 +121,7 @@ def _migration(report: Mapping[str, Any]) -> dict[str, Any]:
             elif cell.get("ok") is None:
                 counts["unknown"] += 1
     ordered = sorted(matrix, key=lambda k: (-trouble.get(k, 0), k))[:MAX_ROWS]
-    blocked = []  # every blocking list written out (no hover-only text), the first BLOCKED_LIMIT moves in matrix order
+    blocked: list[Any] = []  # every blocking list written out (no hover-only text), the first BLOCKED_LIMIT moves in matrix order
     for key, row in matrix.items():
         if len(blocked) >= BLOCKED_LIMIT or not trouble.get(key):
             continue

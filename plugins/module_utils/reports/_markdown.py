@@ -26,7 +26,7 @@ def _names(names: list[str], limit: int = 12) -> str:
 
 def contract_line(versus: Mapping[str, Any]) -> str:
     """One sentence: today's baseline against the group's pinned contract (what the deploy applies)."""
-    text = (f"**Against the contract:** {CONTRACT_WORDS.get(versus.get('status'), versus.get('status'))} - model "
+    text = (f"**Against the contract:** {CONTRACT_WORDS.get(str(versus.get('status')), versus.get('status'))} - model "
             f"`{versus.get('model')}`, pinned at {versus.get('pinned_at')} (`{versus.get('contract')}`)")
     if versus.get("gains"):
         text += f"; a raise would gain {', '.join(versus['gains'])}"

@@ -82,6 +82,11 @@ def s390x_verdict(guest: _s390x.S390Model, target: _s390x.S390Model) -> tuple[bo
     return result in _RUNS, result, (responsible if result not in _RUNS else [])
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else an empty one: facts and domain entries come from hosts."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], domains: Mapping[str, list[Mapping[str, Any]]],
                    opts: BaselineOptions, registry: MapRegistry | None, fail_on: str = "incompatible") -> dict[str, Any]:
     """Report what adding ``candidates`` to the cluster ``current`` would do; changes nothing."""
@@ -91,7 +96,7 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
     if overlap:
         raise BaselineError(f"hosts listed both in the cluster and as candidates: {', '.join(overlap)}")
     now = compute_baseline(current, opts, registry)
-    per_candidate = {}
+    per_candidate: dict[str, dict[str, Any]] = {}
     for host in sorted(candidates, key=lambda h: h.name):
         cmp = compare(now, host)
         per_candidate[host.name] = {"runs_current_baseline": cmp.runnable, "missing_features": list(cmp.missing),
@@ -230,10 +235,10 @@ def _guest(dom: Mapping[str, Any], cpu_xml: str, key: str, cpu_map: CpuMap, sour
         needs: frozenset[str] | None | str = guest_features(cpu_xml, cpu_map, f"domain {key}: <cpu>")
     except CpuCompatError as exc:
         needs = str(exc)
-    hv = dom.get("hyperv") if isinstance(dom.get("hyperv"), Mapping) else {}
+    hv = _mapping(dom.get("hyperv"))
     frequency = dom.get("tsc_frequency") if isinstance(dom.get("tsc_frequency"), int) else None
     if frequency is None and isinstance(needs, frozenset) and "invtsc" in needs:
-        source_tsc = (source or {}).get("tsc")
+        source_tsc = _mapping(source).get("tsc")
         frequency = source_tsc.get("frequency") if isinstance(source_tsc, Mapping) else None
     return _Guest(needs, hv.get("mode"), frozenset(_hyperv_name(f) for f in hv.get("features") or []), frequency)
 
@@ -312,7 +317,7 @@ def _timing_problems(guest: _Guest, target: Mapping[str, Any]) -> list[str]:
         lacking = sorted(guest.hyperv - set(target_hv))
         if lacking:
             problems.append(f"target lacks Hyper-V enlightenments {', '.join(lacking)}")
-    tsc = target.get("tsc") if isinstance(target.get("tsc"), Mapping) else {}
+    tsc = _mapping(target.get("tsc"))
     if guest.tsc_frequency and tsc.get("frequency") and tsc["frequency"] != guest.tsc_frequency and tsc.get("scaling") is False:
         problems.append(f"the guest keeps a TSC of {guest.tsc_frequency} Hz; the target's is {tsc['frequency']} Hz and cannot scale")
     return problems
@@ -434,7 +439,7 @@ def observation_plan(observed: Mapping[str, Any], requested: list[Mapping[str, s
     return plan
 
 
-def _requested_failures(matrix: Mapping[str, Mapping[str, Any]], requested: list[Mapping[str, str]]) -> list[str]:
+def _requested_failures(matrix: Mapping[str, Mapping[str, Any]], requested: Sequence[Mapping[str, str]]) -> list[str]:
     failures = []
     for pair in requested:
         if "/" not in str(pair.get("domain", "")):
@@ -486,7 +491,7 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     for host, entries in sorted(domains.items()):
         source = facts_of.get(host) if isinstance(facts_of.get(host), Mapping) else None
         source_map: CpuMap | None = None
-        source_tsc = (source or {}).get("tsc")
+        source_tsc = _mapping(source).get("tsc")
         source_frequency = source_tsc.get("frequency") if isinstance(source_tsc, Mapping) else None
         for dom in entries:
             key = f"{host}/{dom['name']}"
@@ -505,15 +510,15 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
                 continue
             source_arch = (source or {}).get("arch") or ("s390x" if s390x_targets and not target_sets else "x86_64")
             if source_arch == "s390x":
-                row_key = ("s390x", cpu_xml, id(source))
-                if row_key not in rows:
-                    rows[row_key] = _s390x_row(cpu_xml, key, source, s390x_targets, list(target_sets), libvirt_verdicts or {})
-                matrix[key] = dict(rows[row_key])
+                s390x_key = ("s390x", cpu_xml, id(source))
+                if s390x_key not in rows:
+                    rows[s390x_key] = _s390x_row(cpu_xml, key, source, s390x_targets, list(target_sets), libvirt_verdicts or {})
+                matrix[key] = dict(rows[s390x_key])
                 _own_host(matrix[key], host)
                 continue
             if source_map is None:
                 source_map = _map_of(registry, host, source)
-            hv = dom.get("hyperv") if isinstance(dom.get("hyperv"), Mapping) else {}
+            hv = _mapping(dom.get("hyperv"))
             row_key = (cpu_xml, hv.get("mode"), tuple(hv.get("features") or ()), dom.get("tsc_frequency"), id(source_map),
                        source_frequency)
             if row_key not in rows:

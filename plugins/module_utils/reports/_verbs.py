@@ -124,7 +124,7 @@ def expansion(common: Common, reader: Reader, names: list[str], candidates: list
 
 def migration(common: Common, reader: Reader, names: list[str], sources: list[str], domains_var: str | None,
               verdicts_var: str | None, requested: list[Mapping[str, str]], group: str | None,
-              observed: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None) -> Outcome:
+              observed: tuple[Mapping[str, Any], Mapping[Any, Any]] | None = None) -> Outcome:
     domains = reader.domains(sources, domains_var)
     targets, origin = reader.group(names), reader.group(sources)
     report = migration_report(targets, domains, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
@@ -140,7 +140,7 @@ def migration(common: Common, reader: Reader, names: list[str], sources: list[st
     return Outcome(report)
 
 
-def _observed_moves(report: dict[str, Any], at_source: Mapping[str, Any], at_target: Mapping[str, Any]) -> None:
+def _observed_moves(report: dict[str, Any], at_source: Mapping[str, Any], at_target: Mapping[Any, Any]) -> None:
     """Each requested move: the domain's CPU as its source observes it against the same CPU as the target observes it.
     A difference in any word blocks the move, named. ``at_source``: "host/domain" -> observation fact or why none;
     ``at_target``: ("host/domain", target) -> the same."""
@@ -273,14 +273,15 @@ def _observed_admission(common: Common, name: str, section: dict[str, Any], obse
         section["observation"] = {"skipped": "no contract <cpu> admitted in this run"}
         return []
     hosts = list(section.get("admitted") or [])
-    judged = {}
+    judged: dict[str, Any] = {}
     for host in hosts:
         entry = observations.get(host)
         if isinstance(entry, str) or entry is None:
             judged[host] = entry or "not observed in this run"
             continue
         facts = group.usable.get(host) or {}
-        versions = facts.get("versions") if isinstance(facts.get("versions"), Mapping) else {}
+        found = facts.get("versions")
+        versions: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         judged[host] = _observed.Observation.from_fact(host, entry, versions.get("microcode"))
     pinned = contract_now.observed if contract_now is not None else {}
     digests = {_observed.cpu_digest(c) for c in (section["xml"], section.get("qemu_args")) if c}

@@ -30,7 +30,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._observ
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import DEFAULT_PREFIX, ContractStore, check_group, store_of, writer
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import FORMS
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
-from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import cached_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact

@@ -20,7 +20,10 @@ from ..cpu._exact import InexactError
 from ..cpu._features import SECURITY_FEATURES
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
-from ..engine._baseline import Baseline, BaselineOptions, compare, compare_each, compute_baseline, without
+from ..engine._result import Baseline
+from ..engine._cluster import BaselineOptions
+from ..engine._compare import compare, compare_each
+from ..engine._baseline import compute_baseline, without
 from ..engine._group import GroupFacts
 from ..engine._guest import exact, extended
 from ..engine._level import chosen_baseline, levels_view, parse_level

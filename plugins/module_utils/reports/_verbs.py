@@ -22,7 +22,8 @@ from ..contract._store import ContractStore, FileStore, Stored
 from ..cpu._guest import level_of
 from ..cpu._libvirt_map import MapRegistry
 from ..contract._domains import SETTLED, compliance, status_counts
-from ..engine._baseline import BaselineOptions, compute_baseline
+from ..engine._cluster import BaselineOptions
+from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
 from ..render._platforms import render_platforms

@@ -18,7 +18,9 @@ from typing import Any, Protocol
 
 from .._errors import BaselineError
 from ..contract import _admission, _contract, _observed, _stamps
-from ..contract._store import ContractStore, FileStore, Stored
+from ..contract._store import ContractStore
+from ..contract._file_store import FileStore
+from ..contract._stored import Stored
 from ..cpu._guest import level_of
 from ..cpu._libvirt_map import MapRegistry
 from ..contract._domains import SETTLED, compliance, status_counts

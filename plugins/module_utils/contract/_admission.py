@@ -213,11 +213,37 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
     ``extra``: hosts of stacks beyond the group's (a new QEMU or libvirt, before an upgrade): the ``<cpu>`` is rendered
     exact on theirs too.
     """
-    section: dict[str, Any] = {"contract_file": path, "pinned_now": False, "upgraded": None,
-                               "hosts": sorted([*group.usable, *group.incomplete]),
-                               "hosts_without_facts": {n: group.why(n) for n in group.incomplete}, "admission": None,
-                               "admitted": [], "could_raise": None, "domains": {}, "status_counts": {}, "reasons": [],
-                               "form": form}
+    section = _new_section(group, path, form)
+    stopped = _stopped_before(section, group, contract, store_refusal, allow_partial)
+    if stopped is not None:
+        return stopped
+    hosts = group.hosts()
+    if not hosts:
+        section["reasons"].append(f"group {name} has no hosts")
+        return GroupRun(_with_contract(section, contract, None))
+    today = compute_baseline(hosts, opts, registry)
+    first = _pin_or_stored(section, name, hosts, contract, path, today, opts, registry, level)
+    if isinstance(first, GroupRun):
+        return first
+    contract, to_write = first
+    admitted = admission(contract, hosts)
+    stacks = _stacks_to_render(hosts, admitted, today, on_refusal, extra, opts, registry)
+    cpu, inexact = rendered(contract, stacks, form)
+    refused = _admit(section, hosts, contract, today, [*admitted, *inexact], on_refusal, cpu)
+    _report(section, group, contract, stacks, cpu, refused, domains, registry)
+    return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today, contract)
+
+
+def _new_section(group: GroupFacts, path: str, form: str) -> dict[str, Any]:
+    """The group's report section before anything is decided."""
+    return {"contract_file": path, "pinned_now": False, "upgraded": None, "hosts": sorted([*group.usable, *group.incomplete]),
+            "hosts_without_facts": {n: group.why(n) for n in group.incomplete}, "admission": None, "admitted": [],
+            "could_raise": None, "domains": {}, "status_counts": {}, "reasons": [], "form": form}
+
+
+def _stopped_before(section: dict[str, Any], group: GroupFacts, contract: Contract | None, store_refusal: str | None,
+                    allow_partial: bool) -> GroupRun | None:
+    """The run of a group that stops before its baseline: a store that cannot be trusted, hosts without usable facts."""
     if store_refusal:
         section["reasons"].append(store_refusal)
         return GroupRun(_with_contract(section, contract, None), None, None, contract)
@@ -225,12 +251,14 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         section["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in section["hosts_without_facts"].items())
                                   + PARTIAL_HINT)
         return GroupRun(_with_contract(section, contract, None))
-    hosts = group.hosts()
-    if not hosts:
-        section["reasons"].append(f"group {name} has no hosts")
-        return GroupRun(_with_contract(section, contract, None))
-    today = compute_baseline(hosts, opts, registry)
-    to_write = None
+    return None
+
+
+def _pin_or_stored(section: dict[str, Any], name: str, hosts: Sequence[HostCpu], contract: Contract | None, path: str,
+                   today: Baseline, opts: BaselineOptions, registry: MapRegistry,
+                   level: str | None) -> GroupRun | tuple[Contract, Contract | None]:
+    """The first pin (today's baseline, or the chosen level), or the stored contract (upgraded from ``/1``): the
+    contract to admit against and the one to write (None: nothing); a run that stops when there is nothing to pin."""
     if contract is None:
         source, why = today, "first pin of the group's baseline"
         if level:
@@ -242,24 +270,34 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         if source.guest is None:
             section["reasons"].append(f"no CPU to pin for group {name}: {source.guest_error}")
             return GroupRun(_with_contract(section, None, None), None, today)
-        contract = to_write = pinned(name, source.guest, [h.name for h in hosts], why)
+        contract = pinned(name, source.guest, [h.name for h in hosts], why)
         section["pinned_now"] = True
         section["level"] = level
-    else:
-        contract.check_group(name, hosts, f"contract {path}")
-        if contract.upgraded_from is not None:
-            contract, section["upgraded"] = _upgrade(contract, today)
-            to_write = contract
-    admitted = admission(contract, hosts)
+        return contract, contract
+    contract.check_group(name, hosts, f"contract {path}")
+    if contract.upgraded_from is not None:
+        contract, section["upgraded"] = _upgrade(contract, today)
+        return contract, contract
+    return contract, None
+
+
+def _stacks_to_render(hosts: Sequence[HostCpu], admitted: Sequence[Refusal], today: Baseline, on_refusal: str,
+                      extra: Sequence[HostCpu], opts: BaselineOptions, registry: MapRegistry) -> GuestCpu | None:
+    """The stacks the ``<cpu>`` is said for: the group's, or (``exclude``) those of the hosts that run the contract; with
+    the ``extra`` hosts' stacks."""
     stacks = today.stacks
     cannot_run = {r.host for r in admitted if not r.why}
     if on_refusal == "exclude" and cannot_run and len(cannot_run) < len(hosts):
         # The <cpu> is said for the stacks of the hosts that run the contract: the QEMU of a host about to be quarantined
         # (one that lacks the contract's model, say) must not change what the admitted hosts' domains get.
         stacks = compute_baseline([h for h in hosts if h.name not in cannot_run], opts, registry).stacks
-    stacks = extended(stacks, extra, registry) if extra and stacks is not None else stacks
-    cpu, inexact = rendered(contract, stacks, form)
-    refused = [*admitted, *inexact]
+    return extended(stacks, extra, registry) if extra and stacks is not None else stacks
+
+
+def _admit(section: dict[str, Any], hosts: Sequence[HostCpu], contract: Contract, today: Baseline, refused: list[Refusal],
+           on_refusal: str, cpu: RenderedCpu | None) -> list[Refusal]:
+    """Admission and quarantine into the section (the admitted hosts, the host table, the refusals diagnosed with the
+    lower they would need, or what a raise would gain); the refusals that stop the group."""
     refused_names = {r.host for r in refused}
     section["admitted"] = sorted(h.name for h in hosts if h.name not in refused_names)
     section["host_table"] = _host_table(hosts, refused_names, today)
@@ -278,12 +316,17 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         # A host that cannot run the contract is quarantined; one on whose stack it cannot be said stops the group.
         section["quarantined"] = {e["host"]: e for e in (section["admission"] or {}).get("refused", []) if not e["why"]}
         refused = [r for r in refused if r.host not in section["quarantined"]]
+    return refused
+
+
+def _report(section: dict[str, Any], group: GroupFacts, contract: Contract, stacks: GuestCpu | None, cpu: RenderedCpu | None,
+            refused: Sequence[Refusal], domains: Mapping[str, list[Mapping[str, Any]]] | None, registry: MapRegistry) -> None:
+    """The rest of the report section: the refusals' reasons with their hints, the QEMU arguments, the domains."""
     section["reasons"] += [r.reason(contract) + " - " + _hint(section, r.host) for r in refused]
     section["qemu_args"] = _qemu_args(contract, stacks) if cpu is not None else None
     if domains is not None and cpu is not None:
         section["domains"] = compliance(cpu.xml, domains, host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
-    return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today, contract)
 
 
 def _qemu_args(contract: Contract, stacks: GuestCpu | None) -> str | None:

@@ -1,12 +1,14 @@
 # Copyright (c) 2026 cpucompat.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What a group's contract decides: pin, admit, raise, lower; and its view of the planning checks. Private.
+"""What a group's contract decides in a run: pin, admit, quarantine. Private.
 
 Pure functions of a :class:`Contract`, the group's :class:`HostCpu` values and today's baseline, which each run computes
 once and hands to every step (pin, "could raise", the lower a refusal would need, the baseline report). Admission asks
 two things of every host: does it run the pinned level, and can the pinned level be said exactly on its stack (a QEMU
 or libvirt upgrade may make a name ambiguous or unknown); a host that fails either is refused and nothing changes.
+
+Raising and lowering a contract live in ``_change``, its view of the planning checks in ``_planning_checks``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._result import Baseline
 from ..engine._cluster import BaselineOptions
-from ..engine._compare import compare, compare_each
-from ..engine._baseline import compute_baseline, without
+from ..engine._compare import compare_each
+from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._guest import exact, extended
 from ..engine._level import chosen_baseline, levels_view, parse_level
@@ -31,8 +33,8 @@ from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import RenderedCpu
 from ..render._libvirt import render
 from ..render._qemu import render as render_qemu
-from ._contract import Contract, ContractError, Level, changed, now_iso, pinned, upgraded
-from ._domains import compliance, domain_changes, status_counts
+from ._contract import Contract, ContractError, Level, pinned, upgraded
+from ._domains import compliance, status_counts
 
 
 @dataclass(frozen=True)
@@ -181,18 +183,6 @@ class GroupRun:
     to_write: Contract | None = None
     baseline: Baseline | None = None
     contract: Contract | None = None  # the group's contract after this step (pinned now, upgraded, or as it was)
-
-
-def _host_notes(hosts: Sequence[HostCpu], names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per host responsible for a loss: what is known of the software and microcode that decide it."""
-    by_name = {h.name: h for h in hosts}
-    out = {}
-    for name in names:
-        facts = by_name[name].facts if name in by_name else {}
-        versions = _versions if isinstance(_versions := facts.get("versions"), Mapping) else {}
-        out[name] = {"model_id": facts.get("model_id"), "qemu": by_name[name].qemu_version if name in by_name else None,
-                     "microcode": versions.get("microcode"), "kernel": versions.get("kernel")}
-    return out
 
 
 def host_maps(group: GroupFacts, registry: MapRegistry) -> dict[str, Any]:
@@ -377,106 +367,5 @@ def _with_contract(section: dict[str, Any], contract: Contract | None, cpu: Rend
     return section
 
 
-# ------------------------------------------------------------------------------------------------ raise and lower
-@dataclass(frozen=True)
-class ChangeRequest:
-    action: str  # raise | lower
-    without: tuple[str, ...] = ()
-    allow_lower: bool = False
-    allow_security_loss: bool = False
-    reason: str = ""
-    level: str | None = None  # the level the operator chooses (engine/_level); None: the group's best of today
-
-
-def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: str, req: ChangeRequest, opts: BaselineOptions,
-                registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]], form: str = "minimal") -> GroupRun:
-    """The plan of raising or lowering a group's contract; the new contract when the plan may be applied."""
-    if req.action not in ("raise", "lower"):
-        raise ContractError(f"contract action must be raise or lower, got {req.action!r}")
-    if contract is None:
-        raise ContractError(f"group {name} has no contract at {path}: run cpucompat.cluster.site first to pin one")
-    plan: dict[str, Any] = {"group": name, "action": req.action, "contract_file": path, "without": list(req.without),
-                            "what_if": bool(req.without), "hosts_without_facts": {n: group.why(n) for n in group.incomplete},
-                            "change": None, "xml": None, "domains": {}, "security": {}, "reasons": [], "applicable": False}
-    if group.incomplete:
-        plan["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in plan["hosts_without_facts"].items())
-                               + PARTIAL_HINT)
-        return GroupRun(plan)
-    hosts = group.hosts()
-    contract.check_group(name, hosts, f"contract {path}")
-    unknown = sorted(set(req.without) - {h.name for h in hosts})
-    if unknown:
-        raise ContractError(f"cpucompat_contract_without names hosts that are not in group {name}: {', '.join(unknown)}")
-    staying = [h for h in hosts if h.name not in req.without]
-    try:
-        new = chosen_baseline(parse_level(req.level), staying, opts, registry) if req.level else without(hosts, req.without, opts, registry)
-    except BaselineError as exc:
-        raise ContractError(f"group {name}: {exc}") from None
-    plan["level"] = req.level
-    if new.guest is None:
-        raise ContractError(f"group {name}: no CPU to move the contract to: {new.guest_error}")
-    cpu = render(new.guest, form)
-    change = level_change(contract, new)
-    plan.update(change=change.to_dict(), xml=cpu.xml, domains=domain_changes(cpu.spec, domains, host_maps(group, registry)),
-                security={f: _host_notes(hosts, change.lost_because_of.get(f, [])) for f in change.security_lost})
-    plan["reasons"] = _refusals(req, change, [h for h in hosts if not compare(new, h).runnable])
-    applicable = not plan["reasons"] and not req.without and change.direction != "same"
-    plan["applicable"] = applicable
-    if not applicable:
-        return GroupRun(plan, None, new)
-    responsible = sorted({h for hosts_ in change.lost_because_of.values() for h in hosts_}) if change.lost else sorted(new.hosts)
-    reason = req.reason or (f"{req.action} to the level {req.level}" if req.level else
-                            f"{req.action} to the group's baseline of {now_iso()[:10]}")
-    after = changed(contract, req.action, new.guest, reason, responsible)
-    plan["cpu"] = after.cpu.level()
-    return GroupRun(plan, after, new, after)
-
-
-def _refusals(req: ChangeRequest, change: LevelChange, cannot_run: list[HostCpu]) -> list[str]:
-    reasons = []
-    if req.action == "raise" and change.direction in ("lower", "sideways"):
-        reasons.append(f"raise would lose {', '.join(change.lost)}: that is a lower (cpucompat_contract_action=lower)")
-    if req.action == "lower" and change.direction == "raise":
-        reasons.append(f"lower would gain {', '.join(change.gained)} and lose nothing: that is a raise")
-    reasons += [f"{h.name} cannot run the new level" for h in cannot_run if h.name not in req.without]
-    if change.lost and req.action == "lower" and not req.allow_lower:
-        reasons.append(f"lowering loses {', '.join(change.lost)}; set cpucompat_contract_allow_lower=true to allow it")
-    if change.security_lost and not req.allow_security_loss:
-        by_hosts = [f"{f}: {', '.join(change.lost_because_of[f])}" for f in change.security_lost if change.lost_because_of.get(f)]
-        chosen = [f for f in change.security_lost if not change.lost_because_of.get(f)]
-        reasons.append(f"security features would be lost: {', '.join(change.security_lost)} ("
-                       + "; ".join([*(f"lacking on {t}" for t in by_hosts)]
-                                   + ([f"beyond the chosen level: {', '.join(chosen)}"] if chosen else []))
-                       + "); set cpucompat_contract_allow_security_loss=true to allow it")
-    return reasons
-
-
-# ------------------------------------------------------------------------------------------------ planning checks
-def expansion_against(contract: Contract, candidates: Sequence[HostCpu], joined: Sequence[HostCpu],
-                      opts: BaselineOptions, registry: MapRegistry) -> dict[str, Any]:
-    """The expansion plan's view of a pinned group: which candidates would be refused, and what ``lower`` would cost."""
-    refused = {r.host: r.to_dict() for r in admission(contract, candidates)}
-    out: dict[str, Any] = {"contract_model": contract.cpu.model, "pinned_at": contract.pinned_at,
-                           "candidates": {h.name: {"would_be_refused": h.name in refused,
-                                                   "missing_features": refused.get(h.name, {}).get("missing_features", [])}
-                                          for h in candidates},
-                           "lower_needed": None}
-    if refused:
-        out["lower_needed"] = level_change(contract, compute_baseline(joined, opts, registry)).to_dict()
-    return out
-
-
-def migration_against(contract: Contract, stacks: GuestCpu | None, domains: Mapping[str, list[Mapping[str, Any]]],
-                      maps: Mapping[str, Any]) -> dict[str, Any]:
-    """The pre-migration check's view of a pinned group: every source domain's compliance with the contract."""
-    cpu, refused = rendered(contract, stacks)
-    if cpu is None:
-        return {"group": contract.group, "contract_model": contract.cpu.model, "domains": {}, "status_counts": {},
-                "error": "; ".join(r.why or r.host for r in refused) or "the group's stacks are not known"}
-    statuses = compliance(cpu.xml, domains, maps)
-    return {"group": contract.group, "contract_model": contract.cpu.model, "domains": statuses,
-            "status_counts": status_counts(statuses)}
-
-
-__all__ = ["ChangeRequest", "CpuCompatError", "GroupRun", "LevelChange", "Refusal", "admission", "could_raise",
-           "expansion_against", "group_contract", "level_change", "migration_against", "plan_change", "rendered"]
+__all__ = ["CpuCompatError", "GroupRun", "LevelChange", "Refusal", "admission", "could_raise",
+           "group_contract", "level_change", "rendered"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import ChangeRequest
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change import ChangeRequest
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction, group_names, observations_of
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader

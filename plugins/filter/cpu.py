@@ -13,7 +13,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, LibvirtStack
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
-from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import Baseline, BaselineOptions, baseline_of, compare
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._result import Baseline
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._compare import compare
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu, host_cpus
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import cached_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render

@@ -27,10 +27,12 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils._atomic import w
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._contract import now_iso
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._observed import FAILED
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import DEFAULT_PREFIX, ContractStore, check_group, store_of, writer
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._redis_store import DEFAULT_PREFIX
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import ContractStore, store_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._stored import check_group, writer
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import FORMS
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
-from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import cached_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact

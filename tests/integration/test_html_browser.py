@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission, _change
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
@@ -43,8 +43,8 @@ def reports() -> dict[str, dict]:
     domains = {"gold": [{"name": f"vm{i}", "cpu_xml": cpu, "live_cpu_xml": None} for i in range(3)]}
     run = _admission.group_contract("pool", group_facts({"gold": gold, "bdw": bdw}), None, "/c/pool.json", BaselineOptions(), cpu_map,
                                     {"gold": [{"name": "vm0", "cpu_xml": cpu, "active": False}]})
-    lower = _admission.plan_change("pool", group_facts({"gold": gold, "bdw": bdw}), run.to_write, "/c/pool.json",
-                                   _admission.ChangeRequest("lower"), BaselineOptions(), cpu_map, domains)
+    lower = _change.plan_change("pool", group_facts({"gold": gold, "bdw": bdw}), run.to_write, "/c/pool.json",
+                                _change.ChangeRequest("lower"), BaselineOptions(), cpu_map, domains)
     return {
         "baseline": {**cluster_view(group_facts(facts), BaselineOptions()), "group": "pool"},
         "plan": {"schema": REPORT_SCHEMA, "kind": "plan", **lower.section, "applied": False, "check_mode": True,

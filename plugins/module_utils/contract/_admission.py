@@ -1,12 +1,14 @@
 # Copyright (c) 2026 cpucompat.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What a group's contract decides: pin, admit, raise, lower; and its view of the planning checks. Private.
+"""What a group's contract decides in a run: pin, admit, quarantine. Private.
 
 Pure functions of a :class:`Contract`, the group's :class:`HostCpu` values and today's baseline, which each run computes
 once and hands to every step (pin, "could raise", the lower a refusal would need, the baseline report). Admission asks
 two things of every host: does it run the pinned level, and can the pinned level be said exactly on its stack (a QEMU
 or libvirt upgrade may make a name ambiguous or unknown); a host that fails either is refused and nothing changes.
+
+Raising and lowering a contract live in ``_change``, its view of the planning checks in ``_planning_checks``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from ..cpu._exact import InexactError
 from ..cpu._features import SECURITY_FEATURES
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
-from ..engine._baseline import Baseline, BaselineOptions, compare, compare_each, compute_baseline, without
+from ..engine._result import Baseline
+from ..engine._cluster import BaselineOptions
+from ..engine._compare import compare_each
+from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._guest import exact, extended
 from ..engine._level import chosen_baseline, levels_view, parse_level
@@ -28,8 +33,8 @@ from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import RenderedCpu
 from ..render._libvirt import render
 from ..render._qemu import render as render_qemu
-from ._contract import Contract, ContractError, Level, changed, now_iso, pinned, upgraded
-from ._domains import compliance, domain_changes, status_counts
+from ._contract import Contract, ContractError, Level, pinned, upgraded
+from ._domains import compliance, status_counts
 
 
 @dataclass(frozen=True)
@@ -180,18 +185,6 @@ class GroupRun:
     contract: Contract | None = None  # the group's contract after this step (pinned now, upgraded, or as it was)
 
 
-def _host_notes(hosts: Sequence[HostCpu], names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Per host responsible for a loss: what is known of the software and microcode that decide it."""
-    by_name = {h.name: h for h in hosts}
-    out = {}
-    for name in names:
-        facts = by_name[name].facts if name in by_name else {}
-        versions = _versions if isinstance(_versions := facts.get("versions"), Mapping) else {}
-        out[name] = {"model_id": facts.get("model_id"), "qemu": by_name[name].qemu_version if name in by_name else None,
-                     "microcode": versions.get("microcode"), "kernel": versions.get("kernel")}
-    return out
-
-
 def host_maps(group: GroupFacts, registry: MapRegistry) -> dict[str, Any]:
     """Each usable host's libvirt CPU map (domains are read with their own host's map)."""
     return {name: registry.from_facts(name, facts) for name, facts in group.usable.items()}
@@ -210,11 +203,37 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
     ``extra``: hosts of stacks beyond the group's (a new QEMU or libvirt, before an upgrade): the ``<cpu>`` is rendered
     exact on theirs too.
     """
-    section: dict[str, Any] = {"contract_file": path, "pinned_now": False, "upgraded": None,
-                               "hosts": sorted([*group.usable, *group.incomplete]),
-                               "hosts_without_facts": {n: group.why(n) for n in group.incomplete}, "admission": None,
-                               "admitted": [], "could_raise": None, "domains": {}, "status_counts": {}, "reasons": [],
-                               "form": form}
+    section = _new_section(group, path, form)
+    stopped = _stopped_before(section, group, contract, store_refusal, allow_partial)
+    if stopped is not None:
+        return stopped
+    hosts = group.hosts()
+    if not hosts:
+        section["reasons"].append(f"group {name} has no hosts")
+        return GroupRun(_with_contract(section, contract, None))
+    today = compute_baseline(hosts, opts, registry)
+    first = _pin_or_stored(section, name, hosts, contract, path, today, opts, registry, level)
+    if isinstance(first, GroupRun):
+        return first
+    contract, to_write = first
+    admitted = admission(contract, hosts)
+    stacks = _stacks_to_render(hosts, admitted, today, on_refusal, extra, opts, registry)
+    cpu, inexact = rendered(contract, stacks, form)
+    refused = _admit(section, hosts, contract, today, [*admitted, *inexact], on_refusal, cpu)
+    _report(section, group, contract, stacks, cpu, refused, domains, registry)
+    return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today, contract)
+
+
+def _new_section(group: GroupFacts, path: str, form: str) -> dict[str, Any]:
+    """The group's report section before anything is decided."""
+    return {"contract_file": path, "pinned_now": False, "upgraded": None, "hosts": sorted([*group.usable, *group.incomplete]),
+            "hosts_without_facts": {n: group.why(n) for n in group.incomplete}, "admission": None, "admitted": [],
+            "could_raise": None, "domains": {}, "status_counts": {}, "reasons": [], "form": form}
+
+
+def _stopped_before(section: dict[str, Any], group: GroupFacts, contract: Contract | None, store_refusal: str | None,
+                    allow_partial: bool) -> GroupRun | None:
+    """The run of a group that stops before its baseline: a store that cannot be trusted, hosts without usable facts."""
     if store_refusal:
         section["reasons"].append(store_refusal)
         return GroupRun(_with_contract(section, contract, None), None, None, contract)
@@ -222,12 +241,14 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         section["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in section["hosts_without_facts"].items())
                                   + PARTIAL_HINT)
         return GroupRun(_with_contract(section, contract, None))
-    hosts = group.hosts()
-    if not hosts:
-        section["reasons"].append(f"group {name} has no hosts")
-        return GroupRun(_with_contract(section, contract, None))
-    today = compute_baseline(hosts, opts, registry)
-    to_write = None
+    return None
+
+
+def _pin_or_stored(section: dict[str, Any], name: str, hosts: Sequence[HostCpu], contract: Contract | None, path: str,
+                   today: Baseline, opts: BaselineOptions, registry: MapRegistry,
+                   level: str | None) -> GroupRun | tuple[Contract, Contract | None]:
+    """The first pin (today's baseline, or the chosen level), or the stored contract (upgraded from ``/1``): the
+    contract to admit against and the one to write (None: nothing); a run that stops when there is nothing to pin."""
     if contract is None:
         source, why = today, "first pin of the group's baseline"
         if level:
@@ -239,24 +260,34 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         if source.guest is None:
             section["reasons"].append(f"no CPU to pin for group {name}: {source.guest_error}")
             return GroupRun(_with_contract(section, None, None), None, today)
-        contract = to_write = pinned(name, source.guest, [h.name for h in hosts], why)
+        contract = pinned(name, source.guest, [h.name for h in hosts], why)
         section["pinned_now"] = True
         section["level"] = level
-    else:
-        contract.check_group(name, hosts, f"contract {path}")
-        if contract.upgraded_from is not None:
-            contract, section["upgraded"] = _upgrade(contract, today)
-            to_write = contract
-    admitted = admission(contract, hosts)
+        return contract, contract
+    contract.check_group(name, hosts, f"contract {path}")
+    if contract.upgraded_from is not None:
+        contract, section["upgraded"] = _upgrade(contract, today)
+        return contract, contract
+    return contract, None
+
+
+def _stacks_to_render(hosts: Sequence[HostCpu], admitted: Sequence[Refusal], today: Baseline, on_refusal: str,
+                      extra: Sequence[HostCpu], opts: BaselineOptions, registry: MapRegistry) -> GuestCpu | None:
+    """The stacks the ``<cpu>`` is said for: the group's, or (``exclude``) those of the hosts that run the contract; with
+    the ``extra`` hosts' stacks."""
     stacks = today.stacks
     cannot_run = {r.host for r in admitted if not r.why}
     if on_refusal == "exclude" and cannot_run and len(cannot_run) < len(hosts):
         # The <cpu> is said for the stacks of the hosts that run the contract: the QEMU of a host about to be quarantined
         # (one that lacks the contract's model, say) must not change what the admitted hosts' domains get.
         stacks = compute_baseline([h for h in hosts if h.name not in cannot_run], opts, registry).stacks
-    stacks = extended(stacks, extra, registry) if extra and stacks is not None else stacks
-    cpu, inexact = rendered(contract, stacks, form)
-    refused = [*admitted, *inexact]
+    return extended(stacks, extra, registry) if extra and stacks is not None else stacks
+
+
+def _admit(section: dict[str, Any], hosts: Sequence[HostCpu], contract: Contract, today: Baseline, refused: list[Refusal],
+           on_refusal: str, cpu: RenderedCpu | None) -> list[Refusal]:
+    """Admission and quarantine into the section (the admitted hosts, the host table, the refusals diagnosed with the
+    lower they would need, or what a raise would gain); the refusals that stop the group."""
     refused_names = {r.host for r in refused}
     section["admitted"] = sorted(h.name for h in hosts if h.name not in refused_names)
     section["host_table"] = _host_table(hosts, refused_names, today)
@@ -275,12 +306,17 @@ def group_contract(name: str, group: GroupFacts, contract: Contract | None, path
         # A host that cannot run the contract is quarantined; one on whose stack it cannot be said stops the group.
         section["quarantined"] = {e["host"]: e for e in (section["admission"] or {}).get("refused", []) if not e["why"]}
         refused = [r for r in refused if r.host not in section["quarantined"]]
+    return refused
+
+
+def _report(section: dict[str, Any], group: GroupFacts, contract: Contract, stacks: GuestCpu | None, cpu: RenderedCpu | None,
+            refused: Sequence[Refusal], domains: Mapping[str, list[Mapping[str, Any]]] | None, registry: MapRegistry) -> None:
+    """The rest of the report section: the refusals' reasons with their hints, the QEMU arguments, the domains."""
     section["reasons"] += [r.reason(contract) + " - " + _hint(section, r.host) for r in refused]
     section["qemu_args"] = _qemu_args(contract, stacks) if cpu is not None else None
     if domains is not None and cpu is not None:
         section["domains"] = compliance(cpu.xml, domains, host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
-    return GroupRun(_with_contract(section, contract, cpu), to_write if not section["reasons"] else None, today, contract)
 
 
 def _qemu_args(contract: Contract, stacks: GuestCpu | None) -> str | None:
@@ -331,106 +367,5 @@ def _with_contract(section: dict[str, Any], contract: Contract | None, cpu: Rend
     return section
 
 
-# ------------------------------------------------------------------------------------------------ raise and lower
-@dataclass(frozen=True)
-class ChangeRequest:
-    action: str  # raise | lower
-    without: tuple[str, ...] = ()
-    allow_lower: bool = False
-    allow_security_loss: bool = False
-    reason: str = ""
-    level: str | None = None  # the level the operator chooses (engine/_level); None: the group's best of today
-
-
-def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: str, req: ChangeRequest, opts: BaselineOptions,
-                registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]], form: str = "minimal") -> GroupRun:
-    """The plan of raising or lowering a group's contract; the new contract when the plan may be applied."""
-    if req.action not in ("raise", "lower"):
-        raise ContractError(f"contract action must be raise or lower, got {req.action!r}")
-    if contract is None:
-        raise ContractError(f"group {name} has no contract at {path}: run cpucompat.cluster.site first to pin one")
-    plan: dict[str, Any] = {"group": name, "action": req.action, "contract_file": path, "without": list(req.without),
-                            "what_if": bool(req.without), "hosts_without_facts": {n: group.why(n) for n in group.incomplete},
-                            "change": None, "xml": None, "domains": {}, "security": {}, "reasons": [], "applicable": False}
-    if group.incomplete:
-        plan["reasons"].append("no usable facts from " + "; ".join(f"{n} ({w})" for n, w in plan["hosts_without_facts"].items())
-                               + PARTIAL_HINT)
-        return GroupRun(plan)
-    hosts = group.hosts()
-    contract.check_group(name, hosts, f"contract {path}")
-    unknown = sorted(set(req.without) - {h.name for h in hosts})
-    if unknown:
-        raise ContractError(f"cpucompat_contract_without names hosts that are not in group {name}: {', '.join(unknown)}")
-    staying = [h for h in hosts if h.name not in req.without]
-    try:
-        new = chosen_baseline(parse_level(req.level), staying, opts, registry) if req.level else without(hosts, req.without, opts, registry)
-    except BaselineError as exc:
-        raise ContractError(f"group {name}: {exc}") from None
-    plan["level"] = req.level
-    if new.guest is None:
-        raise ContractError(f"group {name}: no CPU to move the contract to: {new.guest_error}")
-    cpu = render(new.guest, form)
-    change = level_change(contract, new)
-    plan.update(change=change.to_dict(), xml=cpu.xml, domains=domain_changes(cpu.spec, domains, host_maps(group, registry)),
-                security={f: _host_notes(hosts, change.lost_because_of.get(f, [])) for f in change.security_lost})
-    plan["reasons"] = _refusals(req, change, [h for h in hosts if not compare(new, h).runnable])
-    applicable = not plan["reasons"] and not req.without and change.direction != "same"
-    plan["applicable"] = applicable
-    if not applicable:
-        return GroupRun(plan, None, new)
-    responsible = sorted({h for hosts_ in change.lost_because_of.values() for h in hosts_}) if change.lost else sorted(new.hosts)
-    reason = req.reason or (f"{req.action} to the level {req.level}" if req.level else
-                            f"{req.action} to the group's baseline of {now_iso()[:10]}")
-    after = changed(contract, req.action, new.guest, reason, responsible)
-    plan["cpu"] = after.cpu.level()
-    return GroupRun(plan, after, new, after)
-
-
-def _refusals(req: ChangeRequest, change: LevelChange, cannot_run: list[HostCpu]) -> list[str]:
-    reasons = []
-    if req.action == "raise" and change.direction in ("lower", "sideways"):
-        reasons.append(f"raise would lose {', '.join(change.lost)}: that is a lower (cpucompat_contract_action=lower)")
-    if req.action == "lower" and change.direction == "raise":
-        reasons.append(f"lower would gain {', '.join(change.gained)} and lose nothing: that is a raise")
-    reasons += [f"{h.name} cannot run the new level" for h in cannot_run if h.name not in req.without]
-    if change.lost and req.action == "lower" and not req.allow_lower:
-        reasons.append(f"lowering loses {', '.join(change.lost)}; set cpucompat_contract_allow_lower=true to allow it")
-    if change.security_lost and not req.allow_security_loss:
-        by_hosts = [f"{f}: {', '.join(change.lost_because_of[f])}" for f in change.security_lost if change.lost_because_of.get(f)]
-        chosen = [f for f in change.security_lost if not change.lost_because_of.get(f)]
-        reasons.append(f"security features would be lost: {', '.join(change.security_lost)} ("
-                       + "; ".join([*(f"lacking on {t}" for t in by_hosts)]
-                                   + ([f"beyond the chosen level: {', '.join(chosen)}"] if chosen else []))
-                       + "); set cpucompat_contract_allow_security_loss=true to allow it")
-    return reasons
-
-
-# ------------------------------------------------------------------------------------------------ planning checks
-def expansion_against(contract: Contract, candidates: Sequence[HostCpu], joined: Sequence[HostCpu],
-                      opts: BaselineOptions, registry: MapRegistry) -> dict[str, Any]:
-    """The expansion plan's view of a pinned group: which candidates would be refused, and what ``lower`` would cost."""
-    refused = {r.host: r.to_dict() for r in admission(contract, candidates)}
-    out: dict[str, Any] = {"contract_model": contract.cpu.model, "pinned_at": contract.pinned_at,
-                           "candidates": {h.name: {"would_be_refused": h.name in refused,
-                                                   "missing_features": refused.get(h.name, {}).get("missing_features", [])}
-                                          for h in candidates},
-                           "lower_needed": None}
-    if refused:
-        out["lower_needed"] = level_change(contract, compute_baseline(joined, opts, registry)).to_dict()
-    return out
-
-
-def migration_against(contract: Contract, stacks: GuestCpu | None, domains: Mapping[str, list[Mapping[str, Any]]],
-                      maps: Mapping[str, Any]) -> dict[str, Any]:
-    """The pre-migration check's view of a pinned group: every source domain's compliance with the contract."""
-    cpu, refused = rendered(contract, stacks)
-    if cpu is None:
-        return {"group": contract.group, "contract_model": contract.cpu.model, "domains": {}, "status_counts": {},
-                "error": "; ".join(r.why or r.host for r in refused) or "the group's stacks are not known"}
-    statuses = compliance(cpu.xml, domains, maps)
-    return {"group": contract.group, "contract_model": contract.cpu.model, "domains": statuses,
-            "status_counts": status_counts(statuses)}
-
-
-__all__ = ["ChangeRequest", "CpuCompatError", "GroupRun", "LevelChange", "Refusal", "admission", "could_raise",
-           "expansion_against", "group_contract", "level_change", "migration_against", "plan_change", "rendered"]
+__all__ = ["CpuCompatError", "GroupRun", "LevelChange", "Refusal", "admission", "could_raise",
+           "group_contract", "level_change", "rendered"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from .._errors import BaselineError, CpuCompatError
 from ..cpu._guest import GuestCpu, is_paravirt, level_of
-from ..engine._baseline import Baseline
+from ..engine._result import Baseline
 from ..engine._hostcpu import HostCpu
 
 CONTRACT_SCHEMA = "cpucompat.contract/2"

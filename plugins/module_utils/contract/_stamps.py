@@ -19,7 +19,7 @@ from typing import Any
 from .._errors import BaselineError
 from ..cpu._guest import level_of
 from ._contract import Contract, ContractError, Level, level_digest, now_iso
-from ._store import Stored
+from ._stored import Stored
 
 REBUILD = "ansible-playbook -i <inventory> cpucompat.cluster.rebuild_contract -e cpucompat_group={group}"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._baseline import Baseline
+from ._result import Baseline
 from ..cpu._features import SECURITY_FEATURES
 from ._hostcpu import HostCpu
 

@@ -24,7 +24,9 @@ from ..cpu import _catalog
 from ..cpu._features import FEATURE_NAME_RE
 from ..cpu._libvirt_map import MapRegistry
 from ..cpu._scoring import model_rank
-from ._baseline import Baseline, BaselineOptions, compute_baseline
+from ._result import Baseline
+from ._cluster import BaselineOptions
+from ._baseline import compute_baseline
 from ._hostcpu import HostCpu
 
 # The x86-64 psABI micro-architecture levels, in QEMU's feature names (sse3 is pni, lzcnt abm, lahf_lm lahf-lm).

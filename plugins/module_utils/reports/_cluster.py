@@ -18,7 +18,10 @@ from .._errors import CpuCompatError
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._axes import axes
 from ..engine._level import levels_view
-from ..engine._baseline import Baseline, BaselineOptions, compare_each, compute_baseline, retire_what_if
+from ..engine._result import Baseline
+from ..engine._cluster import BaselineOptions
+from ..engine._compare import compare_each
+from ..engine._baseline import compute_baseline, retire_what_if
 from ..engine._group import PROBLEM_KEYS, GroupFacts, stack_axes
 from ..engine._guest import stacks_summary
 from ..render._libvirt import render

@@ -14,7 +14,10 @@ from .._errors import BaselineError, CpuCompatError
 from ..cpu._libvirt_map import CpuMap, MapRegistry, require_map_arch
 from ..cpu import _catalog
 from ..engine import _s390x
-from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
+from ..engine._result import Baseline
+from ..engine._cluster import BaselineOptions
+from ..engine._compare import compare
+from ..engine._baseline import compute_baseline
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import CpuSpec
 from ._schema import REPORT_SCHEMA

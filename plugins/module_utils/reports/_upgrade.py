@@ -20,7 +20,10 @@ from ..contract._contract import Contract
 from ..cpu._exact import InexactError, guest_view
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
-from ..engine._baseline import Baseline, BaselineOptions, compare, compute_baseline
+from ..engine._result import Baseline
+from ..engine._cluster import BaselineOptions
+from ..engine._compare import compare
+from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts, stack_axes
 from ..engine._guest import libvirt_stacks, qemu_stacks
 from ..engine._hostcpu import HostCpu

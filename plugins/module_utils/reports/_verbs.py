@@ -17,12 +17,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from .._errors import BaselineError
-from ..contract import _admission, _contract, _observed, _stamps
-from ..contract._store import ContractStore, FileStore, Stored
+from ..contract import _admission, _change, _contract, _observed, _planning_checks, _stamps
+from ..contract._store import ContractStore
+from ..contract._file_store import FileStore
+from ..contract._stored import Stored
 from ..cpu._guest import level_of
 from ..cpu._libvirt_map import MapRegistry
 from ..contract._domains import SETTLED, compliance, status_counts
-from ..engine._baseline import BaselineOptions, compute_baseline
+from ..engine._cluster import BaselineOptions
+from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
 from ..render._platforms import render_platforms
@@ -113,8 +116,8 @@ def expansion(common: Common, reader: Reader, names: list[str], candidates: list
     _path, contract = _contract_of(common, group)
     if contract is not None and not report["hosts_without_facts"]:
         joining = new.hosts()
-        report["contract"] = _admission.expansion_against(contract, joining, [*cluster.hosts(), *joining], common.policy,
-                                                          common.registry)
+        report["contract"] = _planning_checks.expansion_against(contract, joining, [*cluster.hosts(), *joining], common.policy,
+                                                                common.registry)
         refused = [n for n, c in report["contract"]["candidates"].items() if c["would_be_refused"]]
         if refused and fail_on != "never":
             report["verdict"]["ok"] = False
@@ -133,7 +136,7 @@ def migration(common: Common, reader: Reader, names: list[str], sources: list[st
     path, contract = _contract_of(common, group)
     if contract is not None:
         stacks = _stacks(common, origin)
-        report["contract"] = _admission.migration_against(contract, stacks, domains, _admission.host_maps(origin, common.registry))
+        report["contract"] = _planning_checks.migration_against(contract, stacks, domains, _admission.host_maps(origin, common.registry))
         report["contract"].update(contract_file=path, pinned_at=contract.pinned_at)
     if observed is not None:
         _observed_moves(report, *observed)
@@ -314,7 +317,7 @@ def _observed_admission(common: Common, name: str, section: dict[str, Any], obse
     return []
 
 
-def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: _admission.ChangeRequest,
+def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: _change.ChangeRequest,
          domains_var: str | None) -> Outcome:
     """Plan a raise or lower of one group's contract, and write it when it may be applied (not in check mode)."""
     path, stored = common.store.where(group), common.store.read(group)
@@ -322,8 +325,8 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
     behind = _stamps.edited(group, stored, _stamps.found(group, domains), path)
     if behind:
         raise BaselineError(behind)
-    run = _admission.plan_change(group, reader.group(hosts), stored.contract, path, request, common.policy, common.registry,
-                                 domains, common.form)
+    run = _change.plan_change(group, reader.group(hosts), stored.contract, path, request, common.policy, common.registry,
+                              domains, common.form)
     written = []
     if run.to_write is not None and _write(common, group, replace(run.to_write, level_generation=stored.generation + 1), stored):
         written.append(path)

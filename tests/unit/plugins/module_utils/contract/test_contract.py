@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission, _contract, _domains, _store
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission, _change, _contract, _domains, _store
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
@@ -83,18 +83,18 @@ def test_removing_the_weak_host_says_could_raise() -> None:
 
 def test_raise_and_lower_plans() -> None:
     contract = _pin({"gold": GOLD, "bdw": BROADWELL})
-    up = _admission.plan_change("g", group_facts({"gold": GOLD}), contract, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
+    up = _change.plan_change("g", group_facts({"gold": GOLD}), contract, "p", _change.ChangeRequest("raise"), OPTS, REGISTRY, {})
     assert up.section["change"]["direction"] == "raise" and up.section["applicable"] and not up.section["reasons"]
     assert [h["action"] for h in up.to_write.history] == ["pin", "raise"]
     raised = up.to_write
     hosts = group_facts({"gold": GOLD, "bdw": BROADWELL})
-    refused = _admission.plan_change("g", hosts, raised, "p", _admission.ChangeRequest("lower"), OPTS, REGISTRY, {})
+    refused = _change.plan_change("g", hosts, raised, "p", _change.ChangeRequest("lower"), OPTS, REGISTRY, {})
     assert refused.to_write is None and any("cpucompat_contract_allow_lower=true" in r for r in refused.section["reasons"])
-    down = _admission.plan_change("g", hosts, raised, "p",
-                                  _admission.ChangeRequest("lower", allow_lower=True, allow_security_loss=True), OPTS, REGISTRY, {})
+    down = _change.plan_change("g", hosts, raised, "p",
+                               _change.ChangeRequest("lower", allow_lower=True, allow_security_loss=True), OPTS, REGISTRY, {})
     assert down.to_write is not None and down.section["change"]["direction"] == "lower"
     assert down.to_write.cpu.features == contract.cpu.features
-    wrong_way = _admission.plan_change("g", hosts, raised, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
+    wrong_way = _change.plan_change("g", hosts, raised, "p", _change.ChangeRequest("raise"), OPTS, REGISTRY, {})
     assert any("that is a lower" in r for r in wrong_way.section["reasons"]) and wrong_way.to_write is None
 
 
@@ -102,7 +102,7 @@ def test_losing_a_security_feature_needs_its_own_consent() -> None:
     contract = _pin({"gold": GOLD})
     weak = dict(GOLD, features=[f for f in GOLD["features"] if f not in ("md-clear", "spec-ctrl")])
     hosts = group_facts({"gold": GOLD, "old-microcode": weak})
-    plan = _admission.plan_change("g", hosts, contract, "p", _admission.ChangeRequest("lower", allow_lower=True), OPTS, REGISTRY, {})
+    plan = _change.plan_change("g", hosts, contract, "p", _change.ChangeRequest("lower", allow_lower=True), OPTS, REGISTRY, {})
     assert set(plan.section["change"]["security_lost"]) >= {"md-clear", "spec-ctrl"} and plan.to_write is None
     assert plan.section["security"]["md-clear"]["old-microcode"]["model_id"] == GOLD["model_id"]
     assert any("security features would be lost" in r and "old-microcode" in r for r in plan.section["reasons"])
@@ -110,12 +110,12 @@ def test_losing_a_security_feature_needs_its_own_consent() -> None:
 
 def test_what_if_without_hosts_is_planned_never_applied() -> None:
     contract = _pin({"gold": GOLD, "bdw": BROADWELL})
-    plan = _admission.plan_change("g", group_facts({"gold": GOLD, "bdw": BROADWELL}), contract, "p",
-                                  _admission.ChangeRequest("raise", without=("bdw",)), OPTS, REGISTRY, {})
+    plan = _change.plan_change("g", group_facts({"gold": GOLD, "bdw": BROADWELL}), contract, "p",
+                               _change.ChangeRequest("raise", without=("bdw",)), OPTS, REGISTRY, {})
     assert plan.section["what_if"] and "avx512f" in plan.section["change"]["gained"] and plan.to_write is None
     with pytest.raises(_contract.ContractError, match="not in group g: nope"):
-        _admission.plan_change("g", group_facts({"gold": GOLD}), contract, "p",
-                               _admission.ChangeRequest("raise", without=("nope",)), OPTS, REGISTRY, {})
+        _change.plan_change("g", group_facts({"gold": GOLD}), contract, "p",
+                            _change.ChangeRequest("raise", without=("nope",)), OPTS, REGISTRY, {})
 
 
 def test_compliance_statuses() -> None:
@@ -242,12 +242,12 @@ def test_incomplete_group_is_neither_pinned_nor_admitted() -> None:
 def test_a_raise_with_an_unreachable_host_is_refused_by_name() -> None:
     contract = _pin({"gold": GOLD, "bdw": BROADWELL})
     group = group_facts({"gold": GOLD, "bdw": BROADWELL}, unreachable=["bdw"])
-    plan = _admission.plan_change("g", group, contract, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
+    plan = _change.plan_change("g", group, contract, "p", _change.ChangeRequest("raise"), OPTS, REGISTRY, {})
     assert plan.to_write is None and plan.section["hosts_without_facts"] == {"bdw": "unreachable or failed in this run"}
     assert plan.section["reasons"] == ["no usable facts from bdw (unreachable or failed in this run)" + _admission.PARTIAL_HINT]
     assert "--limit" in _admission.PARTIAL_HINT and "cpucompat_allow_partial=true" in _admission.PARTIAL_HINT
     with pytest.raises(_contract.ContractError, match="group g has no contract at p: run cpucompat.cluster.site first"):
-        _admission.plan_change("g", group, None, "p", _admission.ChangeRequest("raise"), OPTS, REGISTRY, {})
+        _change.plan_change("g", group, None, "p", _change.ChangeRequest("raise"), OPTS, REGISTRY, {})
 
 
 def test_a_contract_whose_model_no_host_runs_is_refused() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission, _change
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _level
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
@@ -95,10 +95,10 @@ def test_a_first_pin_and_a_lower_take_the_chosen_level() -> None:
                                         level="x86-64-v4")
     assert refused.to_write is None and "bdw lacks avx512" in refused.section["reasons"][0]
     pinned = _admission.group_contract("g", group, None, "c", OPTS, REGISTRY, None).to_write
-    request = _admission.ChangeRequest("lower", allow_lower=True, level="Skylake-Server")
-    consent = _admission.plan_change("g", group, pinned, "c", request, OPTS, REGISTRY, {})
+    request = _change.ChangeRequest("lower", allow_lower=True, level="Skylake-Server")
+    consent = _change.plan_change("g", group, pinned, "c", request, OPTS, REGISTRY, {})
     assert not consent.section["applicable"] and "beyond the chosen level: arch-capabilities, md-clear" in consent.section["reasons"][0]
-    plan = _admission.plan_change("g", group, pinned, "c", _admission.ChangeRequest(
+    plan = _change.plan_change("g", group, pinned, "c", _change.ChangeRequest(
         "lower", allow_lower=True, allow_security_loss=True, level="Skylake-Server"), OPTS, REGISTRY, {})
     assert plan.section["applicable"] and plan.to_write.cpu.model == "Skylake-Server"
     assert plan.to_write.history[-1]["reason"] == "lower to the level Skylake-Server"

@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission, _change
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _html
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_view
@@ -125,9 +125,9 @@ def test_every_kind_renders(baseline_report: dict) -> None:
                                BaselineOptions(), MapRegistry(), "lowers_baseline")
     run = _admission.group_contract("g", group_facts({"gold": gold}), None, "/c/g.json", BaselineOptions(), MapRegistry(), None)
     contract = {"schema": REPORT_SCHEMA, "kind": "contract", "groups": {"g": run.section}, "verdict": {"ok": True, "reasons": []}}
-    plan = _admission.plan_change("g", group_facts({"gold": gold, "bdw": bdw}), run.to_write, "/c/g.json",
-                                  _admission.ChangeRequest("lower", allow_lower=True), BaselineOptions(), MapRegistry(),
-                                  {"gold": [{"name": "vm", "cpu_xml": cpu, "active": True}]})
+    plan = _change.plan_change("g", group_facts({"gold": gold, "bdw": bdw}), run.to_write, "/c/g.json",
+                               _change.ChangeRequest("lower", allow_lower=True), BaselineOptions(), MapRegistry(),
+                               {"gold": [{"name": "vm", "cpu_xml": cpu, "active": True}]})
     plan_report = {"schema": REPORT_SCHEMA, "kind": "plan", **plan.section, "applied": False, "verdict": {"ok": True, "reasons": []}}
     for report, heading in ((migration, "Can each domain move to each target?"), (expansion, "Candidates and what each costs"),
                             (contract, "Group g"), (plan_report, "Domains")):

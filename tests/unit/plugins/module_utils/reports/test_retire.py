@@ -6,7 +6,7 @@ baseline page and for change_contract's what-if."""
 
 from __future__ import annotations
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import ChangeRequest, plan_change
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change import ChangeRequest, plan_change
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._contract import pinned
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, compute_baseline

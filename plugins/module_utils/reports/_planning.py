@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +123,9 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
     }
     view["options"]["without"] = _without_costliest(current, candidates, view["delta"]["lost_because_of"], now, opts, registry)
     if registry is not None and now.arch == "x86_64" and domains:
-        view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, registry)
+        view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, _x86_judge(joined, registry))
     elif now.arch == "s390x" and domains:
-        view["domains"] = _s390x_domains_after(joined, lost, domains, {h.name: h for h in current})
+        view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, _s390x_judge(joined))
     elif domains:
         view["domains_unjudged"] = (f"the domains' CPUs are not judged for {now.arch}: QEMU does not say which named "
                                     f"{now.arch} models run on a host")
@@ -174,50 +174,58 @@ def _without_costliest(current: Sequence[HostCpu], candidates: Sequence[HostCpu]
     return out
 
 
-def _domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list[Mapping[str, Any]]],
-                   hosts: Mapping[str, HostCpu], registry: MapRegistry) -> dict[str, dict[str, Any]]:
-    """Which domains' CPUs the joined group's guest CPU can no longer give (each domain read with its host's map)."""
+# A domain judge: (its <cpu> text, where, its host, the host's facts) -> None when the CPU follows its host, else what
+# the joined group's CPU lacks for it and what else the answer says.
+_Judge = Callable[[str, str, str, Any], "tuple[list[str], dict[str, Any]] | None"]
+
+
+def _x86_judge(joined: Baseline, registry: MapRegistry) -> _Judge:
+    """x86: the domain's features, read with its host's own libvirt CPU map, that the joined guest CPU lacks."""
     new_cpu = joined.guest.features if joined.guest is not None else joined.features
-    out: dict[str, dict[str, Any]] = {}
-    for host, entries in sorted(domains.items()):
-        cpu_map = _map_of(registry, host, hosts[host].facts if host in hosts else None)
-        for dom in entries:
-            key = f"{host}/{dom['name']}"
-            if not dom.get("cpu_xml"):
-                out[key] = {"status": "unknown", "why": "no <cpu> element: libvirt's default model"}
-                continue
-            needs = guest_features(dom["cpu_xml"], cpu_map, f"domain {key}: <cpu>")
-            if needs is None:
-                out[key] = {"status": "follows-host", "why": "host-model/host-passthrough CPU"}
-                continue
-            missing = sorted(needs - new_cpu)
-            out[key] = ({"status": "must-change", "missing": missing, "lost_by_expansion": sorted(set(missing) & set(lost))}
-                        if missing else {"status": "unchanged"})
-    return out
+    maps: dict[str, CpuMap] = {}
+
+    def judge(cpu_xml: str, what: str, host: str, facts: Any) -> tuple[list[str], dict[str, Any]] | None:
+        if host not in maps:
+            maps[host] = _map_of(registry, host, facts)
+        needs = guest_features(cpu_xml, maps[host], what)
+        return None if needs is None else (sorted(needs - new_cpu), {})
+    return judge
 
 
-def _s390x_domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list[Mapping[str, Any]]],
-                         hosts: Mapping[str, HostCpu]) -> dict[str, dict[str, Any]]:
-    """Which s390x domains' CPUs the joined group's guest CPU can no longer run, by QEMU's comparison."""
+def _s390x_judge(joined: Baseline) -> _Judge:
+    """s390x: QEMU's comparison of the domain's CPU with the joined one; what it holds responsible when it cannot run."""
     if not joined.model:
         raise BaselineError("the joined s390x group has no named CPU model to compare the domains' CPUs with")
     new_cpu = _s390x.S390Model(_s390x.definition_of(joined.model),
                                joined.guest.features if joined.guest is not None else joined.features)
+
+    def judge(cpu_xml: str, what: str, host: str, facts: Any) -> tuple[list[str], dict[str, Any]] | None:
+        guest = s390x_guest(cpu_xml, what, facts)
+        if guest is None:
+            return None
+        _ok, result, responsible = s390x_verdict(guest, new_cpu)
+        return responsible, {"comparison": result}
+    return judge
+
+
+def _domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list[Mapping[str, Any]]],
+                   hosts: Mapping[str, HostCpu], judge: _Judge) -> dict[str, dict[str, Any]]:
+    """Which domains' CPUs the joined group's guest CPU can no longer give, as ``judge`` reads each."""
     out: dict[str, dict[str, Any]] = {}
     for host, entries in sorted(domains.items()):
+        facts = hosts[host].facts if host in hosts else None
         for dom in entries:
             key = f"{host}/{dom['name']}"
             if not dom.get("cpu_xml"):
                 out[key] = {"status": "unknown", "why": "no <cpu> element: libvirt's default model"}
                 continue
-            guest = s390x_guest(dom["cpu_xml"], f"domain {key}: <cpu>", hosts[host].facts if host in hosts else None)
-            if guest is None:
+            verdict = judge(dom["cpu_xml"], f"domain {key}: <cpu>", host, facts)
+            if verdict is None:
                 out[key] = {"status": "follows-host", "why": "host-model/host-passthrough CPU"}
                 continue
-            ok, result, responsible = s390x_verdict(guest, new_cpu)
-            out[key] = ({"status": "unchanged", "comparison": result} if ok else
-                        {"status": "must-change", "comparison": result, "missing": responsible,
-                         "lost_by_expansion": sorted(set(responsible) & set(lost))})
+            missing, more = verdict
+            out[key] = ({"status": "must-change", **more, "missing": missing, "lost_by_expansion": sorted(set(missing) & set(lost))}
+                        if missing else {"status": "unchanged", **more})
     return out
 
 

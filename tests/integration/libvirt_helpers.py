@@ -66,18 +66,21 @@ OPTED_OUT = {"metadata": """<metadata>
   </metadata>"""}
 
 
-def domain_xml(name: str, cpu: str = "", root_attrs: str = "", metadata: str = "", tail: str = "") -> str:
-    return f"""<domain type='{VIRTTYPE}'{root_attrs}>
+def domain_xml(name: str, cpu: str = "", root_attrs: str = "", metadata: str = "", tail: str = "", *, arch: str = "x86_64",
+               machine: str = "pc", emulator: str = "/usr/bin/qemu-system-x86_64", virttype: str = VIRTTYPE) -> str:
+    """A small test domain (no disk); other architectures run under TCG (``virttype='qemu'``)."""
+    features = "<features><acpi/></features>" if arch == "x86_64" else ""
+    return f"""<domain type='{virttype}'{root_attrs}>
   <name>{name}</name>
   <description>cpucompat test domain</description>
   {metadata}
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <features><acpi/></features>
+  <os><type arch='{arch}' machine='{machine}'>hvm</type></os>
+  {features}
   {cpu}
   <on_poweroff>destroy</on_poweroff>
-  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+  <devices><emulator>{emulator}</emulator></devices>
   {tail}
 </domain>
 """
@@ -113,13 +116,13 @@ def ensure_libvirtd() -> None:
     raise RuntimeError("libvirtd does not answer")
 
 
-def live_cycle(tmp_path, cpu_xml: str, emulator: str = "/usr/bin/qemu-system-x86_64", machine: str = "pc") -> str:
+def live_cycle(tmp_path, cpu_xml: str, emulator: str = "/usr/bin/qemu-system-x86_64", machine: str = "pc",
+               arch: str = "x86_64", virttype: str = VIRTTYPE) -> str:
     """Define a domain on ``cpu_xml``, start it paused (libvirt checks its CPU with check='full'), save it, restore it
     (libvirt's incoming path), and remove it; the live XML of the restored guest."""
     name = f"cpucompat-live-{uuid.uuid4().hex[:8]}"
     path = tmp_path / f"{name}.xml"
-    path.write_text(domain_xml(name, cpu_xml).replace("/usr/bin/qemu-system-x86_64", emulator)
-                    .replace("machine='pc'", f"machine='{machine}'"))
+    path.write_text(domain_xml(name, cpu_xml, arch=arch, machine=machine, emulator=emulator, virttype=virttype))
     saved = tmp_path / f"{name}.save"
     try:
         virsh("define", str(path), check=True)

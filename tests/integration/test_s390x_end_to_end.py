@@ -26,13 +26,14 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _pr
 
 from utils.recordings import facts_of, names
 
-from .libvirt_helpers import remove, virsh
+from .libvirt_helpers import domain_xml, live_cycle, remove, virsh
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
 FILTERS = {**CpuFilters().filters(), **PlatformFilters().filters()}
 RECORDED = names("s390x")
 GROUPS = [(n,) for n in RECORDED] + list(itertools.combinations(RECORDED, 2))
 S390X = _probe.find_binary("qemu-system-s390x")
+MACHINE = "s390-ccw-virtio"
 
 
 def _group(members: tuple[str, ...], phys_bits: int | None = None) -> dict:
@@ -46,17 +47,7 @@ def _group(members: tuple[str, ...], phys_bits: int | None = None) -> dict:
 
 
 def _domain(name: str, cpu: str) -> str:
-    return f"""<domain type='qemu'>
-  <name>{name}</name>
-  <description>cpucompat test domain (s390x)</description>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os>
-  {cpu}
-  <on_poweroff>destroy</on_poweroff>
-  <devices><emulator>{S390X}</emulator></devices>
-</domain>
-"""
+    return domain_xml(name, cpu, arch="s390x", machine=MACHINE, emulator=S390X, virttype="qemu")
 
 
 def _cpu_of(xml: str) -> tuple[str | None, dict[str, str]]:
@@ -136,24 +127,10 @@ def test_tcg_runnable_s390x_cpu_starts_saves_and_restores_under_libvirt(tmp_path
     baseline = FILTERS["cpu_baseline"]({"this-machine-tcg": tcg_facts})
     xml = FILTERS["libvirt_cpu_xml"](baseline)
     assert "check='full'" in xml and "maxphysaddr" not in xml
-    name = f"cpucompat-test-s390x-{uuid.uuid4().hex[:8]}"
-    path = tmp_path / f"{name}.xml"
-    path.write_text(_domain(name, xml))
-    saved = tmp_path / f"{name}.save"
-    try:
-        virsh("define", str(path), check=True)
-        for step in (("start", "--paused", name), ("save", name, str(saved)), ("restore", str(saved), "--paused")):
-            done = virsh(*step)
-            assert done.returncode == 0, f"libvirt refused to {step[0]} the s390x CPU: {done.stderr}\n{xml}"
-        assert virsh("domstate", name).stdout.strip() == "paused"
-        live_model, live_features = _cpu_of(virsh("dumpxml", name, check=True).stdout)
-        assert live_model == baseline["model"]
-        assert {f for f, p in live_features.items() if p == "require"} >= \
-            {f for f, p in _cpu_of(xml)[1].items() if p == "require"}
-    finally:
-        remove(name)
-        if saved.exists():
-            saved.unlink()
+    live_model, live_features = _cpu_of(live_cycle(tmp_path, xml, S390X, MACHINE, arch="s390x", virttype="qemu"))
+    assert live_model == baseline["model"]
+    assert {f for f, p in live_features.items() if p == "require"} >= \
+        {f for f, p in _cpu_of(xml)[1].items() if p == "require"}
 
 
 def test_plain_qemu_starts_the_tcg_runnable_s390x_cpu(tcg_facts) -> None:

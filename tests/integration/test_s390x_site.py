@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from integration.helpers import ROOT, contract_file, run_playbook
-from integration.libvirt_helpers import ensure_libvirtd, remove, virsh
+from integration.libvirt_helpers import domain_xml, ensure_libvirtd, remove, virsh
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _probe
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
@@ -50,16 +50,9 @@ def s390x_domain(tmp_path):
     ensure_libvirtd()
     name = f"cpucompat-test-s390x-{uuid.uuid4().hex[:8]}"
     path = tmp_path / f"{name}.xml"
-    path.write_text(f"""<domain type='qemu'>
-  <name>{name}</name>
-  <description>cpucompat test domain (s390x)</description>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='s390x' machine='s390-ccw-virtio'>hvm</type></os>
-  <cpu mode='custom' match='exact' check='none'><model fallback='forbid'>z900-base</model></cpu>
-  <devices><emulator>{_probe.find_binary("qemu-system-s390x")}</emulator></devices>
-</domain>
-""")
+    path.write_text(domain_xml(name, "<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>z900-base</model></cpu>",
+                               arch="s390x", machine="s390-ccw-virtio", emulator=_probe.find_binary("qemu-system-s390x"),
+                               virttype="qemu"))
     virsh("define", str(path), check=True)
     yield name
     remove(name)

@@ -293,12 +293,7 @@ def _s390x_row(cpu_xml: str, key: str, source: Mapping[str, Any] | None, s390x_t
         else:
             ok, result, responsible = s390x_verdict(guest, model)
             cell = {"ok": ok, "blocking": responsible, "comparison": result}
-        libvirt_result = verdicts.get(target, {}).get(cpu_xml)
-        if libvirt_result is not None:
-            cell["libvirt"] = libvirt_result
-            if cell["ok"] is not None and cell["ok"] != (libvirt_result in ("identical", "superset")):
-                cell["disagreement"] = True
-        row[target] = cell
+        row[target] = _with_libvirt(cell, verdicts.get(target, {}).get(cpu_xml))
     for target in x86_targets:
         row[target] = {"ok": False, "why": "the target is an x86_64 host; the domain's CPU is s390x"}
     return row
@@ -347,6 +342,11 @@ def _cell(guest: _Guest, have: frozenset[str], target: Mapping[str, Any], libvir
     problems = _timing_problems(guest, target)
     if problems:
         cell.update(ok=False, beyond_cpuid=problems)
+    return _with_libvirt(cell, libvirt_result)
+
+
+def _with_libvirt(cell: dict[str, Any], libvirt_result: str | None) -> dict[str, Any]:
+    """A cell with libvirt's word beside ours where it was asked, and whether the two disagree."""
     if libvirt_result is not None:
         cell["libvirt"] = libvirt_result
         if cell["ok"] is not None and cell["ok"] != (libvirt_result in ("identical", "superset")):

@@ -40,8 +40,20 @@ class FactsError(CpuCompatError):
     """Probe replies or cached facts are missing fields or are malformed."""
 
 
+class InputError(CpuCompatError):
+    """The caller's input is malformed: an option, a host list, a group or platform name, a CPU level's shape."""
+
+
 class BaselineError(CpuCompatError):
-    """A cluster baseline or comparison cannot be computed from the given input."""
+    """The hosts' CPUs admit no baseline or comparison: mixed architectures or vendors, too little in common."""
+
+
+class CpuMapError(CpuCompatError):
+    """A libvirt CPU map is missing, malformed, unknown to this collection, or not for the architecture at hand."""
+
+
+class RenderError(CpuCompatError):
+    """A platform cannot carry the guest CPU: a name it cannot spell, a form it lacks (``InexactError`` among them)."""
 
 
 class LibvirtError(CpuCompatError):

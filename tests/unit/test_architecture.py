@@ -150,3 +150,41 @@ def test_a_renderer_does_not_import_the_verbs(renderer: str) -> None:
 def test_the_atomic_writer_imports_the_standard_library_only() -> None:
     """The atomic writer runs on the managed host too: it imports the standard library only."""
     assert GRAPH["_atomic"] == set() and _parts_imported(MODULES["_atomic"]) == set()
+
+
+# Errors named by layer: each part raises the errors of what it does, never the catch-all of another part. Adapters
+# catch CpuCompatError and turn any of them into a message; the layer of the error says where to look.
+RAISES = {
+    "render": {"RenderError", "InexactError", "InputError", "CpuXmlError"},
+    "contract": {"ContractError", "StoreError", "ObservationError", "_conflict"},
+    "deploy": {"LibvirtError", "SectionConfigError", "ValueError", "_libvirt_error"},
+}
+BASELINE_ERROR_PARTS = {"engine", "reports", "cpu"}
+
+
+def _raised(path: str) -> set[str]:
+    names = set()
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+            names.add(exc.id if isinstance(exc, ast.Name) else getattr(exc, "attr", type(exc).__name__))
+    return names
+
+
+@pytest.mark.parametrize("part", sorted(RAISES))
+def test_a_part_raises_the_errors_of_its_layer(part: str) -> None:
+    for path in sorted(glob.glob(os.path.join(MODULE_UTILS, part, "*.py"))):
+        assert _raised(path) <= RAISES[part], f"{path} raises {sorted(_raised(path) - RAISES[part])}"
+
+
+def test_baseline_error_means_no_baseline() -> None:
+    """BaselineError says the hosts admit no baseline; input, facts, maps and renderings have errors of their own."""
+    for path in sorted(glob.glob(os.path.join(MODULE_UTILS, "*", "*.py"))):
+        part = os.path.basename(os.path.dirname(path))
+        if part not in BASELINE_ERROR_PARTS:
+            assert "BaselineError" not in _raised(path), path
+    assert "BaselineError" not in _raised(os.path.join(MODULE_UTILS, "cpu", "_libvirt_map.py"))
+    assert "BaselineError" not in _raised(os.path.join(MODULE_UTILS, "engine", "_hostcpu.py"))
+    assert "BaselineError" in _raised(os.path.join(MODULE_UTILS, "engine", "_cluster.py"))  # the rule sees raises at all

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .._errors import BaselineError, CpuCompatError
+from .._errors import BaselineError, CpuCompatError, CpuMapError, FactsError, InputError, RenderError
 from ..cpu._exact import InexactError
 from ..cpu._features import SECURITY_FEATURES
 from ..cpu._guest import GuestCpu
@@ -123,7 +123,7 @@ def rendered(contract: Contract, stacks: GuestCpu | None, form: str = "minimal")
         return render(contract.guest(stacks), form), []
     except InexactError as exc:
         return None, [Refusal(h, (), (), f"its stack cannot say the contract CPU exactly: {exc}") for h in exc.hosts or ["(every host)"]]
-    except BaselineError as exc:
+    except (CpuMapError, InputError, RenderError) as exc:
         return None, [Refusal("(every host)", (), (), str(exc))]
 
 
@@ -254,7 +254,7 @@ def _pin_or_stored(section: dict[str, Any], name: str, hosts: Sequence[HostCpu],
         if level:
             try:
                 source, why = chosen_baseline(parse_level(level), hosts, opts, registry, today), f"first pin at the level {level}"
-            except BaselineError as exc:
+            except (BaselineError, CpuMapError, FactsError, InputError) as exc:
                 section["reasons"].append(f"group {name} cannot be pinned at the chosen level: {exc}")
                 return GroupRun(_with_contract(section, None, None), None, today)
         if source.guest is None:

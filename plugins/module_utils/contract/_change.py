@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import BaselineError, CpuMapError, FactsError, InputError
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._baseline import without
 from ..engine._cluster import BaselineOptions
@@ -57,7 +57,7 @@ def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: s
     staying = [h for h in hosts if h.name not in req.without]
     try:
         new = chosen_baseline(parse_level(req.level), staying, opts, registry) if req.level else without(hosts, req.without, opts, registry)
-    except BaselineError as exc:
+    except (BaselineError, CpuMapError, FactsError, InputError) as exc:
         raise ContractError(f"group {name}: {exc}") from None
     plan["level"] = req.level
     if new.guest is None:

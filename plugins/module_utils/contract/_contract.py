@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .._errors import BaselineError, CpuCompatError
+from .._errors import CpuCompatError, InputError
 from ..cpu._guest import GuestCpu, is_paravirt, level_of
 from ..engine._result import Baseline
 from ..engine._hostcpu import HostCpu
@@ -92,7 +92,7 @@ class Contract:
             raise ContractError(f"{where}: the contract's history is not a list of entries")
         try:
             cpu = level_of(doc["cpu"] if schema == CONTRACT_SCHEMA else _level_1(doc), f"{where}: cpu")
-        except BaselineError as exc:
+        except InputError as exc:
             raise ContractError(str(exc)) from None
         if cpu.arch != doc["arch"]:
             raise ContractError(f"{where}: the contract is for {doc['arch']} but its CPU for {cpu.arch}")

@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import CpuCompatError
+from .._errors import ObservationError
 from ..cpu._cpuid import TCG_DEPENDENT, bit_names, diff_words
 
 OBSERVATION_SCHEMA = "cpucompat.observation/1"
@@ -29,10 +29,6 @@ FAILED = "the observation failed: "  # the prefix of a host's reason when cpu_ob
 def cpu_digest(cpu: str) -> str:
     """What names the ``<cpu>`` (or ``-cpu``) an observation was made of."""
     return "sha256:" + hashlib.sha256(cpu.encode("utf-8")).hexdigest()
-
-
-class ObservationError(CpuCompatError):
-    """A host's observation is malformed."""
 
 
 def _words(data: Any, where: str) -> dict[str, int]:

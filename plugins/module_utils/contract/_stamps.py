@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import InputError
 from ..cpu._guest import level_of
 from ._contract import Contract, ContractError, Level, level_digest, now_iso
 from ._stored import Stored
@@ -148,7 +148,7 @@ def rebuilt(group: str, stamps: Sequence[Stamp], stored: Stored, where: str) -> 
         raise ContractError(f"the stamp of domain {stamp.domain} on {stamp.host} does not match its digest: rebuild refused")
     try:
         cpu = level_of(stamp.level, f"the stamp of domain {stamp.domain} on {stamp.host}")
-    except BaselineError as exc:
+    except InputError as exc:
         raise ContractError(str(exc)) from None
     when = now_iso()
     notes = [f"rebuilt from the stamps of {len(chosen)} domain(s) on {_hosts(chosen)}, generation {newest}"]

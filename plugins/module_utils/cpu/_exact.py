@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .._errors import BaselineError
+from .._errors import InputError, RenderError
 from . import _catalog
 from ._guest import GuestCpu, QemuStack, is_paravirt
 from ._libvirt_map import LIBVIRT_VENDOR, CpuMap
@@ -33,7 +33,7 @@ from ._scoring import ranked
 FORMS = ("minimal", "explicit")
 
 
-class InexactError(BaselineError):
+class InexactError(RenderError):
     """No model name renders a guest CPU exactly on every stack of its group; ``problems``: those of the first name."""
 
     def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
@@ -148,7 +148,7 @@ def solve(guest: GuestCpu, model: str, form: str = "minimal", libvirt: bool = Tr
     """The explicit features that make ``model`` mean exactly the guest's set on every stack (``libvirt``: the CPU goes
     through the group's libvirt maps; False for renderers that hand QEMU its own names)."""
     if form not in FORMS:
-        raise BaselineError(f"the form of a CPU definition must be one of {', '.join(FORMS)}, got {form!r}")
+        raise InputError(f"the form of a CPU definition must be one of {', '.join(FORMS)}, got {form!r}")
     named, problems = _disagreements(guest, model, libvirt)
     if problems:
         return Solution(model, {}, tuple(problems))

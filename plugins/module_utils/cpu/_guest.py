@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .._errors import BaselineError, FactsError
+from .._errors import BaselineError, FactsError, InputError
 from ._features import validate_feature_name
 from ._libvirt_map import CpuMap
 
@@ -33,11 +33,11 @@ def is_paravirt(name: str) -> bool:
 
 def _names(value: Any, where: str, what: str = "feature") -> frozenset[str]:
     if not isinstance(value, (list, tuple, set, frozenset)):
-        raise BaselineError(f"{where}: expected a list of names, got {type(value).__name__}")
+        raise InputError(f"{where}: expected a list of names, got {type(value).__name__}")
     try:
         return frozenset(validate_feature_name(v, where, what) for v in value)
     except FactsError as exc:
-        raise BaselineError(str(exc)) from None
+        raise InputError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class QemuStack:
     @classmethod
     def from_dict(cls, data: Any, where: str) -> QemuStack:
         if not isinstance(data, Mapping):
-            raise BaselineError(f"{where}: a QEMU stack must be a mapping")
+            raise InputError(f"{where}: a QEMU stack must be a mapping")
         try:
             defs = {validate_feature_name(m, where, "model"): _names(f, f"{where}: {m}") for m, f in dict(data["definitions"]).items()}
             roots = {}
@@ -88,7 +88,7 @@ class QemuStack:
                 roots[key] = {m: {r: _names(f, f"{where}: {m} {r}") for r, f in dict(v).items()}
                               for m, v in dict(data.get(key) or {}).items()}
         except (KeyError, TypeError, ValueError, FactsError) as exc:
-            raise BaselineError(f"{where}: malformed QEMU stack ({exc})") from None
+            raise InputError(f"{where}: malformed QEMU stack ({exc})") from None
         return cls(str(data.get("label") or "QEMU"), tuple(str(h) for h in data.get("hosts") or ()), defs,
                    roots["latent"], roots["hidden"])
 
@@ -111,7 +111,7 @@ class LibvirtStack:
     @classmethod
     def from_dict(cls, data: Any, where: str) -> LibvirtStack:
         if not isinstance(data, Mapping):
-            raise BaselineError(f"{where}: a libvirt stack must be a mapping")
+            raise InputError(f"{where}: a libvirt stack must be a mapping")
         version = data.get("version") if isinstance(data.get("version"), str) else None
         return cls(CpuMap.from_facts(data.get("cpu_map"), version, where), tuple(str(h) for h in data.get("hosts") or ()))
 
@@ -150,7 +150,7 @@ class GuestCpu:
         """This group's stacks and candidates with a pinned level (a contract's) instead of today's."""
         pinned = level_of(level, where)
         if pinned.arch != self.arch:
-            raise BaselineError(f"{where} is for {pinned.arch}; the hosts are {self.arch}")
+            raise InputError(f"{where} is for {pinned.arch}; the hosts are {self.arch}")
         candidates = self.candidates if pinned.model in self.candidates or pinned.model is None else (pinned.model, *self.candidates)
         return replace(self, vendor=pinned.vendor, model=pinned.model, features=pinned.features, machine=pinned.machine,
                        phys_bits=pinned.phys_bits, candidates=candidates, left_out=pinned.left_out)
@@ -172,8 +172,8 @@ class GuestCpu:
                 raise BaselineError(f"{where}: the baseline has no guest CPU: {data.get('guest_error') or 'none was computed'}")
             data = data["guest"]
         if not isinstance(data, Mapping) or data.get("schema") != GUEST_CPU_SCHEMA:
-            raise BaselineError(f"{where}: expected a guest CPU ({GUEST_CPU_SCHEMA}) as cpu_baseline returns it under "
-                                f"'guest', got {type(data).__name__}")
+            raise InputError(f"{where}: expected a guest CPU ({GUEST_CPU_SCHEMA}) as cpu_baseline returns it under "
+                             f"'guest', got {type(data).__name__}")
         base = level_of(data, where)
         return replace(
             base,
@@ -186,10 +186,10 @@ class GuestCpu:
 def level_of(data: Any, where: str) -> GuestCpu:
     """A pinned level (:meth:`GuestCpu.level`) as a guest CPU without stacks; every name validated."""
     if not isinstance(data, Mapping):
-        raise BaselineError(f"{where}: a CPU level must be a mapping with arch, model and features")
+        raise InputError(f"{where}: a CPU level must be a mapping with arch, model and features")
     for key in ("arch", "features"):
         if key not in data:
-            raise BaselineError(f"{where}: the CPU level lacks {key!r}")
+            raise InputError(f"{where}: the CPU level lacks {key!r}")
     model = data.get("model")
     if model is not None:
         _names([model], f"{where}: model", "model")
@@ -199,7 +199,7 @@ def level_of(data: Any, where: str) -> GuestCpu:
         _names([machine], f"{where}: machine", "machine type")
     left_out = data.get("left_out") or {}
     if not isinstance(left_out, Mapping):
-        raise BaselineError(f"{where}: left_out must be a mapping of feature to reason")
+        raise InputError(f"{where}: left_out must be a mapping of feature to reason")
     return GuestCpu(arch=str(data["arch"]), vendor=None if data.get("vendor") is None else str(data["vendor"]),
                     model=model, features=_names(data["features"], f"{where}: features"),
                     machine=machine, phys_bits=bits if isinstance(bits, int) and not isinstance(bits, bool) and 0 < bits <= 64 else None,

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import CpuMapError
 from . import _libvirt_maps_data
 from ._features import FEATURE_NAME_RE, canonical_name
 
@@ -165,13 +165,13 @@ class CpuMap:
         to re-probe the host with this collection (the facts came from a collection that knew more maps).
         """
         if not isinstance(data, Mapping) or data.get("format") != CPU_MAP_FACT_FORMAT:
-            raise BaselineError(f"{where}: libvirt.cpu_map is not a CPU map of format {CPU_MAP_FACT_FORMAT}; re-probe the host")
+            raise CpuMapError(f"{where}: libvirt.cpu_map is not a CPU map of format {CPU_MAP_FACT_FORMAT}; re-probe the host")
         digest = str(data.get("digest") or "") or None
         if data.get("data") is None:
             if not is_shipped(digest):
-                raise BaselineError(f"{where}: its facts name libvirt CPU map {digest or '(no digest)'} by digest only, and this "
-                                    f"collection does not ship that map; re-probe the host with this collection so that "
-                                    f"its facts carry the map itself")
+                raise CpuMapError(f"{where}: its facts name libvirt CPU map {digest or '(no digest)'} by digest only, and this "
+                                  f"collection does not ship that map; re-probe the host with this collection so that "
+                                  f"its facts carry the map itself")
             data = {"format": CPU_MAP_FACT_FORMAT, "digest": digest, "data": _libvirt_maps_data.MAPS[str(digest)]["data"]}
         key = (str(data.get("data")), str(digest), version)
         if key not in _DECODED:
@@ -185,7 +185,7 @@ class CpuMap:
         """The shipped map of ``digest`` (see :func:`is_shipped`), decoded only when something reads its content: a
         probe that only names it in the facts neither parses nor compresses it."""
         if not is_shipped(digest):
-            raise BaselineError(f"{origin}: libvirt CPU map {digest} is not one this collection ships")
+            raise CpuMapError(f"{origin}: libvirt CPU map {digest} is not one this collection ships")
         return _ShippedCpuMap(digest, version, origin)
 
     @classmethod
@@ -208,10 +208,10 @@ class CpuMap:
             removed = {str(m): names(v) for m, v in dict(inner.get("removed") or {}).items()}
             added = {str(m): names(v) for m, v in dict(inner.get("added") or {}).items()}
         except (KeyError, TypeError, ValueError, zlib.error, binascii.Error) as exc:
-            raise BaselineError(f"{where}: libvirt.cpu_map is malformed ({type(exc).__name__}: {exc}); re-probe the host") from None
+            raise CpuMapError(f"{where}: libvirt.cpu_map is malformed ({type(exc).__name__}: {exc}); re-probe the host") from None
         for name in (*vocab, *models, *(v for v in vendors.values() if v)):
             if not FEATURE_NAME_RE.match(name):
-                raise BaselineError(f"{where}: libvirt.cpu_map: {name!r} is not a valid CPU model or feature name")
+                raise CpuMapError(f"{where}: libvirt.cpu_map: {name!r} is not a valid CPU model or feature name")
         return cls(frozenset(vocab), models, vendors, aliases, removed, added, str(data.get("digest") or "") or None, version, where)
 
 
@@ -260,8 +260,8 @@ def _inflate(text: str) -> Mapping[str, Any]:
 def require_map_arch(arch: str, what: str) -> None:
     """Fail clearly where a path needs libvirt's CPU map and the architecture has none we can use."""
     if arch not in MAP_ARCHES:
-        raise BaselineError(f"{what} is implemented for x86_64 only (it needs libvirt's x86 CPU map); "
-                            f"this input is {arch}")
+        raise CpuMapError(f"{what} is implemented for x86_64 only (it needs libvirt's x86 CPU map); "
+                          f"this input is {arch}")
 
 
 def parse_cpu_map(files: Mapping[str, bytes], origin: str, digest: str | None = None, version: str | None = None) -> CpuMap:
@@ -276,7 +276,7 @@ def parse_cpu_map(files: Mapping[str, bytes], origin: str, digest: str | None = 
         try:
             root = ET.fromstring(files[name])
         except ET.ParseError as exc:
-            raise BaselineError(f"libvirt CPU map file {origin}/{name} is not well-formed: {exc}") from exc
+            raise CpuMapError(f"libvirt CPU map file {origin}/{name} is not well-formed: {exc}") from exc
         for elem in _top_level(root):
             if elem.tag == "feature" and elem.get("name"):
                 feats.add(elem.get("name", ""))
@@ -286,7 +286,7 @@ def parse_cpu_map(files: Mapping[str, bytes], origin: str, digest: str | None = 
             elif elem.tag == "model" and elem.get("name") and len(elem):
                 raw[elem.get("name", "")] = elem
     if not raw:
-        raise BaselineError(f"libvirt's CPU map at {origin} defines no x86 model (is it a CPU map directory?)")
+        raise CpuMapError(f"libvirt's CPU map at {origin} defines no x86 model (is it a CPU map directory?)")
     resolved: dict[str, _Model] = {}
     for model in raw:
         _resolve(model, raw, resolved, feats, 0, origin)
@@ -317,7 +317,7 @@ def _resolve(model: str, raw: Mapping[str, ET.Element], done: dict[str, _Model],
     if model in done:
         return done[model]
     if depth > 20 or model not in raw:
-        raise BaselineError(f"libvirt CPU map {origin}: model {model!r} is missing or its ancestry loops")
+        raise CpuMapError(f"libvirt CPU map {origin}: model {model!r} is missing or its ancestry loops")
     out: set[str] = set()
     removed: set[str] = set()
     added: set[str] = set()
@@ -332,7 +332,7 @@ def _resolve(model: str, raw: Mapping[str, ET.Element], done: dict[str, _Model],
         elif child.tag == "feature":
             name = child.get("name", "")
             if name not in vocab:
-                raise BaselineError(f"libvirt CPU map {origin}: feature {name} of model {model} is not defined")
+                raise CpuMapError(f"libvirt CPU map {origin}: feature {name} of model {model} is not defined")
             if child.get("removed") == "yes":
                 removed.add(name)
             elif child.get("added") == "yes":

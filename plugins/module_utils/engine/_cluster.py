@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import BaselineError, InputError
 from ..cpu import _catalog
 from ..cpu._features import MODEL_VERSION_RE as _VERSION_RE
 from ._hostcpu import HostCpu
@@ -89,7 +89,7 @@ class Cluster:
     @classmethod
     def of(cls, hosts: Sequence[HostCpu], opts: BaselineOptions) -> Cluster:
         if not hosts:
-            raise BaselineError("no hosts given: a baseline needs at least one host's cpucompat facts")
+            raise InputError("no hosts given: a baseline needs at least one host's cpucompat facts")
         hosts = sorted(hosts, key=lambda h: h.name)  # deterministic: where hosts disagree, the first by name answers
         arch = _one_arch(hosts)
         _no_tcg_mix(hosts)

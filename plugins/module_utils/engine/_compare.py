@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import InputError
 from ..cpu._features import compare_feature_sets
 from . import _s390x
 from ._hostcpu import HostCpu
@@ -47,7 +47,7 @@ def compare(cpu: Baseline, host: HostCpu) -> Comparison:
     QEMU. ``runnable`` is true when the host lacks nothing the definition needs and runs its named model.
     """
     if cpu.arch not in (None, host.arch):
-        raise BaselineError(f"host {host.name} is {host.arch}, the CPU definition is for {cpu.arch}")
+        raise InputError(f"host {host.name} is {host.arch}, the CPU definition is for {cpu.arch}")
     have = host.all_features
     result = compare_feature_sets(have, cpu.features)
     model_ok = cpu.model is None or cpu.model in host.runnable

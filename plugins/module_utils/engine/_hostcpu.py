@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from typing import TypeGuard
 
-from .._errors import BaselineError, FactsError
+from .._errors import FactsError, InputError
 from ..probe._facts import READABLE_SCHEMAS, read_aliases, read_models
 from ..cpu._features import FEATURE_NAME_RE, validate_feature_name
 
@@ -57,13 +57,13 @@ class HostCpu:
         (:func:`host_cpus`).
         """
         if not _is_map(facts):
-            raise BaselineError(f"host {name} has no cpucompat facts (probe it with cpucompat.cluster.cpu_probe first)")
+            raise FactsError(f"host {name} has no cpucompat facts (probe it with cpucompat.cluster.cpu_probe first)")
         if facts.get("schema_version") not in READABLE_SCHEMAS:
-            raise BaselineError(f"host {name}: facts have schema_version {facts.get('schema_version')!r}, this collection "
-                                f"reads {' and '.join(map(str, sorted(READABLE_SCHEMAS)))}; re-probe the host")
+            raise FactsError(f"host {name}: facts have schema_version {facts.get('schema_version')!r}, this collection "
+                             f"reads {' and '.join(map(str, sorted(READABLE_SCHEMAS)))}; re-probe the host")
         for key in ("arch", "accel", "features"):
             if key not in facts:
-                raise BaselineError(f"host {name}: facts lack the field {key!r}")
+                raise FactsError(f"host {name}: facts lack the field {key!r}")
         feats = _names(name, facts["features"], "features")
         nonmig = _names(name, facts.get("non_migratable_features"), "non_migratable_features")
         # Aliases stay: QEMU before 4.1 knows "Broadwell" only, newer QEMU both "Broadwell" (alias of Broadwell-v1)
@@ -73,7 +73,7 @@ class HostCpu:
             models = read_models(facts, f"host {name}") or _NO_MODEL
             aliases = read_aliases(facts, f"host {name}") or _NO_MODEL
         except FactsError as exc:
-            raise BaselineError(str(exc)) from None
+            raise FactsError(str(exc)) from None
         qemu = facts.get("qemu") or _NO_MODEL
         vendor, base, version = facts.get("vendor"), facts.get("base_model"), qemu.get("version") if _is_map(qemu) else None
         machine = _machine if _is_map(_machine := facts.get("machine")) else _NO_MODEL
@@ -137,11 +137,11 @@ def _names(host: str, value: Any, key: str) -> frozenset[str]:
     if not value:
         return _EMPTY
     if not isinstance(value, (list, tuple)):  # Ansible may hand in list subclasses (lazy templated lists)
-        raise BaselineError(f"host {host}: field {key!r} is not a list")
+        raise FactsError(f"host {host}: field {key!r} is not a list")
     try:
         return frozenset(value)
     except TypeError as exc:
-        raise BaselineError(f"host {host}: field {key!r} holds something that is not a name") from exc
+        raise FactsError(f"host {host}: field {key!r} holds something that is not a name") from exc
 
 
 def check_feature_names(hosts: Iterable[HostCpu]) -> None:
@@ -158,7 +158,7 @@ def check_feature_names(hosts: Iterable[HostCpu]) -> None:
             try:
                 validate_feature_name(feature, f"host {host}: features")
             except FactsError as exc:
-                raise BaselineError(str(exc)) from None
+                raise FactsError(str(exc)) from None
         _VALID_NAMES.add(feature)
 
 
@@ -173,13 +173,13 @@ def hosts_from(hosts: Any) -> list[tuple[str, Any]]:
         out = []
         for i, item in enumerate(hosts):
             if not isinstance(item, Mapping):
-                raise BaselineError(f"host list entry {i} is not a mapping")
+                raise InputError(f"host list entry {i} is not a mapping")
             name = item.get("name") or item.get("host") or item.get("inventory_hostname")
             if not name:
-                raise BaselineError(f"host list entry {i} has no name (use 'name' and 'facts' keys)")
+                raise InputError(f"host list entry {i} has no name (use 'name' and 'facts' keys)")
             out.append((str(name), item.get("facts", item.get("cpucompat"))))
         return out
-    raise BaselineError(f"expected a mapping of host name to cpucompat facts or a list of hosts, got {type(hosts).__name__}")
+    raise InputError(f"expected a mapping of host name to cpucompat facts or a list of hosts, got {type(hosts).__name__}")
 
 
 def host_cpus(hosts: Any) -> list[HostCpu]:
@@ -188,7 +188,7 @@ def host_cpus(hosts: Any) -> list[HostCpu]:
     build = SharedHostCpus()
     for name, facts in hosts_from(hosts):
         if name in out:
-            raise BaselineError(f"host {name} is listed twice")
+            raise InputError(f"host {name} is listed twice")
         out[name] = build(name, facts)
     hosts = [out[n] for n in sorted(out)]
     check_feature_names(hosts)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .._errors import BaselineError
+from .._errors import BaselineError, FactsError
 from ..cpu._features import MODEL_VERSION_RE as _VERSION_RE
 from ..cpu._features import X86_KVM_SOFT_FEATURES
 from ..cpu._scoring import best_model
@@ -98,7 +98,7 @@ class S390xRules:
     @staticmethod
     def _host_model(h: HostCpu, exclude: frozenset[str]) -> _s390x.S390Model:
         if h.base_model is None:
-            raise BaselineError(f"host {h.name}: s390x facts lack 'base_model' (the static host model); re-probe the host")
+            raise FactsError(f"host {h.name}: s390x facts lack 'base_model' (the static host model); re-probe the host")
         return _s390x.S390Model(_s390x.definition_of(h.base_model), h.features - exclude)
 
     def better_without(self, cluster: Cluster, choice: ModelChoice, host: str, gained: list[str], models: list[str]) -> str | None:

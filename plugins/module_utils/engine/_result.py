@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import BaselineError, FactsError
+from .._errors import FactsError, InputError
 from ..cpu._features import validate_feature_name
 from ..cpu._guest import GuestCpu
 from ._cluster import BaselineOptions
@@ -73,8 +73,8 @@ class Baseline:
         if isinstance(cpu, Baseline):
             return cpu
         if not isinstance(cpu, Mapping) or "features" not in cpu or not isinstance(cpu["features"], (list, tuple)):
-            raise BaselineError(f"expected a baseline as returned by cpu_baseline (a mapping with 'model' and 'features'), "
-                                f"got {type(cpu).__name__}")
+            raise InputError(f"expected a baseline as returned by cpu_baseline (a mapping with 'model' and 'features'), "
+                             f"got {type(cpu).__name__}")
         try:
             feats = frozenset(validate_feature_name(f, f"{what}: features") for f in cpu["features"])
             model = cpu.get("model")
@@ -83,7 +83,7 @@ class Baseline:
             require = frozenset(validate_feature_name(f, f"{what}: require") for f in cpu.get("require") or [])
             disable = frozenset(validate_feature_name(f, f"{what}: disable") for f in cpu.get("disable") or [])
         except FactsError as exc:
-            raise BaselineError(str(exc)) from None
+            raise InputError(str(exc)) from None
         return cls(arch=cpu.get("arch"), vendor=cpu.get("vendor"), accel=cpu.get("accel"), model=model, features=feats,
                    model_features=(feats - require) | disable, candidates=tuple(cpu.get("candidates") or ()),
                    hosts=tuple(cpu.get("hosts") or ()), phys_bits=_bits(cpu.get("phys_bits")),

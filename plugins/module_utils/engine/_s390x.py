@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..cpu import _catalog
-from .._errors import BaselineError
+from .._errors import BaselineError, InputError
 from ..cpu._features import compare_feature_sets
 
 
@@ -63,7 +63,7 @@ def definition_of(model_name: str) -> S390Def:
     """The definition behind ``z14``, ``z14-base`` or ``gen16a-base``."""
     name = model_name[:-5] if model_name.endswith("-base") else model_name
     if name not in BY_NAME:
-        raise BaselineError(f"s390x CPU model {model_name!r} is not in this collection's s390x model table")
+        raise InputError(f"s390x CPU model {model_name!r} is not in this collection's s390x model table")
     return BY_NAME[name]
 
 

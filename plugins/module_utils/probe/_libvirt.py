@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 
-from .._errors import BaselineError
+from .._errors import CpuMapError
 from ..cpu._libvirt_map import DEFAULT_CPU_MAP, CpuMap, is_shipped, parse_cpu_map
 from ._fingerprint import cpu_map_digest, cpu_map_files
 
@@ -35,10 +35,10 @@ def read_cpu_map(path: str = DEFAULT_CPU_MAP, version: str | None = None) -> Cpu
 def load_cpu_map(path: str = DEFAULT_CPU_MAP, version: str | None = None) -> CpuMap:
     """:func:`read_cpu_map`, where a missing map is an error that says what to do."""
     if not os.path.isdir(path):
-        raise BaselineError(f"libvirt's CPU map not found at {path}: install libvirt there or pass the path of a CPU map")
+        raise CpuMapError(f"libvirt's CPU map not found at {path}: install libvirt there or pass the path of a CPU map")
     found = read_cpu_map(path, version)
     if found is None:
-        raise BaselineError(f"libvirt's CPU map at {path} has no x86 files (is it a CPU map directory?)")
+        raise CpuMapError(f"libvirt's CPU map at {path} has no x86 files (is it a CPU map directory?)")
     return found
 
 

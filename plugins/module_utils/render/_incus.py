@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import InputError
 from ..cpu._guest import GuestCpu
 from ._platform import qemu_solution, require_x86, versioned_first
 
@@ -59,7 +59,7 @@ class IncusCpu:
     def commands(self, group: str = "default") -> list[str]:
         """The ``incus`` commands that set the keys on cluster group ``group``."""
         if not isinstance(group, str) or not GROUP_RE.match(group):
-            raise BaselineError(f"{PLATFORM}: {group!r} is not a cluster group name (letters, digits, '.', '_', '-')")
+            raise InputError(f"{PLATFORM}: {group!r} is not a cluster group name (letters, digits, '.', '_', '-')")
         return [f"incus cluster group set {group} {key}={value}" for key, value in self.keys.items()]
 
     def to_dict(self) -> dict[str, Any]:

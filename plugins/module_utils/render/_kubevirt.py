@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import InputError, RenderError
 from ..cpu._exact import Problem, Solution, name_order
 from ..cpu._guest import GuestCpu
 from ._platform import Refusal, first_exact, plain_name, require_libvirt, require_x86
@@ -91,7 +91,7 @@ def render(guest: GuestCpu, preference: str = DEFAULT_PREFERENCE, obsolete: Iter
            form: str = "minimal") -> KubevirtCpu:
     """KubeVirt's CPU for ``guest``; ``obsolete``: the KubeVirt CR's ``obsoleteCPUModels`` (default: KubeVirt's)."""
     if not isinstance(preference, str) or len(preference) > 253 or not _OBJECT_NAME.match(preference):
-        raise BaselineError(f"{PLATFORM}: {preference!r} is not a Kubernetes object name (lower-case RFC 1123 subdomain)")
+        raise InputError(f"{PLATFORM}: {preference!r} is not a Kubernetes object name (lower-case RFC 1123 subdomain)")
     require_x86(guest, PLATFORM)
     require_libvirt(guest, PLATFORM)
     never = DEFAULT_OBSOLETE if obsolete is None else frozenset(str(m) for m in obsolete)
@@ -106,7 +106,7 @@ def label_name(name: str, what: str) -> str:
     """``name`` when it can be the name part of a node label (KubeVirt labels models and features by name)."""
     plain_name(name, what, PLATFORM)
     if not _LABEL_NAME.match(name):
-        raise BaselineError(f"{PLATFORM}: {what} {name!r} cannot be a node label name (at most 63 characters)")
+        raise RenderError(f"{PLATFORM}: {what} {name!r} cannot be a node label name (at most 63 characters)")
     return name
 
 
@@ -124,5 +124,5 @@ def check_policies(features: Iterable[Mapping[str, Any]]) -> None:
     """Every feature's policy is one KubeVirt's admission webhook accepts."""
     for feature in features:
         if feature.get("policy", "") not in POLICIES:
-            raise BaselineError(f"{PLATFORM}: feature {feature.get('name')!r} has policy {feature.get('policy')!r}, "
-                                f"not one of {', '.join(repr(p) for p in POLICIES)}")
+            raise RenderError(f"{PLATFORM}: feature {feature.get('name')!r} has policy {feature.get('policy')!r}, "
+                              f"not one of {', '.join(repr(p) for p in POLICIES)}")

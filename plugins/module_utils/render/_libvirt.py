@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._errors import BaselineError
+from .._errors import RenderError
 from ..cpu._exact import FORMS, InexactError, Solution, choose
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import LIBVIRT_VENDOR
@@ -31,8 +31,8 @@ def _verbatim(name: str) -> str | None:
 def render(guest: GuestCpu, form: str = "minimal") -> RenderedCpu:
     """The ``<cpu>`` of ``guest``; ``form='explicit'`` names every feature of the group's common vocabulary."""
     if guest.model is None:
-        raise BaselineError(f"the {guest.arch} guest CPU has no named model; libvirt needs one for mode='custom' "
-                            "(use host-passthrough on identical hosts)")
+        raise RenderError(f"the {guest.arch} guest CPU has no named model; libvirt needs one for mode='custom' "
+                          "(use host-passthrough on identical hosts)")
     if guest.arch == "x86_64":
         if not guest.libvirt:
             raise InexactError("no host of the group has a libvirt CPU map in its facts (probe hosts that run libvirt, "

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import RenderError
 from ..cpu._exact import Problem, Solution, name_order
 from ..cpu._guest import GuestCpu
 from ._platform import also_exact, first_exact, plain_name, require_libvirt, require_x86
@@ -111,5 +111,5 @@ def check_flags(flags: Mapping[str, bool]) -> None:
     for name in flags:
         plain_name(name, "feature", PLATFORM)
         if name != name.lower():
-            raise BaselineError(f"{PLATFORM}: feature {name} cannot be named: Nova lower-cases cpu_model_extra_flags "
-                                "and libvirt's names are case-sensitive")
+            raise RenderError(f"{PLATFORM}: feature {name} cannot be named: Nova lower-cases cpu_model_extra_flags "
+                              "and libvirt's names are case-sensitive")

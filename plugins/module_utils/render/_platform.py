@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from .._errors import BaselineError
+from .._errors import RenderError
 from ..cpu._exact import InexactError, Problem, Solution, name_order, solve
 from ..cpu._features import MODEL_VERSION_RE
 from ..cpu._guest import GuestCpu, QemuStack, is_paravirt
@@ -38,9 +38,9 @@ class Refusal(Problem):
 def require_x86(guest: GuestCpu, platform: str) -> None:
     """The platform renderers are implemented for x86_64 guest CPUs with a named model."""
     if guest.arch != "x86_64":
-        raise BaselineError(f"{platform}: the renderer is implemented for x86_64 guest CPUs; this one is {guest.arch}")
+        raise RenderError(f"{platform}: the renderer is implemented for x86_64 guest CPUs; this one is {guest.arch}")
     if guest.model is None:
-        raise BaselineError(f"{platform}: the guest CPU has no named model; the platform needs one")
+        raise RenderError(f"{platform}: the guest CPU has no named model; the platform needs one")
     if not guest.qemu:
         raise InexactError(f"{platform}: the guest CPU carries no QEMU stack (render the guest of a baseline, not a "
                            "pinned level alone)")
@@ -56,8 +56,8 @@ def require_libvirt(guest: GuestCpu, platform: str) -> None:
 def plain_name(name: str, what: str, platform: str) -> str:
     """``name`` when every platform's grammar accepts it; names come from hosts and are not trusted."""
     if not isinstance(name, str) or not PLAIN_NAME_RE.match(name):
-        raise BaselineError(f"{platform}: {what} {name!r} is not a name the platform can carry (letters, digits, '.', "
-                            "'_' and '-', starting and ending with a letter or digit, at most 64 characters)")
+        raise RenderError(f"{platform}: {what} {name!r} is not a name the platform can carry (letters, digits, '.', "
+                          "'_' and '-', starting and ending with a letter or digit, at most 64 characters)")
     return name
 
 

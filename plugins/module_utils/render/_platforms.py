@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._errors import BaselineError, CpuCompatError
+from .._errors import CpuCompatError, InputError
 from ..cpu._guest import GuestCpu
 from . import _incus, _kubevirt, _libvirt, _nova, _proxmox, _qemu
 
@@ -37,7 +37,7 @@ def render_one(guest: GuestCpu, platform: str, form: str = "minimal", options: M
     if platform == "incus":
         incus = _incus.render(guest, form)
         return {**incus.to_dict(), "commands": incus.commands(str(opts.get("incus_group") or "default"))}
-    raise BaselineError(f"no renderer for platform {platform!r} (one of {', '.join(PLATFORMS)})")
+    raise InputError(f"no renderer for platform {platform!r} (one of {', '.join(PLATFORMS)})")
 
 
 def render_platforms(guest: GuestCpu, platforms: Sequence[str], form: str = "minimal",
@@ -46,7 +46,7 @@ def render_platforms(guest: GuestCpu, platforms: Sequence[str], form: str = "min
     refuses (naming the hosts, the stack and the model or feature). An unknown platform name is an error."""
     unknown = [p for p in platforms if p not in PLATFORMS]
     if unknown:
-        raise BaselineError(f"unknown platforms {', '.join(map(repr, unknown))} (known: {', '.join(PLATFORMS)})")
+        raise InputError(f"unknown platforms {', '.join(map(repr, unknown))} (known: {', '.join(PLATFORMS)})")
     out: dict[str, Any] = {}
     for platform in dict.fromkeys(platforms):
         try:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import InputError, RenderError
 from ..cpu._exact import Problem, Solution, name_order
 from ..cpu._features import canonical_name
 from ..cpu._guest import GuestCpu, is_paravirt
@@ -118,14 +118,14 @@ class ProxmoxCpu:
 def render(guest: GuestCpu, name: str = DEFAULT_NAME, form: str = "minimal") -> ProxmoxCpu:
     """The custom CPU model ``name`` that gives ``guest`` exactly on every host of the group."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise BaselineError(f"{PLATFORM}: {name!r} is not a custom CPU model name every Proxmox release accepts "
-                            "(a lower-case letter, then 1 to 39 lower-case letters, digits or '_')")
+        raise InputError(f"{PLATFORM}: {name!r} is not a custom CPU model name every Proxmox release accepts "
+                         "(a lower-case letter, then 1 to 39 lower-case letters, digits or '_')")
     require_x86(guest, PLATFORM)
     solution = qemu_solution(guest, _names(guest), PLATFORM, form, check=_listed)
     flags = _flags(guest, solution)
     for flag, on in flags.items():
         if not FLAG_RE.match(f"{'+' if on else '-'}{flag}"):
-            raise BaselineError(f"{PLATFORM}: feature {flag!r} does not fit Proxmox's flag syntax (+name or -name)")
+            raise RenderError(f"{PLATFORM}: feature {flag!r} does not fit Proxmox's flag syntax (+name or -name)")
     return ProxmoxCpu(name, solution.model, flags, guest.phys_bits, tuple(sorted(guest.left_out)))
 
 

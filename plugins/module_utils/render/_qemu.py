@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..cpu._guest import GuestCpu
-from .._errors import BaselineError
+from .._errors import RenderError
 from ..cpu._exact import name_order
 from ._platform import qemu_solution, require_x86, versioned_first
 
@@ -60,7 +60,7 @@ def render(guest: GuestCpu, form: str = "minimal") -> QemuCpu:
     """The ``-cpu`` of ``guest``; ``form='explicit'`` names every feature some definition or the set has."""
     if guest.arch == "s390x":
         if guest.model is None:
-            raise BaselineError(f"{PLATFORM}: the s390x guest CPU has no named model; QEMU's -cpu needs one")
+            raise RenderError(f"{PLATFORM}: the s390x guest CPU has no named model; QEMU's -cpu needs one")
         solution = qemu_solution(guest, name_order(guest), PLATFORM, form)
         return QemuCpu(solution.model, dict(solution.policies), None, tuple(sorted(guest.left_out)), enforce=False)
     require_x86(guest, PLATFORM)

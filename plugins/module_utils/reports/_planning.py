@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import BaselineError, CpuCompatError
+from .._errors import BaselineError, CpuCompatError, FactsError, InputError
 from ..cpu._libvirt_map import CpuMap, MapRegistry, require_map_arch
 from ..cpu import _catalog
 from ..engine import _s390x
@@ -35,8 +35,8 @@ def _map_of(registry: MapRegistry, host: str, facts: Any) -> CpuMap:
     """The CPU map a domain of ``host`` is read with: its host's own, else the registry's fallback."""
     found = registry.from_facts(host, facts) if isinstance(facts, Mapping) else registry.fallback
     if found is None:
-        raise BaselineError(f"host {host}: its facts carry no libvirt CPU map to read its domains' <cpu> with; re-probe it "
-                            "(libvirt must be installed there)")
+        raise FactsError(f"host {host}: its facts carry no libvirt CPU map to read its domains' <cpu> with; re-probe it "
+                         "(libvirt must be installed there)")
     return found
 
 
@@ -56,7 +56,7 @@ def s390x_guest(cpu_xml: str, what: str, source: Mapping[str, Any] | None = None
     if spec.follows_host:
         return None
     if not spec.model:
-        raise BaselineError(f"{what}: names no CPU model")
+        raise InputError(f"{what}: names no CPU model")
     definition = _s390x.definition_of(spec.model)
     own = (source or {}).get("model_features")
     base = (own.get(spec.model) if isinstance(own, Mapping) else None) or _catalog.model_features("s390x", spec.model)
@@ -75,7 +75,7 @@ def s390x_guest(cpu_xml: str, what: str, source: Mapping[str, Any] | None = None
 def s390x_host_model(host: HostCpu) -> _s390x.S390Model:
     """A host's CPU as QEMU compares it: the definition of its static base model and its features."""
     if not host.base_model:
-        raise BaselineError(f"host {host.name}: its facts name no s390x base model; re-probe it")
+        raise FactsError(f"host {host.name}: its facts name no s390x base model; re-probe it")
     return _s390x.S390Model(_s390x.definition_of(host.base_model), host.features)
 
 
@@ -94,10 +94,10 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
                    opts: BaselineOptions, registry: MapRegistry | None, fail_on: str = "incompatible") -> dict[str, Any]:
     """Report what adding ``candidates`` to the cluster ``current`` would do; changes nothing."""
     if fail_on not in FAIL_ON:
-        raise BaselineError(f"fail_on must be one of {', '.join(FAIL_ON)}, got {fail_on!r}")
+        raise InputError(f"fail_on must be one of {', '.join(FAIL_ON)}, got {fail_on!r}")
     overlap = sorted({h.name for h in current} & {h.name for h in candidates})
     if overlap:
-        raise BaselineError(f"hosts listed both in the cluster and as candidates: {', '.join(overlap)}")
+        raise InputError(f"hosts listed both in the cluster and as candidates: {', '.join(overlap)}")
     now = compute_baseline(current, opts, registry)
     per_candidate: dict[str, dict[str, Any]] = {}
     for host in sorted(candidates, key=lambda h: h.name):
@@ -269,7 +269,7 @@ def _target_features(targets: Mapping[str, Any]) -> tuple[dict[str, frozenset[st
             if host.arch == "s390x":
                 s390x_targets[name] = s390x_host_model(host)
                 continue
-        except BaselineError as exc:
+        except (FactsError, InputError) as exc:
             problems[name] = str(exc)
             continue
         require_map_arch(host.arch, f"the migration matrix (target {name})")
@@ -386,16 +386,16 @@ def parse_moves(text: Any) -> list[dict[str, str]]:
             else:
                 moves += parse_moves(item)
         if not moves:
-            raise BaselineError("cpucompat_migrate is empty: give domain:target (or host/domain:target), comma-separated")
+            raise InputError("cpucompat_migrate is empty: give domain:target (or host/domain:target), comma-separated")
         return moves
     if not isinstance(text, str) or not text.strip():
-        raise BaselineError("cpucompat_migrate is empty: give domain:target (or host/domain:target), comma-separated")
+        raise InputError("cpucompat_migrate is empty: give domain:target (or host/domain:target), comma-separated")
     moves = []
     for item in (p.strip() for p in re.split(_UNESCAPED + ",", text)):
         parts = re.split(_UNESCAPED + ":", item)
         if len(parts) != 2:
-            raise BaselineError(f"cpucompat_migrate: {item!r} is not domain:target or host/domain:target "
-                                "(write a ':' or ',' in a domain's name as '\\:' or '\\,')")
+            raise InputError(f"cpucompat_migrate: {item!r} is not domain:target or host/domain:target "
+                             "(write a ':' or ',' in a domain's name as '\\:' or '\\,')")
         moves.append(_move(_unescape(parts[0]), _unescape(parts[1]), repr(item)))
     return moves
 
@@ -403,8 +403,8 @@ def parse_moves(text: Any) -> list[dict[str, str]]:
 def _move(domain: str, target: str, item: str) -> dict[str, str]:
     parts = domain.split("/")
     if len(parts) > 2 or not all(_NAME.match(p) for p in [*parts[:-1], target]) or not _DOMAIN.match(parts[-1]):
-        raise BaselineError(f"cpucompat_migrate: {item} is not domain:target or host/domain:target "
-                            "(write a ':' or ',' in a domain's name as '\\:' or '\\,')")
+        raise InputError(f"cpucompat_migrate: {item} is not domain:target or host/domain:target "
+                         "(write a ':' or ',' in a domain's name as '\\:' or '\\,')")
     return {"domain": domain, "target": target}
 
 

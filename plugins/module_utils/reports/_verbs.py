@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from .._errors import BaselineError
+from .._errors import InputError
 from ..contract import _admission, _change, _contract, _observed, _planning_checks, _stamps
 from ..contract._store import ContractStore
 from ..contract._file_store import FileStore
@@ -109,7 +109,7 @@ def expansion(common: Common, reader: Reader, names: list[str], candidates: list
               fail_on: str, group: str | None) -> Outcome:
     overlap = sorted(set(names) & set(candidates))
     if overlap:
-        raise BaselineError(f"hosts both in the cluster and among the candidates: {', '.join(overlap)}")
+        raise InputError(f"hosts both in the cluster and among the candidates: {', '.join(overlap)}")
     cluster, new = reader.group(names), reader.group(candidates)
     report = expansion_report(cluster, new, reader.domains(names, domains_var), common.policy, common.registry, fail_on)
     report["facts_as_of"] = max((n for n in (cluster.facts_as_of, new.facts_as_of) if n), default=None)
@@ -324,7 +324,7 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
     domains = reader.domains(hosts, domains_var)
     behind = _stamps.edited(group, stored, _stamps.found(group, domains), path)
     if behind:
-        raise BaselineError(behind)
+        raise _contract.ContractError(behind)
     run = _change.plan_change(group, reader.group(hosts), stored.contract, path, request, common.policy, common.registry,
                               domains, common.form)
     written = []
@@ -398,12 +398,12 @@ def group_map(inventory: Mapping[str, Sequence[str]], names: list[str]) -> dict[
     """Each named inventory group's hosts; a host in two of them is refused by name."""
     unknown = [g for g in names if g not in inventory]
     if unknown:
-        raise BaselineError(f"no such inventory group: {', '.join(unknown)}")
+        raise InputError(f"no such inventory group: {', '.join(unknown)}")
     seen: dict[str, str] = {}
     for group in names:
         for host in inventory[group]:
             if host in seen and seen[host] != group:
-                raise BaselineError(f"host {host} is in two of the groups, {seen[host]} and {group}; each host keeps one "
-                                    "group's contract")
+                raise InputError(f"host {host} is in two of the groups, {seen[host]} and {group}; each host keeps one "
+                                 "group's contract")
             seen[host] = group
     return {g: list(inventory[g]) for g in names}

@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuMapError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _libvirt_maps_data
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import CpuMap, MapRegistry, is_shipped, parse_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _libvirt
@@ -42,7 +42,7 @@ def test_removed_and_added_features_are_apart_and_ancestors_resolved() -> None:
     ("", "defines no x86 model"),
 ])
 def test_a_broken_map_is_named(models: str, message: str) -> None:
-    with pytest.raises(BaselineError, match=message):
+    with pytest.raises(CpuMapError, match=message):
         _parse(models)
 
 
@@ -67,7 +67,7 @@ def _blob(inner: dict) -> str:
     ({"format": 2, "data": base64.b64encode(zlib.compress(b"0" * (2 << 20))).decode()}, "larger than"),
 ], ids=["format", "base64", "mask", "name", "bomb"])
 def test_a_map_from_facts_is_validated_and_names_the_host(data: dict, message: str) -> None:
-    with pytest.raises(BaselineError, match=message) as caught:
+    with pytest.raises(CpuMapError, match=message) as caught:
         CpuMap.from_facts(data, "9.0.0", "host hv7")
     assert "host hv7" in str(caught.value)
 

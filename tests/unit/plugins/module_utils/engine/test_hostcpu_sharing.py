@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import FactsError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _hostcpu, _level
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import compare, compare_each, compute_baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
@@ -72,13 +72,13 @@ def test_what_the_cpu_facts_say_decides_the_sharing(changes: dict[str, Any]) -> 
     changed = _own(base, **changes)
     try:
         unshared: dict[str, Any] | str = _fields(HostCpu.from_facts("b", changed, check_names=False))
-    except BaselineError as exc:
+    except FactsError as exc:
         unshared = str(exc)
     build = SharedHostCpus()
     build("a", _own(base))
     try:
         shared: dict[str, Any] | str = _fields(build("b", changed))
-    except BaselineError as exc:
+    except FactsError as exc:
         shared = str(exc)
     assert shared == unshared
     assert isinstance(shared, str) or build.built == 2 or shared == _fields(HostCpu.from_facts("a", base))
@@ -134,11 +134,11 @@ def test_shared_baseline_equals_unshared() -> None:
 def test_a_bad_host_is_named_though_its_facts_match_a_good_one_but_for_the_fault() -> None:
     good = _facts(INTEL[0])
     bad = _own(good, features=[*good["features"], "Not A Name"])
-    with pytest.raises(BaselineError, match="host b"):
+    with pytest.raises(FactsError, match="host b"):
         host_cpus({"a": _own(good), "b": bad, "c": _own(good)})
-    with pytest.raises(BaselineError, match="host b"):
+    with pytest.raises(FactsError, match="host b"):
         group_facts({"a": _own(good), "b": bad}).hosts()
-    with pytest.raises(BaselineError, match="host b: facts lack the field 'arch'"):
+    with pytest.raises(FactsError, match="host b: facts lack the field 'arch'"):
         host_cpus({"a": _own(good), "b": {k: v for k, v in good.items() if k != "arch"}})
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _s390x
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError, InputError
 
 
 def _z13_base_feature() -> str:
@@ -45,7 +45,7 @@ def test_baseline_falls_back_when_base_features_are_missing() -> None:
 
 
 def test_unknown_model_is_named() -> None:
-    with pytest.raises(BaselineError, match="'z99-base' is not in this collection's s390x model table"):
+    with pytest.raises(InputError, match="'z99-base' is not in this collection's s390x model table"):
         _s390x.definition_of("z99-base")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.inventory.cpu_groups import host_groups
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError, FactsError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuMapError, FactsError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu import _catalog, _libvirt_maps_data
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
@@ -115,7 +115,7 @@ def test_an_alias_table_the_catalogue_does_not_have_is_an_error_naming_the_host(
     renamed = {**facts, "model_aliases_base": f"7.2.99:{digest}"}
     assert HostCpu.from_facts("hv5", renamed).aliases == HostCpu.from_facts("hv5", facts).aliases, "found by its digest"
     for base in (f"{release}:000000000000", "nonsense"):
-        with pytest.raises(BaselineError, match=f"host hv5: its facts keep model aliases relative to the alias table '{base}'.*re-probe"):
+        with pytest.raises(FactsError, match=f"host hv5: its facts keep model aliases relative to the alias table '{base}'.*re-probe"):
             HostCpu.from_facts("hv5", {**facts, "model_aliases_base": base})
 
 
@@ -139,7 +139,7 @@ def test_encode_and_read_models_round_trip(models: dict[str, list[str] | None]) 
 def test_malformed_masks_name_the_host_and_model(facts: dict[str, Any], message: str) -> None:
     with pytest.raises(FactsError, match=f"hv7: {message}"):
         _facts.read_models(facts, "hv7")
-    with pytest.raises(BaselineError, match=message):
+    with pytest.raises(FactsError, match=message):
         HostCpu.from_facts("hv7", {**facts, "arch": "x86_64", "accel": "kvm", "features": ["fpu"]})
 
 
@@ -178,10 +178,10 @@ def test_a_shipped_map_travels_as_its_digest_and_resolves_to_the_same_map(stack:
 def test_a_digest_the_collection_does_not_ship_is_an_error_naming_host_and_digest() -> None:
     facts = facts_of("x86_64-xeon-gold-6130")
     facts["libvirt"]["cpu_map"]["digest"] = "sha256:" + "0" * 64
-    with pytest.raises(BaselineError, match=r"host hv9: its facts name libvirt CPU map sha256:0{64} by digest only.*"
+    with pytest.raises(CpuMapError, match=r"host hv9: its facts name libvirt CPU map sha256:0{64} by digest only.*"
                                             r"re-probe the host with this collection"):
         MapRegistry().from_facts("hv9", facts)
-    with pytest.raises(BaselineError, match="host hv9: .*sha256:0{64}"):
+    with pytest.raises(CpuMapError, match="host hv9: .*sha256:0{64}"):
         baseline({"hv9": facts, "hv8": facts_of("x86_64-xeon-e5-2650-v4")})
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import InputError, RenderError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, QemuStack
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _incus
 
@@ -37,11 +37,11 @@ def test_a_set_with_topoext_lets_incus_add_it() -> None:
 
 
 def test_a_feature_the_flags_cannot_carry_is_refused_naming_it() -> None:
-    with pytest.raises(BaselineError, match="feature 'a=b'"):
+    with pytest.raises(RenderError, match="feature 'a=b'"):
         _incus.render(replace(guest(), features=frozenset({"fpu", "sse", "a=b"})))
 
 
 @pytest.mark.parametrize("group", ["two words", "x;rm -rf /", ""])
 def test_a_group_name_is_refused_before_it_reaches_a_command(group) -> None:
-    with pytest.raises(BaselineError, match="cluster group name"):
+    with pytest.raises(InputError, match="cluster group name"):
         _incus.render(guest()).commands(group)

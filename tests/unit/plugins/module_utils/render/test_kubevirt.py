@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import InputError, RenderError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import InexactError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, LibvirtStack, QemuStack
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import parse_cpu_map
@@ -59,17 +59,17 @@ def test_an_obsolete_model_is_never_chosen_and_refused_when_alone() -> None:
 
 
 def test_a_feature_a_node_label_cannot_carry_is_refused_naming_it() -> None:
-    with pytest.raises(BaselineError, match="feature 'f{64}'"):
+    with pytest.raises(RenderError, match="feature 'f{64}'"):
         _kubevirt.render(replace(guest(), features=guest().features | {"f" * 64}))
 
 
 @pytest.mark.parametrize("name", ["Cluster", "with_underscore", "-x", ""])
 def test_a_preference_name_kubernetes_refuses_is_refused(name) -> None:
-    with pytest.raises(BaselineError, match="Kubernetes object name"):
+    with pytest.raises(InputError, match="Kubernetes object name"):
         _kubevirt.render(guest(), name)
 
 
 def test_a_policy_outside_the_webhooks_set_is_refused() -> None:
-    with pytest.raises(BaselineError, match="policy 'enable'"):
+    with pytest.raises(RenderError, match="policy 'enable'"):
         _kubevirt.check_policies([{"name": "pku", "policy": "enable"}])
     _kubevirt.check_policies([{"name": "pku", "policy": p} for p in _kubevirt.POLICIES])

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import RenderError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import InexactError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, LibvirtStack, QemuStack
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import parse_cpu_map
@@ -74,7 +74,7 @@ def test_flags_are_read_as_nova_reads_them(flags, read) -> None:
 
 
 def test_a_feature_nova_would_lower_case_is_refused_naming_it() -> None:
-    with pytest.raises(BaselineError, match="feature Caps cannot be named: Nova lower-cases"):
+    with pytest.raises(RenderError, match="feature Caps cannot be named: Nova lower-cases"):
         _nova.render(guest(("fpu", "sse", "pku", "Caps")))
 
 

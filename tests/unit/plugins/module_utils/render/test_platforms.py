@@ -9,7 +9,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cpucompat.cluster.plugins.filter import platforms as filters
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import InputError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._platforms import PLATFORMS, render_platforms
 from utils.recordings import facts_of
@@ -34,7 +34,7 @@ def test_every_platform_is_rendered_or_says_why_not() -> None:
 
 
 def test_an_unknown_platform_is_an_error() -> None:
-    with pytest.raises(BaselineError, match="unknown platforms 'vmware'"):
+    with pytest.raises(InputError, match="unknown platforms 'vmware'"):
         render_platforms(_baseline().guest, ["nova", "vmware"])
 
 

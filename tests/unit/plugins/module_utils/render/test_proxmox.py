@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import InputError, RenderError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import InexactError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, QemuStack
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._proxmox_conf import (SectionConfigError, cpu_model_errors,
@@ -52,12 +52,12 @@ def test_a_model_proxmox_does_not_offer_is_refused_naming_it() -> None:
 
 @pytest.mark.parametrize("name", ["Cluster", "x", "with-dash", "a" * 41, "9lives"])
 def test_a_section_name_some_proxmox_refuses_is_refused(name) -> None:
-    with pytest.raises(BaselineError, match="custom CPU model name"):
+    with pytest.raises(InputError, match="custom CPU model name"):
         _proxmox.render(guest(), name)
 
 
 def test_a_feature_proxmox_flags_cannot_carry_is_refused_naming_it() -> None:
-    with pytest.raises(BaselineError, match="feature 'pk;u'"):
+    with pytest.raises(RenderError, match="feature 'pk;u'"):
         _proxmox.render(replace(guest(), features=frozenset({"fpu", "sse", "pk;u"})))
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import RenderError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact import InexactError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, QemuStack
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
@@ -54,7 +54,7 @@ def test_a_model_one_qemu_lacks_is_refused_naming_it() -> None:
     (("fpu", "sse", "mpx", "trailing-"), "feature 'trailing-'"),
 ], ids=["comma", "trailing-dash"])
 def test_a_name_qemu_cannot_carry_is_refused_naming_it(features, message) -> None:
-    with pytest.raises(BaselineError, match=message):
+    with pytest.raises(RenderError, match=message):
         _qemu.render(guest(features))
 
 
@@ -65,7 +65,7 @@ def test_a_name_qemu_cannot_carry_is_refused_naming_it(features, message) -> Non
     ({"qemu": ()}, "carries no QEMU stack"),
 ])
 def test_what_is_not_a_renderable_guest_cpu_is_refused(change, message) -> None:
-    with pytest.raises(BaselineError, match=message):
+    with pytest.raises(RenderError, match=message):
         _qemu.render(replace(guest(), **change))
 
 

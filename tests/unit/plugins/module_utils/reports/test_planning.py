@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import InputError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import load_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
@@ -66,9 +66,9 @@ def test_policy_never_and_vendor_mismatch(cpu_map) -> None:
 
 
 def test_bad_input(cpu_map) -> None:
-    with pytest.raises(BaselineError, match="both in the cluster and as candidates: gold"):
+    with pytest.raises(InputError, match="both in the cluster and as candidates: gold"):
         plan_expansion(SKYLAKE, {"gold": SKYLAKE["gold"]}, {}, BaselineOptions(), MapRegistry())
-    with pytest.raises(BaselineError, match="fail_on must be one of"):
+    with pytest.raises(InputError, match="fail_on must be one of"):
         plan_expansion(SKYLAKE, {}, {}, BaselineOptions(), MapRegistry(), fail_on="sometimes")
 
 
@@ -123,7 +123,7 @@ def test_s390x_domains_are_judged_by_qemus_comparison() -> None:
 
 def test_s390x_domain_with_a_model_nobody_defines_is_refused_naming_it() -> None:
     domains = {"gen15a": [{"name": "odd", "cpu_xml": "<cpu mode='custom' match='exact'><model>z99-base</model></cpu>"}]}
-    with pytest.raises(BaselineError, match="s390x CPU model 'z99-base'"):
+    with pytest.raises(InputError, match="s390x CPU model 'z99-base'"):
         plan_expansion({"gen15a": S390X["gen15a"]}, {"z14.2": S390X["z14.2"]}, domains, BaselineOptions(), None)
 
 

@@ -179,7 +179,7 @@ def test_a_digest_the_collection_does_not_ship_is_an_error_naming_host_and_diges
     facts = facts_of("x86_64-xeon-gold-6130")
     facts["libvirt"]["cpu_map"]["digest"] = "sha256:" + "0" * 64
     with pytest.raises(CpuMapError, match=r"host hv9: its facts name libvirt CPU map sha256:0{64} by digest only.*"
-                                            r"re-probe the host with this collection"):
+                                          r"re-probe the host with this collection"):
         MapRegistry().from_facts("hv9", facts)
     with pytest.raises(CpuMapError, match="host hv9: .*sha256:0{64}"):
         baseline({"hv9": facts, "hv8": facts_of("x86_64-xeon-e5-2650-v4")})

@@ -51,7 +51,7 @@ from ansible.plugins.loader import action_loader, connection_loader, init_plugin
 init_plugin_loader([SOURCE_COLLECTIONS])
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._fingerprint import kvm_usable  # noqa: E402
-from utils import judges, libvirtd_lock, stacks  # noqa: E402
+from utils import judges, libvirtd_lock, stacks, xdist_groups  # noqa: E402
 from utils.qmp_replay import ReplayServer  # noqa: E402
 from utils.recordings import load  # noqa: E402
 
@@ -88,11 +88,14 @@ PARALLEL_SAFE = frozenset({
 })
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.parent.name == "integration" and item.path.name not in PARALLEL_SAFE \
                 and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group("libvirt"))
+        if getattr(config.option, "loadgroup", False):  # on a worker of --dist loadgroup
+            xdist_groups.in_group(item)
 
 
 @pytest.fixture(autouse=True)

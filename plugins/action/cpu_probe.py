@@ -34,6 +34,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint
 from ansible_collections.cpucompat.cluster.plugins.module_utils._common_args import CPU_PROBE_ARGS
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import SCHEMA_VERSION
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._freshness import fresh_by_age
 
 _AUTO = ("auto", "auto_legacy", "auto_silent", "auto_legacy_silent")
 
@@ -72,10 +73,8 @@ class ActionModule(ActionBase):
     def _still_fresh(self, args: dict[str, Any], cached: Mapping[str, Any] | None, fingerprint: str | None,
                      task_vars: dict[str, Any]) -> str | None:
         """Which step keeps the cached facts (max_age, fingerprint), or None when the module must run."""
-        if cached is not None and args["max_age"] > 0:
-            probed_at = (cached.get("probe") or {}).get("probed_at")
-            if isinstance(probed_at, (int, float)) and 0 <= time.time() - probed_at < args["max_age"]:
-                return "max_age"
+        if fresh_by_age(cached, args["max_age"], time.time()):
+            return "max_age"
         if fingerprint and not args.get("qmp_socket") and not self._task.async_val:
             if self._target_fingerprint(args, task_vars) == fingerprint:
                 return "fingerprint"

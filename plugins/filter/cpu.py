@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu, LibvirtStack
@@ -18,6 +20,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._compare import compare
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu, host_cpus
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._freshness import HostSettings, run_groups
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import cached_cpu_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html
@@ -135,6 +138,23 @@ def cpu_report_html(report: Any) -> str:
         raise AnsibleFilterError(f"cpu_report_html: {exc}") from exc
 
 
+def cpu_run_groups(hosts: Any, hostvars: Any, now: Any = None) -> list[list[Any]]:
+    if isinstance(hosts, str) or not all(isinstance(h, str) for h in hosts or ()):
+        raise AnsibleFilterError(f"cpu_run_groups: expected a list of host names (ansible_play_hosts), got {hosts!r}")
+    try:
+        when = float(now) if now is not None else time.time()
+        settings = []
+        for name in hosts:
+            v = hostvars[name]
+            settings.append(HostSettings(
+                name, (v.get("ansible_facts") or {}).get("cpucompat"), int(v.get("cpucompat_probe_max_age") or 0),
+                boolean(v.get("cpucompat_probe_force", False), strict=True), boolean(v.get("cpucompat_deploy_enabled", True), strict=True),
+                boolean(v.get("cpucompat_observe_enabled", True), strict=True)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"cpu_run_groups: host {name}: {exc}") from exc
+    return run_groups(settings, when)
+
+
 class FilterModule:
     """cpucompat.cluster filters."""
 
@@ -142,4 +162,4 @@ class FilterModule:
         return {"cpu_summary": cpu_summary, "cpu_baseline": cpu_baseline, "cpu_compare": cpu_compare, "libvirt_cpu_xml": libvirt_cpu_xml,
                 "cpu_report_markdown": cpu_report_markdown, "cpu_expansion_plan": cpu_expansion_plan,
                 "cpu_migration_matrix": cpu_migration_matrix, "cpu_domain_cpus": cpu_domain_cpus, "cpu_report_html": cpu_report_html,
-                "cpu_moves": cpu_moves, "cpu_observation_plan": cpu_observation_plan}
+                "cpu_moves": cpu_moves, "cpu_observation_plan": cpu_observation_plan, "cpu_run_groups": cpu_run_groups}

@@ -9,7 +9,7 @@ import os
 
 import yaml
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import SCHEMA_VERSION
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _freshness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -21,9 +21,11 @@ def _decide_task() -> dict:
     return play["tasks"][0]
 
 
-def test_site_freshness_uses_the_probe_schema() -> None:
-    """The decision keeps a host's cached facts only when they are of the schema the cpu_probe action keeps."""
-    assert _decide_task()["vars"]["_cpucompat_schema"] == SCHEMA_VERSION
+def test_site_freshness_is_the_probe_actions_own_rule() -> None:
+    """The decision is the filter over the function the cpu_probe action's max_age step calls, not a copy of it."""
+    assert "cpucompat.cluster.cpu_run_groups(hostvars)" in _decide_task()["vars"]["_cpucompat_work"]
+    with open(os.path.join(ROOT, "plugins", "action", "cpu_probe.py"), encoding="utf-8") as fh:
+        assert "fresh_by_age(cached, " in fh.read()
 
 
 def test_site_per_host_plays_run_on_the_decided_groups() -> None:
@@ -38,4 +40,4 @@ def test_site_per_host_plays_run_on_the_decided_groups() -> None:
         assert not play.get("roles"), play["name"]
     task = _decide_task()
     assert task["run_once"] and task["ansible.builtin.add_host"]["groups"] == "{{ item.1 }}"
-    assert all(group in task["vars"]["_cpucompat_work"] for group in decided)
+    assert (_freshness.PROBE_DUE, _freshness.DEPLOY_HOSTS, _freshness.OBSERVE_HOSTS) == decided

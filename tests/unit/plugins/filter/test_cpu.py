@@ -18,7 +18,7 @@ ARM = facts_of("aarch64-unidentified-nosve-qemu-8.2.0")
 def test_every_filter_is_registered() -> None:
     assert set(cpu.FilterModule().filters()) == {
         "cpu_summary", "cpu_baseline", "cpu_compare", "libvirt_cpu_xml", "cpu_report_markdown", "cpu_expansion_plan",
-        "cpu_migration_matrix", "cpu_domain_cpus", "cpu_report_html", "cpu_moves", "cpu_observation_plan"}
+        "cpu_migration_matrix", "cpu_domain_cpus", "cpu_report_html", "cpu_moves", "cpu_observation_plan", "cpu_run_groups"}
 
 
 def test_the_observation_plan_gives_each_target_the_domains_cpu_as_its_source_runs_it() -> None:
@@ -100,3 +100,37 @@ def test_a_colon_or_comma_in_a_domain_name_is_quoted_or_given_as_a_list(given, m
 def test_ambiguous_or_bad_moves_are_refused(bad) -> None:
     with pytest.raises(Exception, match="cpucompat_migrate"):
         cpu.cpu_moves(bad)
+
+
+def _facts(probed_at: float, schema: int = 5, mode: str = "spawn") -> dict:
+    return {"schema_version": schema, "probe": {"probed_at": probed_at, "mode": mode}}
+
+
+def test_run_groups_decide_each_hosts_work_once_for_the_group() -> None:
+    """Fresh facts skip the probe; stale, older-schema, future-dated or forced ones are due; a socket-probed host is not
+    observed unless probed now; hosts with nothing to do are left out; settings come as inventory strings."""
+    now = 10_000.0
+    hostvars = {
+        "fresh": {"ansible_facts": {"cpucompat": _facts(now - 10)}, "cpucompat_probe_max_age": "60"},
+        "stale": {"ansible_facts": {"cpucompat": _facts(now - 600)}, "cpucompat_probe_max_age": 60},
+        "old-schema": {"ansible_facts": {"cpucompat": _facts(now - 10, schema=4)}, "cpucompat_probe_max_age": 60},
+        "future": {"ansible_facts": {"cpucompat": _facts(now + 5)}, "cpucompat_probe_max_age": 60},
+        "forced": {"ansible_facts": {"cpucompat": _facts(now - 10)}, "cpucompat_probe_max_age": 60, "cpucompat_probe_force": "yes"},
+        "socket": {"ansible_facts": {"cpucompat": _facts(now - 10, mode="socket")}, "cpucompat_probe_max_age": 60},
+        "no-facts": {},
+        "idle": {"ansible_facts": {"cpucompat": _facts(now - 10, mode="socket")}, "cpucompat_probe_max_age": 60,
+                 "cpucompat_deploy_enabled": "false"},
+        "no-age": {"ansible_facts": {"cpucompat": _facts(now - 10)}},
+    }
+    due, deploy, observe = "cpucompat_probe_due", "cpucompat_deploy_hosts", "cpucompat_observe_hosts"
+    assert cpu.cpu_run_groups(list(hostvars), hostvars, now) == [
+        ["fresh", [deploy, observe]], ["stale", [due, deploy, observe]], ["old-schema", [due, deploy, observe]],
+        ["future", [due, deploy, observe]], ["forced", [due, deploy, observe]], ["socket", [deploy]],
+        ["no-facts", [due, deploy, observe]], ["no-age", [due, deploy, observe]]]
+
+
+def test_run_groups_name_the_host_whose_setting_is_wrong() -> None:
+    with pytest.raises(AnsibleFilterError, match="cpu_run_groups: host hv2: .*maybe"):
+        cpu.cpu_run_groups(["hv1", "hv2"], {"hv1": {}, "hv2": {"cpucompat_probe_force": "maybe"}}, 1.0)
+    with pytest.raises(AnsibleFilterError, match="expected a list of host names"):
+        cpu.cpu_run_groups("hv1", {}, 1.0)

@@ -38,7 +38,7 @@ integration: setup
 	$(PYTEST) tests/integration
 
 # The fast loop (under two minutes): the unit tests on every core, and the files changed since the last commit linted
-# (ruff on Python, ansible-lint on YAML), and mypy on plugins/module_utils. make test is the whole truth.
+# (ruff on Python, ansible-lint on YAML), and mypy on plugins. make test is the whole truth.
 check:
 	$(PYTEST) tests/unit
 	bash tools/lint_changed.sh
@@ -59,8 +59,9 @@ molecule: setup
 	MOLECULE_PYTHON=$(VENV)/bin/python PY_COLORS=0 NO_COLOR=1 $(TIMED) "molecule contract" molecule test -s contract
 
 # The Python first, every file: ruff (ruff.toml) on plugins, tests, bench, tools and extensions, mypy (mypy.ini) on the
-# typed algorithms in plugins/module_utils. Then what Galaxy and Automation Hub users run: ansible-lint's production
-# profile (.ansible-lint), the plugin documentation as antsibull-docs renders it, and the changelog fragments.
+# typed algorithms in plugins/module_utils and on the adapters. Then what Galaxy and Automation Hub users run:
+# ansible-lint's production profile (.ansible-lint), the plugin documentation as antsibull-docs renders it, and the
+# changelog fragments.
 lint: setup
 	$(TIMED) ruff ruff check --no-cache --output-format concise plugins tests bench tools extensions
 	$(TIMED) mypy mypy

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # make check's lint: only the files changed since the last commit (staged, unstaged and new ones) - ruff (ruff.toml) on
-# Python files, mypy (mypy.ini: all of plugins/module_utils; 2 s cold, under a second once its cache is warm) every
+# Python files, mypy (mypy.ini: plugins/module_utils and the adapters; 2 s cold, under a second once its cache is warm) every
 # time, ansible-lint (the repository's .ansible-lint) on YAML files. make lint and make sanity lint everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ if ((${#py[@]})); then
   echo "ruff: ${#py[@]} changed Python file(s)"
   ruff check --quiet --output-format concise "${py[@]}" || status=1
 fi
-echo "mypy: plugins/module_utils"
+echo "mypy: plugins (mypy.ini)"
 mypy || status=1
 if ((${#yaml[@]})); then
   echo "ansible-lint: ${#yaml[@]} changed YAML file(s)"

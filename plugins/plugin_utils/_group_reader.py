@@ -98,9 +98,10 @@ class GroupReader:
         return self.registered(names, var, "verdicts", Mapping)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(error: BaseException) -> str:
     """One line: the exception and the ones it was raised from (the cache plugin's own words are often the cause)."""
-    parts = []
+    parts: list[str] = []
+    exc: BaseException | None = error
     while exc is not None and len(parts) < 3:
         parts.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": "))
         exc = exc.__cause__ or exc.__context__

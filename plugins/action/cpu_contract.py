@@ -19,6 +19,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction, group_names, observations_of
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._tier_vars import tiers_of
 
 CHANGE_SPEC = {
     "action": {"type": "str", "required": True, "choices": ["raise", "lower"]},
@@ -64,7 +65,7 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
                                             "the hosts observed)")
                 observations = observations_of(reader, [h for hosts in groups.values() for h in hosts], args["observations_var"])
             return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
-                                   observations)
+                                   observations, tiers_of(cls.NAME, reader, groups, inventory, task_vars))
         if kind == "rebuild":
             if not args["group"]:
                 raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")

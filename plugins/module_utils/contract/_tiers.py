@@ -203,8 +203,8 @@ def parse_tiers(group: str, value: Any, members: Sequence[str], inventory: Mappi
         if level is not None and (not isinstance(level, str) or not level.strip()):
             raise TierError(f"tier {name} of group {group}: level must be a CPU level (Cascadelake-Server, x86-64-v4), "
                             f"got {level!r}")
-        tiers.append(Tier(group, name, level.strip() if level else None, _hosts_of(name, spec["hosts"], group, members,
-                                                                                    inventory)))
+        hosts = _hosts_of(name, spec["hosts"], group, members, inventory)
+        tiers.append(Tier(group, name, level.strip() if level else None, hosts))
     choices = chosen or {}
     if not isinstance(choices, Mapping):
         raise TierError(f"cpucompat_domain_tiers must map domains to tiers, got {choices!r}")

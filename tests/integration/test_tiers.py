@@ -7,6 +7,8 @@ real libvirt domains its tier's CPU, and the pre-migration gate blocks a move fr
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 import pytest
@@ -15,8 +17,9 @@ import yaml
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import manager
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
-from integration.helpers import run_playbook
+from integration.helpers import ROOT, run_playbook
 from integration.libvirt_helpers import cpu_element, define, ensure_libvirtd, remove, virsh
+from utils.source_tree import SOURCE_COLLECTIONS
 
 pytestmark = [pytest.mark.usefixtures("no_leftover_qemu"),
               pytest.mark.skipif(not _fingerprint.kvm_usable(), reason="recorded hosts are KVM probes; this machine needs KVM")]
@@ -87,6 +90,20 @@ def test_two_tiers_pin_two_levels_deploy_each_domain_its_tier_and_keep_moves_in_
         started = virsh("start", "--paused", name)
         assert started.returncode == 0, started.stderr
         virsh("destroy", name)
+
+    # cpu_groups: an inventory group per tier, from the cached facts and the two contracts.
+    config = tmp_path / "cpu_groups.yml"
+    config.write_text(yaml.safe_dump({"plugin": "cpucompat.cluster.cpu_groups", "models": False,
+                                      "contract_groups": ["hypervisors"], "contract_store": {"path": str(store)}}))
+    env = {**os.environ, "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": SOURCE_COLLECTIONS,
+           "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path / "facts"), "ANSIBLE_INVENTORY_ENABLED": "yaml,cpucompat.cluster.cpu_groups"}
+    listed = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-inventory"), "-i", inv, "-i", str(config),
+                             "--list"], capture_output=True, text=True, env=env, check=False)
+    assert listed.returncode == 0, listed.stderr
+    groups = {name: set(data.get("hosts", [])) for name, data in json.loads(listed.stdout).items() if isinstance(data, dict)}
+    assert groups["cpu_tier_hypervisors_high"] == {"this-machine", "rec-high"}
+    assert groups["cpu_tier_hypervisors_base"] == {"this-machine", "rec-high", "rec-low"}
+    assert not any(g.startswith("cpu_quarantine") for g in groups)
 
     again = run_playbook("cpucompat.cluster.site", tmp_path, inventory=inv, extra={"cpucompat_report_dir": str(reports)})
     assert again.returncode == 0 and f"ok: [this-machine] => (item={domains['high']})" in again.stdout, again.stdout[-3000:]

@@ -190,8 +190,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 for tier in tiers.tiers if tiers is not None else ():
                     # A group per tier: the tier's hosts that run its contract (all of them before its first pin); a
                     # host that cannot is in the tier's quarantine group, not in the group's (the base may keep it).
-                    tier_refused = refused if tier.name == BASE else _refused(store.read(tier.key).contract,
-                                                                            [h for h in hosts if h.name in tier.hosts])
+                    in_tier = [h for h in hosts if h.name in tier.hosts]
+                    tier_refused = refused if tier.name == BASE else _refused(store.read(tier.key).contract, in_tier)
                     for host in tier.hosts:
                         if host in tier_refused:
                             out.setdefault(host, []).append(f"{prefix}quarantine_{_safe(group)}_{_safe(tier.name)}")

@@ -240,7 +240,8 @@ for name in ("_get_cpu_model_mapping", "_prepare_cpu_flag", "_get_guest_cpu_mode
 out = {"mapping": {k: list(v) if isinstance(v, tuple) else [v] for k, v in utils.CPU_TRAITS_MAPPING.items()},
        "traits": sorted(t for t, on in stub._get_cpu_feature_traits().items() if on), "models": {}}
 for tier, extra in specs.items():
-    out["models"][tier] = stub._get_guest_cpu_model_config(objects.Flavor(extra_specs=extra, vcpus=1, memory_mb=64, root_gb=1, ephemeral_gb=0, swap=0), "x86_64").model
+    flavor = objects.Flavor(extra_specs=extra, vcpus=1, memory_mb=64, root_gb=1, ephemeral_gb=0, swap=0)
+    out["models"][tier] = stub._get_guest_cpu_model_config(flavor, "x86_64").model
 print("NOVA-TIERS " + json.dumps(out))
 """
 

@@ -59,4 +59,3 @@ def proxmox_tiers(tiers: Sequence[tuple[str, GuestCpu, Sequence[str]]], name: st
         out["tiers"][tier] = {**cpu.to_dict(), "nodes": list(hosts)}
     out["cpu_models_conf"] = "\n".join(sections)
     return out
-

@@ -43,6 +43,7 @@ OPTIONS = {
     "adopt": {"type": "list", "elements": "str", "default": []},
     "on_refusal": {"type": "str", "default": "fail", "choices": ["fail", "exclude"]},
     "level": {"type": "str"},
+    "tier": {"type": "str"},
     "platforms": {"type": "list", "elements": "str", "default": [],
                   "choices": ["libvirt", "qemu", "proxmox", "nova", "kubevirt", "incus"]},
 }
@@ -77,7 +78,8 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
         request = ChangeRequest(change["action"], tuple(change["without"]), change["allow_lower"],
                                 change["allow_security_loss"], change["reason"], change["level"] or None)
         hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
-        return _verbs.plan(common, reader, args["group"], hosts, request, args["domains_var"])
+        tiers = tiers_of(cls.NAME, reader, {args["group"]: hosts}, inventory, task_vars).get(args["group"])
+        return _verbs.plan(common, reader, args["group"], hosts, request, args["domains_var"], tiers, args["tier"] or None)
 
 
 def _carried(reader: GroupReader, var: str | None, task_vars: Mapping[str, Any]) -> dict[str, Any] | None:

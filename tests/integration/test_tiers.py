@@ -124,6 +124,22 @@ def test_two_tiers_pin_two_levels_deploy_each_domain_its_tier_and_keep_moves_in_
     matrix = json.loads((reports / "migration.json").read_text())["matrix"]
     assert matrix[f"this-machine/{domains['high']}"]["rec-high"]["ok"] is True
 
+    # Lower the high tier alone (to the base's model): its contract and its domain change, the base's stay.
+    lowered = run_playbook("cpucompat.cluster.change_contract", tmp_path, inventory=inv,
+                           extra={"cpucompat_group": "hypervisors", "cpucompat_contract_tier": "high",
+                                  "cpucompat_contract_action": "lower", "cpucompat_contract_level": base["model"],
+                                  "cpucompat_contract_allow_lower": True, "cpucompat_contract_allow_security_loss": True,
+                                  "cpucompat_report_dir": str(reports)})
+    assert lowered.returncode == 0, lowered.stdout[-4000:]
+    plan = json.loads((reports / "plan.json").read_text())
+    assert plan["tier"] == "high" and plan["applied"] and plan["tier_hosts"] == ["rec-high", "this-machine"]
+    tier_doc = json.loads((store / "hypervisors@high.json").read_text())
+    assert tier_doc["generation"] == 2 and [h["action"] for h in tier_doc["history"]] == ["pin", "lower"]
+    assert json.loads((store / "hypervisors.json").read_text())["cpu"]["features"] == base["features"]
+    assert CpuSpec.parse(_cpu_of(domains["high"])[0]).key() == CpuSpec.parse(plan["xml"]).key()
+    assert _cpu_of(domains["high"])[1]["stamp"]["generation"] == 2 and _cpu_of(domains["high"])[1]["stamp"]["tier"] == "high"
+    assert _cpu_of(domains["base"]) == (base_cpu, base_meta), "the base tier's domain is left as it was"
+
 
 def test_a_domain_on_a_host_outside_its_tier_is_named_and_left_as_it_is(tmp_path, replay, domains) -> None:
     """this-machine is not a host of the tier it chooses: the site stops, naming the domain; nothing is lowered."""

@@ -360,10 +360,19 @@ def _observed_admission(common: Common, name: str, section: dict[str, Any], obse
 
 
 def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: _change.ChangeRequest,
-         domains_var: str | None) -> Outcome:
-    """Plan a raise or lower of one group's contract, and write it when it may be applied (not in check mode)."""
+         domains_var: str | None, tiers: _tiers.Tiers | None = None, tier: str | None = None) -> Outcome:
+    """Plan a raise or lower of one group's contract, and write it when it may be applied (not in check mode).
+    ``tiers`` (the group's): ``tier`` names the tier whose contract changes (None: the base), over the tier's hosts and
+    the domains in it; a change of the base leaves the other tiers' domains out."""
+    if tier is not None and tier != _tiers.BASE:
+        if tiers is None:
+            raise BaselineError(f"group {group} defines no tiers (cpucompat_tiers): no tier {tier} to change")
+        chosen = tiers.tier(tier)
+        group, hosts = chosen.key, list(chosen.hosts)
     path, stored = common.store.where(group), common.store.read(group)
     domains = reader.domains(hosts, domains_var)
+    if tiers is not None:
+        domains = tiers.split(domains)[group]
     behind = _stamps.edited(group, stored, _stamps.found(group, domains), path)
     if behind:
         raise BaselineError(behind)
@@ -375,6 +384,8 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
     run.section["generation"] = stored.generation + 1 if written else stamp_generation(stored.contract, stored.generation)
     if run.contract is not None:
         run.section["digest"] = run.contract.digest
+    if tiers is not None:
+        run.section.update(tier=group.split(_tiers.SEPARATOR, 1)[1] if _tiers.SEPARATOR in group else None, tier_hosts=hosts)
     report = {"schema": REPORT_SCHEMA, "kind": "plan", **run.section, "applied": bool(written) and not common.check_mode,
               "check_mode": common.check_mode, "verdict": {"ok": not run.section["reasons"], "reasons": run.section["reasons"]}}
     return Outcome(report, written)

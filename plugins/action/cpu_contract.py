@@ -71,7 +71,9 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
             if not args["group"]:
                 raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")
             hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
-            return _verbs.rebuild(common, reader, args["group"], hosts, args["domains_var"])
+            # A tier's contract is rebuilt from the stamps of the tier's domains on the group's hosts.
+            key = f"{args['group']}@{args['tier']}" if args["tier"] and args["tier"] != "base" else args["group"]
+            return _verbs.rebuild(common, reader, key, hosts, args["domains_var"])
         if not args["group"] or not args["change"]:
             raise AnsibleActionFail(f"{cls.NAME}: report=plan needs group and change (action: raise or lower)")
         change = args["change"]

@@ -215,3 +215,20 @@ def test_the_migration_matrix_keeps_a_tier_domain_within_its_tier(tmp_path) -> N
     report = _verbs.migration(common, lowered, MEMBERS, ["gold"], "found", None, moves[1:2], "g", tiers=tiers).report
     cell = report["matrix"]["gold/d-gold"]["bdw"]
     assert cell["ok"] is False and cell["cpu_ok"] is True and not report["verdict"]["ok"]
+
+
+def test_a_tiers_contract_is_rebuilt_from_its_domains_stamps(tmp_path) -> None:
+    pinned, store = _run(tmp_path, _tiers_of(chosen={"d-gold": "avx512"}))
+    high = pinned.extra["contracts"]["g@avx512"]
+    stamp = {"group": "g", "tier": "avx512", "generation": high["generation"], "digest": high["digest"], "pinned_at": high["pinned_at"],
+             "level": high["cpu"]}
+    read = _domain.manager(f"<domain><name>d-gold</name><metadata>{_domain.stamp_xml(stamp)}</metadata></domain>")["stamp"]
+    reader = Reader(domains={"gold": [{"name": "d-gold", "persistent": True, "cpu_xml": high["xml"], "stamp": read}]})
+    (tmp_path / "store" / "g@avx512.json").unlink()  # the tier's contract lost
+    lost, _store = _run(tmp_path, _tiers_of(chosen={"d-gold": "avx512"}), reader)
+    reasons = " ".join(lost.report["groups"]["g@avx512"]["reasons"])
+    assert "group g@avx512 has no contract in the store" in reasons
+    assert "cpucompat.cluster.rebuild_contract -e cpucompat_group=g -e cpucompat_contract_tier=avx512" in reasons
+    common = _verbs.Common(OPTS, REGISTRY, store=store)
+    rebuilt = _verbs.rebuild(common, reader, "g@avx512", MEMBERS, "found")
+    assert rebuilt.report["features"] == high["cpu"]["features"] and store.read("g@avx512").contract.cpu.level() == high["cpu"]

@@ -66,7 +66,13 @@ class ActionModule(AggregateAction, name="cluster_cpu_facts", kinds=("baseline",
         if kind == "baseline":
             return _verbs.baseline(common, reader, names, args["group"])
         if kind == "expansion":
-            return _verbs.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], args["group"])
+            inventory = task_vars.get("groups") or {}
+            group = args["group"]
+            # The tiers over the group's hosts and the candidates (a candidate may be named by a tier's hosts already).
+            tiers = tiers_of(cls.NAME, reader, {group: [*inventory[group], *args["candidates"]]}, inventory,
+                             task_vars) if group in inventory else {}
+            return _verbs.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], group,
+                                    tiers.get(group))
         sources = args["sources"] if args["sources"] is not None else names
         observed = None
         if args["source_observations_var"] and args["target_observations_var"]:

@@ -108,7 +108,9 @@ def _today(view: Mapping[str, Any]) -> Any:
 
 
 def expansion(common: Common, reader: Reader, names: list[str], candidates: list[str], domains_var: str | None,
-              fail_on: str, group: str | None) -> Outcome:
+              fail_on: str, group: str | None, tiers: _tiers.Tiers | None = None) -> Outcome:
+    """The expansion plan; with the group's contract, which candidates it would refuse; ``tiers`` (the group's, its hosts
+    and the candidates): a candidate that joins a tier is checked against the tier's contract too."""
     overlap = sorted(set(names) & set(candidates))
     if overlap:
         raise BaselineError(f"hosts both in the cluster and among the candidates: {', '.join(overlap)}")
@@ -124,7 +126,27 @@ def expansion(common: Common, reader: Reader, names: list[str], candidates: list
         if refused and fail_on != "never":
             report["verdict"]["ok"] = False
             report["verdict"]["reasons"].append(f"the group's contract would refuse {', '.join(refused)}")
+    if tiers is not None and not report["hosts_without_facts"]:
+        _tier_expansion(common, report, tiers, cluster.hosts(), new.hosts(), fail_on)
     return Outcome(report)
+
+
+def _tier_expansion(common: Common, report: dict[str, Any], tiers: _tiers.Tiers, current: Sequence[HostCpu],
+                    joining: Sequence[HostCpu], fail_on: str) -> None:
+    """Each tier beyond the base that candidates join: what its contract says of them (``report["tiers"]``)."""
+    report["tiers"] = {}
+    for tier in tiers.extra:
+        entering = [h for h in joining if h.name in tier.hosts]
+        pinned = common.store.read(tier.key).contract
+        if not entering or pinned is None:
+            continue
+        staying = [h for h in current if h.name in tier.hosts]
+        view = _planning_checks.expansion_against(pinned, entering, [*staying, *entering], common.policy, common.registry)
+        report["tiers"][tier.name] = view
+        refused = [n for n, c in view["candidates"].items() if c["would_be_refused"]]
+        if refused and fail_on != "never":
+            report["verdict"]["ok"] = False
+            report["verdict"]["reasons"].append(f"the contract of tier {tier.name} ({tier.key}) would refuse {', '.join(refused)}")
 
 
 def migration(common: Common, reader: Reader, names: list[str], sources: list[str], domains_var: str | None,

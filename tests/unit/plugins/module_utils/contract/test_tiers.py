@@ -232,3 +232,20 @@ def test_a_tiers_contract_is_rebuilt_from_its_domains_stamps(tmp_path) -> None:
     common = _verbs.Common(OPTS, REGISTRY, store=store)
     rebuilt = _verbs.rebuild(common, reader, "g@avx512", MEMBERS, "found")
     assert rebuilt.report["features"] == high["cpu"]["features"] and store.read("g@avx512").contract.cpu.level() == high["cpu"]
+
+
+def test_the_expansion_plan_checks_a_candidate_joining_a_tier_against_the_tiers_contract(tmp_path) -> None:
+    two = ["gold", "platinum"]
+    store = FileStore(str(tmp_path / "store"))
+    common = _verbs.Common(OPTS, REGISTRY, store=store)
+    tiers = _tiers.parse_tiers("g", {"avx512": {"level": "Skylake-Server", "hosts": "gold"}}, two, {})
+    pinned = _verbs.contract(common, Reader(), {"g": two}, None, tiers={"g": tiers})
+    assert pinned.report["verdict"]["ok"] and store.read("g@avx512").contract is not None
+    joining = _tiers.parse_tiers("g", {"avx512": {"level": "Skylake-Server", "hosts": "gold,bdw"}}, [*two, "bdw"], {})
+    report = _verbs.expansion(common, Reader(), two, ["bdw"], None, "incompatible", "g", joining).report
+    tier = report["tiers"]["avx512"]["candidates"]["bdw"]
+    assert tier["would_be_refused"] and "avx512f" in tier["missing_features"]
+    assert "the contract of tier avx512 (g@avx512) would refuse bdw" in report["verdict"]["reasons"]
+    outside = _tiers.parse_tiers("g", {"avx512": {"level": "Skylake-Server", "hosts": "gold"}}, [*two, "bdw"], {})
+    report = _verbs.expansion(common, Reader(), two, ["bdw"], None, "incompatible", "g", outside).report
+    assert report["tiers"] == {} and not any("tier" in r for r in report["verdict"]["reasons"]), "bdw joins the base only"

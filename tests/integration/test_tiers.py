@@ -155,3 +155,4 @@ def test_a_domain_on_a_host_outside_its_tier_is_named_and_left_as_it_is(tmp_path
     assert (f"domain {domains['high']} on this-machine is in tier high of group hypervisors, but this-machine is not a host "
             "of that tier (its hosts: rec-high)") in text, text[-3000:]
     assert {n: virsh("dumpxml", "--inactive", n, check=True).stdout for n in domains.values()} == before
+    assert not (tmp_path / "data" / "cpucompat" / "contracts" / "hypervisors@high.json").exists(), "nothing written"

@@ -234,6 +234,9 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             if to_write is not None and run.section["pinned_now"] and common.defer_pin and _tiers.SEPARATOR not in name:
                 run.section["pin_deferred"] = True  # the observation step writes it, once, with what the hosts observe
                 to_write = None
+            if to_write is not None and misplaced.get(_tiers.base_group(name)):
+                run.section["not_written"] = "a domain of the group cannot get its tier's CPU (the group's reasons say which)"
+                to_write = None  # a refused group writes nothing, its tiers neither
             if to_write is not None:
                 to_write = replace(to_write, level_generation=stored.generation + 1)
             if to_write is not None and _write(common, name, to_write, stored):

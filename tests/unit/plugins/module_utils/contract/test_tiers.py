@@ -142,6 +142,7 @@ def test_a_domain_whose_host_is_not_of_its_tier_is_named_never_lowered(tmp_path)
     assert any(r.startswith("domain d-bdw on bdw is in tier avx512 of group g, but bdw is not a host of that tier") for r in reasons)
     assert "bdw/d-bdw" not in outcome.report["groups"]["g"]["domains"], "not judged (nor deployed) as a base domain"
     assert "d-bdw" in outcome.extra["contracts"]["g"]["tiers"]["bdw"] and "bdw" not in outcome.extra["contracts"]["g@avx512"]["admitted"]
+    assert outcome.contract_files == [] and not (tmp_path / "store" / "g@avx512.json").exists(), "a refused group writes nothing"
 
 
 def test_admission_and_quarantine_per_tier(tmp_path) -> None:

@@ -28,6 +28,7 @@ import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .._errors import CpuCompatError
@@ -36,7 +37,7 @@ BASE = "base"
 SEPARATOR = "@"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-__all__ = ["BASE", "SEPARATOR", "Tier", "TierError", "Tiers", "base_group", "parse_tiers", "tier_key"]
+__all__ = ["BASE", "SEPARATOR", "Placement", "Tier", "TierError", "Tiers", "base_group", "parse_tiers", "tier_key"]
 
 
 class TierError(CpuCompatError):
@@ -66,6 +67,16 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """The domains of a group sorted by tier: per tier key its listing (host -> entries), the reasons of those that
+    cannot get their tier's CPU, and host -> {domain: tier key} for the domains beyond the base."""
+
+    listed: dict[str, dict[str, list[Mapping[str, Any]]]]
+    misplaced: list[str]
+    assigned: dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
 class Tiers:
     """A group's tiers (the base first) and the operator's choices of tier per domain."""
 
@@ -77,11 +88,43 @@ class Tiers:
     def names(self) -> list[str]:
         return [t.name for t in self.tiers]
 
+    @cached_property
+    def _by_name(self) -> dict[str, tuple[Tier, frozenset[str]]]:
+        return {t.name: (t, frozenset(t.hosts)) for t in self.tiers}
+
     def tier(self, name: str) -> Tier:
-        for t in self.tiers:
-            if t.name == name:
-                return t
-        raise TierError(f"group {self.group} has no tier {name!r} (its tiers: {', '.join(self.names)})")
+        if name not in self._by_name:
+            raise TierError(f"group {self.group} has no tier {name!r} (its tiers: {', '.join(self.names)})")
+        return self._by_name[name][0]
+
+    def _runs(self, tier: str, host: str) -> bool:
+        return tier in self._by_name and host in self._by_name[tier][1]
+
+    def sort(self, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> Placement:
+        """:meth:`split`, :meth:`misplaced` and :meth:`assignments` at once, each domain's tier read once."""
+        listed: dict[str, dict[str, list[Mapping[str, Any]]]] = {t.key: {} for t in self.tiers}
+        reasons: list[str] = []
+        assigned: dict[str, dict[str, str]] = {}
+        for host, entries in sorted(domains.items()):
+            listed[self.group].setdefault(host, [])  # the base listing keeps every host (one with no base domain too)
+            for dom in entries:
+                tier = self.tier_of(host, dom)
+                known, runs = tier in self._by_name, self._runs(tier, host)
+                if known and runs:
+                    listed[tier_key(self.group, tier)].setdefault(host, []).append(dom)
+                if known and tier != BASE:
+                    assigned.setdefault(host, {})[str(dom.get("name"))] = tier_key(self.group, tier)
+                if (not known or not runs) and not dom.get("excluded") and dom.get("persistent", True):
+                    reasons.append(self._why(host, dom, tier))
+        return Placement(listed, reasons, assigned)
+
+    def _why(self, host: str, dom: Mapping[str, Any], tier: str) -> str:
+        if tier not in self._by_name:
+            return (f"domain {dom.get('name')} on {host} chooses tier {tier!r}, which group {self.group} does not define "
+                    f"(its tiers: {', '.join(self.names)})")
+        return (f"domain {dom.get('name')} on {host} is in tier {tier} of group {self.group}, but {host} is not a host of "
+                f"that tier (its hosts: {', '.join(self.tier(tier).hosts)}): it is not given a lower CPU; move it to a host "
+                "of the tier, or choose its tier with cpucompat_domain_tiers")
 
     @property
     def extra(self) -> list[Tier]:
@@ -102,35 +145,12 @@ class Tiers:
         """The listed domains (host -> entries) per tier key; every tier key is present, a host with none of a tier's
         domains is left out of that tier's listing. A domain naming an unknown tier, or on a host that is not its tier's,
         stays in none (``misplaced`` names it)."""
-        out: dict[str, dict[str, list[Mapping[str, Any]]]] = {t.key: {} for t in self.tiers}
-        names = set(self.names)
-        for host, entries in domains.items():
-            for dom in entries:
-                tier = self.tier_of(host, dom)
-                if tier in names and host in self.tier(tier).hosts:
-                    out[tier_key(self.group, tier)].setdefault(host, []).append(dom)
-        for host in domains:
-            out[self.group].setdefault(host, [])  # the base listing keeps every host (one with no base domain too)
-        return out
+        return self.sort(domains).listed
 
     def misplaced(self, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
         """Why domains cannot get their tier's CPU: an unknown tier, or a host that is not a host of the tier. Each is
         named; such a domain is never given another tier's CPU."""
-        reasons = []
-        for host, entries in sorted(domains.items()):
-            for dom in entries:
-                if dom.get("excluded") or not dom.get("persistent", True):
-                    continue
-                tier = self.tier_of(host, dom)
-                if tier not in self.names:
-                    reasons.append(f"domain {dom.get('name')} on {host} chooses tier {tier!r}, which group {self.group} "
-                                   f"does not define (its tiers: {', '.join(self.names)})")
-                elif host not in self.tier(tier).hosts:
-                    reasons.append(f"domain {dom.get('name')} on {host} is in tier {tier} of group {self.group}, but {host} "
-                                   f"is not a host of that tier (its hosts: {', '.join(self.tier(tier).hosts)}): it is not "
-                                   "given a lower CPU; move it to a host of the tier, or choose its tier with "
-                                   "cpucompat_domain_tiers")
-        return reasons
+        return self.sort(domains).misplaced
 
     def allowed_targets(self, host: str, domain: Mapping[str, Any]) -> tuple[str, tuple[str, ...]] | None:
         """The tier of a domain beyond the base and the hosts it may move to; None for a base-tier domain."""
@@ -141,13 +161,7 @@ class Tiers:
 
     def assignments(self, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, str]]:
         """host -> {domain: tier key} for the domains beyond the base tier (what the deploy gives them)."""
-        out: dict[str, dict[str, str]] = {}
-        for host, entries in sorted(domains.items()):
-            for dom in entries:
-                tier = self.tier_of(host, dom)
-                if tier != BASE and tier in self.names:
-                    out.setdefault(host, {})[str(dom.get("name"))] = tier_key(self.group, tier)
-        return out
+        return self.sort(domains).assigned
 
 
 def _hosts_of(tier: str, pattern: Any, group: str, members: Sequence[str], inventory: Mapping[str, Sequence[str]]) -> tuple[str, ...]:

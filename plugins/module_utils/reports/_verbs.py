@@ -293,12 +293,13 @@ def _tiered(reader: Reader, groups: Mapping[str, list[str]], domains_var: str | 
         if found is None:
             listed[name] = domains
             continue
-        listed.update(found.split(domains))
+        placed = found.sort(domains)
+        listed.update(placed.listed)
         for tier in found.tiers:
             if tier.level is not None:
                 levels[tier.key] = tier.level
-        misplaced[name] = found.misplaced(domains)
-        assigned[name] = found.assignments(domains)
+        misplaced[name] = placed.misplaced
+        assigned[name] = placed.assigned
     return listed, levels, misplaced, assigned
 
 

@@ -306,7 +306,7 @@ def _tiered(reader: Reader, groups: Mapping[str, list[str]], domains_var: str | 
 def contract_verdict(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The contract verdict's two halves: admission (hosts) and compliance (domains). ``ok`` stays admission's, the
     run's gate; ``compliant`` says whether every domain carries the contract, and ``pending`` which do not."""
-    admitted = sum(len(g.get("admitted") or []) for g in sections.values())
+    admitted = len({h for g in sections.values() for h in g.get("admitted") or []})  # a host of a tier counts once
     refused = sorted({r["host"] if isinstance(r, Mapping) else str(r) for g in sections.values()
                       for r in (g.get("admission") or {}).get("refused") or []})
     pending = {f"{k}": d.get("status") for g in sections.values() for k, d in sorted((g.get("domains") or {}).items())

@@ -97,6 +97,7 @@ def test_two_levels_are_pinned_in_one_group_and_frozen(tmp_path) -> None:
     tiers = _tiers_of(chosen={"d-gold": "avx512", "d-platinum": "avx512"})
     outcome, store = _run(tmp_path, tiers)
     assert outcome.report["verdict"]["ok"], outcome.report["verdict"]["reasons"]
+    assert outcome.report["verdict"]["admission"]["admitted"] == 3, "a host of a tier counts once"
     base, high = outcome.report["groups"]["g"], outcome.report["groups"]["g@avx512"]
     assert "avx512f" not in base["features"] and base["admitted"] == MEMBERS, "the base tier spans the group"
     assert high["model"] == "Skylake-Server" and "avx512f" in high["features"] and high["admitted"] == ["gold", "platinum"]

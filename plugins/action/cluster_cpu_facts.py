@@ -23,6 +23,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import FAIL_ON
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._tier_vars import tiers_of
 
 # The writing verbs this action took before 0.3.0 -> the action that has them now.
 MOVED: dict[str, type[AggregateAction]] = {**{kind: ContractAction for kind in ContractAction.KINDS},
@@ -65,14 +66,23 @@ class ActionModule(AggregateAction, name="cluster_cpu_facts", kinds=("baseline",
         if kind == "baseline":
             return _verbs.baseline(common, reader, names, args["group"])
         if kind == "expansion":
-            return _verbs.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], args["group"])
+            inventory = task_vars.get("groups") or {}
+            group = args["group"]
+            # The tiers over the group's hosts and the candidates (a candidate may be named by a tier's hosts already).
+            tiers = tiers_of(cls.NAME, reader, {group: [*inventory[group], *args["candidates"]]}, inventory,
+                             task_vars) if group in inventory else {}
+            return _verbs.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], group,
+                                    tiers.get(group))
         sources = args["sources"] if args["sources"] is not None else names
         observed = None
         if args["source_observations_var"] and args["target_observations_var"]:
             observed = (loop_observations(reader, sources, args["source_observations_var"], lambda h, item: f"{h}/{item.get('name')}"),
                         loop_observations(reader, names, args["target_observations_var"], lambda h, item: (item.get("key"), h)))
+        inventory = task_vars.get("groups") or {}
+        group = args["group"]
+        tiers = tiers_of(cls.NAME, reader, {group: list(inventory[group])}, inventory, task_vars) if group in inventory else {}
         return _verbs.migration(common, reader, names, sources, args["domains_var"], args["verdicts_var"], args["requested"],
-                                args["group"], observed)
+                                group, observed, tiers.get(group))
 
 
 def _names(kind: str, args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> list[str]:

@@ -19,6 +19,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction, group_names, observations_of
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._tier_vars import tiers_of
 
 CHANGE_SPEC = {
     "action": {"type": "str", "required": True, "choices": ["raise", "lower"]},
@@ -42,6 +43,7 @@ OPTIONS = {
     "adopt": {"type": "list", "elements": "str", "default": []},
     "on_refusal": {"type": "str", "default": "fail", "choices": ["fail", "exclude"]},
     "level": {"type": "str"},
+    "tier": {"type": "str"},
     "platforms": {"type": "list", "elements": "str", "default": [],
                   "choices": ["libvirt", "qemu", "proxmox", "nova", "kubevirt", "incus"]},
 }
@@ -64,19 +66,22 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
                                             "the hosts observed)")
                 observations = observations_of(reader, [h for hosts in groups.values() for h in hosts], args["observations_var"])
             return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
-                                   observations)
+                                   observations, tiers_of(cls.NAME, reader, groups, inventory, task_vars))
         if kind == "rebuild":
             if not args["group"]:
                 raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")
             hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
-            return _verbs.rebuild(common, reader, args["group"], hosts, args["domains_var"])
+            # A tier's contract is rebuilt from the stamps of the tier's domains on the group's hosts.
+            key = f"{args['group']}@{args['tier']}" if args["tier"] and args["tier"] != "base" else args["group"]
+            return _verbs.rebuild(common, reader, key, hosts, args["domains_var"])
         if not args["group"] or not args["change"]:
             raise AnsibleActionFail(f"{cls.NAME}: report=plan needs group and change (action: raise or lower)")
         change = args["change"]
         request = ChangeRequest(change["action"], tuple(change["without"]), change["allow_lower"],
                                 change["allow_security_loss"], change["reason"], change["level"] or None)
         hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
-        return _verbs.plan(common, reader, args["group"], hosts, request, args["domains_var"])
+        tiers = tiers_of(cls.NAME, reader, {args["group"]: hosts}, inventory, task_vars).get(args["group"])
+        return _verbs.plan(common, reader, args["group"], hosts, request, args["domains_var"], tiers, args["tier"] or None)
 
 
 def _carried(reader: GroupReader, var: str | None, task_vars: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -19,6 +19,12 @@ description:
     whose cached facts cannot run their group's contract (read from the contract store O(contract_store)). Target or
     exclude them in plays (C(--limit '!cpu_quarantine')); the contract report says why each is there and how to
     resolve it."
+  - "Of those groups, the ones that define tiers (C(cpucompat_tiers) among the group's variables in the inventory source):
+    C(<prefix>tier_<group>_<tier>) per tier - the tier's hosts that run the tier's contract (all its hosts before the
+    tier's first pin; the base tier once the group's contract is pinned) - and C(<prefix>quarantine_<group>_<tier>) for
+    the tier's hosts that cannot (they stay out of C(<prefix>quarantine) unless the group's own contract refuses them).
+    Variables in C(group_vars) files are not read by inventory sources: define C(cpucompat_tiers) in the inventory
+    source itself."
   - List this source after the sources that define the hosts, for example C(-i hosts.ini -i cpu_groups.yml).
   - The C(constructed) options (O(compose), O(groups), O(keyed_groups)) see the fact as C(cpucompat).
 author:
@@ -106,6 +112,7 @@ from ansible.plugins.loader import cache_loader
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import admission
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import store_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._tiers import BASE, parse_tiers
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import READABLE_SCHEMAS
 
@@ -130,6 +137,13 @@ def host_groups(facts: Any, prefix: str, features: list[str], models: bool, max_
     have = set(facts.get("features") or [])
     groups += [f"{prefix}feature_{_safe(f)}" for f in features if f in have]
     return groups
+
+
+def _refused(contract: Any, hosts: list[HostCpu]) -> set[str]:
+    """The hosts (with usable facts) that cannot run the contract; none without one."""
+    if contract is None:
+        return set()
+    return {r.host for r in admission(contract, [h for h in hosts if h.arch == contract.arch and h.vendor == contract.vendor])}
 
 
 def _cached(facts_cache: Any, host: str) -> dict[str, Any]:
@@ -160,17 +174,29 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     self.display.warning(f"cpu_groups: contract group {group} is not in the inventory (list this source last)")
                     continue
                 contract = store.read(group).contract
-                if contract is None:
-                    continue
+                members = sorted(h.name for h in inventory.groups[group].get_hosts())
                 hosts = []
-                for host in sorted(h.name for h in inventory.groups[group].get_hosts()):
+                for host in members:
                     facts = _cached(facts_cache, host).get("cpucompat")
                     try:
                         hosts.append(HostCpu.from_facts(host, facts))
                     except (CpuCompatError, KeyError, TypeError, ValueError):
                         continue  # no usable facts: facts_missing or facts_stale says so
-                for refusal in admission(contract, [h for h in hosts if h.arch == contract.arch and h.vendor == contract.vendor]):
-                    out.setdefault(refusal.host, []).extend([f"{prefix}quarantine", f"{prefix}quarantine_{_safe(group)}"])
+                refused = _refused(contract, hosts)
+                for host in refused:
+                    out.setdefault(host, []).extend([f"{prefix}quarantine", f"{prefix}quarantine_{_safe(group)}"])
+                tiers = parse_tiers(group, inventory.groups[group].get_vars().get("cpucompat_tiers"), members,
+                                    {name: [h.name for h in g.get_hosts()] for name, g in inventory.groups.items()})
+                for tier in tiers.tiers if tiers is not None else ():
+                    # A group per tier: the tier's hosts that run its contract (all of them before its first pin); a
+                    # host that cannot is in the tier's quarantine group, not in the group's (the base may keep it).
+                    in_tier = [h for h in hosts if h.name in tier.hosts]
+                    tier_refused = refused if tier.name == BASE else _refused(store.read(tier.key).contract, in_tier)
+                    for host in tier.hosts:
+                        if host in tier_refused:
+                            out.setdefault(host, []).append(f"{prefix}quarantine_{_safe(group)}_{_safe(tier.name)}")
+                        elif contract is not None or tier.name != BASE:
+                            out.setdefault(host, []).append(f"{prefix}tier_{_safe(group)}_{_safe(tier.name)}")
         except CpuCompatError as exc:
             raise AnsibleParserError(f"cpu_groups: reading the contracts failed: {exc}") from exc
         return out

@@ -151,6 +151,14 @@ options:
         Validated against every host - a host that lacks a feature of it, or cannot run the model, is named. Empty is the
         best CPU every host runs today.
     type: str
+  tier:
+    description:
+      - With V(plan), the tier of O(group) whose contract changes (the group's C(cpucompat_tiers); its contract is
+        C(<group>@<tier>), over the tier's hosts and the domains in the tier). Empty or V(base) is the group's own
+        contract; its change leaves the other tiers' domains out.
+      - With V(contract), each group's tiers are read from its C(cpucompat_tiers) variable and the operator's
+        C(cpucompat_domain_tiers); each tier beyond the base is pinned, admitted and reported as a contract of its own.
+    type: str
   pin:
     description:
       - With V(contract), pin a group's contract even though its domains carry the stamps of one the store does not hold

@@ -97,6 +97,11 @@ options:
         description: The pinned level (arch, vendor, model, features, machine, phys_bits).
         type: dict
         required: true
+      tier:
+        description:
+          - The tier of the group whose contract it is (C(cpucompat_tiers); the contract C(<group>@<tier>)), written as
+            C(tier=) beside C(group=). Omitted for the group's base tier.
+        type: str
   backup:
     description: Keep the previous definition in O(backup_dir) before changing it, and return its path.
     type: bool
@@ -177,7 +182,7 @@ def main() -> None:
             convert_host_cpu=dict(type="bool", default=False),
             stamp=dict(type="dict", options=dict(group=dict(type="str", required=True), generation=dict(type="int", required=True),
                                                  digest=dict(type="str", required=True), pinned_at=dict(type="str"),
-                                                 level=dict(type="dict", required=True))),
+                                                 level=dict(type="dict", required=True), tier=dict(type="str"))),
         ),
         mutually_exclusive=[("cpu_xml", "guest_cpu")],
         required_if=[("state", "present", ("cpu_xml", "guest_cpu"), True)],

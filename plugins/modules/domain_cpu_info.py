@@ -18,7 +18,8 @@ description:
   - And who else decides its CPU - C(nova) (OpenStack Nova's C(<nova:instance>) metadata) and C(opted_out) (the domain's
     own C(<cpucompat:cpu manage='no'/>) metadata), and C(excluded) (named in O(exclude)); the deploy leaves all three alone.
   - And the contract a deploy stamped into its metadata (C(stamp) - group, generation, digest, pinned level; C(stamp_error)
-    when a stamp does not read), from which a lost contract store is detected and rebuilt.
+    when a stamp does not read), from which a lost contract store is detected and rebuilt; and the tier the domain chose
+    (C(tier), the C(tier=) attribute of the collection's element in its metadata; none for the group's base tier).
 author:
   - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
@@ -79,6 +80,7 @@ domains:
         pinned_at: "2026-12-01T09:30:00Z"
         level: {arch: x86_64, vendor: AuthenticAMD, model: EPYC-Rome, features: [avx2, sse4.2], machine: pc-q35, phys_bits: null}
       stamp_error: null
+      tier: null
 """
 
 import re

@@ -161,3 +161,39 @@ def test_a_group_only_an_obsolete_model_says_exactly_is_refused_naming_it() -> N
     hosts = {n: (facts_of(n), "system") for n in ("x86_64-cooperlake", "x86_64-xeon-platinum-9242")}
     cpu = _kubevirt.render(guest, obsolete=[])
     assert cpu.model == "qemu64" and not kubevirt_problems(cpu, hosts, ("system",), obsolete=())
+
+
+# ------------------------------------------------------------------------------------------------ tiers
+def test_tiers_each_get_a_preference_and_land_on_their_own_nodes_only() -> None:
+    """A base of three recorded hosts and an AVX-512 tier of two: each tier's objects pass KubeVirt's schemas, and the
+    node selector of a tier's VMs is met by its nodes (KubeVirt's labels and the tier's label) and by no other."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._level import chosen_baseline, parse_level  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._platform_tiers import kubevirt_tiers  # pylint: disable=import-outside-toplevel
+
+    facts = {n: facts_of(n) for n in ("x86_64-xeon-e5-2650-v4", *PAIRS[0])}
+    base = baseline_of(facts).guest
+    high = chosen_baseline(parse_level("Skylake-Server"), [HostCpu.from_facts(n, facts[n]) for n in PAIRS[0]],
+                           BaselineOptions(), MapRegistry()).guest
+    out = kubevirt_tiers([("base", base, list(facts)), ("avx512", high, list(PAIRS[0]))])
+    assert out["kubevirt_cr_patch"]["spec"]["configuration"]["cpuModel"] == out["tiers"]["base"]["vm_cpu"]["model"]
+    names = {t["cluster_preference"]["metadata"]["name"] for t in out["tiers"].values()}
+    assert names == {"cpucompat", "cpucompat-avx512"}
+    for tier, objects in out["tiers"].items():
+        assert not platform_judges.kubevirt_errors(PREFERENCE, objects["cluster_preference"]), tier
+        vm = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": f"guest-{tier}", "namespace": "default"},
+              "spec": {"runStrategy": "Halted",
+                       "preference": {"kind": "VirtualMachineClusterPreference", "name": objects["cluster_preference"]["metadata"]["name"]},
+                       "template": {"spec": {"nodeSelector": objects["node_selector"], "domain": {"cpu": objects["vm_cpu"], "devices": {}}}}}}
+        assert not platform_judges.kubevirt_errors(VM, vm), tier
+    labels = {n: {**platform_judges.node_labels(f, SYSTEM.cpu_map), **out["node_labels"].get(n, {})} for n, f in facts.items()}
+
+    def runs_on(tier: str) -> set[str]:
+        wanted = out["tiers"][tier]["node_selector"]
+        return {n for n, have in labels.items() if all(have.get(k) == v for k, v in wanted.items())}
+
+    assert runs_on("base") == set(facts) and runs_on("avx512") == set(PAIRS[0])
+    assert "cpu-feature.node.kubevirt.io/avx512f" in out["tiers"]["avx512"]["node_selector"] or \
+        out["tiers"]["avx512"]["vm_cpu"]["model"].startswith("Skylake-Server")

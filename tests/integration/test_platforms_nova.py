@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import libvirt
 import pytest
@@ -22,7 +23,12 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._ini import get_options
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._nova_check import check
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _nova
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._level import chosen_baseline, parse_level
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _nova, _nova_tiers
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from conftest import KVM
 from integration.helpers import run_playbook
@@ -215,3 +221,65 @@ def test_role_never_writes_a_cpu_the_host_refuses(tmp_path) -> None:
     assert done.returncode != 0 and "Nova would refuse to start on this host" in done.stdout, done.stdout[-3000:]
     assert _nova.render(_modern()).models[0] in done.stdout
     assert conf.read_text() == NOVA_CONF and "RUNNING HANDLER" not in done.stdout
+
+
+# ------------------------------------------------------------------------------------------------ tiers
+NOVA_TIERS = r"""
+import json, sys, types
+import nova.conf
+from nova import objects
+from nova.virt.libvirt import driver, host, utils
+objects.register_all()
+conf_file, uri, specs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+CONF = nova.conf.CONF
+CONF(["--config-file", conf_file], project="nova", default_config_files=[])
+stub = types.SimpleNamespace(_host=host.Host(uri, read_only=False), cpu_models_mapping={}, cpu_model_flag_mapping={})
+for name in ("_get_cpu_model_mapping", "_prepare_cpu_flag", "_get_guest_cpu_model_config", "_match_cpu_model_by_flags", "_get_cpu_info",
+             "_get_guest_baseline_cpu_features", "_get_cpu_feature_traits"):
+    setattr(stub, name, getattr(driver.LibvirtDriver, name).__get__(stub))
+out = {"mapping": {k: list(v) if isinstance(v, tuple) else [v] for k, v in utils.CPU_TRAITS_MAPPING.items()},
+       "traits": sorted(t for t, on in stub._get_cpu_feature_traits().items() if on), "models": {}}
+for tier, extra in specs.items():
+    flavor = objects.Flavor(extra_specs=extra, vcpus=1, memory_mb=64, root_gb=1, ephemeral_gb=0, swap=0)
+    out["models"][tier] = stub._get_guest_cpu_model_config(flavor, "x86_64").model
+print("NOVA-TIERS " + json.dumps(out))
+"""
+
+
+def _nova_on_tiers(options: dict, specs: dict, tmp_path) -> dict:
+    conf = tmp_path / "nova.conf"
+    conf.write_text("[DEFAULT]\n[libvirt]\n" + "".join(f"{k} = {v}\n" for k, v in options.items()) + "virt_type = kvm\n")
+    script = tmp_path / "nova_tiers.py"
+    script.write_text(NOVA_TIERS)
+    done = subprocess.run([platform_judges.NOVA_PYTHON, str(script), str(conf), URI, json.dumps(specs)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("NOVA-TIERS ")), None)
+    assert line is not None, done.stderr[-3000:]
+    return json.loads(line.removeprefix("NOVA-TIERS "))
+
+
+@pytest.mark.usefixtures("nova_code")
+def test_nova_itself_gives_each_tiers_flavor_its_tiers_model(tmp_path) -> None:
+    """Two tiers of recorded hosts: Nova's own trait mapping is ours; on a host of both tiers, a flavor with the high
+    tier's extra specs gets the high tier's model and a plain flavor the base's; a base-only host reports none of the
+    high tier's traits (placement never sends the tier's flavors there)."""
+    facts = {n: facts_of(n) for n in ("x86_64-xeon-e5-2650-v4", *MODERN)}
+    base = baseline_of(facts).guest
+    high_hosts = [HostCpu.from_facts(n, facts[n]) for n in MODERN]
+    level = "Skylake-Server,+ss,+tsc-adjust,+arat,+vme,+pdpe1gb,+hypervisor,-pku,-clflushopt"
+    high = chosen_baseline(parse_level(level), high_hosts, BaselineOptions(), MapRegistry()).guest
+    tiers = _nova_tiers.render_tiers([("base", base), ("avx512", high)])
+    specs = {t.name: t.flavor_extra_specs for t in tiers.tiers}
+    assert specs["base"] == {} and specs["avx512"]["trait:HW_CPU_X86_AVX512F"] == "required"
+    both = _nova_on_tiers(tiers.options(["avx512"]), specs, tmp_path)
+    assert {k: tuple(v) for k, v in both["mapping"].items()} == _nova_tiers.CPU_TRAITS, "our copy of Nova's mapping"
+    assert both["models"] == {"base": tiers.tiers[0].model, "avx512": tiers.tiers[1].model}
+    wanted = {k.removeprefix("trait:") for k in specs["avx512"]}
+    assert wanted <= set(both["traits"])
+    base_only = _nova_on_tiers(tiers.options([]), {"base": {}}, tmp_path)
+    assert base_only["models"] == {"base": tiers.tiers[0].model} and not wanted & set(base_only["traits"])
+    # Tiers whose flags Nova cannot apply to both models are refused, naming the flags.
+    auto = baseline_of({n: facts[n] for n in MODERN}).guest
+    with pytest.raises(BaselineError) as err:
+        _nova_tiers.render_tiers([("base", base), ("avx512", auto)])
+    assert "tier base (model" in str(err.value) and "+pku" in str(err.value)

@@ -148,3 +148,28 @@ def test_live_enforce_every_model_this_machine_runs() -> None:
                         wrong[f"{platform} {stack.name} {value}"] = {"extra": sorted(live - guest.features),
                                                                      "missing": sorted(guest.features - live)}
     assert not wrong, json.dumps(wrong, indent=1)[:4000]
+
+
+# ------------------------------------------------------------------------------------------------ tiers
+def test_proxmox_gives_each_tier_a_custom_model_that_qemu_takes(qemu_judges) -> None:
+    """A base of three recorded hosts and an AVX-512 tier of two: one cpu-models.conf with a section per tier, each by
+    Proxmox's rules, each composed -cpu started by QEMU and (under KVM) expanded to exactly its tier's set."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._level import chosen_baseline, parse_level  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._platform_tiers import proxmox_tiers  # pylint: disable=import-outside-toplevel
+
+    facts = {n: facts_of(n) for n in ("x86_64-xeon-e5-2650-v4", *PAIRS[0])}
+    guests = {"base": baseline_of(facts).guest,
+              "avx512": chosen_baseline(parse_level("Skylake-Server"), [HostCpu.from_facts(n, facts[n]) for n in PAIRS[0]],
+                                        BaselineOptions(), MapRegistry()).guest}
+    out = proxmox_tiers([("base", guests["base"], list(facts)), ("avx512", guests["avx512"], list(PAIRS[0]))], "cluster_cpu")
+    sections = parse(out["cpu_models_conf"])
+    assert [s.id for s in sections] == ["cluster_cpu", "cluster_cpu_avx512"] and not any(cpu_model_errors(s) for s in sections)
+    assert out["tiers"]["avx512"]["vm_cpu"] == "custom-cluster_cpu_avx512" and out["tiers"]["avx512"]["nodes"] == list(PAIRS[0])
+    values = [out["tiers"][t]["qemu_args"] for t in ("base", "avx512")]
+    assert not platform_judges.start_errors([(SYSTEM, "q35", v) for v in values])
+    if judges.ACCEL == "kvm":
+        assert not platform_judges.expansion_problems(_own(qemu_judges, ("system",)), values,
+                                                      [guests["base"].features, guests["avx512"].features])

@@ -20,6 +20,7 @@ from .._errors import InputError
 from ..cpu._guest import level_of
 from ._contract import Contract, ContractError, Level, level_digest, now_iso
 from ._stored import Stored
+from ._tiers import base_group, tier_key
 
 REBUILD = "ansible-playbook -i <inventory> cpucompat.cluster.rebuild_contract -e cpucompat_group={group}"
 
@@ -40,10 +41,21 @@ def found(group: str, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> lis
     for host, entries in sorted(domains.items()):
         for dom in entries:
             stamp = dom.get("stamp")
-            if isinstance(stamp, Mapping) and stamp.get("group") == group:
+            if isinstance(stamp, Mapping) and owner(stamp) == group:
                 out.append(Stamp(host, str(dom.get("name")), int(stamp["generation"]), str(stamp["digest"]),
                                  stamp.get("pinned_at"), stamp.get("level") or {}))
     return out
+
+
+def rebuild_command(key: str) -> str:
+    """The command that rebuilds the contract ``key`` (a group, or a tier's ``group@tier``) from the stamps."""
+    group, _sep, tier = key.partition("@")
+    return REBUILD.format(group=group) + (f" -e cpucompat_contract_tier={tier}" if tier else "")
+
+
+def owner(stamp: Mapping[str, Any]) -> str:
+    """The contract a stamp names: its group's, or (with ``tier``) the tier's, ``group@tier`` (contract/_tiers)."""
+    return tier_key(str(stamp.get("group")), str(stamp["tier"])) if stamp.get("tier") else str(stamp.get("group"))
 
 
 def held_elsewhere(group: str, domains: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -55,7 +67,8 @@ def held_elsewhere(group: str, domains: Mapping[str, Sequence[Mapping[str, Any]]
     for host, entries in sorted(domains.items()):
         for dom in entries:
             stamp = dom.get("stamp")
-            if isinstance(stamp, Mapping) and stamp.get("group") not in (None, group) and host not in adopt:
+            # A tier's stamp (group g, tier t: the contract g@t, contract/_tiers) is its group's.
+            if isinstance(stamp, Mapping) and stamp.get("group") not in (None, base_group(group)) and host not in adopt:
                 others.setdefault((host, str(stamp.get("group"))), []).append(str(dom.get("name")))
     return [f"{host} is held by the contract of group {other}: its domains {', '.join(sorted(names)[:5])}"
             f"{' ...' if len(names) > 5 else ''} carry that contract's stamp, and a host belongs to one group's contract "
@@ -99,7 +112,7 @@ def edited(group: str, stored: Stored, stamps: Sequence[Stamp], where: str) -> s
                    + (" and" if added and removed else "") + (f" removes {', '.join(removed)}" if removed else "")
                    + ("" if added or removed else " differs in its model or address bits") + ".")
     return (f"the contract of group {group} ({where}) was changed outside cpucompat.cluster: {why}.{against} Restore it "
-            f"from a copy, or rebuild it from the domains' stamps ({REBUILD.format(group=group)}); a contract is changed "
+            f"from a copy, or rebuild it from the domains' stamps ({rebuild_command(group)}); a contract is changed "
             "with cpucompat.cluster.change_contract (its gates: allow_lower, security)")
 
 
@@ -111,7 +124,7 @@ def refusal(group: str, stored: Stored, stamps: Sequence[Stamp], where: str, pin
     if pin or not stamps:
         return None
     newest = max(s.generation for s in stamps)
-    rebuild = REBUILD.format(group=group)
+    rebuild = rebuild_command(group)
     if stored.contract is None and stored.moved_from is None:
         return (f"group {group} has no contract in the store ({where}), but {len(stamps)} of its domains (on {_hosts(stamps)}) "
                 f"carry the stamp of its contract, generation {newest}: the store was lost or this run reads another one. "

@@ -41,13 +41,14 @@ NOVA_NS_PREFIX = "http://openstack.org/xmlns/libvirt/nova/"
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _GROUP = re.compile(r"^[A-Za-z0-9_.:@+-]{1,200}$")
+_TIER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def manager(domain_xml: str) -> dict[str, Any]:
     """Who else decides a domain's CPU, from its <metadata>: ``nova`` (Nova rewrites the definition at every start),
     ``opted_out`` (the domain's own <cpucompat:cpu manage='no'/>), and the contract ``stamp`` a deploy left (None:
     none, or one that does not read; ``stamp_error`` says why)."""
-    out: dict[str, Any] = {"nova": False, "opted_out": False, "stamp": None, "stamp_error": None}
+    out: dict[str, Any] = {"nova": False, "opted_out": False, "stamp": None, "stamp_error": None, "tier": None}
     try:
         root = ET.fromstring(domain_xml)
     except ET.ParseError:
@@ -59,6 +60,7 @@ def manager(domain_xml: str) -> dict[str, Any]:
     mark = next((c for c in children if c.tag == f"{{{CPUCOMPAT_NS}}}cpu"), None)
     if mark is not None:
         out["opted_out"] = mark.get("manage") == "no"
+        out["tier"] = mark.get("tier")  # the tier the domain chose (contract/_tiers): the deploy's stamp, or the operator's
         if mark.get("group") is not None:
             try:
                 out["stamp"] = read_stamp(mark.attrib, mark.text or "")
@@ -77,25 +79,30 @@ def read_stamp(attrs: Any, text: str) -> dict[str, Any]:
         raise ValueError(f"the cpucompat stamp does not read: {exc}") from None
     if not _GROUP.match(group) or not _DIGEST.match(digest) or generation < 1 or not isinstance(level, dict):
         raise ValueError("the cpucompat stamp does not read: group, generation, digest or level malformed")
-    return {"group": group, "generation": generation, "digest": digest, "pinned_at": attrs.get("pinned-at"), "level": level}
+    tier = attrs.get("tier")
+    if tier is not None and not _TIER.match(str(tier)):
+        raise ValueError(f"the cpucompat stamp does not read: tier {tier!r} malformed")
+    return {"group": group, "generation": generation, "digest": digest, "pinned_at": attrs.get("pinned-at"), "level": level,
+            **({"tier": str(tier)} if tier else {})}
 
 
 def stamp_xml(stamp: Any, indent: str = "") -> str:
     """The stamp element for ``stamp`` (group, generation, digest, pinned_at, level), checked as :func:`read_stamp`
     reads it."""
-    read_stamp({"group": stamp.get("group"), "generation": stamp.get("generation"), "digest": stamp.get("digest")},
-               json.dumps(stamp.get("level")))
+    read_stamp({"group": stamp.get("group"), "generation": stamp.get("generation"), "digest": stamp.get("digest"),
+                "tier": stamp.get("tier") or None}, json.dumps(stamp.get("level")))
     level = json.dumps(stamp["level"], sort_keys=True, separators=(",", ":"))
     return (f"<cpucompat:cpu xmlns:cpucompat={quoteattr(CPUCOMPAT_NS)} group={quoteattr(str(stamp['group']))} "
             f"generation='{int(stamp['generation'])}' digest={quoteattr(str(stamp['digest']))}"
             + (f" pinned-at={quoteattr(str(stamp['pinned_at']))}" if stamp.get("pinned_at") else "")
+            + (f" tier={quoteattr(str(stamp['tier']))}" if stamp.get("tier") else "")
             + f">{escape(level)}</cpucompat:cpu>")
 
 
 def _stamp_key(stamp: Any) -> tuple[Any, ...] | None:
     if not stamp:
         return None
-    return (stamp.get("group"), int(stamp.get("generation") or 0), stamp.get("digest"))
+    return (stamp.get("group"), stamp.get("tier") or None, int(stamp.get("generation") or 0), stamp.get("digest"))
 
 
 def _metadata_spans(xml: bytes) -> tuple[_Span | None, tuple[int, int] | None]:

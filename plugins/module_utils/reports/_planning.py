@@ -547,3 +547,28 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     return {"schema": REPORT_SCHEMA, "kind": "migration", "targets": every_target, "target_problems": problems,
             "matrix": matrix, "domains": about, "disagreements": disagreements, "requested": resolved,
             "verdict": {"ok": not failures, "reasons": failures}}
+
+
+def within_tiers(report: dict[str, Any], allowed: Mapping[str, tuple[str, str, Sequence[str]]]) -> dict[str, Any]:
+    """The migration report with every move out of a domain's tier refused: ``allowed``: "host/domain" -> (group, tier,
+    the tier's hosts) for the domains in a tier beyond their group's base (contract/_tiers). A target outside the tier
+    gets ``ok`` false naming the tier (what its CPU would say stays beside it: ``cpu_ok``, ``cpu_blocking``); the
+    requested moves are judged again."""
+    for key, (group, tier, hosts) in allowed.items():
+        row = report["matrix"].get(key)
+        if row is None:
+            continue
+        for target, cell in row.items():
+            if target in hosts or cell.get("own_host"):
+                continue
+            refused = {k: v for k, v in cell.items() if k not in ("ok", "blocking", "why", "beyond_cpuid")}
+            refused.update(ok=False, tier=tier, cpu_ok=cell.get("ok"), cpu_blocking=list(cell.get("blocking") or ()),
+                           why=f"{target} is not a host of tier {tier} of group {group} (its hosts: {', '.join(hosts)}); "
+                               "a domain moves only within its tier")
+            row[target] = refused
+        report["domains"].get(key, {})["tier"] = tier
+    resolved = report.get("requested") or []
+    failures = [r for r in report["verdict"]["reasons"] if not any(r.startswith(f"{p['domain']} -> {p['target']}:") for p in resolved)]
+    failures += _requested_failures(report["matrix"], resolved)
+    report["verdict"] = {**report["verdict"], "ok": not failures, "reasons": failures}
+    return report

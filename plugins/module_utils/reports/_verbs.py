@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from .._errors import InputError
 from ..contract import _admission, _change, _contract, _observed, _planning_checks, _stamps
+from ..contract import _tiers
 from ..contract._store import ContractStore
 from ..contract._file_store import FileStore
 from ..contract._stored import Stored
@@ -30,6 +31,7 @@ from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
 from ..render._platforms import render_platforms
 from ._cluster import cluster_view, expansion_report, migration_report
+from ._planning import within_tiers
 from ._schema import REPORT_SCHEMA
 from ._upgrade import upgrade_group, upgrade_report
 
@@ -106,7 +108,9 @@ def _today(view: Mapping[str, Any]) -> Any:
 
 
 def expansion(common: Common, reader: Reader, names: list[str], candidates: list[str], domains_var: str | None,
-              fail_on: str, group: str | None) -> Outcome:
+              fail_on: str, group: str | None, tiers: _tiers.Tiers | None = None) -> Outcome:
+    """The expansion plan; with the group's contract, which candidates it would refuse; ``tiers`` (the group's, its hosts
+    and the candidates): a candidate that joins a tier is checked against the tier's contract too."""
     overlap = sorted(set(names) & set(candidates))
     if overlap:
         raise InputError(f"hosts both in the cluster and among the candidates: {', '.join(overlap)}")
@@ -122,15 +126,40 @@ def expansion(common: Common, reader: Reader, names: list[str], candidates: list
         if refused and fail_on != "never":
             report["verdict"]["ok"] = False
             report["verdict"]["reasons"].append(f"the group's contract would refuse {', '.join(refused)}")
+    if tiers is not None and not report["hosts_without_facts"]:
+        _tier_expansion(common, report, tiers, cluster.hosts(), new.hosts(), fail_on)
     return Outcome(report)
+
+
+def _tier_expansion(common: Common, report: dict[str, Any], tiers: _tiers.Tiers, current: Sequence[HostCpu],
+                    joining: Sequence[HostCpu], fail_on: str) -> None:
+    """Each tier beyond the base that candidates join: what its contract says of them (``report["tiers"]``)."""
+    report["tiers"] = {}
+    for tier in tiers.extra:
+        entering = [h for h in joining if h.name in tier.hosts]
+        pinned = common.store.read(tier.key).contract
+        if not entering or pinned is None:
+            continue
+        staying = [h for h in current if h.name in tier.hosts]
+        view = _planning_checks.expansion_against(pinned, entering, [*staying, *entering], common.policy, common.registry)
+        report["tiers"][tier.name] = view
+        refused = [n for n, c in view["candidates"].items() if c["would_be_refused"]]
+        if refused and fail_on != "never":
+            report["verdict"]["ok"] = False
+            report["verdict"]["reasons"].append(f"the contract of tier {tier.name} ({tier.key}) would refuse {', '.join(refused)}")
 
 
 def migration(common: Common, reader: Reader, names: list[str], sources: list[str], domains_var: str | None,
               verdicts_var: str | None, requested: list[Mapping[str, str]], group: str | None,
-              observed: tuple[Mapping[str, Any], Mapping[Any, Any]] | None = None) -> Outcome:
+              observed: tuple[Mapping[str, Any], Mapping[Any, Any]] | None = None, tiers: _tiers.Tiers | None = None) -> Outcome:
+    """The migration matrix; ``tiers`` (the group's): a domain in a tier beyond the base moves only to its tier's hosts."""
     domains = reader.domains(sources, domains_var)
     targets, origin = reader.group(names), reader.group(sources)
     report = migration_report(targets, domains, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
+    if tiers is not None:
+        allowed = {f"{host}/{dom['name']}": (tiers.group, found[0], found[1]) for host, entries in domains.items()
+                   for dom in entries if (found := tiers.allowed_targets(host, dom)) is not None}
+        report = within_tiers(report, allowed)
     report["facts_as_of"] = max((n for n in (targets.facts_as_of, origin.facts_as_of) if n), default=None)
     report["group"] = group
     path, contract = _contract_of(common, group)
@@ -167,25 +196,29 @@ def _stacks(common: Common, group: GroupFacts) -> Any:
 
 def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], domains_var: str | None,
              carried: Mapping[str, Any] | None = None, extra: Sequence[HostCpu] = (),
-             observations: Mapping[str, Any] | None = None) -> Outcome:
+             observations: Mapping[str, Any] | None = None, tiers: Mapping[str, _tiers.Tiers] | None = None) -> Outcome:
     """Pin or admit every group, each against its own contract; ``carried``: the result of an earlier contract step of
     this run, whose admission and XML stand (only the domains' compliance is computed again); ``extra``: hosts of
     stacks beyond the groups' (a QEMU or libvirt about to be installed) on which the ``<cpu>`` must be exact too;
     ``observations`` (with ``carried``): host -> its observation of the carried ``<cpu>`` (or why there is none): the
-    hosts are admitted by what their QEMU gives the vCPU too, and the contract records the group's observed CPU."""
+    hosts are admitted by what their QEMU gives the vCPU too, and the contract records the group's observed CPU.
+    ``tiers``: group -> its tiers (contract/_tiers): each tier beyond the base is a contract of its own (``group@tier``)
+    over the tier's hosts and the domains that chose it; the base keeps the group's other domains."""
     sections: dict[str, Any] = {}
     written: list[str] = []
     contracts: dict[str, Any] = {}
     guests: dict[str, Any] = {}
     side: dict[str, dict[str, Any]] = {}
-    for name, hosts in groups.items():
+    listed, levels, misplaced, assigned = _tiered(reader, groups, domains_var, tiers or {})
+    for name, hosts in ((k, v) for g, members in groups.items()
+                        for k, v in [(g, members), *((t.key, list(t.hosts)) for t in _tier_list(tiers, g))]):
         path = common.store.where(name)
         group = reader.group(hosts)
-        domains = reader.domains(hosts, domains_var) if domains_var else None
+        domains = listed.get(name) if domains_var else None
         earlier = (carried or {}).get(name)
         if earlier is not None:
             sections[name] = _compliance_only(earlier, group, domains, common.registry)
-            if observations is not None:
+            if observations is not None and _tiers.SEPARATOR not in name:  # a tier is admitted by its features (left: observed)
                 written += _observed_admission(common, name, sections[name], observations, group)
         else:
             stored = common.store.read(name)
@@ -194,12 +227,16 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             run = _admission.group_contract(name, group, stored.contract, path, common.policy, common.registry, domains,
                                             common.allow_partial, common.form, extra,
                                             "; ".join(held) or _stamps.refusal(name, stored, stamps, path, common.pin),
-                                            common.on_refusal, common.level)
+                                            common.on_refusal, levels.get(name, common.level))
+            run.section["reasons"] += misplaced.get(name, [])
             moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
             to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
-            if to_write is not None and run.section["pinned_now"] and common.defer_pin:
+            if to_write is not None and run.section["pinned_now"] and common.defer_pin and _tiers.SEPARATOR not in name:
                 run.section["pin_deferred"] = True  # the observation step writes it, once, with what the hosts observe
                 to_write = None
+            if to_write is not None and misplaced.get(_tiers.base_group(name)):
+                run.section["not_written"] = "a domain of the group cannot get its tier's CPU (the group's reasons say which)"
+                to_write = None  # a refused group writes nothing, its tiers neither
             if to_write is not None:
                 to_write = replace(to_write, level_generation=stored.generation + 1)
             if to_write is not None and _write(common, name, to_write, stored):
@@ -214,7 +251,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             run.section["stamps"] = _stamps.summary(stamps)
             sections[name] = run.section
             # The baseline report beside the contract, from the same baseline (or naming why there is none).
-            stem = "baseline" if len(groups) == 1 else os.path.join(name, "baseline")
+            stem = "baseline" if len(groups) == 1 and name in groups else os.path.join(name, "baseline")
             side[stem] = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
             side[stem]["group"] = name
             if run.contract is not None:
@@ -226,6 +263,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                            "digest": _contract.level_digest(section["cpu"]) if section.get("cpu") else None}
         if name in guests:
             contracts[name]["guest"] = guests[name]
+        if name in assigned:
+            contracts[name]["tiers"] = assigned[name]  # host -> {domain: the tier's contract key}: the deploy's choice
     reasons = [r for section in sections.values() for r in section["reasons"]]
     newest = [reader.group(hosts).facts_as_of for hosts in groups.values()]
     report = {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None),
@@ -235,10 +274,39 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
 
 
+def _tier_list(tiers: Mapping[str, _tiers.Tiers] | None, group: str) -> list[_tiers.Tier]:
+    found = (tiers or {}).get(group)
+    return found.extra if found is not None else []
+
+
+def _tiered(reader: Reader, groups: Mapping[str, list[str]], domains_var: str | None, tiers: Mapping[str, _tiers.Tiers]
+            ) -> tuple[dict[str, Any], dict[str, str | None], dict[str, list[str]], dict[str, dict[str, dict[str, str]]]]:
+    """Per contract key (a group, or a tier ``group@tier``): its domains, its level (None: the run's), the domains it must
+    name because they cannot get their tier's CPU; per group, host -> {domain: tier key} for its tiered domains."""
+    listed: dict[str, Any] = {}
+    levels: dict[str, str | None] = {}
+    misplaced: dict[str, list[str]] = {}
+    assigned: dict[str, dict[str, dict[str, str]]] = {}
+    for name, hosts in groups.items():
+        domains = reader.domains(hosts, domains_var) if domains_var else {}
+        found = tiers.get(name)
+        if found is None:
+            listed[name] = domains
+            continue
+        placed = found.sort(domains)
+        listed.update(placed.listed)
+        for tier in found.tiers:
+            if tier.level is not None:
+                levels[tier.key] = tier.level
+        misplaced[name] = placed.misplaced
+        assigned[name] = placed.assigned
+    return listed, levels, misplaced, assigned
+
+
 def contract_verdict(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The contract verdict's two halves: admission (hosts) and compliance (domains). ``ok`` stays admission's, the
     run's gate; ``compliant`` says whether every domain carries the contract, and ``pending`` which do not."""
-    admitted = sum(len(g.get("admitted") or []) for g in sections.values())
+    admitted = len({h for g in sections.values() for h in g.get("admitted") or []})  # a host of a tier counts once
     refused = sorted({r["host"] if isinstance(r, Mapping) else str(r) for g in sections.values()
                       for r in (g.get("admission") or {}).get("refused") or []})
     pending = {f"{k}": d.get("status") for g in sections.values() for k, d in sorted((g.get("domains") or {}).items())
@@ -318,10 +386,19 @@ def _observed_admission(common: Common, name: str, section: dict[str, Any], obse
 
 
 def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: _change.ChangeRequest,
-         domains_var: str | None) -> Outcome:
-    """Plan a raise or lower of one group's contract, and write it when it may be applied (not in check mode)."""
+         domains_var: str | None, tiers: _tiers.Tiers | None = None, tier: str | None = None) -> Outcome:
+    """Plan a raise or lower of one group's contract, and write it when it may be applied (not in check mode).
+    ``tiers`` (the group's): ``tier`` names the tier whose contract changes (None: the base), over the tier's hosts and
+    the domains in it; a change of the base leaves the other tiers' domains out."""
+    if tier is not None and tier != _tiers.BASE:
+        if tiers is None:
+            raise BaselineError(f"group {group} defines no tiers (cpucompat_tiers): no tier {tier} to change")
+        chosen = tiers.tier(tier)
+        group, hosts = chosen.key, list(chosen.hosts)
     path, stored = common.store.where(group), common.store.read(group)
     domains = reader.domains(hosts, domains_var)
+    if tiers is not None:
+        domains = tiers.split(domains)[group]
     behind = _stamps.edited(group, stored, _stamps.found(group, domains), path)
     if behind:
         raise _contract.ContractError(behind)
@@ -333,6 +410,8 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
     run.section["generation"] = stored.generation + 1 if written else stamp_generation(stored.contract, stored.generation)
     if run.contract is not None:
         run.section["digest"] = run.contract.digest
+    if tiers is not None:
+        run.section.update(tier=group.split(_tiers.SEPARATOR, 1)[1] if _tiers.SEPARATOR in group else None, tier_hosts=hosts)
     report = {"schema": REPORT_SCHEMA, "kind": "plan", **run.section, "applied": bool(written) and not common.check_mode,
               "check_mode": common.check_mode, "verdict": {"ok": not run.section["reasons"], "reasons": run.section["reasons"]}}
     return Outcome(report, written)

@@ -23,7 +23,7 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._ini import get_options
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._nova_check import check
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import BaselineError
+from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import RenderError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
@@ -280,6 +280,6 @@ def test_nova_itself_gives_each_tiers_flavor_its_tiers_model(tmp_path) -> None:
     assert base_only["models"] == {"base": tiers.tiers[0].model} and not wanted & set(base_only["traits"])
     # Tiers whose flags Nova cannot apply to both models are refused, naming the flags.
     auto = baseline_of({n: facts[n] for n in MODERN}).guest
-    with pytest.raises(BaselineError) as err:
+    with pytest.raises(RenderError) as err:
         _nova_tiers.render_tiers([("base", base), ("avx512", auto)])
     assert "tier base (model" in str(err.value) and "+pku" in str(err.value)

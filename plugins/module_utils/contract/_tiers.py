@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .._errors import CpuCompatError
+from .._errors import InputError
 
 BASE = "base"
 SEPARATOR = "@"
@@ -40,7 +40,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 __all__ = ["BASE", "SEPARATOR", "Placement", "Tier", "TierError", "Tiers", "base_group", "parse_tiers", "tier_key"]
 
 
-class TierError(CpuCompatError):
+class TierError(InputError):
     """The tiers of a group are malformed, name hosts outside the group, or a domain's choice cannot be honoured."""
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import InputError, RenderError
 from ..cpu._guest import GuestCpu
 from ..cpu._exact import Solution, name_order
 from ._nova import PLATFORM, NovaCpu, _refusals, check_flags
@@ -98,13 +98,13 @@ def render_tiers(tiers: Sequence[tuple[str, GuestCpu]], form: str = "minimal") -
     keep every tier's model exact (a flag one tier needs that gives another tier's model a feature its CPU lacks is
     refused, naming both; choose the tier's level so that it does not need it)."""
     if not tiers:
-        raise BaselineError(f"{PLATFORM}: no tiers to render")
+        raise InputError(f"{PLATFORM}: no tiers to render")
     solved = [(name, _solution(guest, form), guest) for name, guest in tiers]
     combined: dict[str, bool] = {}
     for name, solution, _guest in solved:
         for feature, on in solution.policies.items():
             if combined.get(feature, on) != on:
-                raise BaselineError(f"{PLATFORM}: the tiers need {feature} both on and off in cpu_model_extra_flags, which "
+                raise RenderError(f"{PLATFORM}: the tiers need {feature} both on and off in cpu_model_extra_flags, which "
                                     f"applies to every model of cpu_models (tier {name}: {'on' if on else 'off'})")
             combined[feature] = on
     for name, solution, guest in solved:
@@ -112,7 +112,7 @@ def render_tiers(tiers: Sequence[tuple[str, GuestCpu]], form: str = "minimal") -
             own = dict(solution.policies)
             breaking = sorted(f for f, on in combined.items() if f not in own
                               and not also_exact(guest, solution.model, {**own, f: on}, libvirt=True))
-            raise BaselineError(f"{PLATFORM}: tier {name} (model {solution.model}) cannot take the other tiers' "
+            raise RenderError(f"{PLATFORM}: tier {name} (model {solution.model}) cannot take the other tiers' "
                                 f"cpu_model_extra_flags {', '.join(('+' if combined[f] else '-') + f for f in breaking) or '(together)'}: "
                                 "Nova applies them to every model of cpu_models, so that tier's guests would get another CPU; "
                                 "choose the tiers' levels so that they need the same flags (a tier's level with -feature)")
@@ -128,7 +128,7 @@ def render_tiers(tiers: Sequence[tuple[str, GuestCpu]], form: str = "minimal") -
         have = frozenset.intersection(*defs) if defs else frozenset()
         chosen = tuple(sorted(f for f in have - earlier - disabled if f in CPU_TRAITS)) if out else ()
         if out and not chosen:
-            raise BaselineError(f"{PLATFORM}: tier {name} (model {solution.model}) has no CPU trait that the models before "
+            raise RenderError(f"{PLATFORM}: tier {name} (model {solution.model}) has no CPU trait that the models before "
                                 f"it in cpu_models ({', '.join(t.model for t in out)}) lack: a flavor cannot choose it")
         out.append(NovaTier(name, cpu, chosen))
         earlier |= set().union(*defs)

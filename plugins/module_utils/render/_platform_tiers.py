@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import RenderError
 from ..cpu._guest import GuestCpu
 from . import _kubevirt, _proxmox
 
@@ -52,7 +52,7 @@ def proxmox_tiers(tiers: Sequence[tuple[str, GuestCpu, Sequence[str]]], name: st
     for index, (tier, guest, hosts) in enumerate(tiers):
         model = name if index == 0 else f"{name}_{tier.lower().replace('-', '_')}"
         if len(model) > 40:
-            raise BaselineError(f"{_proxmox.PLATFORM}: the custom model of tier {tier}, {model}, is longer than Proxmox "
+            raise RenderError(f"{_proxmox.PLATFORM}: the custom model of tier {tier}, {model}, is longer than Proxmox "
                                 "accepts (40 characters); choose a shorter model name or tier name")
         cpu = _proxmox.render(guest, model, form)
         sections.append(cpu.cpu_models_conf)

@@ -392,7 +392,7 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
     the domains in it; a change of the base leaves the other tiers' domains out."""
     if tier is not None and tier != _tiers.BASE:
         if tiers is None:
-            raise BaselineError(f"group {group} defines no tiers (cpucompat_tiers): no tier {tier} to change")
+            raise InputError(f"group {group} defines no tiers (cpucompat_tiers): no tier {tier} to change")
         chosen = tiers.tier(tier)
         group, hosts = chosen.key, list(chosen.hosts)
     path, stored = common.store.where(group), common.store.read(group)

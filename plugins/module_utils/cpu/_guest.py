@@ -131,6 +131,8 @@ class GuestCpu:
     left_out: Mapping[str, str] = field(default_factory=dict)  # feature every host has -> why a guest cannot get it
     qemu: tuple[QemuStack, ...] = ()
     libvirt: tuple[LibvirtStack, ...] = ()
+    # aarch64: the host identity a host-passthrough guest CPU is pinned over (engine/_arm_identity); None elsewhere.
+    identity: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # A 32-bit x86 guest (no long mode) has no physical address width to emulate: QEMU refuses phys-bits there
@@ -144,7 +146,13 @@ class GuestCpu:
         """What a contract pins: the feature set and what it was judged on (and why features every host had were left
         out, for the record); no stack, no XML."""
         return {"arch": self.arch, "vendor": self.vendor, "model": self.model, "features": sorted(self.features),
-                "machine": self.machine, "phys_bits": self.phys_bits, "left_out": dict(sorted(self.left_out.items()))}
+                "machine": self.machine, "phys_bits": self.phys_bits, "left_out": dict(sorted(self.left_out.items())),
+                **({"identity": dict(self.identity)} if self.identity is not None else {})}
+
+    @property
+    def passthrough(self) -> bool:
+        """host-passthrough over a pinned host identity (aarch64 groups of identical hosts)."""
+        return self.identity is not None
 
     def with_level(self, level: Mapping[str, Any], where: str) -> GuestCpu:
         """This group's stacks and candidates with a pinned level (a contract's) instead of today's."""
@@ -153,7 +161,7 @@ class GuestCpu:
             raise BaselineError(f"{where} is for {pinned.arch}; the hosts are {self.arch}")
         candidates = self.candidates if pinned.model in self.candidates or pinned.model is None else (pinned.model, *self.candidates)
         return replace(self, vendor=pinned.vendor, model=pinned.model, features=pinned.features, machine=pinned.machine,
-                       phys_bits=pinned.phys_bits, candidates=candidates, left_out=pinned.left_out)
+                       phys_bits=pinned.phys_bits, candidates=candidates, left_out=pinned.left_out, identity=pinned.identity)
 
     # ------------------------------------------------------------------ dicts, at the edges
     def to_dict(self) -> dict[str, Any]:
@@ -200,7 +208,11 @@ def level_of(data: Any, where: str) -> GuestCpu:
     left_out = data.get("left_out") or {}
     if not isinstance(left_out, Mapping):
         raise BaselineError(f"{where}: left_out must be a mapping of feature to reason")
+    identity = data.get("identity")
+    if identity is not None and (not isinstance(identity, Mapping) or not all(isinstance(k, str) for k in identity)):
+        raise BaselineError(f"{where}: identity must be a mapping of field to value (an arm64 host identity)")
     return GuestCpu(arch=str(data["arch"]), vendor=None if data.get("vendor") is None else str(data["vendor"]),
                     model=model, features=_names(data["features"], f"{where}: features"),
                     machine=machine, phys_bits=bits if isinstance(bits, int) and not isinstance(bits, bool) and 0 < bits <= 64 else None,
-                    left_out={f: str(left_out[f]) for f in _names(list(left_out), f"{where}: left_out")})
+                    left_out={f: str(left_out[f]) for f in _names(list(left_out), f"{where}: left_out")},
+                    identity=dict(identity) if identity is not None else None)

@@ -13,10 +13,10 @@ import os
 import tempfile
 from typing import Any
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _probe
-
-from .qmp_replay import ReplayServer
+from .qmp_replay import ReplayServer  # first: it puts the collection on the path when run alone
 from .recordings import load
+
+from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _probe  # noqa: E402  pylint: disable=wrong-import-order
 
 TREES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "arm64-hosts")
 QMP = "aarch64-unidentified-nosve-qemu-8.2.0"

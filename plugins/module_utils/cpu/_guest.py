@@ -14,6 +14,8 @@ The engine builds it; a contract pins its :meth:`GuestCpu.level`; renderers neve
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -154,6 +156,11 @@ class GuestCpu:
         """host-passthrough over a pinned host identity (aarch64 groups of identical hosts)."""
         return self.identity is not None
 
+    @property
+    def identity_digest(self) -> str | None:
+        """``sha256:`` of the pinned host identity's canonical JSON (None without one)."""
+        return identity_digest(self.identity) if self.identity is not None else None
+
     def with_level(self, level: Mapping[str, Any], where: str) -> GuestCpu:
         """This group's stacks and candidates with a pinned level (a contract's) instead of today's."""
         pinned = level_of(level, where)
@@ -189,6 +196,23 @@ class GuestCpu:
             paravirt=_names(data.get("paravirt") or [], f"{where}: paravirt"),
             qemu=tuple(QemuStack.from_dict(q, f"{where}: qemu[{i}]") for i, q in enumerate(data.get("qemu") or [])),
             libvirt=tuple(LibvirtStack.from_dict(lv, f"{where}: libvirt[{i}]") for i, lv in enumerate(data.get("libvirt") or [])))
+
+
+IDENTITY_SCHEMA = "cpucompat.arm_identity/1"
+
+
+def identity_digest(identity: Mapping[str, Any]) -> str:
+    """``sha256:`` of an arm64 host identity (engine/_arm_identity) as canonical JSON: equal identities, equal digests."""
+    canonical = json.dumps({"schema": IDENTITY_SCHEMA, **identity}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+IDENTITY_LABEL_KEY = "cpucompat.io/arm-identity"
+
+
+def identity_label(identity: Mapping[str, Any]) -> str:
+    """A Kubernetes label value (40 characters of [0-9a-f]) naming an arm64 host identity: what a nodeSelector matches."""
+    return identity_digest(identity)[len("sha256:"):][:40]
 
 
 def level_of(data: Any, where: str) -> GuestCpu:

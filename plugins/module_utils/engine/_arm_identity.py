@@ -15,23 +15,21 @@ Pure and typed: :func:`identity_of` reads facts, :func:`differences` compares tw
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._errors import BaselineError
+from ..cpu._guest import IDENTITY_LABEL_KEY, identity_digest, identity_label
 from ..probe._armhost import Midr
 
-IDENTITY_SCHEMA = "cpucompat.arm_identity/1"
 # (field, what the refusal calls it), in the order a refusal names them.
 FIELDS: tuple[tuple[str, str], ...] = (
     ("midr", "MIDR_EL1"), ("revidr", "REVIDR_EL1"), ("features", "ID registers (Features)"), ("sve_lengths", "SVE vector lengths"),
     ("pmu", "PMU"), ("pauth", "pointer authentication"), ("page_size", "page size"), ("kernel", "kernel"), ("qemu", "QEMU"),
     ("machine", "machine type"), ("firmware", "firmware"),
 )
-LABEL_KEY = "cpucompat.io/arm-identity"
+LABEL_KEY = IDENTITY_LABEL_KEY
 
 
 def identity_of(facts: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -72,13 +70,12 @@ def check(identity: Any, where: str) -> dict[str, Any]:
 
 
 def digest(identity: Mapping[str, Any]) -> str:
-    canonical = json.dumps({"schema": IDENTITY_SCHEMA, **identity}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+    return identity_digest(identity)
 
 
 def label(identity: Mapping[str, Any]) -> str:
-    """A Kubernetes label value (at most 63 characters of [a-z0-9]) for the identity: what a nodeSelector matches."""
-    return digest(identity)[len("sha256:"):][:40]
+    """A Kubernetes label value for the identity: what a nodeSelector matches (``LABEL_KEY``)."""
+    return identity_label(identity)
 
 
 def describe(identity: Mapping[str, Any]) -> str:

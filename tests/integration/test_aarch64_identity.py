@@ -140,4 +140,3 @@ def test_libvirt_defines_the_rendered_aarch64_cpu_and_refuses_what_it_leaves_out
         assert refused.returncode != 0 and "Migratable attribute for host-passthrough CPU is not supported" in refused.stderr
     finally:
         remove(name)
-

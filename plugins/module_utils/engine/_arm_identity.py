@@ -211,4 +211,3 @@ def group_identity(identities: Mapping[str, Mapping[str, Any]]) -> tuple[dict[st
     ref = identities[majority[0]]
     diffs = {h: differences(ref, i) for h, i in sorted(identities.items()) if h not in majority}
     return (dict(ref) if len(groups) == 1 else None), diffs
-

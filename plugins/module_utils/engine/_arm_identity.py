@@ -127,7 +127,7 @@ def _show(value: Any) -> str:
 
 
 def _kernel_version(release: Any) -> tuple[int, int] | None:
-    head = str(release or "").split("-")[0].split("+")[0].split(".")
+    head = str(release or "").split("-", maxsplit=1)[0].split("+", maxsplit=1)[0].split(".")
     try:
         return int(head[0]), int(head[1])
     except (IndexError, ValueError):

@@ -108,3 +108,19 @@ def test_the_matrix_and_the_gate_allow_moves_only_between_hosts_of_one_identity(
     contract = _pinned()
     gate = migration_against(contract, baseline_of({n: facts(n) for n in N1}).stacks, domains, {})
     assert gate["domains"][f"{N1[0]}/vm1"]["status"] == "compliant"
+
+
+def test_a_group_whose_hosts_all_changed_alike_raises_to_its_identity_of_today() -> None:
+    """A kernel upgrade of the whole group: every host is refused until the contract is raised to the new identity."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change import ChangeRequest, plan_change  # pylint: disable=import-outside-toplevel
+
+    contract = _pinned()
+    upgraded = group_facts({"neoverse-n1-altra-kernel-6.16": facts("neoverse-n1-altra-kernel-6.16")})
+    assert [r.host for r in _admission.admission(contract, upgraded.hosts())] == ["neoverse-n1-altra-kernel-6.16"]
+    run = plan_change("arm", upgraded, contract, "c", ChangeRequest("raise"), OPTS, REGISTRY, {})
+    assert run.section["applicable"] and [d["what"] for d in run.section["identity_change"]] == ["kernel"]
+    assert run.to_write is not None and run.to_write.identity["kernel"] == "6.16.3+deb14-arm64"
+    assert "kernel 6.12.48+deb13-arm64 -> 6.16.3+deb14-arm64" in run.to_write.history[-1]["reason"]
+    assert _admission.admission(run.to_write, upgraded.hosts()) == []
+    lower = plan_change("arm", upgraded, contract, "c", ChangeRequest("lower"), OPTS, REGISTRY, {})
+    assert not lower.section["applicable"]

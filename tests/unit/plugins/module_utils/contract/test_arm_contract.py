@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _admission
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change import ChangeRequest, plan_change
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._contract import Contract, render_text
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._planning_checks import migration_against
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
@@ -112,8 +113,6 @@ def test_the_matrix_and_the_gate_allow_moves_only_between_hosts_of_one_identity(
 
 def test_a_group_whose_hosts_all_changed_alike_raises_to_its_identity_of_today() -> None:
     """A kernel upgrade of the whole group: every host is refused until the contract is raised to the new identity."""
-    from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change import ChangeRequest, plan_change  # pylint: disable=import-outside-toplevel
-
     contract = _pinned()
     upgraded = group_facts({"neoverse-n1-altra-kernel-6.16": facts("neoverse-n1-altra-kernel-6.16")})
     assert [r.host for r in _admission.admission(contract, upgraded.hosts())] == ["neoverse-n1-altra-kernel-6.16"]

@@ -100,10 +100,20 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
         raise BaselineError(f"hosts listed both in the cluster and as candidates: {', '.join(overlap)}")
     now = compute_baseline(current, opts, registry)
     per_candidate: dict[str, dict[str, Any]] = {}
+    identity = now.guest.identity if now.guest is not None else None
     for host in sorted(candidates, key=lambda h: h.name):
         cmp = compare(now, host)
         per_candidate[host.name] = {"runs_current_baseline": cmp.runnable, "missing_features": list(cmp.missing),
                                     "model_runnable": cmp.model_runnable, "model_blocked_by": list(cmp.model_blocked_by)}
+        if identity is not None:  # aarch64: host-passthrough over the group's identity; a candidate must be identical
+            try:
+                found = _arm_identity.differences(identity, _arm_identity.identity_of(host.facts, f"candidate {host.name}"))
+                per_candidate[host.name]["identity_differs"] = [d.to_dict() for d in found]
+            except BaselineError as exc:
+                found, per_candidate[host.name]["identity_differs"] = [], str(exc)
+            if found or isinstance(per_candidate[host.name]["identity_differs"], str):
+                per_candidate[host.name]["runs_current_baseline"] = False
+                per_candidate[host.name]["missing_features"] = [d.what for d in found] or ["its arm64 identity"]
     view: dict[str, Any] = {"schema": REPORT_SCHEMA, "kind": "expansion", "fail_on": fail_on, "current": now.to_dict(),
                             "candidates": per_candidate, "joined": None, "delta": None, "domains": {}, "error": None}
     view["options"] = {"own_group": _own_group(candidates, opts, registry), "without": {}}
@@ -126,6 +136,9 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
         view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, _x86_judge(joined, registry))
     elif now.arch == "s390x" and domains:
         view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, _s390x_judge(joined))
+    elif domains and identity is not None:
+        view["domains_unjudged"] = ("aarch64 domains get host-passthrough: they can move to a candidate only when it is "
+                                    "identical to the group's hosts (each candidate's identity_differs says why not)")
     elif domains:
         view["domains_unjudged"] = (f"the domains' CPUs are not judged for {now.arch}: QEMU does not say which named "
                                     f"{now.arch} models run on a host")

@@ -20,7 +20,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group im
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import host_cpus
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _qemu
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._platforms import PLATFORMS, render_platforms
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix, plan_expansion
 from utils.arm_hosts import facts
 
 OPTS, REGISTRY = BaselineOptions(), MapRegistry()
@@ -123,3 +123,13 @@ def test_a_group_whose_hosts_all_changed_alike_raises_to_its_identity_of_today()
     assert _admission.admission(run.to_write, upgraded.hosts()) == []
     lower = plan_change("arm", upgraded, contract, "c", ChangeRequest("lower"), OPTS, REGISTRY, {})
     assert not lower.section["applicable"]
+
+
+def test_the_expansion_plan_refuses_a_candidate_that_is_not_identical() -> None:
+    current = host_cpus({n: facts(n) for n in N1})
+    candidates = host_cpus({n: facts(n) for n in ("thunderx2", "neoverse-n1-altra-kernel-6.16")})
+    plan = plan_expansion(current, candidates, {N1[0]: [{"name": "vm1", "cpu_xml": PASSTHROUGH}]}, OPTS, REGISTRY)
+    assert plan["candidates"]["thunderx2"]["missing_features"][0] == "MIDR part"
+    assert plan["candidates"]["neoverse-n1-altra-kernel-6.16"]["missing_features"] == ["kernel"]
+    assert not plan["verdict"]["ok"] and "thunderx2 cannot run the current baseline (lacks MIDR part" in plan["verdict"]["reasons"][1]
+    assert "identical to the group's hosts" in plan["domains_unjudged"]

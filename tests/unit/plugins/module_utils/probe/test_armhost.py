@@ -79,3 +79,15 @@ def test_expansion_keeps_sve_lengths_pmu_pauth_and_kvm_properties() -> None:
 ])
 def test_the_virt_machine_type(version, machines, expected) -> None:
     assert _armhost.virt_machine(version, machines) == expected
+
+
+def test_the_fingerprint_of_an_aarch64_probe_covers_the_identity_the_kernel_and_features_do_not() -> None:
+    """A firmware update (or another CPU) changes a spawned aarch64 probe's fingerprint; x86 fingerprints are unchanged."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint  # pylint: disable=import-outside-toplevel
+
+    inputs = _fingerprint.arm_identity_inputs(_tree("thunderx2"))
+    assert inputs["regs"] == ["midr_el1=0x00000000431f0af1", "revidr_el1=0x0000000000000000"] and inputs["firmware"] == "T99-BIOS 7.3"
+    assert _fingerprint.arm_identity_inputs(_tree("neoverse-n1-altra-a")) != inputs
+    for binary, has_arm in (("qemu-system-aarch64", True), ("qemu-system-x86_64", False)):
+        found = _fingerprint.find_binary(binary)
+        assert ("arm" in _fingerprint.environment_inputs(found, "tcg")) is has_arm

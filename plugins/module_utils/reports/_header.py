@@ -133,7 +133,8 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
     context = [("groups", ", ".join(groups) or "-"), ("facts as of", _when(report.get("facts_as_of"))),
                ("check mode", "yes" if check else "no"), ("contract", first.get("contract_file") or "-"),
                ("pinned level", f"{first.get('model')} ({len(first.get('features') or [])} features the guest gets)"
-                if first.get("model") else "-"),
+                if first.get("model") else "host-passthrough (identical hosts only)"
+                if isinstance(first.get("cpu"), Mapping) and first["cpu"].get("identity") else "-"),
                ("could raise", f"yes, to {could['model']}" if could else "no")]
     return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import CpuCompatError
+from ..engine._arm_identity import describe
 from ._header import expansion_options, guest_features, header_markdown
 from ._schema import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
 
@@ -230,11 +231,19 @@ def platform_text(platform: str, rendering: Mapping[str, Any]) -> str:
     return json.dumps(rendering, indent=2, sort_keys=True)
 
 
+def _identity_text(section: Mapping[str, Any]) -> str | None:
+    """The pinned arm64 host identity of an aarch64 group, in one line (None elsewhere)."""
+    cpu = section.get("cpu")
+    identity = cpu.get("identity") if isinstance(cpu, Mapping) else None
+    return describe(identity) if isinstance(identity, Mapping) else None
+
+
 def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = False) -> list[str]:
     pinned = (" (check mode: a real run would pin it)" if check_mode else " (pinned in this run)") if section.get("pinned_now") \
         else f", pinned at {section['pinned_at']}" if section.get("pinned_at") else " (no contract pinned)"
     out = ["", f"## Group {name}", "", f"- contract: `{section.get('contract_file')}`" + pinned,
            f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features the guest gets" if section.get("model")
+           else f"- level: host-passthrough, identical hosts only: {_identity_text(section)}" if _identity_text(section)
            else "- level: none"]
     for host, why in (section.get("hosts_without_facts") or {}).items():
         out.append(f"- **no usable facts from {host}:** {why}")

@@ -1,0 +1,133 @@
+# Copyright (c) 2026 cpucompat.cluster contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ``power_cycle`` verb (the cpu_power_cycle action): plan a group's rolling power cycle from the contract step's
+domain statuses and the stored progress, or record a batch's results into the progress; and its report. Private.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..contract import _power_cycle as pc
+from ..contract import _progress_store
+from ..contract._contract import now_iso
+from ..contract._stored import writer
+from ..cpu._cpuid import diff_words
+from ._schema import REPORT_SCHEMA
+
+
+def _observed_change(result: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """What the guest's vCPU gained and lost, from its CPUID words before and after (None when not observed both)."""
+    before, after = result.get("observed_before") or {}, result.get("observed_after") or {}
+    if not isinstance(before.get("cpuid"), Mapping) or not isinstance(after.get("cpuid"), Mapping):
+        return None
+    diffs = diff_words(before["cpuid"], after["cpuid"])
+    return {"gains": sorted({n for d in diffs for n in d.only_b}), "loses": sorted({n for d in diffs for n in d.only_a}),
+            "words": [d.describe("before", "after") for d in diffs]}
+
+
+def _host_results(results: Sequence[Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The registered loop of domain_power_cycle over the batch's hosts: (host, its domains' results)."""
+    out = []
+    for r in results:
+        if not isinstance(r, Mapping):
+            raise pc.PowerCycleError(f"a batch result {r!r:.100} is not a task result")
+        item = r.get("item")
+        host = item.get("key") if isinstance(item, Mapping) else r.get("host")
+        if not isinstance(host, str):
+            raise pc.PowerCycleError(f"a batch result names no host: {sorted(r)}")
+        if r.get("failed") or r.get("unreachable"):
+            raise pc.PowerCycleError(f"host {host}: the batch did not run: {r.get('msg') or 'failed'}")
+        out.append((host, [dict(d) for d in r.get("domains") or []]))
+    return out
+
+
+def plan(store: Any, group: str, section: Mapping[str, Any], hosts: Sequence[str], options: Mapping[str, Any],
+         check_mode: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The batches of this run (without the guests a run already cycled for this contract) and the progress it starts."""
+    guests = pc.select(pc.pending(section.get("domains") or {}), options.get("select"), hosts)
+    groups = pc.anti_affinity(options.get("anti_affinity"))
+    bounds = pc.Bounds.of(options.get("batch", 1))
+    key = pc.contract_key(section.get("model"), section.get("features") or [])
+    stored, generation = _progress_store.read(store, group)
+    progress = pc.current(stored, group, key)
+    done = pc.cycled(progress)
+    batches = pc.plan_batches(guests, bounds, groups, done)
+    resumed = bool(progress.guests)
+    if not check_mode:
+        progress.stopped = None
+        progress.runs.append({"started_at": now_iso(), "by": writer(), "mode": options.get("mode"),
+                              "batches": len(batches), "guests": sum(len(b) for b in batches)})
+        generation = _progress_store.write(store, group, progress, generation)
+    report = view(group, section, progress, batches, options, _progress_store.where(store, group), check_mode, resumed)
+    extra = {"batches": [{"index": i, "hosts": _by_host(b)} for i, b in enumerate(batches)], "generation": generation,
+             "skipped": sorted(done)}
+    return report, extra
+
+
+def _by_host(batch: Sequence[pc.Guest]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for g in batch:
+        out.setdefault(g.host, []).append(g.name)
+    return out
+
+
+def record(store: Any, group: str, section: Mapping[str, Any], options: Mapping[str, Any], batch: int,
+           results: Sequence[Any], generation: int, planned: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A batch's results into the stored progress (compare-and-swap on ``generation``); stop when a gate failed."""
+    stored, _found = _progress_store.read(store, group)
+    key = pc.contract_key(section.get("model"), section.get("features") or [])
+    progress = pc.current(stored, group, key)
+    at = now_iso()
+    failed: list[str] = []
+    for host, domains in _host_results(results):
+        for d in domains:
+            change = _observed_change(d)
+            if change is not None:
+                d["observed_change"] = change
+        failed += pc.record(progress, host, batch, domains, at)
+    generation = _progress_store.write(store, group, progress, generation)
+    batches = [[pc.Guest(h, n, "restart-required") for h, names in (b.get("hosts") or {}).items() for n in names] for b in planned]
+    report = view(group, section, progress, batches, options, _progress_store.where(store, group), False, True)
+    return report, {"generation": generation, "stop": bool(failed), "failed": failed,
+                    "why": (progress.stopped or {}).get("why") if failed else None}
+
+
+def _model(cpu_xml: Any) -> str | None:
+    if not isinstance(cpu_xml, str):
+        return None
+    start = cpu_xml.find("<model")
+    if start < 0:
+        return None
+    end = cpu_xml.find("</model>", start)
+    text = cpu_xml[cpu_xml.find(">", start) + 1:end] if end > 0 else ""
+    return text.strip() or None
+
+
+def view(group: str, section: Mapping[str, Any], progress: pc.Progress, batches: Sequence[Sequence[pc.Guest]],
+         options: Mapping[str, Any], where: str, check_mode: bool, resumed: bool) -> dict[str, Any]:
+    """The power_cycle report: the batches, each guest's CPU before and after, gained and lost, and downtime."""
+    statuses = section.get("domains") or {}
+    rows = []
+    for i, batch in enumerate(batches):
+        for g in batch:
+            rec = progress.guests.get(g.key) or {}
+            nxt = (statuses.get(g.key) or {}).get("next_power_cycle") or {}
+            rows.append({"batch": i + 1, "guest": g.key, "state": rec.get("state") or ("planned" if check_mode else "waiting"),
+                         "why": rec.get("why"), "before": _model(rec.get("cpu_before")), "after": _model(rec.get("cpu_after")),
+                         "gains": list(nxt.get("gains") or g.gains), "loses": list(nxt.get("loses") or g.loses),
+                         "observed": rec.get("observed_change"), "down_s": rec.get("down_s"),
+                         "unavailable_s": rec.get("unavailable_s"), "forced": bool(rec.get("forced")),
+                         "stopped_at": rec.get("stopped_at"), "started_at": rec.get("started_at")})
+    in_plan = {r["guest"] for r in rows}
+    earlier = [{"guest": k, "state": v.get("state"), "batch": v.get("batch"), "down_s": v.get("down_s"), "why": v.get("why")}
+               for k, v in sorted(progress.guests.items()) if k not in in_plan]
+    reasons = [progress.stopped["why"]] if progress.stopped else []
+    reasons += [f"{r['guest']}: {r['why']}" for r in rows if r["state"] in ("timeout", "error")]
+    return {"schema": REPORT_SCHEMA, "kind": "power_cycle", "group": group, "mode": options.get("mode"),
+            "check_mode": check_mode, "resumed": resumed, "progress_file": where, "contract_model": section.get("model"),
+            "contract_key": progress.contract, "batch": options.get("batch"), "anti_affinity": options.get("anti_affinity") or [],
+            "select": options.get("select"), "rows": rows, "earlier": earlier, "stopped": progress.stopped,
+            "verdict": {"ok": not reasons, "reasons": reasons}}

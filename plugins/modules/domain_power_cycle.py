@@ -126,7 +126,8 @@ def _observe(libvirt: Any, libvirt_qemu: Any) -> Any:
                 raise CpuCompatError(f"domain {dom.name()}: QEMU rejected {command}: {reply['error'].get('desc')}")
             return reply.get("return")
 
-        return {"cpuid": read_vcpu(execute, arch_name)["cpuid"]}
+        vcpu = read_vcpu(execute, arch_name)
+        return {"cpuid": vcpu["cpuid"], "filtered": vcpu["filtered"]}
     return observe
 
 

@@ -15,14 +15,17 @@ whose agent does not come back would), services, or a long shutdown.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _power_cycle as pc
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _store
@@ -31,6 +34,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._cycle im
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _power_cycle
 from ansible_collections.cpucompat.cluster.plugins.modules import domain_power_cycle as module
 
+from .helpers import run_playbook
 from .libvirt_helpers import URI, VIRTTYPE, remove, virsh
 
 libvirt = pytest.importorskip("libvirt")
@@ -76,7 +80,7 @@ class Guests:
         self.names: list[str] = []
         self.conn = libvirt.open(URI)
 
-    def add(self, role: str, image: str = "acpi", agent: bool = False) -> str:
+    def add(self, role: str, image: str = "acpi", agent: bool = False, cpu: str = NEW) -> str:
         name = f"cpucompat-cycle-{self.tag}-{role}"
         src = os.path.join(self.dir, f"{role}-disk.img")  # a copy each: QEMU locks a disk image for writing
         shutil.copyfile(os.path.join(self.dir, f"{image}.img"), src)
@@ -84,7 +88,8 @@ class Guests:
         self.names.append(name)
         dom = self.conn.lookupByName(name)
         dom.create()
-        self.conn.defineXML(_xml(name, src, NEW, agent))  # the deploy's step: the definition now carries the contract
+        if cpu != OLD:
+            self.conn.defineXML(_xml(name, src, cpu, agent))  # the deploy's step: the definition now carries the contract
         return name
 
     def section(self) -> dict:
@@ -241,3 +246,48 @@ def _wait(condition, what: str, timeout: float = 30) -> None:  # type: ignore[no
     while not condition():
         assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
         time.sleep(0.2)
+
+
+LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+
+
+def test_the_playbook_cycles_the_deployed_guests_and_a_rerun_finds_none_left(guests: Guests, tmp_path) -> None:
+    """End to end: site pins this machine's contract and deploys it into three running guests' definitions (they keep
+    their old CPU: restart-required), power_cycle --check plans, power_cycle now cycles them in two batches with an
+    anti-affinity pair, and a rerun finds nothing to do."""
+    names = [guests.add(r, cpu=OLD) for r in ("e1", "e2", "e3")]
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"hypervisors": {"hosts": {"hv1": {**LOCAL, "cpucompat_domains": {"names": names}}}}}))
+    reports = tmp_path / "reports"
+    extra = {"cpucompat_report_dir": str(reports)}
+    site = run_playbook("cpucompat.cluster.site", tmp_path, inventory=str(inventory), extra=extra)
+    assert site.returncode == 0, site.stdout[-3000:]
+    contract = json.loads((reports / "contract.json").read_text())
+    statuses = contract["groups"]["hypervisors"]["domains"]
+    assert {statuses[f"hv1/{n}"]["status"] for n in names} == {"restart-required"}, statuses
+    assert "power_cycle.md" in (reports / "contract.md").read_text()  # the contract report links to the plan
+    cycle = {**extra, "cpucompat_cycle_mode": "now", "cpucompat_cycle_batch": {"per_host": 2, "overall": 2},
+             "cpucompat_cycle_anti_affinity": [names[:2]], "cpucompat_cycle_timeout": 60}
+    planned = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=cycle, check=True)
+    assert planned.returncode == 0, planned.stdout[-3000:]
+    plan = json.loads((reports / "power_cycle.json").read_text())
+    assert [r["state"] for r in plan["rows"]] == ["planned"] * 3 and len({r["batch"] for r in plan["rows"]}) == 2
+    assert all(guests.conn.lookupByName(n).isActive() and "check='full'" not in live_cpu(guests.conn.lookupByName(n))
+               for n in names)  # check mode changed nothing
+    started = time.monotonic()
+    ran = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=cycle)
+    elapsed = time.monotonic() - started
+    assert ran.returncode == 0, ran.stdout[-3000:]
+    report = json.loads((reports / "power_cycle.json").read_text())
+    rows = {r["guest"]: r for r in report["rows"]}
+    assert {r["state"] for r in rows.values()} == {"done"}, rows
+    first, second = sorted((rows[f"hv1/{n}"] for n in names[:2]), key=lambda r: r["stopped_at"])
+    assert first["batch"] != second["batch"] and first["started_at"] <= second["stopped_at"]
+    print(f"\nplaybook, 3 guests in 2 batches: {elapsed:.1f} s (with the contract step); down (s): "
+          + ", ".join(f"{k}: {r['down_s']:.2f}" for k, r in sorted(rows.items())))
+    again = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=cycle)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert json.loads((reports / "power_cycle.json").read_text())["rows"] == []
+    site = run_playbook("cpucompat.cluster.site", tmp_path, inventory=str(inventory), extra=extra)
+    statuses = json.loads((reports / "contract.json").read_text())["groups"]["hypervisors"]["domains"]
+    assert {statuses[f"hv1/{n}"]["status"] for n in names} == {"compliant"}, statuses

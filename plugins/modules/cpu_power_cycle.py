@@ -47,7 +47,7 @@ options:
         (C(web*)) or C(~) and a regular expression. All pending guests when omitted.
     type: raw
   batch:
-    description: At most this many guests down at once - a number (overall and per host) or C({per_host: n, overall: m}).
+    description: "At most this many guests down at once - a number (overall and per host) or C({per_host: n, overall: m})."
     type: raw
     default: 1
   anti_affinity:

@@ -17,13 +17,14 @@ description:
     the ACPI power button - asked again every few seconds), and starts each once it is off. A domain still running after
     O(timeout) seconds is left running and reported (C(timeout)), unless O(force) destroys it. After each start, the
     health gate - the domain runs, its guest agent answers C(guest-ping) where the domain has an C(org.qemu.guest_agent.0)
-    channel, and O(health_command) exits 0 - and a failed gate is reported (C(gate-failed)) and fails the task.
+    channel, and O(health_command) exits 0 - and a failed gate is reported (C(gate-failed), RV(gate_failed)); the playbook
+    stops the run there.
   - V(next_shutdown) changes nothing in the guest. It makes a reboot inside the guest end the domain (the live
     C(on_reboot) becomes C(destroy); the persistent definition is untouched, so the setting ends with the QEMU process
     and the next start runs with the definition's own), so that the next start applies the new CPU.
   - Each domain's CPU before and after - the C(<cpu>) of its live definition and, with O(observe), the CPUID words its
     vCPU has, read through the running QEMU's monitor (libvirt marks a domain so read as C(custom-monitor) tainted).
-  - Used by the P(cpucompat.cluster.power_cycle#playbook) playbook, which plans the batches and keeps the progress.
+  - Used by the C(cpucompat.cluster.power_cycle) playbook, which plans the batches and keeps the progress.
 author:
   - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:

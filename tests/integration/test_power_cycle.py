@@ -27,7 +27,6 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _power_cycle as pc
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _store
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domains import Specs, domain_status
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._cycle import CycleOptions, live_cpu, run_batch
@@ -199,7 +198,7 @@ def test_a_failed_health_gate_stops_the_run_and_a_rerun_resumes(guests: Guests, 
     _report, plan = _power_cycle.plan(store, "g", guests.section(), [HOST], options, check_mode=False)
     assert [b["hosts"][HOST] for b in plan["batches"]] == [[good[0]], [good[1]]] and plan["skipped"] == [f"{HOST}/{bad}"]
     results = _run(guests, plan["batches"][0], command)
-    assert results[0]["state"] == "gate-failed" and f"exited 1" in results[0]["why"], results
+    assert results[0]["state"] == "gate-failed" and "exited 1" in results[0]["why"], results
     results = _run(guests, plan["batches"][1], command)
     assert results[0]["state"] == "done", results
 

@@ -24,7 +24,7 @@ def _observed_change(result: Mapping[str, Any]) -> dict[str, list[str]] | None:
     if not isinstance(before.get("cpuid"), Mapping) or not isinstance(after.get("cpuid"), Mapping):
         return None
     diffs = diff_words(before["cpuid"], after["cpuid"])
-    filtered = after.get("filtered") if isinstance(after.get("filtered"), Mapping) else {}
+    filtered: Mapping[str, int] = after["filtered"] if isinstance(after.get("filtered"), Mapping) else {}
     return {"gains": sorted({n for d in diffs for n in d.only_b}), "loses": sorted({n for d in diffs for n in d.only_a}),
             "words": [d.describe("before", "after") for d in diffs],
             # asked for by the new <cpu> and not given by this host's QEMU and kernel (check='full' refuses to start then)
@@ -53,6 +53,9 @@ def plan(store: Any, group: str, section: Mapping[str, Any], hosts: Sequence[str
     guests = pc.select(pc.pending(section.get("domains") or {}), options.get("select"), hosts)
     groups = pc.anti_affinity(options.get("anti_affinity"))
     bounds = pc.Bounds.of(options.get("batch", 1))
+    if options.get("mode") != "now":
+        # next_shutdown takes no guest down: every guest in one batch (a reboot inside each is its own, whenever it comes)
+        bounds, groups = pc.Bounds(max(len(guests), 1), max(len(guests), 1)), []
     key = pc.contract_key(section.get("model"), section.get("features") or [])
     stored, generation = _progress_store.read(store, group)
     progress = pc.current(stored, group, key)

@@ -30,6 +30,8 @@ OPTIONS = {
     "results": {"type": "list", "elements": "raw", "default": []},
     "generation": {"type": "int", "default": 0},
     "planned": {"type": "list", "elements": "raw", "default": []},
+    "lease": {"type": "float", "default": 3600},
+    "takeover": {"type": "bool", "default": False},
 }
 
 
@@ -44,7 +46,7 @@ class ActionModule(AggregateAction, name="cpu_power_cycle", kinds=("power_cycle"
             raise AnsibleActionFail(f"{cls.NAME}: needs group")
         section = _section(reader, args["carry_var"], task_vars, group)
         hosts = list((task_vars.get("groups") or {}).get(group) or [])
-        options = {k: args[k] for k in ("mode", "select", "batch", "anti_affinity")}
+        options = {k: args[k] for k in ("mode", "select", "batch", "anti_affinity", "lease", "takeover")}
         if args["step"] == "plan":
             report, extra = _power_cycle.plan(common.store, group, section, hosts, options, common.check_mode)
         else:

@@ -72,6 +72,16 @@ options:
     type: list
     elements: raw
     default: []
+  lease:
+    description:
+      - Seconds after its last record that a run under way keeps the group to itself; V(plan) is refused meanwhile, naming
+        that run. Longer than the longest batch.
+    type: float
+    default: 3600
+  takeover:
+    description: Plan even though the progress says another run is under way (that run is gone).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""

@@ -194,10 +194,11 @@ class Progress:
     guests: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)
     stopped: dict[str, Any] | None = None
+    running: dict[str, Any] | None = None  # the run under way: by, started_at, seen_at (epoch seconds of its last write)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": PROGRESS_SCHEMA, "group": self.group, "contract": self.contract, "guests": self.guests,
-                "runs": self.runs, "stopped": self.stopped}
+                "runs": self.runs, "stopped": self.stopped, "running": self.running}
 
     @classmethod
     def from_dict(cls, doc: Any, where: str) -> Progress:
@@ -207,7 +208,21 @@ class Progress:
         if not isinstance(guests, Mapping) or not isinstance(runs, list) or not isinstance(doc.get("contract"), str):
             raise PowerCycleError(f"power-cycle progress {where}: guests, runs or contract missing; move it aside to start anew")
         return cls(str(doc.get("group")), doc["contract"], {str(k): dict(v) for k, v in guests.items()}, list(runs),
-                   doc.get("stopped"))
+                   doc.get("stopped"), doc.get("running"))
+
+
+LEASE = 3600.0  # seconds after its last write that a run under way keeps the group to itself
+
+
+def claim(progress: Progress, by: str, at: str, now: float, lease: float = LEASE, takeover: bool = False) -> None:
+    """This run takes the group's power cycle; refused while another run under way wrote within ``lease`` seconds
+    (``takeover``: the operator says that run is gone)."""
+    other = progress.running
+    if other and not takeover and now - float(other.get("seen_at") or 0) < lease:
+        raise PowerCycleError(f"the power cycle of group {progress.group} is under way: started by {other.get('by')} at "
+                              f"{other.get('started_at')}, last recorded {now - float(other.get('seen_at') or 0):.0f} s ago; "
+                              f"let it finish (or, if that run is gone, -e cpucompat_cycle_takeover=true)")
+    progress.running = {"by": by, "started_at": at, "seen_at": now}
 
 
 def current(stored: Progress | None, group: str, key: str) -> Progress:

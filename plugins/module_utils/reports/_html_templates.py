@@ -415,7 +415,8 @@ POWER_CYCLE = """{% extends "base" %}{% import "macros" as m %}
 <td>{% if r.observed %}gained {{ r.observed.gains | join(', ') or 'nothing' }}; lost {{ r.observed.loses | join(', ') or 'nothing' }}{% else %}-{% endif %}</td>
 <td>{{ '%.1f' | format(r.down_s) if r.down_s is number else '-' }}{{ ' (forced)' if r.forced }}</td></tr>{% endfor %}
 </tbody></table></div>{% else %}<p>No running guest waits for a power cycle.</p>{% endif %}
-{% if report.earlier %}<h2 id="earlier">Earlier runs</h2><ul>{% for e in report.earlier %}<li>{{ e.guest }}: {{ e.state }}</li>{% endfor %}</ul>{% endif %}
+{% if report.earlier %}<h2 id="earlier">Earlier runs</h2>
+<ul>{% for e in report.earlier %}<li>{{ e.guest }}: {{ e.state }}{% if e.now %}; now {{ e.now }}{% endif %}</li>{% endfor %}</ul>{% endif %}
 {% endblock %}
 """
 

@@ -400,7 +400,7 @@ def power_cycle_markdown(view: Mapping[str, Any]) -> str:
     if earlier:
         out += ["", "Earlier runs (for this contract; never cycled again):", ""]
         out += [f"- {_c(e['guest'])}: {e['state']}" + (f", down {e['down_s']:.1f} s" if isinstance(e.get("down_s"), (int, float)) else "")
-                for e in earlier]
+                + (f"; now {e['now']}" if e.get("now") else "") for e in earlier]
     return "\n".join(out) + "\n"
 
 

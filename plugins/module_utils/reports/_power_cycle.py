@@ -7,7 +7,8 @@ domain statuses and the stored progress, or record a batch's results into the pr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..contract import _power_cycle as pc
@@ -48,7 +49,7 @@ def _host_results(results: Sequence[Any]) -> list[tuple[str, list[dict[str, Any]
 
 
 def plan(store: Any, group: str, section: Mapping[str, Any], hosts: Sequence[str], options: Mapping[str, Any],
-         check_mode: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+         check_mode: bool, clock: Callable[[], float] = time.time) -> tuple[dict[str, Any], dict[str, Any]]:
     """The batches of this run (without the guests a run already cycled for this contract) and the progress it starts."""
     guests = pc.select(pc.pending(section.get("domains") or {}), options.get("select"), hosts)
     groups = pc.anti_affinity(options.get("anti_affinity"))
@@ -63,6 +64,10 @@ def plan(store: Any, group: str, section: Mapping[str, Any], hosts: Sequence[str
     batches = pc.plan_batches(guests, bounds, groups, done)
     resumed = bool(progress.guests)
     if not check_mode:
+        if any(batches):
+            pc.claim(progress, writer(), now_iso(), clock(), float(options.get("lease") or pc.LEASE), bool(options.get("takeover")))
+        else:
+            progress.running = None
         progress.stopped = None
         progress.runs.append({"started_at": now_iso(), "by": writer(), "mode": options.get("mode"),
                               "batches": len(batches), "guests": sum(len(b) for b in batches)})
@@ -81,7 +86,8 @@ def _by_host(batch: Sequence[pc.Guest]) -> dict[str, list[str]]:
 
 
 def record(store: Any, group: str, section: Mapping[str, Any], options: Mapping[str, Any], batch: int,
-           results: Sequence[Any], generation: int, planned: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+           results: Sequence[Any], generation: int, planned: Sequence[Mapping[str, Any]],
+           clock: Callable[[], float] = time.time) -> tuple[dict[str, Any], dict[str, Any]]:
     """A batch's results into the stored progress (compare-and-swap on ``generation``); stop when a gate failed."""
     stored, _found = _progress_store.read(store, group)
     key = pc.contract_key(section.get("model"), section.get("features") or [])
@@ -94,6 +100,10 @@ def record(store: Any, group: str, section: Mapping[str, Any], options: Mapping[
             if change is not None:
                 d["observed_change"] = change
         failed += pc.record(progress, host, batch, domains, at)
+    if failed or batch >= len(planned) - 1:
+        progress.running = None  # the run ends here: the next one may start
+    elif progress.running is not None:
+        progress.running["seen_at"] = clock()
     generation = _progress_store.write(store, group, progress, generation)
     batches = [[pc.Guest(h, n, "restart-required") for h, names in (b.get("hosts") or {}).items() for n in names] for b in planned]
     report = view(group, section, progress, batches, options, _progress_store.where(store, group), False, True)
@@ -112,6 +122,15 @@ def _model(cpu_xml: Any) -> str | None:
     return text.strip() or None
 
 
+def _now(status: Mapping[str, Any] | None) -> str:
+    """What became of a guest an earlier run handled, by this run's contract step."""
+    if status is None:
+        return "not listed in this run"
+    if status.get("status") == "compliant":
+        return "runs the contract CPU" if status.get("active") else "shut off (ended): its next start runs the contract CPU (virsh start)"
+    return str(status.get("status"))
+
+
 def view(group: str, section: Mapping[str, Any], progress: pc.Progress, batches: Sequence[Sequence[pc.Guest]],
          options: Mapping[str, Any], where: str, check_mode: bool, resumed: bool) -> dict[str, Any]:
     """The power_cycle report: the batches, each guest's CPU before and after, gained and lost, and downtime."""
@@ -128,8 +147,8 @@ def view(group: str, section: Mapping[str, Any], progress: pc.Progress, batches:
                          "unavailable_s": rec.get("unavailable_s"), "forced": bool(rec.get("forced")),
                          "stopped_at": rec.get("stopped_at"), "started_at": rec.get("started_at")})
     in_plan = {r["guest"] for r in rows}
-    earlier = [{"guest": k, "state": v.get("state"), "batch": v.get("batch"), "down_s": v.get("down_s"), "why": v.get("why")}
-               for k, v in sorted(progress.guests.items()) if k not in in_plan]
+    earlier = [{"guest": k, "state": v.get("state"), "batch": v.get("batch"), "down_s": v.get("down_s"), "why": v.get("why"),
+                "now": _now(statuses.get(k))} for k, v in sorted(progress.guests.items()) if k not in in_plan]
     reasons = [progress.stopped["why"]] if progress.stopped else []
     reasons += [f"{r['guest']}: {r['why']}" for r in rows if r["state"] in ("timeout", "error")]
     return {"schema": REPORT_SCHEMA, "kind": "power_cycle", "group": group, "mode": options.get("mode"),

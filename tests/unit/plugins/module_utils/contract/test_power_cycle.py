@@ -156,3 +156,41 @@ def test_plan_then_record_resumes_and_reports(tmp_path) -> None:
     assert report["resumed"] and {e["guest"] for e in report["earlier"]} == {"hv1/db1", "hv1/web2"}
     with pytest.raises(_store.ConflictError):
         _power_cycle.record(store, "g", SECTION, options, 0, ran, 1, extra["batches"])
+
+
+def test_a_run_under_way_keeps_the_group_until_it_ends_or_its_lease_runs_out(tmp_path) -> None:
+    store = _store.FileStore(str(tmp_path))
+    options = {"mode": "now", "batch": 1}
+    _report, first = _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=False, clock=lambda: 1000.0)
+    assert len(first["batches"]) == 6
+    with pytest.raises(pc.PowerCycleError, match=r"the power cycle of group g is under way: started by .* last recorded 60 s ago; "
+                                                 r"let it finish \(or, if that run is gone, -e cpucompat_cycle_takeover=true\)"):
+        _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=False, clock=lambda: 1060.0)
+    # Check mode only plans: never refused, never writes.
+    _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=True, clock=lambda: 1060.0)
+    ran = [{"item": {"key": "hv1"}, "domains": [{"name": "db1", "state": "done"}]}]
+    _report, out = _power_cycle.record(store, "g", SECTION, options, 0, ran, first["generation"], first["batches"], clock=lambda: 5000.0)
+    with pytest.raises(pc.PowerCycleError, match="last recorded 100 s ago"):  # each record renews the lease
+        _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=False, clock=lambda: 5100.0)
+    # Gone for longer than the lease (or taken over): the next run continues without db1.
+    _report, again = _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], {**options, "takeover": True}, check_mode=False,
+                                       clock=lambda: 5200.0)
+    assert "hv1/db1" in again["skipped"] and len(again["batches"]) == 5
+    last = len(again["batches"]) - 1
+    ran = [{"item": {"key": h}, "domains": [{"name": n, "state": "done"}]} for b in again["batches"] for h, ns in b["hosts"].items() for n in ns]
+    generation = again["generation"]
+    for i, r in enumerate(ran):
+        _report, out = _power_cycle.record(store, "g", SECTION, options, i, [r], generation, again["batches"], clock=lambda: 5300.0)
+        generation = out["generation"]
+    assert i == last
+    # The last batch ended the run: the next one starts at once, and finds nothing left.
+    report, nothing = _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=False, clock=lambda: 5301.0)
+    assert nothing["batches"] == [] and report["rows"] == [] and len(report["earlier"]) == 6
+    assert "No running guest waits" in report_markdown(report)
+
+
+def test_next_shutdown_takes_every_guest_in_one_batch(tmp_path) -> None:
+    store = _store.FileStore(str(tmp_path))
+    options = {"mode": "next_shutdown", "batch": 1, "anti_affinity": [["db1", "db2"]]}
+    _report, plan = _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=True)
+    assert [sorted(b["hosts"]) for b in plan["batches"]] == [["hv1", "hv2"]] and sum(map(len, plan["batches"][0]["hosts"].values())) == 6

@@ -31,6 +31,7 @@ OPTIONS = {
     "generation": {"type": "int", "default": 0},
     "planned": {"type": "list", "elements": "raw", "default": []},
     "lease": {"type": "float", "default": 3600},
+    "last": {"type": "bool"},
     "takeover": {"type": "bool", "default": False},
 }
 
@@ -51,7 +52,7 @@ class ActionModule(AggregateAction, name="cpu_power_cycle", kinds=("power_cycle"
             report, extra = _power_cycle.plan(common.store, group, section, hosts, options, common.check_mode)
         else:
             report, extra = _power_cycle.record(common.store, group, section, options, args["batch_index"], args["results"],
-                                                args["generation"], args["planned"])
+                                                args["generation"], args["planned"], last=args["last"])
         files = [] if common.check_mode else [str(report["progress_file"])]
         return _verbs.Outcome(report, files, extra)
 

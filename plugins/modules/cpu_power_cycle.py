@@ -14,8 +14,8 @@ description:
     carries the contract), narrowed by O(select), in batches bounded by O(batch) and O(anti_affinity), without the
     guests an earlier run already shut down and started for the same contract; and, unless in check mode, starts a run in
     the group's progress, kept beside its contract in the contract store with the same compare-and-swap.
-  - V(record) writes one batch's results (the registered loop of M(cpucompat.cluster.domain_power_cycle) over the
-    batch's hosts) into the progress, and says whether the run stops (a failed health gate).
+  - V(record) writes one batch's results (registered results of M(cpucompat.cluster.domain_power_cycle), each naming its
+    host by C(host) or by the loop's C(item.key)) into the progress, and says whether the run stops (a failed health gate).
   - Both write the C(power_cycle) report (batches, each guest's CPU before and after, what it gains and loses, the
     time it was down).
 author:
@@ -59,7 +59,7 @@ options:
     type: int
     default: 0
   results:
-    description: With V(record), the registered loop of M(cpucompat.cluster.domain_power_cycle) (C(results)).
+    description: With V(record), registered results of M(cpucompat.cluster.domain_power_cycle), each with C(host) (or C(item.key)).
     type: list
     elements: raw
     default: []
@@ -72,6 +72,9 @@ options:
     type: list
     elements: raw
     default: []
+  last:
+    description: With V(record), whether this is the run's last part (it ends the run); by default, the plan's last batch.
+    type: bool
   lease:
     description:
       - Seconds after its last record that a run under way keeps the group to itself; V(plan) is refused meanwhile, naming
@@ -115,6 +118,15 @@ stop:
   description: With V(record), whether a health gate failed (the run stops).
   returned: when O(step=record)
   type: bool
+gate_failed:
+  description: With V(record), the guests (C(host/name)) whose health gate failed.
+  returned: when O(step=record)
+  type: list
+  elements: str
+why:
+  description: With V(record), why the run stops (null when it does not).
+  returned: when O(step=record)
+  type: str
 contract_files:
   description: The progress written (none in check mode).
   returned: always

@@ -14,8 +14,8 @@ description:
     migration keeps it. This module applies the persistent definition's C(<cpu>) to a batch of running domains of one
     host, in one of two modes (O(mode)). It never uses C(virsh reboot).
   - V(now) asks every domain of the batch to shut down (libvirt's default way - the guest agent where it answers, else
-    the ACPI power button - asked again every few seconds), and starts each once it is off. A domain still running after
-    O(timeout) seconds is left running and reported (C(timeout)), unless O(force) destroys it. After each start, the
+    the ACPI power button - asked again every few seconds), and starts each as soon as it is off. A domain still running
+    after O(timeout) seconds is left running and reported (C(timeout)), unless O(force) destroys it. After each start, the
     health gate - the domain runs, its guest agent answers C(guest-ping) where the domain has an C(org.qemu.guest_agent.0)
     channel, and O(health_command) exits 0 - and a failed gate is reported (C(gate-failed), RV(gate_failed)); the playbook
     stops the run there.

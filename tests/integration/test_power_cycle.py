@@ -188,7 +188,7 @@ def test_a_failed_health_gate_stops_the_run_and_a_rerun_resumes(guests: Guests, 
     assert [b["hosts"][HOST] for b in plan["batches"]] == [[bad], [good[0]], [good[1]]]
     results = _run(guests, plan["batches"][0], NOW)
     report, out = _power_cycle.record(store, "g", section, options, 0, _ran(results), plan["generation"], plan["batches"])
-    assert out["stop"] and out["failed"] == [f"{HOST}/{bad}"]
+    assert out["stop"] and out["gate_failed"] == [f"{HOST}/{bad}"]
     assert "guest agent (org.qemu.guest_agent.0) did not answer within 3 s" in out["why"]
     assert report["verdict"]["ok"] is False and report["stopped"]["guests"] == [f"{HOST}/{bad}"]
     assert all(guests.conn.lookupByName(n).isActive() and "sse4.2" not in live_cpu(guests.conn.lookupByName(n)) for n in good)
@@ -290,3 +290,29 @@ def test_the_playbook_cycles_the_deployed_guests_and_a_rerun_finds_none_left(gue
     site = run_playbook("cpucompat.cluster.site", tmp_path, inventory=str(inventory), extra=extra)
     statuses = json.loads((reports / "contract.json").read_text())["groups"]["hypervisors"]["domains"]
     assert {statuses[f"hv1/{n}"]["status"] for n in names} == {"compliant"}, statuses
+
+
+def test_the_playbook_stops_at_a_failed_gate_and_a_rerun_resumes(guests: Guests, tmp_path) -> None:
+    """The operator's health command fails for the second guest: the run stops there (the third keeps its old CPU), the
+    playbook fails naming it; the rerun cycles only the third."""
+    names = [guests.add(r, cpu=OLD) for r in ("g1", "g2", "g3")]
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"hypervisors": {"hosts": {"hv1": {**LOCAL, "cpucompat_domains": {"names": names}}}}}))
+    reports = tmp_path / "reports"
+    extra = {"cpucompat_report_dir": str(reports)}
+    site = run_playbook("cpucompat.cluster.site", tmp_path, inventory=str(inventory), extra=extra)
+    assert site.returncode == 0, site.stdout[-3000:]
+    cycle = {**extra, "cpucompat_cycle_mode": "now", "cpucompat_cycle_timeout": 60,
+             "cpucompat_cycle_health_command": ["sh", "-c", f'test "$CPUCOMPAT_DOMAIN" != {names[1]}']}
+    stopped = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=cycle)
+    assert stopped.returncode != 0, stopped.stdout[-3000:]
+    assert f"power cycle stopped: hv1/{names[1]}: domain {names[1]}: the health command sh -c" in stopped.stdout, stopped.stdout[-3000:]
+    report = json.loads((reports / "power_cycle.json").read_text())
+    assert [r["state"] for r in report["rows"]] == ["done", "gate-failed", "waiting"] and report["verdict"]["ok"] is False
+    assert "check='full'" not in live_cpu(guests.conn.lookupByName(names[2]))  # never reached: still its old CPU
+    del cycle["cpucompat_cycle_health_command"]
+    resumed = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=cycle)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    report = json.loads((reports / "power_cycle.json").read_text())
+    assert [(r["guest"], r["state"]) for r in report["rows"]] == [(f"hv1/{names[2]}", "done")] and report["resumed"]
+    assert {e["guest"]: e["state"] for e in report["earlier"]} == {f"hv1/{names[0]}": "done", f"hv1/{names[1]}": "gate-failed"}

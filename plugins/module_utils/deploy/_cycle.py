@@ -4,9 +4,10 @@
 """One batch of the rolling power cycle on one host, through libvirt (the domain_power_cycle module). Private.
 
 - ``now``: every domain of the batch is asked to shut down (libvirt's default: the guest agent where it answers, else
-  the ACPI power button; asked again every ``retry`` seconds, as a guest still booting ignores the button), then
-  started once it is off. Never ``reboot``: a reboot keeps the QEMU process, so the old CPU. A domain still running
-  after ``timeout`` seconds is left running and reported (``timeout``), unless ``force``: then it is destroyed.
+  the ACPI power button; asked again every ``retry`` seconds, as a guest still booting ignores the button), and each is
+  started as soon as it is off (the batch bounds how many are down at once; none waits for the others). Never
+  ``reboot``: a reboot keeps the QEMU process, so the old CPU. A domain still running after ``timeout`` seconds is
+  left running and reported (``timeout``), unless ``force``: then it is destroyed.
 - After each start, the health gate: the domain runs; its guest agent answers ``guest-ping`` where the domain has an
   ``org.qemu.guest_agent.0`` channel; the operator's command exits 0 (run on the host, ``CPUCOMPAT_DOMAIN`` in its
   environment). A failed gate is ``gate-failed``, named with what failed; the caller stops the run there.
@@ -137,19 +138,6 @@ def run_batch(libvirt: Any, conn: Any, names: Sequence[str], opts: CycleOptions,
     _stop(libvirt, doms, results, opts, clock)
     for name, dom in doms.items():
         r = results[name]
-        if "stopped_at" not in r:
-            continue
-        try:
-            dom.create()
-        except libvirt.libvirtError as exc:
-            r.update(state="gate-failed", why=f"domain {name} does not start again: {exc.get_error_message()}",
-                     gate={"running": False})
-            continue
-        r["started_at"] = clock()
-        r["down_s"] = round(r["started_at"] - r["stopped_at"], 3)
-        r["unavailable_s"] = round(r["started_at"] - r["shutdown_at"], 3)
-    for name, dom in doms.items():
-        r = results[name]
         if "started_at" not in r:
             continue
         ok, gate = _gate(libvirt, dom, opts, agent, command)
@@ -163,9 +151,24 @@ def run_batch(libvirt: Any, conn: Any, names: Sequence[str], opts: CycleOptions,
     return [results[n] for n in names]
 
 
+def _start(libvirt: Any, dom: Any, r: dict[str, Any], clock: Callable[[], float]) -> None:
+    """Start a domain that is off (its definition's CPU applies now)."""
+    r["stopped_at"] = clock()
+    try:
+        dom.create()
+    except libvirt.libvirtError as exc:
+        r.update(state="gate-failed", why=f"domain {dom.name()} does not start again: {exc.get_error_message()}",
+                 gate={"running": False})
+        return
+    r["started_at"] = clock()
+    r["down_s"] = round(r["started_at"] - r["stopped_at"], 3)
+    r["unavailable_s"] = round(r["started_at"] - r["shutdown_at"], 3)
+
+
 def _stop(libvirt: Any, doms: dict[str, Any], results: dict[str, dict[str, Any]], opts: CycleOptions,
           clock: Callable[[], float]) -> None:
-    """Ask each domain to shut down until it is off or ``timeout`` passes; then destroy it (``force``) or leave it."""
+    """Ask each domain to shut down until it is off or ``timeout`` passes, starting each as soon as it is off; a domain
+    still running then is destroyed and started (``force``) or left running."""
     start = clock()
     asked: dict[str, float] = {}
     for name, dom in doms.items():
@@ -177,8 +180,8 @@ def _stop(libvirt: Any, doms: dict[str, Any], results: dict[str, dict[str, Any]]
         for name in sorted(waiting):
             dom = doms[name]
             if not dom.isActive():
-                results[name]["stopped_at"] = clock()
                 waiting.discard(name)
+                _start(libvirt, dom, results[name], clock)
             elif clock() - asked[name] >= opts.retry:
                 _ask(libvirt, dom, results[name])
                 asked[name] = clock()
@@ -197,7 +200,8 @@ def _stop(libvirt: Any, doms: dict[str, Any], results: dict[str, dict[str, Any]]
                 r.update(state="error", why=f"domain {name} did not shut down within {opts.timeout:g} s and cannot be "
                                             f"destroyed: {exc.get_error_message()}")
                 continue
-        r.update(stopped_at=clock(), forced=True)
+        r["forced"] = True
+        _start(libvirt, dom, r, clock)
 
 
 def _ask(libvirt: Any, dom: Any, result: dict[str, Any]) -> None:

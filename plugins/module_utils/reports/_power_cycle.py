@@ -39,7 +39,7 @@ def _host_results(results: Sequence[Any]) -> list[tuple[str, list[dict[str, Any]
         if not isinstance(r, Mapping):
             raise pc.PowerCycleError(f"a batch result {r!r:.100} is not a task result")
         item = r.get("item")
-        host = item.get("key") if isinstance(item, Mapping) else r.get("host")
+        host = r.get("host") or (item.get("key") if isinstance(item, Mapping) else None)
         if not isinstance(host, str):
             raise pc.PowerCycleError(f"a batch result names no host: {sorted(r)}")
         if r.get("failed") or r.get("unreachable"):
@@ -51,6 +51,9 @@ def _host_results(results: Sequence[Any]) -> list[tuple[str, list[dict[str, Any]
 def plan(store: Any, group: str, section: Mapping[str, Any], hosts: Sequence[str], options: Mapping[str, Any],
          check_mode: bool, clock: Callable[[], float] = time.time) -> tuple[dict[str, Any], dict[str, Any]]:
     """The batches of this run (without the guests a run already cycled for this contract) and the progress it starts."""
+    if section.get("pinned_now") or not section.get("model"):
+        raise pc.PowerCycleError(f"group {group} has no contract yet: run cpucompat.cluster.site first (it pins the contract and "
+                                 "deploys it); the power cycle only applies a deployed contract")
     guests = pc.select(pc.pending(section.get("domains") or {}), options.get("select"), hosts)
     groups = pc.anti_affinity(options.get("anti_affinity"))
     bounds = pc.Bounds.of(options.get("batch", 1))
@@ -87,9 +90,12 @@ def _by_host(batch: Sequence[pc.Guest]) -> dict[str, list[str]]:
 
 def record(store: Any, group: str, section: Mapping[str, Any], options: Mapping[str, Any], batch: int,
            results: Sequence[Any], generation: int, planned: Sequence[Mapping[str, Any]],
-           clock: Callable[[], float] = time.time) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A batch's results into the stored progress (compare-and-swap on ``generation``); stop when a gate failed."""
+           clock: Callable[[], float] = time.time, last: bool | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A batch's results (or one host's part of it) into the stored progress (compare-and-swap on ``generation``);
+    stop when a gate failed. ``last``: the run's last part (default: the plan's last batch), which ends the run."""
     stored, _found = _progress_store.read(store, group)
+    if stored is None:
+        raise pc.PowerCycleError(f"group {group}: no power-cycle progress to record batch {batch + 1} in: plan first")
     key = pc.contract_key(section.get("model"), section.get("features") or [])
     progress = pc.current(stored, group, key)
     at = now_iso()
@@ -100,14 +106,14 @@ def record(store: Any, group: str, section: Mapping[str, Any], options: Mapping[
             if change is not None:
                 d["observed_change"] = change
         failed += pc.record(progress, host, batch, domains, at)
-    if failed or batch >= len(planned) - 1:
+    if failed or (last if last is not None else batch >= len(planned) - 1):
         progress.running = None  # the run ends here: the next one may start
     elif progress.running is not None:
         progress.running["seen_at"] = clock()
     generation = _progress_store.write(store, group, progress, generation)
     batches = [[pc.Guest(h, n, "restart-required") for h, names in (b.get("hosts") or {}).items() for n in names] for b in planned]
     report = view(group, section, progress, batches, options, _progress_store.where(store, group), False, True)
-    return report, {"generation": generation, "stop": bool(failed), "failed": failed,
+    return report, {"generation": generation, "stop": bool(failed), "gate_failed": failed,
                     "why": (progress.stopped or {}).get("why") if failed else None}
 
 

@@ -143,7 +143,7 @@ def test_plan_then_record_resumes_and_reports(tmp_path) -> None:
          "observed_after": {"cpuid": {**words, "0x7.0x0.EBX": 0x20}}},
         {"name": "web2", "state": "gate-failed", "why": "domain web2: the health command /bin/false exited 1"}]}]
     report, out = _power_cycle.record(store, "g", SECTION, options, 0, ran, 1, extra["batches"])
-    assert out["stop"] and out["failed"] == ["hv1/web2"] and out["generation"] == 2
+    assert out["stop"] and out["gate_failed"] == ["hv1/web2"] and out["generation"] == 2
     row = report["rows"][0]
     assert (row["before"], row["after"], row["down_s"], row["observed"]["gains"]) == ("Broadwell", "Skylake-Server", 1.5, ["avx2"])
     markdown, html = report_markdown(report), report_html(report)
@@ -194,3 +194,27 @@ def test_next_shutdown_takes_every_guest_in_one_batch(tmp_path) -> None:
     options = {"mode": "next_shutdown", "batch": 1, "anti_affinity": [["db1", "db2"]]}
     _report, plan = _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=True)
     assert [sorted(b["hosts"]) for b in plan["batches"]] == [["hv1", "hv2"]] and sum(map(len, plan["batches"][0]["hosts"].values())) == 6
+
+
+def test_a_group_without_a_contract_is_refused_and_a_record_needs_a_plan(tmp_path) -> None:
+    store = _store.FileStore(str(tmp_path))
+    with pytest.raises(pc.PowerCycleError, match="group g has no contract yet: run cpucompat.cluster.site first"):
+        _power_cycle.plan(store, "g", {**SECTION, "pinned_now": True}, ["hv1"], {"mode": "now"}, check_mode=True)
+    with pytest.raises(pc.PowerCycleError, match="group g: no power-cycle progress to record batch 1 in: plan first"):
+        _power_cycle.record(store, "g", SECTION, {"mode": "now"}, 0, [], 0, [])
+
+
+def test_one_host_part_at_a_time_ends_the_run_only_when_told(tmp_path) -> None:
+    store = _store.FileStore(str(tmp_path))
+    options = {"mode": "now", "batch": {"per_host": 1, "overall": 2}}
+    _report, plan = _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=False, clock=lambda: 0.0)
+    part = [{"host": "hv1", "domains": [{"name": "db1", "state": "done"}]}]
+    _report, out = _power_cycle.record(store, "g", SECTION, options, len(plan["batches"]) - 1, part, plan["generation"],
+                                       plan["batches"], clock=lambda: 1.0, last=False)
+    with pytest.raises(pc.PowerCycleError, match="is under way"):  # the last batch's other host is still to come
+        _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=False, clock=lambda: 2.0)
+    part = [{"host": "hv2", "domains": [{"name": "db2", "state": "done"}]}]
+    _power_cycle.record(store, "g", SECTION, options, len(plan["batches"]) - 1, part, out["generation"], plan["batches"],
+                        clock=lambda: 3.0, last=True)
+    _report, again = _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=False, clock=lambda: 4.0)
+    assert {"hv1/db1", "hv2/db2"} <= set(again["skipped"])

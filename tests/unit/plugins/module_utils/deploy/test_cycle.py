@@ -98,11 +98,11 @@ def _run(conn: Conn, names: list[str], agent: Any = None, command: Any = None, *
                      agent=agent, command=command, clock=Clock())
 
 
-def test_all_go_down_together_then_start_then_gate() -> None:
+def test_all_are_asked_together_each_starts_once_off_then_the_gates() -> None:
     log: list[str] = []
     conn = Conn(Dom("a", log), Dom("b", log, stops_after=3))
     results = _run(conn, ["a", "b"], timeout=100)
-    assert log == ["shutdown a", "shutdown b", "shutdown b", "shutdown b", "start a", "start b"]
+    assert log == ["shutdown a", "shutdown b", "start a", "shutdown b", "shutdown b", "start b"]
     assert [r["state"] for r in results] == ["done", "done"]
     a = results[0]
     assert a["cpu_before"] == "<cpu><model>old</model></cpu>" and a["cpu_after"] == "<cpu><model>new</model></cpu>"

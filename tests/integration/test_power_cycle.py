@@ -234,6 +234,11 @@ def test_next_shutdown_makes_a_reboot_inside_the_guest_end_the_domain(guests: Gu
     assert "sse4.2" in live_cpu(dom) and "<on_reboot>restart</on_reboot>" in dom.XMLDesc(0)
 
 
+def _old(dom) -> bool:  # type: ignore[no-untyped-def]
+    """The guest runs its old CPU (qemu64; the contract deployed by site is another model)."""
+    return ">qemu64</model>" in (live_cpu(dom) or "")
+
+
 def _power_button_enabled(name: str) -> bool:
     """Read PM1 enable (port 0x602) through the monitor: the boot sector sets the power button bit first."""
     out = virsh("qemu-monitor-command", name, "--hmp", "i /w 0x602").stdout.strip()
@@ -271,8 +276,7 @@ def test_the_playbook_cycles_the_deployed_guests_and_a_rerun_finds_none_left(gue
     assert planned.returncode == 0, planned.stdout[-3000:]
     plan = json.loads((reports / "power_cycle.json").read_text())
     assert [r["state"] for r in plan["rows"]] == ["planned"] * 3 and len({r["batch"] for r in plan["rows"]}) == 2
-    assert all(guests.conn.lookupByName(n).isActive() and "check='full'" not in live_cpu(guests.conn.lookupByName(n))
-               for n in names)  # check mode changed nothing
+    assert all(guests.conn.lookupByName(n).isActive() and _old(guests.conn.lookupByName(n)) for n in names)  # check mode: nothing
     started = time.monotonic()
     ran = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=cycle)
     elapsed = time.monotonic() - started
@@ -280,6 +284,7 @@ def test_the_playbook_cycles_the_deployed_guests_and_a_rerun_finds_none_left(gue
     report = json.loads((reports / "power_cycle.json").read_text())
     rows = {r["guest"]: r for r in report["rows"]}
     assert {r["state"] for r in rows.values()} == {"done"}, rows
+    assert not any(_old(guests.conn.lookupByName(n)) for n in names)  # each runs the contract CPU now
     first, second = sorted((rows[f"hv1/{n}"] for n in names[:2]), key=lambda r: r["stopped_at"])
     assert first["batch"] != second["batch"] and first["started_at"] <= second["stopped_at"]
     print(f"\nplaybook, 3 guests in 2 batches: {elapsed:.1f} s (with the contract step); down (s): "
@@ -309,10 +314,37 @@ def test_the_playbook_stops_at_a_failed_gate_and_a_rerun_resumes(guests: Guests,
     assert f"power cycle stopped: hv1/{names[1]}: domain {names[1]}: the health command sh -c" in stopped.stdout, stopped.stdout[-3000:]
     report = json.loads((reports / "power_cycle.json").read_text())
     assert [r["state"] for r in report["rows"]] == ["done", "gate-failed", "waiting"] and report["verdict"]["ok"] is False
-    assert "check='full'" not in live_cpu(guests.conn.lookupByName(names[2]))  # never reached: still its old CPU
+    assert _old(guests.conn.lookupByName(names[2]))  # never reached: still its old CPU
     del cycle["cpucompat_cycle_health_command"]
     resumed = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=cycle)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     report = json.loads((reports / "power_cycle.json").read_text())
     assert [(r["guest"], r["state"]) for r in report["rows"]] == [(f"hv1/{names[2]}", "done")] and report["resumed"]
     assert {e["guest"]: e["state"] for e in report["earlier"]} == {f"hv1/{names[0]}": "done", f"hv1/{names[1]}": "gate-failed"}
+
+
+def test_the_playbook_next_shutdown_arms_and_a_reboot_inside_ends_the_domain(guests: Guests, tmp_path) -> None:
+    """The default mode through the playbook: nothing goes down; each guest's reboot now ends its domain; a rerun says
+    what became of the one that ended, and its next start runs the contract CPU."""
+    names = [guests.add(r, cpu=OLD) for r in ("s1", "s2")]
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"hypervisors": {"hosts": {"hv1": {**LOCAL, "cpucompat_domains": {"names": names}}}}}))
+    reports = tmp_path / "reports"
+    extra = {"cpucompat_report_dir": str(reports)}
+    site = run_playbook("cpucompat.cluster.site", tmp_path, inventory=str(inventory), extra=extra)
+    assert site.returncode == 0, site.stdout[-3000:]
+    armed = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=extra)
+    assert armed.returncode == 0, armed.stdout[-3000:]
+    report = json.loads((reports / "power_cycle.json").read_text())
+    assert [(r["batch"], r["state"]) for r in report["rows"]] == [(1, "armed"), (1, "armed")]
+    doms = [guests.conn.lookupByName(n) for n in names]
+    assert all(d.isActive() and "<on_reboot>destroy</on_reboot>" in d.XMLDesc(0) for d in doms)
+    _wait(lambda: _power_button_enabled(names[0]), "the guest's code to run")
+    _wait(lambda: not doms[0].isActive() or virsh("send-key", names[0], "KEY_R").returncode != 0 or time.sleep(1), "the domain to end")
+    again = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=extra)
+    assert again.returncode == 0, again.stdout[-3000:]
+    report = json.loads((reports / "power_cycle.json").read_text())
+    assert [(r["guest"], r["state"]) for r in report["rows"]] == [(f"hv1/{names[1]}", "armed")]  # armed already: left so
+    assert report["earlier"][0]["now"].startswith("shut off (ended): its next start runs the contract CPU"), report["earlier"]
+    doms[0].create()
+    assert not _old(doms[0]) and "<on_reboot>restart</on_reboot>" in doms[0].XMLDesc(0)  # the contract CPU now

@@ -98,7 +98,8 @@ def pending(domains: Mapping[str, Mapping[str, Any]]) -> list[Guest]:
             continue
         host, _sep, name = key.partition("/")
         change = d.get("next_power_cycle") or {}
-        out.append(Guest(host, name, str(d["status"]), tuple(change.get("gains") or ()), tuple(change.get("loses") or ())))
+        loses = change.get("loses") or d.get("beyond_contract") or ()  # above the contract: what it runs beyond it
+        out.append(Guest(host, name, str(d["status"]), tuple(change.get("gains") or ()), tuple(loses)))
     return out
 
 

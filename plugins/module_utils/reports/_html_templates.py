@@ -412,7 +412,8 @@ POWER_CYCLE = """{% extends "base" %}{% import "macros" as m %}
 {% for r in report.rows[:limit] %}<tr><td>{{ r.batch }}</td><th scope="row">{{ r.guest }}</th>
 <td class="{{ 'lacks' if r.state in ('gate-failed', 'timeout', 'error') else '' }}" title="{{ r.why or '' }}">{{ r.state }}</td>
 <td>{{ r.before or '-' }}</td><td>{{ r.after or '-' }}</td><td>{{ r.gains | join(', ') or '-' }}</td><td>{{ r.loses | join(', ') or '-' }}</td>
-<td>{% if r.observed %}gained {{ r.observed.gains | join(', ') or 'nothing' }}; lost {{ r.observed.loses | join(', ') or 'nothing' }}{% else %}-{% endif %}</td>
+<td>{% if r.observed %}gained {{ r.observed.gains | join(', ') or 'nothing' }}; lost {{ r.observed.loses | join(', ') or 'nothing' }}
+{%- if r.observed.filtered %}; not given by the host: {{ r.observed.filtered | join(', ') }}{% endif %}{% else %}-{% endif %}</td>
 <td>{{ '%.1f' | format(r.down_s) if r.down_s is number else '-' }}{{ ' (forced)' if r.forced }}</td></tr>{% endfor %}
 </tbody></table></div>{% else %}<p>No running guest waits for a power cycle.</p>{% endif %}
 {% if report.earlier %}<h2 id="earlier">Earlier runs</h2>

@@ -390,6 +390,7 @@ def power_cycle_markdown(view: Mapping[str, Any]) -> str:
         for r in rows:
             seen = r.get("observed")
             observed = (f"gained {', '.join(seen['gains']) or 'nothing'}; lost {', '.join(seen['loses']) or 'nothing'}"
+                        + (f"; not given by the host: {', '.join(seen['filtered'])}" if seen.get("filtered") else "")
                         if seen else "-")
             down = f"{r['down_s']:.1f}" + (" (forced)" if r.get("forced") else "") if isinstance(r.get("down_s"), (int, float)) else "-"
             out.append(f"| {r['batch']} | {_c(r['guest'])} | {_c(r['state'])} | {_c(r.get('before') or '-')} | {_c(r.get('after') or '-')} "

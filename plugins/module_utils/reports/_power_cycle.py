@@ -145,7 +145,8 @@ def view(group: str, section: Mapping[str, Any], progress: pc.Progress, batches:
     for i, batch in enumerate(batches):
         for g in batch:
             rec = progress.guests.get(g.key) or {}
-            nxt = (statuses.get(g.key) or {}).get("next_power_cycle") or {}
+            status = statuses.get(g.key) or {}
+            nxt = status.get("next_power_cycle") or {"loses": status.get("beyond_contract")}
             rows.append({"batch": i + 1, "guest": g.key, "state": rec.get("state") or ("planned" if check_mode else "waiting"),
                          "why": rec.get("why"), "before": _model(rec.get("cpu_before")), "after": _model(rec.get("cpu_after")),
                          "gains": list(nxt.get("gains") or g.gains), "loses": list(nxt.get("loses") or g.loses),

@@ -32,6 +32,7 @@ def test_pending_takes_running_guests_whose_definition_carries_the_contract() ->
     keys = [g.key for g in pc.pending(DOMAINS)]
     assert keys == ["hv1/db1", "hv1/web1", "hv1/web2", "hv2/db2", "hv2/high", "hv2/web3"]
     assert pc.pending(DOMAINS)[0].gains == ("avx2",)
+    assert pc.pending(DOMAINS)[4].loses == ("avx512f",)  # above the contract: what it runs beyond it
 
 
 @pytest.mark.parametrize(("selection", "expected"), [
@@ -140,7 +141,7 @@ def test_plan_then_record_resumes_and_reports(tmp_path) -> None:
     ran = [{"item": {"key": "hv1"}, "domains": [
         {"name": "db1", "state": "done", "cpu_before": "<cpu><model>Broadwell</model></cpu>",
          "cpu_after": "<cpu><model>Skylake-Server</model></cpu>", "down_s": 1.5, "observed_before": {"cpuid": words},
-         "observed_after": {"cpuid": {**words, "0x7.0x0.EBX": 0x20}}},
+         "observed_after": {"cpuid": {**words, "0x7.0x0.EBX": 0x20}, "filtered": {"0x1.0x0.ECX": 0x100000}}},
         {"name": "web2", "state": "gate-failed", "why": "domain web2: the health command /bin/false exited 1"}]}]
     report, out = _power_cycle.record(store, "g", SECTION, options, 0, ran, 1, extra["batches"])
     assert out["stop"] and out["gate_failed"] == ["hv1/web2"] and out["generation"] == 2
@@ -148,8 +149,9 @@ def test_plan_then_record_resumes_and_reports(tmp_path) -> None:
     assert (row["before"], row["after"], row["down_s"], row["observed"]["gains"]) == ("Broadwell", "Skylake-Server", 1.5, ["avx2"])
     markdown, html = report_markdown(report), report_html(report)
     assert "Stopped: hv1/web2: domain web2: the health command /bin/false exited 1" in markdown
-    assert "| 1 | hv1/db1 | done | Broadwell | Skylake-Server | avx2 | - | gained avx2; lost nothing | 1.5 |" in markdown
-    assert "Power cycle onto the contract" in html and "hv1/web2" in html
+    assert ("| 1 | hv1/db1 | done | Broadwell | Skylake-Server | avx2 | - | gained avx2; lost nothing; not given by the host: sse4.2 "
+            "| 1.5 |") in markdown
+    assert "Power cycle onto the contract" in html and "hv1/web2" in html and "not given by the host: sse4.2" in html
     # A rerun continues: db1 and web2 were shut down and started, only web1 is left.
     report, extra = _power_cycle.plan(store, "g", SECTION, ["hv1", "hv2"], options, check_mode=False)
     assert [b["hosts"] for b in extra["batches"]] == [{"hv1": ["web1"]}] and extra["skipped"] == ["hv1/db1", "hv1/web2"]

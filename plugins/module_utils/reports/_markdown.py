@@ -325,6 +325,9 @@ def contract_markdown(view: Mapping[str, Any]) -> str:
                 f"- compliance: {compliance['settled']} of {compliance['domains']} domains need nothing"
                 + (f"; to act on: {_names([f'{k} ({s})' for k, s in compliance['pending'].items()])}"
                    if compliance["pending"] else "")]
+    if compliance is not None and compliance["pending"]:
+        out += ["", "The power-cycle plan: [power_cycle.md](power_cycle.md) (`ansible-playbook -i <inventory> "
+                "cpucompat.cluster.power_cycle --check`)"]
     for name, section in sorted((view.get("groups") or {}).items()):
         out += _contract_group(name, section, bool(view.get("check_mode")))
     return "\n".join(out) + "\n"
@@ -387,7 +390,32 @@ def rebuild_markdown(view: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-_RENDERINGS = {"baseline": baseline_markdown, "upgrade": upgrade_markdown, "expansion": expansion_markdown, "migration": migration_markdown,
+def power_cycle_markdown(view: Mapping[str, Any]) -> str:
+    out = [f"# Power cycle of group {view.get('group')} (mode {view.get('mode')})", ""]
+    out += [f"- {reason}" for reason in (view.get("verdict") or {}).get("reasons", [])]
+    rows = view.get("rows") or []
+    if rows:
+        out += ["| batch | guest | state | CPU before | CPU after | gains | loses | observed | down (s) |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            seen = r.get("observed")
+            observed = (f"gained {', '.join(seen['gains']) or 'nothing'}; lost {', '.join(seen['loses']) or 'nothing'}"
+                        + (f"; not given by the host: {', '.join(seen['filtered'])}" if seen.get("filtered") else "")
+                        if seen else "-")
+            down = f"{r['down_s']:.1f}" + (" (forced)" if r.get("forced") else "") if isinstance(r.get("down_s"), (int, float)) else "-"
+            out.append(f"| {r['batch']} | {_c(r['guest'])} | {_c(r['state'])} | {_c(r.get('before') or '-')} | {_c(r.get('after') or '-')} "
+                       f"| {_c(', '.join(r['gains']) or '-')} | {_c(', '.join(r['loses']) or '-')} | {_c(observed)} | {down} |")
+    else:
+        out.append("No running guest waits for a power cycle.")
+    earlier = view.get("earlier") or []
+    if earlier:
+        out += ["", "Earlier runs (for this contract; never cycled again):", ""]
+        out += [f"- {_c(e['guest'])}: {e['state']}" + (f", down {e['down_s']:.1f} s" if isinstance(e.get("down_s"), (int, float)) else "")
+                + (f"; now {e['now']}" if e.get("now") else "") for e in earlier]
+    return "\n".join(out) + "\n"
+
+
+_RENDERINGS = {"power_cycle": power_cycle_markdown,
+               "baseline": baseline_markdown, "upgrade": upgrade_markdown, "expansion": expansion_markdown, "migration": migration_markdown,
                "contract": contract_markdown, "plan": plan_markdown, "rebuild": rebuild_markdown}
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._errors import CpuCompatError
+from ._contract import ContractError
 
 PROGRESS_SCHEMA = "cpucompat.power_cycle/1"
 MODES = ("next_shutdown", "now")
@@ -36,7 +36,7 @@ CYCLED = ("done", "gate-failed")  # shut down and started: never again for the s
 STATES = (*CYCLED, "timeout", "armed", "shut-off", "error", "planned")
 
 
-class PowerCycleError(CpuCompatError):
+class PowerCycleError(ContractError):
     """A selection, a batch bound or an anti-affinity group that cannot be read; a progress document that does not read."""
 
 

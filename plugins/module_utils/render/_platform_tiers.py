@@ -53,7 +53,7 @@ def proxmox_tiers(tiers: Sequence[tuple[str, GuestCpu, Sequence[str]]], name: st
         model = name if index == 0 else f"{name}_{tier.lower().replace('-', '_')}"
         if len(model) > 40:
             raise RenderError(f"{_proxmox.PLATFORM}: the custom model of tier {tier}, {model}, is longer than Proxmox "
-                                "accepts (40 characters); choose a shorter model name or tier name")
+                              "accepts (40 characters); choose a shorter model name or tier name")
         cpu = _proxmox.render(guest, model, form)
         sections.append(cpu.cpu_models_conf)
         out["tiers"][tier] = {**cpu.to_dict(), "nodes": list(hosts)}

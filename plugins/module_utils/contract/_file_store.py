@@ -19,7 +19,7 @@ import time
 
 from .._atomic import write_atomic
 from ._contract import Contract, now_iso
-from ._stored import StoreError, Stored, _conflict, _next, _same, check_group, document, parse, writer
+from ._stored import StoreError, Stored, _conflict, _next, _same, check_group, document, generation_of, parse, writer
 
 
 LOCK_TIMEOUT = 60.0  # seconds a write waits for another run's write on the same group
@@ -43,16 +43,49 @@ class FileStore:
     def where(self, group: str) -> str:
         return os.path.join(self.directory, f"{check_group(group)}.json")
 
+    def _path(self, name: str) -> str:
+        return os.path.join(self.directory, f"{name}.json")
+
     @staticmethod
-    def _read_file(path: str) -> Stored | None:
+    def _text(path: str) -> str | None:
         try:
             with open(path, encoding="utf-8") as fh:
-                text = fh.read()
+                return fh.read()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StoreError(f"contract {path} cannot be read: {exc.strerror or exc}") from exc
-        return parse(text, path)
+            raise StoreError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+
+    def place(self, name: str) -> str:
+        """Where the document ``name`` lives, for people."""
+        return self._path(name)
+
+    def read_text(self, name: str) -> str | None:
+        """The document stored under ``name`` (``<group>``, ``power_cycle/<group>``), None when there is none."""
+        return self._text(self._path(name))
+
+    def swap_text(self, name: str, text: str, expected: int, generation: int, lock: str) -> tuple[bool, int, str | None]:
+        """Store ``text`` under ``name`` if the stored document's generation is still ``expected`` (0: none), holding
+        the group ``lock``'s flock: ``(True, generation, None)``, or ``(False, the stored generation, its text)``."""
+        path = self._path(name)
+        fd = self._lock(lock)
+        try:
+            current = self._text(path)
+            found = generation_of(current, path) if current is not None else 0
+            if found != expected:
+                return False, found, current
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_atomic(path, text, mode=0o644, durable=True, prefix=f".{os.path.basename(path)}.")
+            except OSError as exc:
+                raise StoreError(f"{path} cannot be written: {exc.strerror or exc}") from exc
+            return True, generation, None
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _read_file(self, path: str) -> Stored | None:
+        text = self._text(path)
+        return None if text is None else parse(text, path)
 
     def read(self, group: str) -> Stored:
         stored = self._read_file(self.where(group))
@@ -88,18 +121,11 @@ class FileStore:
     def write(self, group: str, contract: Contract, expected: int, generation: int | None = None) -> int:
         new_generation = _next(expected, generation)
         path = self.where(group)
-        fd = self._lock(group)
-        try:
-            current = self._read_file(path) or Stored(None, 0)
-            if current.generation != expected:
-                raise _conflict(group, path, expected, current)
-            if _same(current, contract) and generation is None:
-                return current.generation
-            text = json.dumps(document(contract, new_generation, writer(), now_iso()), indent=2, sort_keys=True) + "\n"
-            try:
-                write_atomic(path, text, mode=0o644, durable=True, prefix=f".{group}.json.")
-            except OSError as exc:
-                raise StoreError(f"contract {path} cannot be written: {exc.strerror or exc}") from exc
-            return new_generation
-        finally:
-            os.close(fd)  # releases the lock
+        current = self._read_file(path) or Stored(None, 0)
+        if current.generation == expected and _same(current, contract) and generation is None:
+            return current.generation
+        text = json.dumps(document(contract, new_generation, writer(), now_iso()), indent=2, sort_keys=True) + "\n"
+        ok, found, found_text = self.swap_text(group, text, expected, new_generation, group)
+        if not ok:
+            raise _conflict(group, path, expected, parse(found_text, path) if found_text is not None else Stored(None, found))
+        return new_generation

@@ -17,8 +17,8 @@ from ._stored import StoreError, Stored, _conflict, _next, _same, check_group, d
 DEFAULT_PREFIX = "cpucompat_contract_"
 
 
-# KEYS[1]: the group's key; ARGV[1]: the generation this run read; ARGV[2]: the document to write (its generation is
-# ARGV[3]), ARGV[3]: the new generation.
+# KEYS[1]: the document's key; ARGV[1]: the generation this run read; ARGV[2]: the document to write (its generation is
+# ARGV[3]), ARGV[3]: the new generation. Any document with a "generation" (a contract, a power cycle's progress).
 _CAS = """
 local cur = redis.call('GET', KEYS[1])
 local gen = 0
@@ -66,7 +66,7 @@ class RedisStore:
         return o["url"].split("@")[-1] if "url" in o else f"redis://{o['host']}:{o['port']}/{o['db']}"
 
     def where(self, group: str) -> str:
-        return f"{self.label} key {self.prefix}{check_group(group)}"
+        return self.place(check_group(group))
 
     def client(self) -> Any:
         if self._client is None:
@@ -81,32 +81,51 @@ class RedisStore:
                             redis.Redis(host=o["host"], port=o["port"], db=o["db"], password=o["password"], **kw))
         return self._client
 
-    def _call(self, what: str, group: str, fn: Any) -> Any:
+    @staticmethod
+    def _subject(name: str) -> str:
+        """What a document under ``name`` is, for people: a group's contract, or what is kept beside it."""
+        kind, _sep, group = name.rpartition("/")
+        return f"the contract of group {group}" if not kind else f"the {kind.replace('_', '-')} record of group {group}"
+
+    def _call(self, what: str, name: str, fn: Any) -> Any:
         try:
             return fn(self.client())
         except StoreError:
             raise
         except Exception as exc:  # pylint: disable=broad-exception-caught  # redis raises its own hierarchy
-            raise StoreError(f"contract store {self.label} cannot {what} the contract of group {group}: "
+            raise StoreError(f"contract store {self.label} cannot {what} {self._subject(name)}: "
                              f"{type(exc).__name__}: {exc}; nothing was written") from exc
 
+    def place(self, name: str) -> str:
+        """Where the document ``name`` lives, for people."""
+        return f"{self.label} key {self.prefix}{name}"
+
+    def read_text(self, name: str) -> str | None:
+        """The document stored under ``name`` (``<group>``, ``power_cycle/<group>``), None when there is none."""
+        raw = self._call("read", name, lambda c: c.get(self.prefix + name))
+        return None if raw is None else raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+
+    def swap_text(self, name: str, text: str, expected: int, generation: int, lock: str) -> tuple[bool, int, str | None]:
+        """Store ``text`` under ``name`` if the stored document's generation is still ``expected`` (0: none), in one
+        server-side script (``lock``, the file store's, is not needed): ``(True, generation, None)``, or ``(False, the stored
+        generation, its text)``."""
+        del lock  # the script is atomic on the server
+        ok, now, found = self._call("write", name, lambda c: c.eval(_CAS, 1, self.prefix + name, str(expected), text, str(generation)))
+        if int(ok):
+            return True, int(now), None
+        return False, int(now), (found.decode("utf-8") if isinstance(found, bytes) else str(found)) if found else None
+
     def read(self, group: str) -> Stored:
-        key = self.prefix + check_group(group)
-        raw = self._call("read", group, lambda c: c.get(key))
-        if raw is None:
-            return Stored(None, 0)
-        return parse(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw), self.where(group))
+        text = self.read_text(check_group(group))
+        return Stored(None, 0) if text is None else parse(text, self.where(group))
 
     def write(self, group: str, contract: Contract, expected: int, generation: int | None = None) -> int:
         new_generation = _next(expected, generation)
-        key = self.prefix + check_group(group)
         current = self.read(group)
         if current.generation == expected and _same(current, contract) and generation is None:
             return expected
         text = json.dumps(document(contract, new_generation, writer(), now_iso()), sort_keys=True)
-        ok, now, found = self._call("write", group, lambda c: c.eval(_CAS, 1, key, str(expected), text, str(new_generation)))
-        if not int(ok):
-            stored = parse(found.decode("utf-8") if isinstance(found, bytes) else str(found), self.where(group)) if found \
-                else Stored(None, int(now))
-            raise _conflict(group, self.where(group), expected, stored)
-        return int(now)
+        ok, now, found = self.swap_text(group, text, expected, new_generation, group)
+        if not ok:
+            raise _conflict(group, self.where(group), expected, parse(found, self.where(group)) if found else Stored(None, now))
+        return now

@@ -48,6 +48,14 @@ class ContractStore(Protocol):
         """Write ``contract`` if the stored generation is still ``expected``; the new generation (``generation``, by
         default one more; unchanged when the stored contract is identical). :class:`ConflictError` otherwise."""
 
+    # The one compare-and-swap, for any document kept beside the contracts (a power cycle's progress): by name
+    # (``<group>``, ``power_cycle/<group>``), compared by the document's own ``generation``.
+    def place(self, name: str) -> str: ...
+
+    def read_text(self, name: str) -> str | None: ...
+
+    def swap_text(self, name: str, text: str, expected: int, generation: int, lock: str) -> tuple[bool, int, str | None]: ...
+
 
 def store_of(options: Mapping[str, Any], former: tuple[str, ...] = ()) -> ContractStore:
     """The store the options name: ``type`` (file | redis), ``path`` (file), ``connection`` and ``prefix`` (redis)."""

@@ -82,6 +82,19 @@ def parse(text: str, where: str) -> Stored:
                   written_digest=digest if isinstance(digest, str) else None)
 
 
+def generation_of(text: str, where: str) -> int:
+    """The ``generation`` a stored document carries (1 for one written before generations existed): what a
+    compare-and-swap compares, whatever the document (a contract, a power cycle's progress)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"{where} is not JSON: {exc}") from exc
+    generation = doc.get("generation", 1) if isinstance(doc, dict) else None
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 1:
+        raise StoreError(f"{where}: its generation {generation!r} is not a positive integer")
+    return generation
+
+
 def _next(expected: int, generation: int | None) -> int:
     if generation is None:
         return expected + 1

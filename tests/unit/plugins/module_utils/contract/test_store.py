@@ -95,6 +95,21 @@ def test_an_unreachable_redis_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(_store.StoreError, match=r"contract store redis://127.0.0.1:\d+/0 cannot read the contract of group g: "
                                                 r"ConnectionError"):
         store.read("g")
+    with pytest.raises(_store.StoreError, match=r"cannot write the power-cycle record of group g: ConnectionError"):
+        store.swap_text("power_cycle/g", "{}", 0, 1, "g")
+
+
+def test_one_compare_and_swap_for_every_document(tmp_path) -> None:
+    """The file store's swap compares the stored document's own generation, for a contract as for what is kept beside
+    it: a stale expected generation writes nothing and returns what is stored."""
+    store = _store.FileStore(str(tmp_path))
+    assert store.swap_text("power_cycle/g", '{"generation": 1}\n', 0, 1, "g") == (True, 1, None)
+    assert store.swap_text("power_cycle/g", '{"generation": 2}\n', 0, 1, "g") == (False, 1, '{"generation": 1}\n')
+    assert store.read_text("power_cycle/g") == '{"generation": 1}\n' and store.read_text("g") is None
+    with open(tmp_path / "power_cycle" / "g.json", "w", encoding="utf-8") as fh:
+        fh.write("not json")
+    with pytest.raises(_store.StoreError, match=r"power_cycle/g.json is not JSON"):
+        store.swap_text("power_cycle/g", '{"generation": 2}\n', 1, 2, "g")
 
 
 @pytest.mark.parametrize("connection, expected", [

@@ -270,7 +270,8 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 <span class="verdict {{ 'ok' if v.compliant else 'warn' }}">Compliance: {{ v.compliance.settled }} of {{ v.compliance.domains }} domains</span>
 {% if v.compliance.pending %}still to act on: {{ m.names(v.compliance.pending | list) }}{% endif %}</p>{% endif %}
 {% for name, g in report.groups.items() %}
-<h2 id="group-{{ loop.index }}">Group {{ name }}</h2>
+<h2 id="group-{{ loop.index }}">{{ section_title(name) }}</h2>
+{% if tier_words(g) %}<p>{{ tier_words(g) }}</p>{% endif %}
 {{ m.cards([("model", g.model or "none"), ("features", g.features | length), ("pinned at", g.pinned_at or "not yet"),
             ("admitted hosts", g.admitted | length), ("domains", g.domains | length)]) }}
 <p class="muted">{{ g.contract_file }}{% if g.pinned_now %}{% if report.check_mode %} (check mode: a real run would pin it)
@@ -347,7 +348,7 @@ recorded in the contract in this run: {{ ob.recorded | join(', ') }}{% endif %}.
 PLAN = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
 {% set c = report.change %}
-{{ m.cards([("action", report.action), ("group", report.group), ("from", (c['from'].model if c else none) or "-"), ("to", (c.to.model if c else none) or "-"),
+{{ m.cards([("action", report.action), ("group", named(report.group | string)), ("from", (c['from'].model if c else none) or "-"), ("to", (c.to.model if c else none) or "-"),
             ("features gained", (c.gained | length) if c else 0), ("features lost", (c.lost | length) if c else 0),
             ("applied", "yes" if report.applied else "no")]) }}
 {% if report.what_if %}<p><span class="verdict warn">What-if</span> without {{ report.without | join(', ') }}: planned, never applied.</p>{% endif %}
@@ -366,7 +367,8 @@ PLAN = """{% extends "base" %}{% import "macros" as m %}
 UPGRADE = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
 {% for name, g in report.groups.items() %}
-<h2 id="group-{{ loop.index }}">Group {{ name }}</h2>
+<h2 id="group-{{ loop.index }}">{{ section_title(name) }}</h2>
+{% if tier_words(g) %}<p>{{ tier_words(g) }}</p>{% endif %}
 {% set changing = g.domains | dictsort | selectattr('1.status', 'in', ['changes', 'refused']) | list %}
 {{ m.cards([("CPU judged", (g.level or {}).get('source', '-')), ("model", (g.level or {}).get('model') or "none"),
             ("exact on both stacks", "yes" if g.exact_on_both else "no"), ("domains that would change", changing | length),
@@ -386,7 +388,7 @@ on {{ host }}{% if not r.runnable %}: lacks {{ r.missing_features | join(', ') o
 
 REBUILD = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
-{{ m.cards([("group", report.group), ("model", report.model or "none"), ("features", report.features | length),
+{{ m.cards([("group", named(report.group | string)), ("model", report.model or "none"), ("features", report.features | length),
             ("generation", report.generation), ("stamped domains", report.stamps.domains),
             ("written", "no (check mode)" if report.check_mode else "yes")]) }}
 <p class="muted">{{ report.contract_file }}</p>

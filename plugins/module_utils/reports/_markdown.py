@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import CpuCompatError
-from ._header import expansion_options, guest_features, header_markdown
+from ..contract._tiers import title as section_title
+from ._header import expansion_options, guest_features, header_markdown, named, tier_words
 from ._schema import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
 
 
@@ -233,7 +234,8 @@ def platform_text(platform: str, rendering: Mapping[str, Any]) -> str:
 def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = False) -> list[str]:
     pinned = (" (check mode: a real run would pin it)" if check_mode else " (pinned in this run)") if section.get("pinned_now") \
         else f", pinned at {section['pinned_at']}" if section.get("pinned_at") else " (no contract pinned)"
-    out = ["", f"## Group {name}", "", f"- contract: `{section.get('contract_file')}`" + pinned,
+    out = ["", f"## {section_title(name)}", "", *([f"- {tier_words(section)}"] if tier_words(section) else []),
+           f"- contract: `{section.get('contract_file')}`" + pinned,
            f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features the guest gets" if section.get("model")
            else "- level: none"]
     for host, why in (section.get("hosts_without_facts") or {}).items():
@@ -324,7 +326,8 @@ def contract_markdown(view: Mapping[str, Any]) -> str:
 def plan_markdown(view: Mapping[str, Any]) -> str:
     verdict = view.get("verdict") or {}
     change = view.get("change") or {}
-    out = [f"# Contract plan: {view.get('action')} group {view.get('group')}", "",
+    out = [f"# Contract plan: {view.get('action')} {named(str(view.get('group')))}", "",
+           *([f"- the tier's hosts: {', '.join(view.get('tier_hosts') or []) or 'none'}", ""] if view.get("tier") else []),
            f"Verdict: **{'OK' if verdict.get('ok') else 'REFUSED'}**" + (" (what-if: not applied)" if view.get("what_if") else "")
            + (" - applied" if view.get("applied") else "")]
     out += [f"- {reason}" for reason in verdict.get("reasons", [])]
@@ -368,7 +371,7 @@ def upgrade_markdown(view: Mapping[str, Any]) -> str:
 
 def rebuild_markdown(view: Mapping[str, Any]) -> str:
     stamps = view.get("stamps") or {}
-    out = [f"# Contract of group {view.get('group')} rebuilt from the domains' stamps", "",
+    out = [f"# Contract of {named(str(view.get('group')))} rebuilt from the domains' stamps", "",
            f"Generation {view.get('generation')}, model `{view.get('model')}`, {len(view.get('features') or [])} features, "
            f"pinned at {view.get('pinned_at')}" + (" - check mode: not written" if view.get("check_mode") else ""),
            f"- store: `{view.get('contract_file')}`"]

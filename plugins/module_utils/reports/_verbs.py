@@ -210,6 +210,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
     guests: dict[str, Any] = {}
     side: dict[str, dict[str, Any]] = {}
     listed, levels, misplaced, assigned = _tiered(reader, groups, domains_var, tiers or {})
+    described = {t.key: t.describe() for g in groups for t in _tier_list(tiers, g)}
     for name, hosts in ((k, v) for g, members in groups.items()
                         for k, v in [(g, members), *((t.key, list(t.hosts)) for t in _tier_list(tiers, g))]):
         path = common.store.where(name)
@@ -257,6 +258,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             if run.contract is not None:
                 side[stem]["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
         section = sections[name]
+        if name in described:
+            section["tier"] = described[name]  # the pages name it "Tier t of group g", with its hosts and level
         contracts[name] = {"model": section["model"], "xml": section["xml"], "qemu_args": section.get("qemu_args"),
                            "pinned_at": section["pinned_at"],
                            "admitted": section["admitted"], "cpu": section.get("cpu"), "generation": section.get("generation"),

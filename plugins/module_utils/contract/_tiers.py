@@ -37,7 +37,7 @@ BASE = "base"
 SEPARATOR = "@"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-__all__ = ["BASE", "SEPARATOR", "Placement", "Tier", "TierError", "Tiers", "base_group", "contract_args", "parse_tiers", "tier_key",
+__all__ = ["BASE", "SEPARATOR", "Placement", "Tier", "TierError", "Tiers", "base_group", "contract_args", "named", "parse_tiers", "tier_key",
            "title"]
 
 
@@ -59,6 +59,12 @@ def title(key: str) -> str:
     """How a page names a contract key: ``Group g``, or ``Tier t of group g`` for a tier beyond the base."""
     group, _sep, tier = key.partition(SEPARATOR)
     return f"Tier {tier} of group {group}" if tier else f"Group {group}"
+
+
+def named(key: str) -> str:
+    """A contract key in a sentence: ``group g``, or ``tier t of group g``."""
+    said = title(key)
+    return said[0].lower() + said[1:]
 
 
 def contract_args(key: str) -> str:

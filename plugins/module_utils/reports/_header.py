@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..contract._domains import SETTLED
-from ..contract._tiers import base_group, contract_args, title
+from ..contract._tiers import base_group, contract_args, named
 from ..cpu._features import SECURITY_FEATURES
 
 PLAYBOOK = "ansible-playbook -i <inventory> cpucompat.cluster.{name}"
@@ -33,12 +33,6 @@ def _when(stamp: Any) -> str | None:
 
 def _group_arg(report: Mapping[str, Any], group: str | None) -> str:
     return f"-e cpucompat_group={group}" if group and group != "hypervisors" else ""
-
-
-def named(key: str) -> str:
-    """A contract key in a sentence: ``group g``, or ``tier t of group g``."""
-    said = title(key)
-    return said[0].lower() + said[1:]
 
 
 def tier_words(section: Mapping[str, Any]) -> str | None:

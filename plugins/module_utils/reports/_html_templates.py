@@ -331,7 +331,8 @@ recorded in the contract in this run: {{ ob.recorded | join(', ') }}{% endif %}.
 <span class="{{ 'lacks' if n.loses else '' }}">loses {{ n.loses | join(', ') or 'nothing' }}</span>{% else %}{{ d.why | default('-') }}{% endif %}</td>
 <td>{{ d.action or '-' }}</td></tr>{% endfor %}
 </tbody></table></div>{{ m.collapsed([g.domains | length, limit] | min, g.domains | length, "domains") }}{% endif %}
-{% for platform, made in (g.platforms or {}).items() %}<h3>The contract for {{ platform }}</h3>
+{% for platform, made in (g.platforms or {}).items() %}<h3>The contract for {{ platform }}{% if made.tiers %}, every tier at once
+({{ made.tiers | join(', ') }}){% endif %}</h3>
 {% if made.ok %}<pre>{{ platform_text(platform, made.rendering) }}</pre>{% else %}
 <p><span class="verdict bad">Cannot say it exactly</span> {{ made.refused }}</p>{% endif %}{% endfor %}
 {% if g.history %}<h3>History</h3>

@@ -277,7 +277,8 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
         if not made.get("ok"):
             out += ["", f"**{platform}:** cannot say the contract exactly: {made.get('refused')}"]
             continue
-        out += ["", f"### The contract for {platform}", "", "```", platform_text(platform, made["rendering"]).rstrip(), "```"]
+        every = f", every tier at once ({', '.join(made['tiers'])})" if made.get("tiers") else ""
+        out += ["", f"### The contract for {platform}{every}", "", "```", platform_text(platform, made["rendering"]).rstrip(), "```"]
     if section.get("history"):
         out += ["", "| when | action | from | to | reason |", "|---|---|---|---|---|"]
         for h in section["history"]:

@@ -22,13 +22,14 @@ from ..contract import _tiers
 from ..contract._store import ContractStore
 from ..contract._file_store import FileStore
 from ..contract._stored import Stored
-from ..cpu._guest import level_of
+from ..cpu._guest import GuestCpu, level_of
 from ..cpu._libvirt_map import MapRegistry
 from ..contract._domains import SETTLED, compliance, status_counts
 from ..engine._cluster import BaselineOptions
 from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
+from ..render._platform_tiers import TIERED, render_tier_platforms
 from ..render._platforms import render_platforms
 from ._cluster import cluster_view, expansion_report, migration_report
 from ._planning import within_tiers
@@ -211,6 +212,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
     side: dict[str, dict[str, Any]] = {}
     listed, levels, misplaced, assigned = _tiered(reader, groups, domains_var, tiers or {})
     described = {t.key: t.describe() for g in groups for t in _tier_list(tiers, g)}
+    rendered: dict[str, GuestCpu] = {}
     for name, hosts in ((k, v) for g, members in groups.items()
                         for k, v in [(g, members), *((t.key, list(t.hosts)) for t in _tier_list(tiers, g))]):
         path = common.store.where(name)
@@ -247,6 +249,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             if common.platforms and run.contract is not None and run.baseline is not None and run.baseline.stacks is not None:
                 guest = run.contract.guest(run.baseline.stacks)
                 guests[name] = guest.to_dict()  # the platforms playbook's roles render it
+                rendered[name] = guest
                 run.section["platforms"] = render_platforms(guest, common.platforms, common.form)
             run.section["moved_from"] = stored.moved_from
             run.section["stamps"] = _stamps.summary(stamps)
@@ -268,6 +271,10 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             contracts[name]["guest"] = guests[name]
         if name in assigned:
             contracts[name]["tiers"] = assigned[name]  # host -> {domain: the tier's contract key}: the deploy's choice
+    for tiered, members in groups.items():
+        # A carried group (the observation step's call) keeps what the contract step rendered for it.
+        if _tier_list(tiers, tiered) and set(common.platforms) & set(TIERED) and (carried or {}).get(tiered) is None:
+            _tier_platforms(common, (tiers or {})[tiered], members, sections, contracts, rendered)
     reasons = [r for section in sections.values() for r in section["reasons"]]
     newest = [reader.group(hosts).facts_as_of for hosts in groups.values()]
     report = {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None),
@@ -275,6 +282,27 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
               "contract_files_changed": written, "check_mode": common.check_mode,
               "verdict": {"ok": not reasons, "reasons": reasons, **contract_verdict(sections)}}
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
+
+
+def _tier_platforms(common: Common, found: _tiers.Tiers, members: Sequence[str], sections: dict[str, Any],
+                    contracts: dict[str, Any], rendered: Mapping[str, GuestCpu]) -> None:
+    """A group with tiers, for Nova, KubeVirt and Proxmox: their rendering of every tier at once (Nova's ordered
+    cpu_models and flavor extra specs, a preference and node label per tier, a custom model per tier) in the group's
+    section, instead of each tier's own; the platforms playbook's roles take the tiers' guests (``tier_guests``)."""
+    keys = [t.key for t in found.tiers]
+    missing = [k for k in keys if k not in rendered]
+    for key in keys[1:]:
+        for platform in TIERED:
+            (sections[key].get("platforms") or {}).pop(platform, None)  # said once, with the group's other tiers
+    if missing:
+        why = f"no contract CPU for {', '.join(_tiers.named(k) for k in missing)}"
+        for platform in (p for p in common.platforms if p in TIERED):
+            sections[found.group].setdefault("platforms", {})[platform] = {"ok": False, "refused": why, "tiers": found.names}
+        return
+    listed = [(t.name, rendered[t.key], list(members) if t.name == _tiers.BASE else list(t.hosts)) for t in found.tiers]
+    sections[found.group].setdefault("platforms", {}).update(render_tier_platforms(listed, common.platforms, common.form))
+    contracts[found.group]["tier_guests"] = [{"name": t.name, "key": t.key, "hosts": hosts, "guest": contracts[t.key].get("guest"),
+                                              "cpu": contracts[t.key].get("cpu")} for t, (_n, _g, hosts) in zip(found.tiers, listed)]
 
 
 def _tier_list(tiers: Mapping[str, _tiers.Tiers] | None, group: str) -> list[_tiers.Tier]:

@@ -85,7 +85,7 @@ def nova_tiers(tiers: Sequence[tuple[str, GuestCpu, Sequence[str]]], form: str =
     for chosen, listed in sets.items():
         ini.append(f"# compute hosts {', '.join(listed)} (tiers {', '.join(chosen)})\n[libvirt]\n"
                    + "".join(f"{k} = {v}".rstrip() + "\n" for k, v in made.options(list(chosen)).items()))
-    ini += [f"# flavors of tier {t.name}: " + " ".join(f"{k}={v}" for k, v in t.flavor_extra_specs.items()) + "\n"
+    ini += [f"# flavors of tier {t.name} (model {t.model}) need the extra specs " + " ".join(f"{k}={v}" for k, v in t.flavor_extra_specs.items()) + "\n"
             for t in made.tiers if t.flavor_extra_specs]
     return {**made.to_dict(), "requires": first.requires, "hosts": hosts_out, "ini": "\n".join(ini),
             "left_out": list(first.left_out)}

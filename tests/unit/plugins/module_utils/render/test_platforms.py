@@ -122,4 +122,4 @@ def test_nova_tiers_give_each_compute_host_its_models() -> None:
     assert out["hosts"]["x86_64-xeon-e5-2650-v4"]["cpu_models"] == [low]
     assert all(out["hosts"][h]["cpu_models"] == [low, top] and out["hosts"][h]["tiers"] == ["base", "avx512"] for h in PAIR)
     assert out["tiers"]["avx512"]["flavor_extra_specs"]["trait:HW_CPU_X86_AVX512F"] == "required"
-    assert f"cpu_models = {low}, {top}\n" in out["ini"] and "# flavors of tier avx512: trait:HW_CPU_X86_" in out["ini"]
+    assert f"cpu_models = {low}, {top}\n" in out["ini"] and f"# flavors of tier avx512 (model {top}) need the extra specs trait:HW_CPU_X86_" in out["ini"]

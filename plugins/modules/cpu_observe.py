@@ -33,7 +33,8 @@ attributes:
     description: Nothing is changed, so there is nothing to diff.
   facts:
     support: full
-    description: Returns the C(cpucompat_observation) fact, which Ansible's fact cache keeps between runs.
+    description: Returns the C(cpucompat_observation) fact (with O(name), C(cpucompat_observations)), which Ansible's fact
+      cache keeps between runs.
 options:
   cpu_xml:
     description:
@@ -72,6 +73,18 @@ options:
       - An opaque key the caller derives from what decides the observation (the host's probe fingerprint and the CPU);
         returned in the fact, so that a later run can skip observing again what it observed already.
     type: str
+  name:
+    description:
+      - What the CPU is the CPU of - a tier's contract (V(hypervisors@avx512)), or any name the caller keys its
+        observations by. With it, the observation is returned in the fact C(cpucompat_observations), under this name,
+        beside those of O(observations); the fact C(cpucompat_observation) (the group's contract CPU, observed without
+        O(name)) is left as it is, so observing several CPUs on one host never overwrites one with another.
+    type: str
+  observations:
+    description:
+      - With O(name), the host's C(cpucompat_observations) fact so far, kept in the returned one (every name but O(name)).
+    type: dict
+    default: {}
 requirements:
   - QEMU (C(qemu-system-x86), C(qemu-system-misc) or C(qemu-system-arm))
   - libvirt-python on the host (C(python3-libvirt)), with O(cpu_xml)
@@ -87,6 +100,12 @@ EXAMPLES = r"""
   cpucompat.cluster.cpu_observe:
     cpu_xml: "{{ cpucompat_contract_result.contracts['hypervisors'].xml }}"
     machine: pc-q35-7.2
+
+- name: Observe a tier's contract CPU, kept beside the host's other named observations
+  cpucompat.cluster.cpu_observe:
+    cpu_xml: "{{ cpucompat_contract_result.contracts['hypervisors@avx512'].xml }}"
+    name: hypervisors@avx512
+    observations: "{{ ansible_facts.cpucompat_observations | default({}) }}"
 
 - name: The same for a plain QEMU -cpu
   cpucompat.cluster.cpu_observe:
@@ -126,6 +145,11 @@ ansible_facts:
         cpu_digest: "sha256:9b1d3c0f5e0bd0b4f6a6f0c5a0e8c0d2f7c6e2b3a1d4c5b6a7f8e9d0c1b2a3f4"
         key: "0f3c..."
         duration_s: 0.58
+    cpucompat_observations:
+      description:
+        - With O(name) - name -> observation (as C(cpucompat_observation), with C(name)), O(observations) kept.
+      returned: success, with O(name)
+      type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -152,6 +176,8 @@ def main() -> None:
             "libvirt_uri": {"type": "str", "default": "qemu:///system"},
             "timeout": {"type": "float", "default": 10.0},
             "key": {"type": "str", "no_log": False},
+            "name": {"type": "str"},
+            "observations": {"type": "dict", "default": {}},
         },
         mutually_exclusive=[("cpu_xml", "qemu_args")],
         required_one_of=[("cpu_xml", "qemu_args")],
@@ -169,6 +195,11 @@ def main() -> None:
         module.fail_json(msg=f"CPU observation failed: {exc}")
     fact = {"schema": OBSERVATION_SCHEMA, **seen, "cpu_digest": cpu_digest(params["cpu_xml"] or params["qemu_args"]),
             "key": params["key"]}
+    if params["name"]:
+        # Keyed by what was observed: one host observes its group's CPU and each of its tiers' (one fact per name).
+        fact["name"] = params["name"]
+        kept = {k: v for k, v in (params["observations"] or {}).items() if k != params["name"]}
+        module.exit_json(changed=False, observation=fact, ansible_facts={"cpucompat_observations": {**kept, params["name"]: fact}})
     module.exit_json(changed=False, observation=fact, ansible_facts={"cpucompat_observation": fact})
 
 

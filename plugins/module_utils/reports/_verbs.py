@@ -197,14 +197,17 @@ def _stacks(common: Common, group: GroupFacts) -> Any:
 
 def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], domains_var: str | None,
              carried: Mapping[str, Any] | None = None, extra: Sequence[HostCpu] = (),
-             observations: Mapping[str, Any] | None = None, tiers: Mapping[str, _tiers.Tiers] | None = None) -> Outcome:
+             observations: Mapping[str, Any] | None = None, tiers: Mapping[str, _tiers.Tiers] | None = None,
+             tier_observations: Mapping[str, Mapping[str, Any]] | None = None) -> Outcome:
     """Pin or admit every group, each against its own contract; ``carried``: the result of an earlier contract step of
     this run, whose admission and XML stand (only the domains' compliance is computed again); ``extra``: hosts of
     stacks beyond the groups' (a QEMU or libvirt about to be installed) on which the ``<cpu>`` must be exact too;
     ``observations`` (with ``carried``): host -> its observation of the carried ``<cpu>`` (or why there is none): the
     hosts are admitted by what their QEMU gives the vCPU too, and the contract records the group's observed CPU.
     ``tiers``: group -> its tiers (contract/_tiers): each tier beyond the base is a contract of its own (``group@tier``)
-    over the tier's hosts and the domains that chose it; the base keeps the group's other domains."""
+    over the tier's hosts and the domains that chose it; the base keeps the group's other domains. ``tier_observations``
+    (with ``observations``): per tier contract, host -> its observation of the tier's ``<cpu>``: the tier's hosts are
+    admitted by it too, and the tier's contract records its observed CPU (its first pin deferred like a group's)."""
     sections: dict[str, Any] = {}
     written: list[str] = []
     contracts: dict[str, Any] = {}
@@ -221,8 +224,9 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
         earlier = (carried or {}).get(name)
         if earlier is not None:
             sections[name] = _compliance_only(earlier, group, domains, common.registry)
-            if observations is not None and _tiers.SEPARATOR not in name:  # a tier is admitted by its features (left: observed)
-                written += _observed_admission(common, name, sections[name], observations, group)
+            if observations is not None:  # a tier by its hosts' observations of its own <cpu> (none given: not observed)
+                seen = observations if _tiers.SEPARATOR not in name else (tier_observations or {}).get(name, {})
+                written += _observed_admission(common, name, sections[name], seen, group)
         else:
             stored = common.store.read(name)
             stamps = _stamps.found(name, domains or {})
@@ -234,7 +238,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             run.section["reasons"] += misplaced.get(name, [])
             moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
             to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
-            if to_write is not None and run.section["pinned_now"] and common.defer_pin and _tiers.SEPARATOR not in name:
+            if to_write is not None and run.section["pinned_now"] and common.defer_pin:
                 run.section["pin_deferred"] = True  # the observation step writes it, once, with what the hosts observe
                 to_write = None
             if to_write is not None and misplaced.get(_tiers.base_group(name)):

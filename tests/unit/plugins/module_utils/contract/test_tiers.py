@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _change, _stamps, _tiers
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _change, _observed, _stamps, _tiers
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._file_store import FileStore
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _domain
@@ -256,9 +256,8 @@ def test_the_expansion_plan_checks_a_candidate_joining_a_tier_against_the_tiers_
 
 def _seen(xml: str, words: dict) -> dict:
     """A host's observation of ``xml`` (the cpu_observe fact) with the CPUID words ``words``."""
-    from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._observed import OBSERVATION_SCHEMA, cpu_digest  # pylint: disable=import-outside-toplevel
-    return {"schema": OBSERVATION_SCHEMA, "cpuid": words, "filtered": {}, "accel": "kvm", "machine": "pc-q35-7.2",
-            "qemu": {"version": "7.2.0", "package": None}, "kernel": "6.1.0", "cpu_digest": cpu_digest(xml)}
+    return {"schema": _observed.OBSERVATION_SCHEMA, "cpuid": words, "filtered": {}, "accel": "kvm", "machine": "pc-q35-7.2",
+            "qemu": {"version": "7.2.0", "package": None}, "kernel": "6.1.0", "cpu_digest": _observed.cpu_digest(xml)}
 
 
 def test_each_tier_is_admitted_by_its_hosts_observation_of_its_own_cpu(tmp_path) -> None:

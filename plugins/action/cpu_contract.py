@@ -67,14 +67,14 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
                     raise AnsibleActionFail(f"{cls.NAME}: observations_var needs carry_var (the contract step whose <cpu> "
                                             "the hosts observed)")
                 observations = observations_of(reader, [h for hosts in groups.values() for h in hosts], args["observations_var"])
-            tiers = tiers_of(cls.NAME, reader, groups, inventory, task_vars)
+            of_groups = tiers_of(cls.NAME, reader, groups, inventory, task_vars)
             by_tier = None
             if observations is not None and args["tier_observations_var"]:
                 # Each tier's hosts by their observation of the tier's <cpu> (keyed by the tier's contract name).
-                by_tier = tier_observations_of(reader, {t.key: t.hosts for found in tiers.values() for t in found.extra},
+                by_tier = tier_observations_of(reader, {t.key: t.hosts for found in of_groups.values() for t in found.extra},
                                                args["tier_observations_var"])
             return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
-                                   observations, tiers, by_tier)
+                                   observations, of_groups, by_tier)
         if kind == "rebuild":
             if not args["group"]:
                 raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")

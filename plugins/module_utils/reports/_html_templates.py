@@ -349,7 +349,8 @@ recorded in the contract in this run: {{ ob.recorded | join(', ') }}{% endif %}.
 PLAN = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
 {% set c = report.change %}
-{{ m.cards([("action", report.action), ("group", named(report.group | string)), ("from", (c['from'].model if c else none) or "-"), ("to", (c.to.model if c else none) or "-"),
+{{ m.cards([("action", report.action), ("group", named(report.group | string)),
+            ("from", (c['from'].model if c else none) or "-"), ("to", (c.to.model if c else none) or "-"),
             ("features gained", (c.gained | length) if c else 0), ("features lost", (c.lost | length) if c else 0),
             ("applied", "yes" if report.applied else "no")]) }}
 {% if report.what_if %}<p><span class="verdict warn">What-if</span> without {{ report.without | join(', ') }}: planned, never applied.</p>{% endif %}

@@ -15,6 +15,11 @@ description:
     can run (C(cpu_model_Skylake_Server_v4)), C(<prefix>feature_<feature>) for the features listed in O(features),
     C(<prefix>facts_missing) for hosts without facts and C(<prefix>facts_stale) for facts of another schema version
     or older than O(max_age)."
+  - "aarch64 hosts also go to C(<prefix>arm_identity_<label>): one group per host identity (MIDR and REVIDR values,
+    Features, SVE vector lengths, PMU, pointer authentication, page size, kernel, QEMU version, machine type, firmware;
+    C(<label>) is the first 16 hex digits of the identity's digest), the only hosts between which a host-passthrough
+    guest may migrate; C(<prefix>arm_identity_unknown) when the facts do not show the identity (probed without the host's
+    C(/sys))."
   - "With O(contract_groups), also C(<prefix>quarantine) and C(<prefix>quarantine_<group>) - the hosts of those groups
     whose cached facts cannot run their group's contract (read from the contract store O(contract_store)). Target or
     exclude them in plays (C(--limit '!cpu_quarantine')); the contract report says why each is there and how to
@@ -113,6 +118,8 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import C
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._admission import admission
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._store import store_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._tiers import BASE, parse_tiers
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import identity_label
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._arm_identity import identity_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._facts import READABLE_SCHEMAS
 
@@ -136,6 +143,11 @@ def host_groups(facts: Any, prefix: str, features: list[str], models: bool, max_
         groups += [f"{prefix}model_{_safe(m)}" for m in facts.get("runnable_models") or []]
     have = set(facts.get("features") or [])
     groups += [f"{prefix}feature_{_safe(f)}" for f in features if f in have]
+    if facts.get("arch") == "aarch64":
+        try:
+            groups.append(f"{prefix}arm_identity_{identity_label(identity_of(facts, 'host'))[:16]}")
+        except CpuCompatError:
+            groups.append(f"{prefix}arm_identity_unknown")
     return groups
 
 

@@ -25,4 +25,5 @@ CPU_PROBE_ARGS: dict[str, dict[str, Any]] = {
     "reuse_cached": {"type": "bool", "default": False},
     "max_age": {"type": "int", "default": 0},
     "force": {"type": "bool", "default": False},
+    "host_root": {"type": "path", "default": "/"},
 }

@@ -121,6 +121,19 @@ options:
     description: Probe even when cached facts or O(cached_fingerprint) still match.
     type: bool
     default: false
+  host_root:
+    description:
+      - Where an aarch64 host's C(/sys) and C(/proc) are read. The facts' C(arm.identity) comes from there - every CPU's
+        MIDR_EL1 and REVIDR_EL1 (C(sys/devices/system/cpu/cpu*/regs/identification/)), the C(Features) line and CPU 0's
+        implementer, variant, part and revision (C(proc/cpuinfo)), the page size (C(KernelPageSize) of
+        C(proc/self/smaps)), the kernel release (C(proc/sys/kernel/osrelease)) and the firmware
+        (C(sys/class/dmi/id/bios_version)) - and the rest of C(arm) from QEMU (its expansion of the host CPU, its
+        version and machine type), also with O(qmp_socket), whose QEMU cannot tell the host's identity.
+      - A directory that does not show an arm64 CPU gives C(arm.identity=null). Read for aarch64 QEMU only.
+      - A recorded tree of a real host serves tests; V(/) everywhere else.
+    type: path
+    default: /
+    version_added: 0.3.0
 requirements:
   - QEMU (C(qemu-system-x86_64), C(qemu-system-s390x) or C(qemu-system-aarch64)) on the managed host, unless O(qmp_socket) is used.
 notes:
@@ -258,6 +271,7 @@ def _request(params: Mapping[str, Any]) -> tuple[ProbeRequest, str | None, bool]
         cpu_map=params["cpu_map"],
         libvirt_version=params["libvirt_version"],
         cache_dir=default_cache_dir() if cache_dir is None else (cache_dir or None),
+        host_root=params.get("host_root") or "/",
     )
     return req, params["cached_fingerprint"], params["force"]
 

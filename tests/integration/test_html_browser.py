@@ -22,6 +22,8 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix, plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._header import header
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._files import write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _power_cycle as pc
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _power_cycle
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._schema import REPORT_SCHEMA
 from utils.recordings import facts_of
 
@@ -32,7 +34,8 @@ HEADINGS = {"baseline": ["Which hosts lack which features", "Bottlenecks: what t
                          "Levels to choose from"],
             "expansion": ["Candidates and what each costs", "Domains"],
             "migration": ["Can each domain move to each target?", "Blocked moves, with everything that blocks them"],
-            "contract": ["Group pool", "Hosts"], "plan": [], "rebuild": ["Stamps by generation"]}
+            "contract": ["Group pool", "Hosts"], "plan": [], "rebuild": ["Stamps by generation"],
+            "power_cycle": ["Batches", "Earlier runs"]}
 
 
 def reports() -> dict[str, dict]:
@@ -57,7 +60,22 @@ def reports() -> dict[str, dict]:
         "migration": migration_matrix(domains, {"gold": gold, "bdw": bdw}, cpu_map),
         "contract": {"schema": REPORT_SCHEMA, "kind": "contract", "groups": {"pool": run.section}, "check_mode": True,
                      "verdict": {"ok": True, "reasons": []}},
+        "power_cycle": _power_cycle_report(),
     }
+
+
+def _power_cycle_report() -> dict:
+    """A run stopped by a failed gate in its second batch, resumed from an earlier run's guest."""
+    progress = pc.Progress("pool", "k", {
+        "gold/old": {"state": "done", "batch": 0, "down_s": 2.5},
+        "gold/vm0": {"state": "done", "cpu_before": "<cpu><model>Broadwell</model></cpu>", "cpu_after": "<cpu><model>Skylake-Server</model></cpu>",
+                     "down_s": 1.25, "observed_change": {"gains": ["avx512f"], "loses": [], "words": [], "filtered": []}},
+        "gold/vm1": {"state": "gate-failed", "why": "domain vm1: the health command check-app exited 1"}},
+        stopped={"at": "2026-12-01T00:00:00Z", "batch": 1, "guests": ["gold/vm1"], "why": "gold/vm1: domain vm1: the health command check-app exited 1"})
+    batches = [[pc.Guest("gold", "vm0", "restart-required", ("avx512f",))], [pc.Guest("gold", "vm1", "restart-required", ("avx512f",))],
+               [pc.Guest("gold", "vm2", "restart-required", ("avx512f",))]]
+    section = {"model": "Skylake-Server", "features": ["avx512f"], "domains": {"gold/old": {"status": "compliant", "active": True}}}
+    return _power_cycle.view("pool", section, progress, batches, {"mode": "now", "batch": 1}, "/c/power_cycle/pool.json", False, True)
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess[str]:

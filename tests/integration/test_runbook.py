@@ -28,14 +28,15 @@ LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.execut
 def runbook() -> list[str]:
     """The commands of the README's runbook block, in order."""
     text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    section = text[text.index("The five jobs"):]
+    section = text[text.index("The six jobs"):]
     block = section[section.index("```sh") + 5:section.index("```", section.index("```sh") + 5)]
     return [line.strip() for line in block.splitlines() if line.strip().startswith("ansible-playbook")]
 
 
-def test_the_runbook_lists_the_five_jobs() -> None:
+def test_the_runbook_lists_the_six_jobs() -> None:
     names = [re.search(r"cpucompat\.cluster\.(\w+)", c).group(1) for c in runbook()]
-    assert names == ["site", "site", "plan_expansion", "premigration_check", "change_contract", "change_contract", "upgrade_check"]
+    assert names == ["site", "site", "plan_expansion", "premigration_check", "change_contract", "change_contract", "upgrade_check",
+                     "power_cycle"]
 
 
 def test_every_runbook_command_runs_against_the_demo_inventory(tmp_path, replay) -> None:

@@ -156,7 +156,7 @@ def test_the_atomic_writer_imports_the_standard_library_only() -> None:
 # catch CpuCompatError and turn any of them into a message; the layer of the error says where to look.
 RAISES = {
     "render": {"RenderError", "InexactError", "InputError", "CpuXmlError"},
-    "contract": {"ContractError", "StoreError", "ObservationError", "_conflict", "TierError"},
+    "contract": {"ContractError", "StoreError", "ObservationError", "_conflict", "TierError", "PowerCycleError"},
     "deploy": {"LibvirtError", "SectionConfigError", "ValueError", "_libvirt_error"},
 }
 BASELINE_ERROR_PARTS = {"engine", "reports", "cpu"}

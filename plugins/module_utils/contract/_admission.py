@@ -25,6 +25,7 @@ from ..cpu._libvirt_map import MapRegistry
 from ..engine._result import Baseline
 from ..engine._cluster import BaselineOptions
 from ..engine._compare import compare_each
+from ..engine._arm_identity import Difference, differences, identity_of
 from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._guest import exact, extended
@@ -44,12 +45,16 @@ class Refusal:
     missing: tuple[str, ...]
     model_blocked_by: tuple[str, ...]
     why: str | None = None  # a reason beyond features (the contract cannot be said exactly on its stack)
+    identity: tuple[Difference, ...] = ()  # aarch64: how the host differs from the pinned identity
 
     def to_dict(self) -> dict[str, Any]:
         return {"host": self.host, "missing_features": list(self.missing), "model_blocked_by": list(self.model_blocked_by),
-                "why": self.why}
+                "why": self.why, **({"identity_differs": [d.to_dict() for d in self.identity]} if self.identity else {})}
 
     def reason(self, contract: Contract) -> str:
+        if self.identity:
+            return (f"{self.host} is not identical to the hosts of group {contract.group}, whose aarch64 guests get "
+                    f"host-passthrough over one pinned identity: " + "; ".join(d.text() for d in self.identity))
         if self.why:
             return f"{self.host} cannot run the contract CPU of {named(contract.group)}: {self.why}"
         return (f"{self.host} cannot run the contract CPU of {named(contract.group)} (lacks "
@@ -57,8 +62,25 @@ class Refusal:
 
 
 def admission(contract: Contract, hosts: Sequence[HostCpu]) -> list[Refusal]:
-    """The hosts that cannot run the pinned CPU, with what they lack."""
+    """The hosts that cannot run the pinned CPU, with what they lack; aarch64: the hosts whose identity is not the pinned
+    one, naming each field that differs and what it does to a migrating guest."""
+    if contract.identity is not None:
+        return identity_refusals(contract.identity, hosts)
     return [Refusal(cmp.host, cmp.missing, cmp.model_blocked_by) for cmp in compare_each(contract.baseline, hosts) if not cmp.runnable]
+
+
+def identity_refusals(pinned: Mapping[str, Any], hosts: Sequence[HostCpu]) -> list[Refusal]:
+    """Admission of aarch64 hosts: a host is admitted when its identity equals the pinned one."""
+    out = []
+    for host in hosts:
+        try:
+            found = tuple(differences(pinned, identity_of(host.facts, f"host {host.name}")))
+        except FactsError as exc:
+            out.append(Refusal(host.name, (), (), str(exc)))
+            continue
+        if found:
+            out.append(Refusal(host.name, (), (), None, found))
+    return out
 
 
 ON_REFUSAL = ("fail", "exclude")
@@ -86,7 +108,12 @@ def diagnosis(refusal: Refusal, hosts: Sequence[HostCpu], contract: Contract, lo
     host = by_name.get(refusal.host)
     group = contract.group
     out: dict[str, Any] = {"signature": None, "peers": {}, "likely": None, "commands": []}
-    if refusal.why is None and host is not None:
+    if refusal.identity:
+        out["likely"] = ("not identical to the group's hosts: " + ", ".join(d.what for d in refusal.identity)
+                         + " (host-passthrough: only identical hosts keep a migrating guest's CPU)")
+        out["commands"].append(f"ansible-playbook -i <inventory> cpucompat.cluster.probe --limit {refusal.host} "
+                               "-e cpucompat_probe_force=true   # after making it identical (kernel, firmware, QEMU)")
+    elif refusal.why is None and host is not None:
         sig = _signature(host)
         peers = [h for h in hosts if h.name != host.name and sig is not None and _signature(h) == sig]
         having = [h for h in peers if set(refusal.missing) <= h.features]
@@ -106,7 +133,7 @@ def diagnosis(refusal: Refusal, hosts: Sequence[HostCpu], contract: Contract, lo
                              if peers else "an older or different CPU: no other host of the group has its CPU signature")
     out["commands"].append(f"ansible-playbook -i <inventory> cpucompat.cluster.site -e cpucompat_contract_on_refusal=exclude"
                            f"   # deploy the rest of group {group}; {refusal.host} stays out (group cpu_quarantine)")
-    if lower is not None:
+    if lower is not None and not refusal.identity:
         flags = " -e cpucompat_contract_allow_lower=true" + (" -e cpucompat_contract_allow_security_loss=true"
                                                              if lower.security_lost else "")
         out["commands"].append(f"ansible-playbook -i <inventory> cpucompat.cluster.change_contract -e cpucompat_group={group} "

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._errors import BaselineError, CpuMapError, FactsError, InputError
 from ..cpu._libvirt_map import MapRegistry
+from ..engine._arm_identity import differences
 from ..engine._baseline import without
 from ..engine._cluster import BaselineOptions
 from ..engine._compare import compare
@@ -67,13 +68,19 @@ def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: s
     plan.update(change=change.to_dict(), xml=cpu.xml, domains=domain_changes(cpu.spec, domains, host_maps(group, registry)),
                 security={f: _host_notes(hosts, change.lost_because_of.get(f, [])) for f in change.security_lost})
     plan["reasons"] = _refusals(req, change, [h for h in hosts if not compare(new, h).runnable])
-    applicable = not plan["reasons"] and not req.without and change.direction != "same"
+    # aarch64: the pinned host identity moves when every host changed alike (a kernel, QEMU or firmware upgrade of the
+    # whole group): a raise pins the identity of today, and the plan names the fields that change.
+    moved = differences(contract.identity, new.guest.identity) if contract.identity is not None and new.guest.identity is not None else []
+    plan["identity_change"] = [d.to_dict() for d in moved]
+    applicable = not plan["reasons"] and not req.without and (change.direction != "same" or (bool(moved) and req.action == "raise"))
     plan["applicable"] = applicable
     if not applicable:
         return GroupRun(plan, None, new)
     responsible = sorted({h for hosts_ in change.lost_because_of.values() for h in hosts_}) if change.lost else sorted(new.hosts)
     reason = req.reason or (f"{req.action} to the level {req.level}" if req.level else
                             f"{req.action} to the group's baseline of {now_iso()[:10]}")
+    if moved and not req.reason:
+        reason += f" (the hosts' identity changed: {', '.join(f'{d.what} {d.pinned} -> {d.host}' for d in moved)})"
     after = changed(contract, req.action, new.guest, reason, responsible)
     plan["cpu"] = after.cpu.level()
     return GroupRun(plan, after, new, after)

@@ -69,6 +69,12 @@ class Contract:
         return self.cpu.vendor
 
     @property
+    def identity(self) -> Mapping[str, Any] | None:
+        """aarch64: the host identity the contract pins (its guests get host-passthrough over it); None elsewhere. It is
+        part of the level (``cpu.identity``, only when set), so of the digest domains are stamped with."""
+        return self.cpu.identity
+
+    @property
     def level(self) -> Level:
         return Level(self.cpu.model, self.cpu.features)
 

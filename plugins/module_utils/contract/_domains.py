@@ -92,9 +92,13 @@ def domain_status(contract_xml: str, dom: Mapping[str, Any], cpu_map: CpuMap | N
     if not dom.get("cpu_xml"):
         return {**out, "status": "no-cpu", "why": "no <cpu> element: libvirt's default model, which follows the host"}
     persistent = specs.spec(dom["cpu_xml"], f"{where}: <cpu>")
+    wanted = specs.spec(contract_xml, "the contract's <cpu>")
+    if persistent.follows_host and wanted.follows_host and persistent.mode == wanted.mode:
+        # aarch64 groups of identical hosts: the contract is host-passthrough over a pinned identity, which admission checks
+        return {**out, "persistent": True, "live": True if active and dom.get("live_cpu_xml") else None, "status": "compliant",
+                "why": f"mode {persistent.mode}, as the contract of this group of identical hosts"}
     if persistent.follows_host:
         return {**out, "status": "follows-host", "why": f"mode {persistent.mode}: the guest gets whatever its host offers"}
-    wanted = specs.spec(contract_xml, "the contract's <cpu>")
     out["persistent"] = persistent.key() == wanted.key()
     if active and dom.get("live_cpu_xml"):
         live = specs.spec(dom["live_cpu_xml"], f"{where}: live <cpu>")

@@ -14,6 +14,8 @@ The engine builds it; a contract pins its :meth:`GuestCpu.level`; renderers neve
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -131,6 +133,8 @@ class GuestCpu:
     left_out: Mapping[str, str] = field(default_factory=dict)  # feature every host has -> why a guest cannot get it
     qemu: tuple[QemuStack, ...] = ()
     libvirt: tuple[LibvirtStack, ...] = ()
+    # aarch64: the host identity a host-passthrough guest CPU is pinned over (engine/_arm_identity); None elsewhere.
+    identity: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # A 32-bit x86 guest (no long mode) has no physical address width to emulate: QEMU refuses phys-bits there
@@ -144,7 +148,18 @@ class GuestCpu:
         """What a contract pins: the feature set and what it was judged on (and why features every host had were left
         out, for the record); no stack, no XML."""
         return {"arch": self.arch, "vendor": self.vendor, "model": self.model, "features": sorted(self.features),
-                "machine": self.machine, "phys_bits": self.phys_bits, "left_out": dict(sorted(self.left_out.items()))}
+                "machine": self.machine, "phys_bits": self.phys_bits, "left_out": dict(sorted(self.left_out.items())),
+                **({"identity": dict(self.identity)} if self.identity is not None else {})}
+
+    @property
+    def passthrough(self) -> bool:
+        """host-passthrough over a pinned host identity (aarch64 groups of identical hosts)."""
+        return self.identity is not None
+
+    @property
+    def identity_digest(self) -> str | None:
+        """``sha256:`` of the pinned host identity's canonical JSON (None without one)."""
+        return identity_digest(self.identity) if self.identity is not None else None
 
     def with_level(self, level: Mapping[str, Any], where: str) -> GuestCpu:
         """This group's stacks and candidates with a pinned level (a contract's) instead of today's."""
@@ -153,7 +168,7 @@ class GuestCpu:
             raise InputError(f"{where} is for {pinned.arch}; the hosts are {self.arch}")
         candidates = self.candidates if pinned.model in self.candidates or pinned.model is None else (pinned.model, *self.candidates)
         return replace(self, vendor=pinned.vendor, model=pinned.model, features=pinned.features, machine=pinned.machine,
-                       phys_bits=pinned.phys_bits, candidates=candidates, left_out=pinned.left_out)
+                       phys_bits=pinned.phys_bits, candidates=candidates, left_out=pinned.left_out, identity=pinned.identity)
 
     # ------------------------------------------------------------------ dicts, at the edges
     def to_dict(self) -> dict[str, Any]:
@@ -183,6 +198,23 @@ class GuestCpu:
             libvirt=tuple(LibvirtStack.from_dict(lv, f"{where}: libvirt[{i}]") for i, lv in enumerate(data.get("libvirt") or [])))
 
 
+IDENTITY_SCHEMA = "cpucompat.arm_identity/1"
+
+
+def identity_digest(identity: Mapping[str, Any]) -> str:
+    """``sha256:`` of an arm64 host identity (engine/_arm_identity) as canonical JSON: equal identities, equal digests."""
+    canonical = json.dumps({"schema": IDENTITY_SCHEMA, **identity}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+IDENTITY_LABEL_KEY = "cpucompat.io/arm-identity"
+
+
+def identity_label(identity: Mapping[str, Any]) -> str:
+    """A Kubernetes label value (40 characters of [0-9a-f]) naming an arm64 host identity: what a nodeSelector matches."""
+    return identity_digest(identity)[len("sha256:"):][:40]
+
+
 def level_of(data: Any, where: str) -> GuestCpu:
     """A pinned level (:meth:`GuestCpu.level`) as a guest CPU without stacks; every name validated."""
     if not isinstance(data, Mapping):
@@ -200,7 +232,11 @@ def level_of(data: Any, where: str) -> GuestCpu:
     left_out = data.get("left_out") or {}
     if not isinstance(left_out, Mapping):
         raise InputError(f"{where}: left_out must be a mapping of feature to reason")
+    identity = data.get("identity")
+    if identity is not None and (not isinstance(identity, Mapping) or not all(isinstance(k, str) for k in identity)):
+        raise InputError(f"{where}: identity must be a mapping of field to value (an arm64 host identity)")
     return GuestCpu(arch=str(data["arch"]), vendor=None if data.get("vendor") is None else str(data["vendor"]),
                     model=model, features=_names(data["features"], f"{where}: features"),
                     machine=machine, phys_bits=bits if isinstance(bits, int) and not isinstance(bits, bool) and 0 < bits <= 64 else None,
-                    left_out={f: str(left_out[f]) for f in _names(list(left_out), f"{where}: left_out")})
+                    left_out={f: str(left_out[f]) for f in _names(list(left_out), f"{where}: left_out")},
+                    identity=dict(identity) if identity is not None else None)

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._errors import BaselineError, CpuCompatError
+from .._errors import BaselineError, CpuCompatError, FactsError
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
 from ..cpu._scoring import best_model, model_rank, ranked
+from . import _arm_identity
 from ._cluster import BaselineOptions, Cluster
 from ._compare import Comparison, compare, compare_each
 from ._guest import exact, libvirt_stacks, machine_family, paravirtual, qemu_stacks
@@ -73,6 +74,8 @@ def no_common_model(hosts: Sequence[HostCpu]) -> str:
 def guest_cpu(cluster: Cluster, choice: ModelChoice, maxphysaddr: int | None,
               registry: MapRegistry) -> tuple[GuestCpu | None, GuestCpu | None, str | None]:
     """(the group's stacks as a guest CPU of its common features, the exact guest CPU, why there is none)."""
+    if cluster.arch == "aarch64" and choice.model is None:
+        return _arm_passthrough(cluster)
     if choice.model is None:
         return None, None, NoRunnability.REASON if cluster.arch == "aarch64" else no_common_model(cluster.hosts)
     order = [choice.model, *(m for m in ranked(choice.candidates, cluster.common) if m != choice.model)]
@@ -86,6 +89,27 @@ def guest_cpu(cluster: Cluster, choice: ModelChoice, maxphysaddr: int | None,
         return guest, exact(guest), None
     except CpuCompatError as exc:
         return guest, None, str(exc)
+
+
+def _arm_passthrough(cluster: Cluster) -> tuple[GuestCpu | None, GuestCpu | None, str | None]:
+    """aarch64: host-passthrough over the identity every host shares, or why the hosts are not one group's (each host
+    that differs from the identity most share, with the fields and what they do to a migrating guest)."""
+    try:
+        identities = {h.name: _arm_identity.identity_of(h.facts, f"host {h.name}") for h in cluster.hosts}
+    except FactsError as exc:
+        return None, None, f"{NoRunnability.REASON}; and {exc}"
+    identity, diffs = _arm_identity.group_identity(identities)
+    if identity is None:
+        first = next(iter(diffs.values()))
+        ref = next(h for h in sorted(identities) if h not in diffs)
+        lines = "; ".join(f"{host}: " + ", ".join(d.what for d in found) for host, found in diffs.items())
+        return None, None, (f"aarch64 guests get host-passthrough, so a group's hosts must be identical; they are not "
+                            f"({lines}; compared with {ref}). {first[0].what}: {first[0].consequence}. Split the group by "
+                            "identity (the cpu_groups inventory plugin's arm64 groups)")
+    features, para = paravirtual(cluster.common)
+    machine = machine_family(cluster.hosts) or ("virt" if str(identity.get("machine") or "").startswith("virt-") else None)
+    guest = GuestCpu(arch="aarch64", vendor=None, model=None, features=features, machine=machine, paravirt=para, identity=identity)
+    return guest, guest, None
 
 
 def baseline_of(hosts: Any, opts: BaselineOptions | None = None, registry: MapRegistry | None = None) -> Baseline:

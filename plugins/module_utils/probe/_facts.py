@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..cpu import _catalog
-from . import _fingerprint
+from . import _armhost, _fingerprint
 from .._errors import FactsError
 from ..cpu._features import SUPPORTED_ARCHES, canonical_list, enabled_features, validate_feature_name
 from ._session import Query, Session
@@ -400,6 +400,7 @@ def build_facts(
     rejection_detail: str | None = None,
     host: Mapping[str, Any] | None = None,
     machine: str | None = None,
+    arm_host: _armhost.ArmHost | None = None,
 ) -> dict[str, Any]:
     """Build the ``cpucompat`` fact from one session's replies (its ``primary`` host expansion first of all).
 
@@ -445,7 +446,20 @@ def build_facts(
         "tsc": _tsc(host) if accel == "kvm" and arch == "x86_64" else None,
         "hyperv": _hyperv(arch, session, where),
     }
+    if arch == "aarch64":  # only there: x86 and s390x facts keep their size
+        facts["arm"] = _arm(session, host_model, qemu["version"], facts["machine"], arm_host)
     return facts
+
+
+def _arm(session: Session, host_model: Mapping[str, Any], qemu_version: str | None, machine: Mapping[str, Any] | None,
+         arm_host: _armhost.ArmHost | None) -> dict[str, Any]:
+    """An arm64 host's identity: what its kernel shows under ``host_root`` (``identity``; None when that tree is not an
+    arm64 host's) and what QEMU's expansion of the host CPU gives a guest (SVE lengths, pmu, pauth, kvm-*), with the
+    ``virt-X.Y`` machine type guests of this QEMU get."""
+    virt = machine.get("name") if machine and str(machine.get("name") or "").startswith("virt-") else None
+    return {"identity": arm_host.to_facts() if arm_host is not None and arm_host.is_arm else None,
+            **_armhost.expansion(host_model.get("props") or {}),
+            "machine": virt or _armhost.virt_machine(qemu_version, session.reply("query-machines"))}
 
 
 def _libvirt(arch: str, host: Mapping[str, Any] | None) -> dict[str, Any] | None:

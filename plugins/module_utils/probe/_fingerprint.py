@@ -189,7 +189,7 @@ def environment_inputs(binary: str, accel: str, machine: str | None = None, cpu_
     """What can change a spawned probe's answer, readable without starting QEMU."""
     machine = default_machine(binary, machine)
     st = os.stat(binary)
-    return {
+    inputs = {
         "mode": "spawn",
         "binary": binary,
         "binary_stat": [st.st_size, st.st_mtime_ns, st.st_ino],
@@ -200,6 +200,28 @@ def environment_inputs(binary: str, accel: str, machine: str | None = None, cpu_
         "cpu": cpuinfo_identity(),
         "libvirt": libvirt_inputs(cpu_map),
     }
+    if binary_arch(binary) == "aarch64":
+        inputs["arm"] = arm_identity_inputs()
+    return inputs
+
+
+def arm_identity_inputs(root: str = "/") -> dict[str, Any]:
+    """What of an arm64 host's identity (probe/_armhost) the kernel release and CPU 0's Features do not already say: every
+    CPU's MIDR_EL1 and REVIDR_EL1, the page size and the firmware version, so that a firmware update is probed again."""
+    regs: set[str] = set()
+    for path in glob.glob(os.path.join(root, "sys/devices/system/cpu/cpu[0-9]*/regs/identification/*_el1")):
+        try:
+            with open(path, encoding="ascii", errors="replace") as fh:
+                regs.add(f"{os.path.basename(path)}={fh.read(64).strip()}")
+        except OSError:
+            continue
+    firmware = None
+    try:
+        with open(os.path.join(root, "sys/class/dmi/id/bios_version"), encoding="ascii", errors="replace") as fh:
+            firmware = fh.read(256).strip()
+    except OSError:
+        pass
+    return {"regs": sorted(regs), "page_size": os.sysconf("SC_PAGE_SIZE"), "firmware": firmware}
 
 
 def digest(inputs: Mapping[str, Any], schema_version: int) -> str:

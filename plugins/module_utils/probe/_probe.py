@@ -286,6 +286,7 @@ class ProbeRequest:
     cpu_map: str = _fingerprint.DEFAULT_CPU_MAP  # libvirt's CPU map on this host (none there: no libvirt)
     libvirt_version: str | None = None  # None: the installed libvirt's
     cache_dir: str | None = None  # the host-side cache (_cache); None: none
+    host_root: str = "/"  # where an arm64 host's /sys and /proc are read (_armhost); a recorded tree in tests
 
 
 @dataclass(frozen=True)
@@ -432,8 +433,10 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
         if host and not req.libvirt_version:
             _cache.remember_libvirt(entry, daemon, host[0].get("libvirt"))
         entry.changed = (entry.expansions, entry.kvm_rejected, entry.libvirt) != before
-    from . import _facts  # pylint: disable=import-outside-toplevel
+    from . import _armhost, _facts  # pylint: disable=import-outside-toplevel
 
+    target_arch = conv.session.reply("query-target")
+    arm_host = _armhost.read(req.host_root) if isinstance(target_arch, dict) and target_arch.get("arch") == "aarch64" else None
     if host and host[0].get("cpu_map_error"):
         raise FactsError(f"libvirt's CPU map at {req.cpu_map}: {host[0]['cpu_map_error']}")
     if conv.session.primary is None:
@@ -444,10 +447,10 @@ def probe(req: ProbeRequest, target: SpawnTarget | None = None) -> dict[str, Any
     facts = _facts.build_facts(conv.session, where=conv.where, qemu_binary=conv.binary, probe=probe_info,
                                fingerprint_inputs=conv.inputs, rejected_features=conv.rejected,
                                rejection_detail=conv.rejection_detail, host=host[0] if host else None,
-                               machine=None if req.qmp_socket else (conv.machine or "default"))
+                               machine=None if req.qmp_socket else (conv.machine or "default"), arm_host=arm_host)
     if req.qmp_socket:
         # Without a binary to stat, the answer itself is what we fingerprint.
-        answer = {k: facts[k] for k in ("arch", "accel", "qemu", "features", "models")}
+        answer = {k: facts[k] for k in ("arch", "accel", "qemu", "features", "models") + (("arm",) if "arm" in facts else ())}
         facts["fingerprint"] = _facts.fingerprint({**conv.inputs, "answer": answer})
     elif entry is not None:
         _cache.save(req.cache_dir, entry)  # only once the facts were built from what it keeps

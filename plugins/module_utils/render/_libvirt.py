@@ -19,6 +19,7 @@ from .._errors import RenderError
 from ..cpu._exact import FORMS, InexactError, Solution, choose
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import LIBVIRT_VENDOR
+from . import _passthrough
 from ._cpuspec import CpuSpec, RenderedCpu
 
 __all__ = ["FORMS", "render"]
@@ -30,6 +31,8 @@ def _verbatim(name: str) -> str | None:
 
 def render(guest: GuestCpu, form: str = "minimal") -> RenderedCpu:
     """The ``<cpu>`` of ``guest``; ``form='explicit'`` names every feature of the group's common vocabulary."""
+    if guest.passthrough:  # aarch64 groups of identical hosts
+        return _passthrough.libvirt(guest)
     if guest.model is None:
         raise RenderError(f"the {guest.arch} guest CPU has no named model; libvirt needs one for mode='custom' "
                           "(use host-passthrough on identical hosts)")

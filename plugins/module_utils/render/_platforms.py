@@ -10,7 +10,7 @@ from typing import Any
 
 from .._errors import CpuCompatError, InputError
 from ..cpu._guest import GuestCpu
-from . import _incus, _kubevirt, _libvirt, _nova, _proxmox, _qemu
+from . import _incus, _kubevirt, _libvirt, _nova, _passthrough, _proxmox, _qemu
 
 PLATFORMS = ("libvirt", "qemu", "proxmox", "nova", "kubevirt", "incus")
 
@@ -22,6 +22,8 @@ def render_one(guest: GuestCpu, platform: str, form: str = "minimal", options: M
     ``kubevirt_obsolete`` (the KubeVirt CR's obsoleteCPUModels), ``incus_group`` (the cluster group in the commands).
     """
     opts = dict(options or {})
+    if guest.passthrough and platform in PLATFORMS:
+        return _passthrough.render(guest, platform)
     if platform == "libvirt":
         cpu = _libvirt.render(guest, form)
         return {"xml": cpu.xml, "model": cpu.model, "left_out": list(cpu.left_out)}

@@ -58,6 +58,8 @@ class QemuCpu:
 
 def render(guest: GuestCpu, form: str = "minimal") -> QemuCpu:
     """The ``-cpu`` of ``guest``; ``form='explicit'`` names every feature some definition or the set has."""
+    if guest.passthrough:  # aarch64 groups of identical hosts: -cpu host (identical hosts only)
+        return QemuCpu("host", {}, None, (), enforce=False)
     if guest.arch == "s390x":
         if guest.model is None:
             raise RenderError(f"{PLATFORM}: the s390x guest CPU has no named model; QEMU's -cpu needs one")

@@ -135,7 +135,8 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
         if check:
             nxt.append(_cmd("site", garg) + "   # the same without --check")
         elif pending > 0:
-            nxt.append("shut down and start the domains marked restart-required (a reboot inside the guest keeps the old CPU)")
+            nxt.append(_cmd("power_cycle", garg, "--check") + "   # plan the power cycle of the domains marked restart-required"
+                       " (power_cycle.md)")
         raising = [n for n, g in groups.items() if g.get("could_raise")]
         if raising:
             nxt.append(_cmd("change_contract", contract_args(raising[0]), "-e cpucompat_contract_action=raise --check"))
@@ -146,7 +147,8 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
     context = [("groups", ", ".join(named(n) for n in groups) or "-"), ("facts as of", _when(report.get("facts_as_of"))),
                ("check mode", "yes" if check else "no"), ("contract", first.get("contract_file") or "-"),
                ("pinned level", f"{first.get('model')} ({len(first.get('features') or [])} features the guest gets)"
-                if first.get("model") else "-"),
+                if first.get("model") else "host-passthrough (identical hosts only)"
+                if isinstance(first.get("cpu"), Mapping) and first["cpu"].get("identity") else "-"),
                ("could raise", f"yes, to {could['model']}" if could else "no")]
     return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
 
@@ -312,9 +314,41 @@ def _rebuild(report: Mapping[str, Any]) -> dict[str, Any]:
                         ("check mode", "yes" if report.get("check_mode") else "no")]}
 
 
+def _power_cycle(report: Mapping[str, Any]) -> dict[str, Any]:
+    rows = report.get("rows") or []
+    group, mode = report.get("group"), report.get("mode")
+    garg = _group_arg(report, group)
+    done = sum(1 for r in rows if r.get("state") == "done")
+    batches = len({r.get("batch") for r in rows})
+    nxt: list[str] = []
+    if report.get("stopped"):
+        tone, words = "bad", f"Stopped: {report['stopped'].get('why')}"
+        nxt.append(_cmd("power_cycle", garg, f"-e cpucompat_cycle_mode={mode}") + "   # after fixing it: continues where it stopped")
+    elif not rows:
+        tone, words = "ok", "No running guest waits for a power cycle"
+    elif report.get("check_mode"):
+        tone, words = "ok", f"Planned: {len(rows)} guest(s) in {batches} batch(es), mode {mode} (check mode: nothing changed)"
+        nxt.append(_cmd("power_cycle", garg, f"-e cpucompat_cycle_mode={mode}") + "   # the same without --check")
+    elif mode == "now":
+        left = [r for r in rows if r.get("state") != "done"]
+        tone = "ok" if not left else "warn"
+        words = f"{done} of {len(rows)} guest(s) shut down and started on the contract CPU"
+        if left:
+            nxt.append(_cmd("power_cycle", garg, "-e cpucompat_cycle_mode=now") + "   # continues with the guests left")
+    else:
+        tone, words = "ok", f"{len(rows)} guest(s) wait for their next shutdown; a reboot inside each now ends it"
+        nxt.append(_cmd("power_cycle", garg, "-e cpucompat_cycle_mode=now --check") + "   # or plan cycling them now")
+    downs = [r["down_s"] for r in rows if isinstance(r.get("down_s"), (int, float))]
+    numbers = [("guests", len(rows)), ("batches", batches), ("done", done),
+               ("longest down", f"{max(downs):.1f} s" if downs else "-"), ("earlier runs' guests", len(report.get("earlier") or []))]
+    context = [("group", group), ("mode", mode), ("check mode", "yes" if report.get("check_mode") else "no"),
+               ("progress", report.get("progress_file")), ("contract model", report.get("contract_model"))]
+    return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
+
+
 _KINDS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "baseline": _baseline, "contract": _contract, "plan": _plan, "migration": _migration, "expansion": _expansion,
-    "upgrade": _upgrade, "rebuild": _rebuild}
+    "upgrade": _upgrade, "rebuild": _rebuild, "power_cycle": _power_cycle}
 
 
 def header(report: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ BLOCKED_LIMIT = MAX_ROWS  # blocked moves written out under the migration matrix
 MAX_BARS = 40
 TITLES = {"baseline": "CPU baseline", "expansion": "Cluster expansion plan", "migration": "Pre-migration check",
           "contract": "Cluster CPU contract", "plan": "Contract plan", "upgrade": "Before the upgrade",
-          "rebuild": "Contract rebuilt from the domains' stamps"}
+          "rebuild": "Contract rebuilt from the domains' stamps", "power_cycle": "Power cycle onto the contract"}
 _ENV: Any = None
 
 

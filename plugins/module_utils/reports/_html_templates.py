@@ -268,7 +268,9 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 <p><span class="verdict {{ 'ok' if v.ok else 'bad' }}">Admission: {{ 'every host admitted' if v.ok else 'refused' }}</span>
 {{ v.admission.admitted }} host(s) admitted{% if v.admission.refused %}, refused: {{ m.names(v.admission.refused) }}{% endif %}
 <span class="verdict {{ 'ok' if v.compliant else 'warn' }}">Compliance: {{ v.compliance.settled }} of {{ v.compliance.domains }} domains</span>
-{% if v.compliance.pending %}still to act on: {{ m.names(v.compliance.pending | list) }}{% endif %}</p>{% endif %}
+{% if v.compliance.pending %}still to act on: {{ m.names(v.compliance.pending | list) }}{% endif %}</p>
+{% if v.compliance.pending %}<p>The power-cycle plan: <a href="power_cycle.html">power_cycle.html</a>
+(<code>ansible-playbook -i &lt;inventory&gt; cpucompat.cluster.power_cycle --check</code>)</p>{% endif %}{% endif %}
 {% for name, g in report.groups.items() %}
 <h2 id="group-{{ loop.index }}">{{ section_title(name) }}</h2>
 {% if tier_words(g) %}<p>{{ tier_words(g) }}</p>{% endif %}
@@ -402,5 +404,27 @@ REBUILD = """{% extends "base" %}{% import "macros" as m %}
 {% endblock %}
 """
 
-TEMPLATES = {"base": BASE, "macros": MACROS, "baseline": BASELINE, "expansion": EXPANSION, "migration": MIGRATION,
+POWER_CYCLE = """{% extends "base" %}{% import "macros" as m %}
+{% block body %}
+{{ m.cards([("group", report.group), ("mode", report.mode), ("guests", report.rows | length),
+            ("check mode", "yes" if report.check_mode else "no"), ("resumed", "yes" if report.resumed else "no")]) }}
+<p class="muted">{{ report.progress_file }}</p>
+{% if report.rows %}<h2 id="batches">Batches</h2>
+<div class="scroll"><table><thead><tr><th scope="col">batch</th><th scope="col">guest</th><th scope="col">state</th>
+<th scope="col">CPU before</th><th scope="col">CPU after</th><th scope="col">gains</th><th scope="col">loses</th>
+<th scope="col">observed</th><th scope="col">down (s)</th></tr></thead><tbody>
+{% for r in report.rows[:limit] %}<tr><td>{{ r.batch }}</td><th scope="row">{{ r.guest }}</th>
+<td class="{{ 'lacks' if r.state in ('gate-failed', 'timeout', 'error') else '' }}" title="{{ r.why or '' }}">{{ r.state }}</td>
+<td>{{ r.before or '-' }}</td><td>{{ r.after or '-' }}</td><td>{{ r.gains | join(', ') or '-' }}</td><td>{{ r.loses | join(', ') or '-' }}</td>
+<td>{% if r.observed %}gained {{ r.observed.gains | join(', ') or 'nothing' }}; lost {{ r.observed.loses | join(', ') or 'nothing' }}
+{%- if r.observed.filtered %}; not given by the host: {{ r.observed.filtered | join(', ') }}{% endif %}{% else %}-{% endif %}</td>
+<td>{{ '%.1f' | format(r.down_s) if r.down_s is number else '-' }}{{ ' (forced)' if r.forced }}</td></tr>{% endfor %}
+</tbody></table></div>{% else %}<p>No running guest waits for a power cycle.</p>{% endif %}
+{% if report.earlier %}<h2 id="earlier">Earlier runs</h2>
+<ul>{% for e in report.earlier %}<li>{{ e.guest }}: {{ e.state }}{% if e.now %}; now {{ e.now }}{% endif %}</li>{% endfor %}</ul>{% endif %}
+{% endblock %}
+"""
+
+TEMPLATES = {"power_cycle": POWER_CYCLE,
+             "base": BASE, "macros": MACROS, "baseline": BASELINE, "expansion": EXPANSION, "migration": MIGRATION,
              "contract": CONTRACT, "plan": PLAN, "upgrade": UPGRADE, "rebuild": REBUILD}

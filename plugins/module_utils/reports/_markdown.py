@@ -11,6 +11,7 @@ from typing import Any
 
 from .._errors import CpuCompatError
 from ..contract._tiers import title as section_title
+from ..engine._arm_identity import describe
 from ._header import expansion_options, guest_features, header_markdown, named, tier_words
 from ._schema import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
 
@@ -231,12 +232,20 @@ def platform_text(platform: str, rendering: Mapping[str, Any]) -> str:
     return json.dumps(rendering, indent=2, sort_keys=True)
 
 
+def _identity_text(section: Mapping[str, Any]) -> str | None:
+    """The pinned arm64 host identity of an aarch64 group, in one line (None elsewhere)."""
+    cpu = section.get("cpu")
+    identity = cpu.get("identity") if isinstance(cpu, Mapping) else None
+    return describe(identity) if isinstance(identity, Mapping) else None
+
+
 def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = False) -> list[str]:
     pinned = (" (check mode: a real run would pin it)" if check_mode else " (pinned in this run)") if section.get("pinned_now") \
         else f", pinned at {section['pinned_at']}" if section.get("pinned_at") else " (no contract pinned)"
     out = ["", f"## {section_title(name)}", "", *([f"- {tier_words(section)}"] if tier_words(section) else []),
            f"- contract: `{section.get('contract_file')}`" + pinned,
            f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features the guest gets" if section.get("model")
+           else f"- level: host-passthrough, identical hosts only: {_identity_text(section)}" if _identity_text(section)
            else "- level: none"]
     for host, why in (section.get("hosts_without_facts") or {}).items():
         out.append(f"- **no usable facts from {host}:** {why}")
@@ -319,6 +328,9 @@ def contract_markdown(view: Mapping[str, Any]) -> str:
                 f"- compliance: {compliance['settled']} of {compliance['domains']} domains need nothing"
                 + (f"; to act on: {_names([f'{k} ({s})' for k, s in compliance['pending'].items()])}"
                    if compliance["pending"] else "")]
+    if compliance is not None and compliance["pending"]:
+        out += ["", "The power-cycle plan: [power_cycle.md](power_cycle.md) (`ansible-playbook -i <inventory> "
+                "cpucompat.cluster.power_cycle --check`)"]
     for name, section in sorted((view.get("groups") or {}).items()):
         out += _contract_group(name, section, bool(view.get("check_mode")))
     return "\n".join(out) + "\n"
@@ -382,7 +394,32 @@ def rebuild_markdown(view: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-_RENDERINGS = {"baseline": baseline_markdown, "upgrade": upgrade_markdown, "expansion": expansion_markdown, "migration": migration_markdown,
+def power_cycle_markdown(view: Mapping[str, Any]) -> str:
+    out = [f"# Power cycle of group {view.get('group')} (mode {view.get('mode')})", ""]
+    out += [f"- {reason}" for reason in (view.get("verdict") or {}).get("reasons", [])]
+    rows = view.get("rows") or []
+    if rows:
+        out += ["| batch | guest | state | CPU before | CPU after | gains | loses | observed | down (s) |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            seen = r.get("observed")
+            observed = (f"gained {', '.join(seen['gains']) or 'nothing'}; lost {', '.join(seen['loses']) or 'nothing'}"
+                        + (f"; not given by the host: {', '.join(seen['filtered'])}" if seen.get("filtered") else "")
+                        if seen else "-")
+            down = f"{r['down_s']:.1f}" + (" (forced)" if r.get("forced") else "") if isinstance(r.get("down_s"), (int, float)) else "-"
+            out.append(f"| {r['batch']} | {_c(r['guest'])} | {_c(r['state'])} | {_c(r.get('before') or '-')} | {_c(r.get('after') or '-')} "
+                       f"| {_c(', '.join(r['gains']) or '-')} | {_c(', '.join(r['loses']) or '-')} | {_c(observed)} | {down} |")
+    else:
+        out.append("No running guest waits for a power cycle.")
+    earlier = view.get("earlier") or []
+    if earlier:
+        out += ["", "Earlier runs (for this contract; never cycled again):", ""]
+        out += [f"- {_c(e['guest'])}: {e['state']}" + (f", down {e['down_s']:.1f} s" if isinstance(e.get("down_s"), (int, float)) else "")
+                + (f"; now {e['now']}" if e.get("now") else "") for e in earlier]
+    return "\n".join(out) + "\n"
+
+
+_RENDERINGS = {"power_cycle": power_cycle_markdown,
+               "baseline": baseline_markdown, "upgrade": upgrade_markdown, "expansion": expansion_markdown, "migration": migration_markdown,
                "contract": contract_markdown, "plan": plan_markdown, "rebuild": rebuild_markdown}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from .._errors import BaselineError, CpuCompatError, FactsError, InputError
 from ..cpu._libvirt_map import CpuMap, MapRegistry, require_map_arch
 from ..cpu import _catalog
-from ..engine import _s390x
+from ..engine import _arm_identity, _s390x
 from ..engine._result import Baseline
 from ..engine._cluster import BaselineOptions
 from ..engine._compare import compare
@@ -100,10 +100,20 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
         raise InputError(f"hosts listed both in the cluster and as candidates: {', '.join(overlap)}")
     now = compute_baseline(current, opts, registry)
     per_candidate: dict[str, dict[str, Any]] = {}
+    identity = now.guest.identity if now.guest is not None else None
     for host in sorted(candidates, key=lambda h: h.name):
         cmp = compare(now, host)
         per_candidate[host.name] = {"runs_current_baseline": cmp.runnable, "missing_features": list(cmp.missing),
                                     "model_runnable": cmp.model_runnable, "model_blocked_by": list(cmp.model_blocked_by)}
+        if identity is not None:  # aarch64: host-passthrough over the group's identity; a candidate must be identical
+            try:
+                found = _arm_identity.differences(identity, _arm_identity.identity_of(host.facts, f"candidate {host.name}"))
+                per_candidate[host.name]["identity_differs"] = [d.to_dict() for d in found]
+            except FactsError as exc:
+                found, per_candidate[host.name]["identity_differs"] = [], str(exc)
+            if found or isinstance(per_candidate[host.name]["identity_differs"], str):
+                per_candidate[host.name]["runs_current_baseline"] = False
+                per_candidate[host.name]["missing_features"] = [d.what for d in found] or ["its arm64 identity"]
     view: dict[str, Any] = {"schema": REPORT_SCHEMA, "kind": "expansion", "fail_on": fail_on, "current": now.to_dict(),
                             "candidates": per_candidate, "joined": None, "delta": None, "domains": {}, "error": None}
     view["options"] = {"own_group": _own_group(candidates, opts, registry), "without": {}}
@@ -126,6 +136,9 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
         view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, _x86_judge(joined, registry))
     elif now.arch == "s390x" and domains:
         view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, _s390x_judge(joined))
+    elif domains and identity is not None:
+        view["domains_unjudged"] = ("aarch64 domains get host-passthrough: they can move to a candidate only when it is "
+                                    "identical to the group's hosts (each candidate's identity_differs says why not)")
     elif domains:
         view["domains_unjudged"] = (f"the domains' CPUs are not judged for {now.arch}: QEMU does not say which named "
                                     f"{now.arch} models run on a host")
@@ -266,6 +279,8 @@ def _target_features(targets: Mapping[str, Any]) -> tuple[dict[str, frozenset[st
             continue
         try:
             host = HostCpu.from_facts(name, facts)
+            if host.arch == "aarch64":  # judged by identity (_arm_targets)
+                continue
             if host.arch == "s390x":
                 s390x_targets[name] = s390x_host_model(host)
                 continue
@@ -296,6 +311,43 @@ def _s390x_row(cpu_xml: str, key: str, source: Mapping[str, Any] | None, s390x_t
         row[target] = _with_libvirt(cell, verdicts.get(target, {}).get(cpu_xml))
     for target in x86_targets:
         row[target] = {"ok": False, "why": "the target is an x86_64 host; the domain's CPU is s390x"}
+    return row
+
+
+# aarch64: guests get host-passthrough (KVM on arm64 runs no named model), so a domain runs on a target exactly when
+# the target's identity is its source host's (engine/_arm_identity); a target that differs is named with each field and
+# what it would do to the migrating guest.
+def _arm_targets(targets: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each aarch64 target's identity, and the aarch64 targets whose facts do not show one (with why)."""
+    out: dict[str, dict[str, Any]] = {}
+    problems: dict[str, str] = {}
+    for name, facts in sorted(targets.items()):
+        if isinstance(facts, Mapping) and facts.get("arch") == "aarch64":
+            try:
+                out[name] = _arm_identity.identity_of(facts, f"target {name}")
+            except FactsError as exc:
+                problems[name] = str(exc)
+    return out, problems
+
+
+def _arm_row(key: str, source: Mapping[str, Any] | None, arm_targets: Mapping[str, Mapping[str, Any]],
+             other_targets: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """An aarch64 domain against every target: allowed only to a host of its source host's identity."""
+    try:
+        own: dict[str, Any] | str = _arm_identity.identity_of(source or {}, f"domain {key}: its source host")
+    except FactsError as exc:
+        own = str(exc)
+    row: dict[str, dict[str, Any]] = {}
+    for target, identity in arm_targets.items():
+        if isinstance(own, str):
+            row[target] = {"ok": None, "why": own}
+            continue
+        found = _arm_identity.differences(own, identity)
+        row[target] = {"ok": not found, "blocking": [d.what for d in found],
+                       **({"why": "not identical to the source host (host-passthrough): " + "; ".join(d.text() for d in found),
+                           "identity_differs": [d.to_dict() for d in found]} if found else {})}
+    for target in other_targets:
+        row[target] = {"ok": False, "why": "the target is not an aarch64 host; the domain's CPU is aarch64"}
     return row
 
 
@@ -462,7 +514,9 @@ def _requested_failures(matrix: Mapping[str, Mapping[str, Any]], requested: Sequ
             failures.append(f"{pair['domain']} -> {pair['target']}: the domain runs on {pair['target']} already")
         elif cell["ok"] is not True:
             failures.append(f"{pair['domain']} -> {pair['target']}: "
-                            + (f"target lacks {', '.join(cell['blocking'])}" if cell.get("blocking")
+                            + (f"target is not identical to the source host (host-passthrough), it differs in "
+                               f"{', '.join(cell['blocking'])}" if cell.get("identity_differs")
+                               else f"target lacks {', '.join(cell['blocking'])}" if cell.get("blocking")
                                else "; ".join(cell["beyond_cpuid"]) if cell.get("beyond_cpuid") else cell.get("why", "cannot tell")))
     return failures
 
@@ -490,8 +544,10 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     impossible one makes the verdict's ``ok`` false.
     """
     target_sets, s390x_targets, problems = _target_features(targets)
+    arm_targets, arm_problems = _arm_targets(targets)
+    problems.update(arm_problems)
     facts_of = {**(sources or {}), **targets}
-    every_target = sorted([*target_sets, *s390x_targets])
+    every_target = sorted([*target_sets, *s390x_targets, *arm_targets])
     # Domains share a few distinct CPUs: each distinct guest's row is computed once and stands for all of them.
     # A row depends on the CPU text, the Hyper-V and TSC settings, the map the source host reads the text with and
     # (for an invariant TSC without a frequency) the source's TSC frequency: not on the host's name.
@@ -520,10 +576,19 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
                 matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in every_target}
                 continue
             source_arch = (source or {}).get("arch") or ("s390x" if s390x_targets and not target_sets else "x86_64")
+            if source_arch == "aarch64":
+                arm_key = ("aarch64", id(source))
+                if arm_key not in rows:
+                    rows[arm_key] = _arm_row(key, source, arm_targets, [*target_sets, *s390x_targets])
+                matrix[key] = dict(rows[arm_key])
+                _own_host(matrix[key], host)
+                continue
             if source_arch == "s390x":
                 s390x_key = ("s390x", cpu_xml, id(source))
                 if s390x_key not in rows:
                     rows[s390x_key] = _s390x_row(cpu_xml, key, source, s390x_targets, list(target_sets), libvirt_verdicts or {})
+                    rows[s390x_key].update({t: {"ok": False, "why": "the target is an aarch64 host; the domain's CPU is s390x"}
+                                            for t in arm_targets})
                 matrix[key] = dict(rows[s390x_key])
                 _own_host(matrix[key], host)
                 continue
@@ -538,6 +603,8 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
                                  for t, have in target_sets.items()}
                 rows[row_key].update({t: {"ok": False, "why": "the target is an s390x host; the domain's CPU is x86_64"}
                                       for t in s390x_targets})
+                rows[row_key].update({t: {"ok": False, "why": "the target is an aarch64 host; the domain's CPU is x86_64"}
+                                      for t in arm_targets})
             matrix[key] = dict(rows[row_key])
             _own_host(matrix[key], host)
     disagreements = [{"domain": d, "target": t, "ours": c["ok"], "libvirt": c["libvirt"]}

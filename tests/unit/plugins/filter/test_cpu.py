@@ -55,6 +55,11 @@ def test_baseline_compare_and_xml_round_trip() -> None:
     assert cpu.cpu_summary(GOLD, "gold")[0].startswith("gold: x86_64 GenuineIntel")
 
 
+def test_an_aarch64_target_without_its_identity_is_named_in_the_matrix() -> None:
+    out = cpu.cpu_migration_matrix({}, {"arm": ARM})
+    assert "arm" in out["target_problems"] and "do not show the host's arm64 identity" in out["target_problems"]["arm"]
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: cpu.cpu_baseline({"gold": GOLD, "new": None}), "cpu_baseline: host new has no cpucompat facts"),
     (lambda: cpu.cpu_baseline({"gold": GOLD}, require_features="avx512f"), "require_features must be a list of feature names"),
@@ -62,13 +67,12 @@ def test_baseline_compare_and_xml_round_trip() -> None:
     (lambda: cpu.cpu_compare({"model": None, "features": []}, {"schema_version": 9}, "hv9"), "host hv9: facts have schema_version 9"),
     (lambda: cpu.libvirt_cpu_xml("not a baseline"), "libvirt_cpu_xml: libvirt_cpu_xml input: expected a guest CPU"),
     (lambda: cpu.libvirt_cpu_xml(cpu.cpu_baseline({"arm": ARM})), "QEMU does not report which named aarch64 CPU models run"),
-    (lambda: cpu.cpu_migration_matrix({}, {"arm": ARM}), "the migration matrix \\(target arm\\) is implemented for x86_64 only"),
     (lambda: cpu.cpu_expansion_plan({"gold": GOLD}, {"gold": GOLD}), "both in the cluster and as candidates: gold"),
     (lambda: cpu.cpu_expansion_plan([], {}), "current and candidates must be mappings"),
     (lambda: cpu.cpu_report_markdown({"schema": "other"}), "not a cpucompat report"),
     (lambda: cpu.cpu_summary({}, "hv1"), "hv1: not cpucompat facts"),
     (lambda: cpu.cpu_domain_cpus([]), "expected a mapping of host name"),
-], ids=["baseline-missing", "baseline-option", "compare-name", "compare-schema", "xml-input", "xml-aarch64", "matrix-arch",
+], ids=["baseline-missing", "baseline-option", "compare-name", "compare-schema", "xml-input", "xml-aarch64",
         "plan-overlap", "plan-type", "markdown", "summary", "domain-cpus"])
 def test_bad_input_is_named(call, message: str) -> None:
     with pytest.raises(AnsibleFilterError, match=message):

@@ -35,3 +35,17 @@ def test_verify_file(tmp_path, path: str, ok: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("plugin: cpucompat.cluster.cpu_groups\n")
     assert InventoryModule().verify_file(str(target)) is ok
+
+
+def test_arm64_hosts_are_grouped_by_identity() -> None:
+    from utils.arm_hosts import facts  # pylint: disable=import-outside-toplevel
+
+    def identity_groups(name: str) -> list[str]:
+        return [g for g in host_groups(facts(name), "cpu_", [], False, 0, 0) if g.startswith("cpu_arm_identity_")]
+
+    names = ("neoverse-n1-altra-a", "neoverse-n1-altra-b", "thunderx2", "neoverse-n1-altra-kernel-6.16")
+    a, b, tx2, kernel = (identity_groups(n) for n in names)
+    assert len(a) == 1 and a == b and tx2 != a and kernel != a and len(a[0]) == len("cpu_arm_identity_") + 16
+    unknown = facts("neoverse-n1-altra-a")
+    unknown["arm"]["identity"] = None
+    assert "cpu_arm_identity_unknown" in host_groups(unknown, "cpu_", [], False, 0, 0)

@@ -105,7 +105,7 @@ def render_tiers(tiers: Sequence[tuple[str, GuestCpu]], form: str = "minimal") -
         for feature, on in solution.policies.items():
             if combined.get(feature, on) != on:
                 raise RenderError(f"{PLATFORM}: the tiers need {feature} both on and off in cpu_model_extra_flags, which "
-                                    f"applies to every model of cpu_models (tier {name}: {'on' if on else 'off'})")
+                                  f"applies to every model of cpu_models (tier {name}: {'on' if on else 'off'})")
             combined[feature] = on
     for name, solution, guest in solved:
         if not also_exact(guest, solution.model, dict(combined), libvirt=True):
@@ -113,9 +113,9 @@ def render_tiers(tiers: Sequence[tuple[str, GuestCpu]], form: str = "minimal") -
             breaking = sorted(f for f, on in combined.items() if f not in own
                               and not also_exact(guest, solution.model, {**own, f: on}, libvirt=True))
             raise RenderError(f"{PLATFORM}: tier {name} (model {solution.model}) cannot take the other tiers' "
-                                f"cpu_model_extra_flags {', '.join(('+' if combined[f] else '-') + f for f in breaking) or '(together)'}: "
-                                "Nova applies them to every model of cpu_models, so that tier's guests would get another CPU; "
-                                "choose the tiers' levels so that they need the same flags (a tier's level with -feature)")
+                              f"cpu_model_extra_flags {', '.join(('+' if combined[f] else '-') + f for f in breaking) or '(together)'}: "
+                              "Nova applies them to every model of cpu_models, so that tier's guests would get another CPU; "
+                              "choose the tiers' levels so that they need the same flags (a tier's level with -feature)")
     spell = solved[0][2].libvirt[0].cpu_map.libvirt_name
     flags = {str(spell(f)): on for f, on in combined.items()}
     check_flags(flags)
@@ -129,7 +129,7 @@ def render_tiers(tiers: Sequence[tuple[str, GuestCpu]], form: str = "minimal") -
         chosen = tuple(sorted(f for f in have - earlier - disabled if f in CPU_TRAITS)) if out else ()
         if out and not chosen:
             raise RenderError(f"{PLATFORM}: tier {name} (model {solution.model}) has no CPU trait that the models before "
-                                f"it in cpu_models ({', '.join(t.model for t in out)}) lack: a flavor cannot choose it")
+                              f"it in cpu_models ({', '.join(t.model for t in out)}) lack: a flavor cannot choose it")
         out.append(NovaTier(name, cpu, chosen))
         earlier |= set().union(*defs)
     return NovaTiers(tuple(out))

@@ -33,7 +33,7 @@ attributes:
     description: Nothing is changed, so there is nothing to diff.
   facts:
     support: full
-    description: Returns the C(cpucompat_observation) fact (with O(name), C(cpucompat_observations)), which Ansible's fact
+    description: Returns the C(cpucompat_observation) fact (with O(cpus), C(cpucompat_observations)), which Ansible's fact
       cache keeps between runs.
 options:
   cpu_xml:
@@ -71,20 +71,37 @@ options:
   key:
     description:
       - An opaque key the caller derives from what decides the observation (the host's probe fingerprint and the CPU);
-        returned in the fact, so that a later run can skip observing again what it observed already.
+        returned in the fact, so that a later run can skip observing again what it observed already. With O(cpus), what
+        decides the observations besides each CPU (the host's probe fingerprint, the machine type, the libvirt URI); each
+        CPU's key is derived from it, O(via) and the CPU.
     type: str
-  name:
+  cpus:
     description:
-      - What the CPU is the CPU of - a tier's contract (V(hypervisors@avx512)), or any name the caller keys its
-        observations by. With it, the observation is returned in the fact C(cpucompat_observations), under this name,
-        beside those of O(observations); the fact C(cpucompat_observation) (the group's contract CPU, observed without
-        O(name)) is left as it is, so observing several CPUs on one host never overwrites one with another.
+      - Several CPUs at once, each observed as O(cpu_xml) or O(qemu_args) would be (O(via) says which) - name -> a dict
+        with C(xml) (a C(<cpu>)) and C(qemu_args) (a C(-cpu) value), as the contract step returns each contract
+        (C(contracts) of M(cpucompat.cluster.cpu_contract)); the site observes each tier's contract so (docs/tiers.md).
+      - The observations are returned in the fact C(cpucompat_observations), name -> observation, beside those of
+        O(observations); the fact C(cpucompat_observation) (one CPU, observed without O(cpus)) is left as it is, so
+        observing several CPUs on one host never overwrites one with another.
+      - A CPU whose cached observation (in O(observations)) has the key this call derives (O(key), O(via) and the CPU) is
+        not observed again unless O(force); one that does not start is returned in C(failures), the others still observed.
+      - Mutually exclusive with O(cpu_xml) and O(qemu_args).
+    type: dict
+  via:
+    description: With O(cpus), start each CPU's V(libvirt) C(<cpu>) (C(xml)) or its V(qemu) C(-cpu) (C(qemu_args)).
     type: str
+    default: libvirt
+    choices: [libvirt, qemu]
   observations:
     description:
-      - With O(name), the host's C(cpucompat_observations) fact so far, kept in the returned one (every name but O(name)).
+      - With O(cpus), the host's C(cpucompat_observations) fact so far - kept in the returned one, and the cache O(cpus) are
+        looked up in.
     type: dict
     default: {}
+  force:
+    description: With O(cpus), observe every CPU again, cached or not.
+    type: bool
+    default: false
 requirements:
   - QEMU (C(qemu-system-x86), C(qemu-system-misc) or C(qemu-system-arm))
   - libvirt-python on the host (C(python3-libvirt)), with O(cpu_xml)
@@ -101,11 +118,11 @@ EXAMPLES = r"""
     cpu_xml: "{{ cpucompat_contract_result.contracts['hypervisors'].xml }}"
     machine: pc-q35-7.2
 
-- name: Observe a tier's contract CPU, kept beside the host's other named observations
+- name: Observe each tier's contract CPU, kept beside the host's other named observations
   cpucompat.cluster.cpu_observe:
-    cpu_xml: "{{ cpucompat_contract_result.contracts['hypervisors@avx512'].xml }}"
-    name: hypervisors@avx512
+    cpus: "{{ cpucompat_contract_result.contracts | dict2items | selectattr('key', 'search', '@') | items2dict }}"
     observations: "{{ ansible_facts.cpucompat_observations | default({}) }}"
+    key: "{{ ansible_facts.cpucompat.fingerprint }}"
 
 - name: The same for a plain QEMU -cpu
   cpucompat.cluster.cpu_observe:
@@ -147,10 +164,25 @@ ansible_facts:
         duration_s: 0.58
     cpucompat_observations:
       description:
-        - With O(name) - name -> observation (as C(cpucompat_observation), with C(name)), O(observations) kept.
-      returned: success, with O(name)
+        - With O(cpus) - name -> observation (as C(cpucompat_observation), with C(name)), those of O(observations) kept.
+      returned: success, with O(cpus)
       type: dict
+observations:
+  description: With O(cpus), name -> the observation made by this call (the CPUs not cached).
+  returned: success, with O(cpus)
+  type: dict
+failures:
+  description: With O(cpus), name -> why the CPU could not be observed (it did not start, or has no C(<cpu>) to start).
+  returned: success, with O(cpus)
+  type: dict
+kept:
+  description: With O(cpus), the names whose cached observation was of the same CPU on the same stack (not observed again).
+  returned: success, with O(cpus)
+  type: list
+  elements: str
 """
+
+import hashlib
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -176,14 +208,18 @@ def main() -> None:
             "libvirt_uri": {"type": "str", "default": "qemu:///system"},
             "timeout": {"type": "float", "default": 10.0},
             "key": {"type": "str", "no_log": False},
-            "name": {"type": "str"},
+            "cpus": {"type": "dict"},
+            "via": {"type": "str", "default": "libvirt", "choices": ["libvirt", "qemu"]},
             "observations": {"type": "dict", "default": {}},
+            "force": {"type": "bool", "default": False},
         },
-        mutually_exclusive=[("cpu_xml", "qemu_args")],
-        required_one_of=[("cpu_xml", "qemu_args")],
+        mutually_exclusive=[("cpu_xml", "qemu_args", "cpus")],
+        required_one_of=[("cpu_xml", "qemu_args", "cpus")],
         supports_check_mode=True,
     )
     params = module.params
+    if params["cpus"] is not None:
+        _many(module, params)
     if params["cpu_xml"] and not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"), exception=LIBVIRT_IMPORT_ERROR)
     req = ObserveRequest(cpu_xml=params["cpu_xml"], qemu_args=params["qemu_args"], machine=params["machine"],
@@ -195,12 +231,36 @@ def main() -> None:
         module.fail_json(msg=f"CPU observation failed: {exc}")
     fact = {"schema": OBSERVATION_SCHEMA, **seen, "cpu_digest": cpu_digest(params["cpu_xml"] or params["qemu_args"]),
             "key": params["key"]}
-    if params["name"]:
-        # Keyed by what was observed: one host observes its group's CPU and each of its tiers' (one fact per name).
-        fact["name"] = params["name"]
-        kept = {k: v for k, v in (params["observations"] or {}).items() if k != params["name"]}
-        module.exit_json(changed=False, observation=fact, ansible_facts={"cpucompat_observations": {**kept, params["name"]: fact}})
     module.exit_json(changed=False, observation=fact, ansible_facts={"cpucompat_observation": fact})
+
+
+def _many(module: AnsibleModule, params: dict) -> None:
+    """Each CPU of ``cpus`` observed (or kept from the cache), in one call: the fact keyed by name, never overwritten."""
+    field = "xml" if params["via"] == "libvirt" else "qemu_args"
+    if params["via"] == "libvirt" and not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"), exception=LIBVIRT_IMPORT_ERROR)
+    cached = dict(params["observations"] or {})
+    made, failures, kept = {}, {}, []
+    for name, entry in sorted(params["cpus"].items()):
+        text = entry.get(field) if isinstance(entry, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            failures[name] = f"no contract CPU ({field}) to observe for {name}"
+            continue
+        key = hashlib.sha256(f"{params['key'] or ''}|{params['via']}|{text}".encode()).hexdigest()
+        if not params["force"] and isinstance(cached.get(name), dict) and cached[name].get("key") == key:
+            kept.append(name)  # observed earlier, of this CPU on this stack
+            continue
+        req = ObserveRequest(cpu_xml=text if field == "xml" else None, qemu_args=text if field == "qemu_args" else None,
+                             machine=params["machine"], emulator=params["emulator"], accel=params["accel"],
+                             libvirt_uri=params["libvirt_uri"], timeout=params["timeout"])
+        try:
+            seen = observe(req, libvirt)
+        except CpuCompatError as exc:
+            failures[name] = f"CPU observation failed: {exc}"
+            continue
+        made[name] = {"schema": OBSERVATION_SCHEMA, **seen, "cpu_digest": cpu_digest(text), "key": key, "name": name}
+    module.exit_json(changed=False, observations=made, failures=failures, kept=kept,
+                     ansible_facts={"cpucompat_observations": {**cached, **made}})
 
 
 if __name__ == "__main__":

@@ -267,20 +267,25 @@ def observations_of(reader: GroupReader, names: list[str], var: str) -> dict[str
 
 def tier_observations_of(reader: GroupReader, tiers: Mapping[str, Sequence[str]], var: str) -> dict[str, dict[str, Any]]:
     """Per tier contract (``group@tier`` -> its hosts): each host's observation of the tier's ``<cpu>``, or why it has
-    none - from the host's loop of cpu_observe over its tiers (``var``, one result per tier) and its
-    ``cpucompat_observations`` fact (keyed by the tier's contract name)."""
+    none - from the host's cpu_observe call over its tiers (``var``: ``observations`` and ``failures`` by the tier's
+    contract name) and its ``cpucompat_observations`` fact (the same names)."""
     out: dict[str, dict[str, Any]] = {key: {} for key in tiers}
     for name in sorted({h for hosts in tiers.values() for h in hosts}):
         registered = reader.raw(name).get(var)
         registered = registered if isinstance(registered, Mapping) else {}
-        items = {str(r.get(r.get("ansible_loop_var") or "item")): r for r in registered.get("results") or [] if isinstance(r, Mapping)}
+        made, failures = registered.get("observations"), registered.get("failures")
         facts = reader.cached_fact(name, "cpucompat_observations")
         facts = facts if isinstance(facts, Mapping) else {}
         for key, hosts in tiers.items():
-            if name in hosts:
-                # A host whose loop did not run at all says why as its registered result does (skipped, or not run).
-                here = items.get(key) or ({k: v for k, v in registered.items() if k != "results"} if registered.get("skipped") else {})
-                out[key][name] = _observation(reader, name, here, facts.get(key))
+            if name not in hosts:
+                continue
+            if isinstance(failures, Mapping) and key in failures:
+                here: Mapping[str, Any] = {"failed": True, "msg": failures[key]}
+            elif isinstance(made, Mapping) and isinstance(made.get(key), Mapping):
+                here = {"observation": made[key]}
+            else:  # kept from the cache, or not observed (the call skipped, or failed as a whole: its message)
+                here = {k: v for k, v in registered.items() if k in ("skipped", "skip_reason", "false_condition", "failed", "msg")}
+            out[key][name] = _observation(reader, name, here, facts.get(key))
     return out
 
 

@@ -48,8 +48,8 @@ class Reader:
         return {}
 
 
-def _tiers_of(value=None, chosen=None, members=MEMBERS) -> _tiers.Tiers:
-    found = _tiers.parse_tiers("g", AVX512 if value is None else value, members, INVENTORY, chosen)
+def _tiers_of(value=None, chosen=None, members=None) -> _tiers.Tiers:
+    found = _tiers.parse_tiers("g", AVX512 if value is None else value, members or MEMBERS, INVENTORY, chosen)
     assert found is not None
     return found
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..contract._domains import SETTLED
-from ..contract._tiers import base_group, contract_args, named
+from ..contract._tiers import SEPARATOR, base_group, contract_args, named
 from ..cpu._features import SECURITY_FEATURES
 
 PLAYBOOK = "ansible-playbook -i <inventory> cpucompat.cluster.{name}"
@@ -33,6 +33,12 @@ def _when(stamp: Any) -> str | None:
 
 def _group_arg(report: Mapping[str, Any], group: str | None) -> str:
     return f"-e cpucompat_group={group}" if group and group != "hypervisors" else ""
+
+
+def said(key: str) -> str:
+    """A contract key where a page shows a group by its bare name: that name, or ``tier t of group g`` for a tier (a
+    group without tiers reads as before)."""
+    return named(key) if SEPARATOR in key else key
 
 
 def tier_words(section: Mapping[str, Any]) -> str | None:
@@ -122,7 +128,7 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
                    domains - sum((g.get("status_counts") or {}).get(s, 0) for g in groups.values() for s in SETTLED))
         # In check mode the pending domains are the plan (nothing was deployed): no warning over an OK verdict.
         tone = "warn" if (quarantined or (pending > 0 and not check)) else "ok"
-        pinned = [named(n) for n, g in groups.items() if g.get("pinned_now")]
+        pinned = [said(n) for n, g in groups.items() if g.get("pinned_now")]
         if pinned:
             words = (f"Would pin the contract of {', '.join(pinned)} (check mode: nothing written)" if check
                      else f"Pinned the contract of {', '.join(pinned)} in this run")
@@ -144,7 +150,7 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
                ("domains compliant", f"{compliant} of {domains}")]
     first: Mapping[str, Any] = next(iter(groups.values()), {})
     could = first.get("could_raise")
-    context = [("groups", ", ".join(named(n) for n in groups) or "-"), ("facts as of", _when(report.get("facts_as_of"))),
+    context = [("groups", ", ".join(said(n) for n in groups) or "-"), ("facts as of", _when(report.get("facts_as_of"))),
                ("check mode", "yes" if check else "no"), ("contract", first.get("contract_file") or "-"),
                ("pinned level", f"{first.get('model')} ({len(first.get('features') or [])} features the guest gets)"
                 if first.get("model") else "host-passthrough (identical hosts only)"
@@ -181,7 +187,7 @@ def _plan(report: Mapping[str, Any]) -> dict[str, Any]:
         tone, words = "ok", "Nothing to change: the contract is already at this level"
     numbers = [("features gained", len(change.get("gained") or [])), ("features lost", len(change.get("lost") or [])),
                ("security features lost", len(change.get("security_lost") or [])), ("domains to power-cycle", cycle)]
-    context = [("group", named(str(group))), ("check mode", "yes" if report.get("check_mode") else "no"),
+    context = [("group", said(str(group))), ("check mode", "yes" if report.get("check_mode") else "no"),
                ("contract", report.get("contract_file")), ("from", (change.get("from") or {}).get("model") or "-"),
                ("to", (change.get("to") or {}).get("model") or "-")]
     return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
@@ -310,7 +316,7 @@ def _rebuild(report: Mapping[str, Any]) -> dict[str, Any]:
             "numbers": [("stamped domains", (report.get("stamps") or {}).get("domains", 0)),
                         ("features", len(report.get("features") or []))],
             "next": [_cmd("site", _group_arg(report, base_group(str(report.get("group")))), "--check --diff")],
-            "context": [("group", named(str(report.get("group")))), ("store", report.get("contract_file")),
+            "context": [("group", said(str(report.get("group")))), ("store", report.get("contract_file")),
                         ("check mode", "yes" if report.get("check_mode") else "no")]}
 
 

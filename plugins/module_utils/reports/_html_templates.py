@@ -351,7 +351,7 @@ recorded in the contract in this run: {{ ob.recorded | join(', ') }}{% endif %}.
 PLAN = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
 {% set c = report.change %}
-{{ m.cards([("action", report.action), ("group", named(report.group | string)),
+{{ m.cards([("action", report.action), ("group", said(report.group | string)),
             ("from", (c['from'].model if c else none) or "-"), ("to", (c.to.model if c else none) or "-"),
             ("features gained", (c.gained | length) if c else 0), ("features lost", (c.lost | length) if c else 0),
             ("applied", "yes" if report.applied else "no")]) }}
@@ -392,7 +392,7 @@ on {{ host }}{% if not r.runnable %}: lacks {{ r.missing_features | join(', ') o
 
 REBUILD = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
-{{ m.cards([("group", named(report.group | string)), ("model", report.model or "none"), ("features", report.features | length),
+{{ m.cards([("group", said(report.group | string)), ("model", report.model or "none"), ("features", report.features | length),
             ("generation", report.generation), ("stamped domains", report.stamps.domains),
             ("written", "no (check mode)" if report.check_mode else "yes")]) }}
 <p class="muted">{{ report.contract_file }}</p>

@@ -173,7 +173,7 @@ def test_a_tier_is_shown_as_a_tier_of_its_group() -> None:
     assert "g@avx512" not in " ".join(checker.headings)
     assert "The tier's hosts: plat; its level: Cascadelake-Server" in text
     assert "-e cpucompat_group=g -e cpucompat_contract_tier=avx512 -e cpucompat_contract_action=raise" in text
-    assert "Pinned the contract of group g, tier avx512 of group g in this run" in text
+    assert "Pinned the contract of g, tier avx512 of group g in this run" in text
     plan = {"schema": REPORT_SCHEMA, "kind": "plan", "group": "g@avx512", "action": "raise", "tier": "avx512", "tier_hosts": ["plat"],
             "applicable": True, "check_mode": True, "verdict": {"ok": True, "reasons": []},
             "change": {"from": {"model": "Cascadelake-Server"}, "to": {"model": "Cooperlake"}, "gained": [], "lost": []}}

@@ -106,7 +106,7 @@ def test_a_tier_is_titled_as_a_tier_of_its_group() -> None:
     md = report_markdown({"schema": REPORT_SCHEMA, "kind": "contract", "groups": sections, "verdict": {"ok": True, "reasons": []}})
     assert "## Tier avx512 of group hv\n\n- The tier's hosts: hv3, hv4; its level: Cascadelake-Server\n" in md, md
     assert "## Group hv\n" in md and "Group hv@avx512" not in md
-    assert "Pinned the contract of group hv, tier avx512 of group hv in this run" in md
+    assert "Pinned the contract of hv, tier avx512 of group hv in this run" in md
     assert "-e cpucompat_group=hv -e cpucompat_contract_tier=avx512 -e cpucompat_contract_action=raise --check" in md
     assert "cpucompat_group=hv@" not in md
     auto = {**sections["hv@avx512"], "tier": {**sections["hv@avx512"]["tier"], "level": None}}

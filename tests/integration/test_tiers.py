@@ -127,6 +127,8 @@ def test_two_tiers_pin_two_levels_deploy_each_domain_its_tier_and_keep_moves_in_
     assert json.loads((store / "hypervisors@high.json").read_text())["generation"] == 1, "the tier is frozen"
     # A warm run observes nothing again (the tier's cached observation is of the same <cpu> on the same stack: the
     # very same record, made by the first run) and still admits the tier's hosts by it.
+    tier_task = again.stdout.split("Observe each tier's contract CPU", 1)[1].split("\n\n", 1)[0]
+    assert "skipping: [this-machine]" in tier_task, tier_task
     warm_fact = json.loads(json.loads((tmp_path / "facts" / "s1_this-machine").read_text())["__payload__"])
     assert warm_fact["cpucompat_observations"] == cached["cpucompat_observations"]
     assert warm_fact["cpucompat_observation"] == cached["cpucompat_observation"]

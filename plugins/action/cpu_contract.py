@@ -17,7 +17,8 @@ from ansible.errors import AnsibleActionFail
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change import ChangeRequest
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
-from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction, group_names, observations_of
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import (AggregateAction, group_names, observations_of,
+                                                                                   tier_observations_of)
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._tier_vars import tiers_of
 
@@ -36,6 +37,7 @@ OPTIONS = {
     "groups": {"type": "list", "elements": "str"},
     "carry_var": {"type": "str"},
     "observations_var": {"type": "str"},
+    "tier_observations_var": {"type": "str"},
     "extra_stacks": {"type": "list", "elements": "path", "default": []},
     "allow_partial": {"type": "bool", "default": False},
     "pin": {"type": "bool", "default": False},
@@ -65,8 +67,14 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
                     raise AnsibleActionFail(f"{cls.NAME}: observations_var needs carry_var (the contract step whose <cpu> "
                                             "the hosts observed)")
                 observations = observations_of(reader, [h for hosts in groups.values() for h in hosts], args["observations_var"])
+            of_groups = tiers_of(cls.NAME, reader, groups, inventory, task_vars)
+            by_tier = None
+            if observations is not None and args["tier_observations_var"]:
+                # Each tier's hosts by their observation of the tier's <cpu> (keyed by the tier's contract name).
+                by_tier = tier_observations_of(reader, {t.key: t.hosts for found in of_groups.values() for t in found.extra},
+                                               args["tier_observations_var"])
             return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
-                                   observations, tiers_of(cls.NAME, reader, groups, inventory, task_vars))
+                                   observations, of_groups, by_tier)
         if kind == "rebuild":
             if not args["group"]:
                 raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")

@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuCompatError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import GuestCpu
-from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _incus, _kubevirt, _nova, _proxmox, _qemu
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _incus, _kubevirt, _nova, _platform_tiers, _proxmox, _qemu
 
 
 def _guest(value: Any, level: Any, name: str) -> GuestCpu:
@@ -62,9 +62,22 @@ def cpu_incus(guest: Any, group: str = "default", form: str = "minimal", level: 
         raise AnsibleFilterError(f"cpu_incus: {exc}") from exc
 
 
+def cpu_tiers(tiers: Any, platform: str, form: str = "minimal", name: str | None = None, preference: str | None = None,
+              obsolete_models: Any = None) -> dict[str, Any]:
+    if not isinstance(tiers, list) or not all(isinstance(t, dict) and {"name", "guest", "hosts"} <= set(t) for t in tiers):
+        raise AnsibleFilterError(f"cpu_tiers: the input must be a list of tiers (name, guest, cpu, hosts), the base first, got {tiers!r:.200}")
+    try:
+        listed = [(str(t["name"]), _guest(t["guest"], t.get("cpu") or None, f"cpu_tiers (tier {t['name']})"), [str(h) for h in t["hosts"]])
+                  for t in tiers]
+        return _platform_tiers.tier_render(listed, platform, form, {"proxmox_name": name, "kubevirt_preference": preference,
+                                                                    "kubevirt_obsolete": obsolete_models})
+    except CpuCompatError as exc:
+        raise AnsibleFilterError(f"cpu_tiers: {exc}") from exc
+
+
 class FilterModule:
     """cpucompat.cluster filters for Proxmox VE, OpenStack Nova, KubeVirt, Incus and plain QEMU."""
 
     def filters(self) -> dict[str, Any]:
         return {"cpu_qemu_args": cpu_qemu_args, "cpu_proxmox": cpu_proxmox, "cpu_nova": cpu_nova, "cpu_kubevirt": cpu_kubevirt,
-                "cpu_incus": cpu_incus}
+                "cpu_incus": cpu_incus, "cpu_tiers": cpu_tiers}

@@ -85,6 +85,13 @@ options:
         what differs between its stack and the group's. The contract records the observation of every new stack.
       - Hosts without an observation (probed through a QMP socket, observation disabled) are listed, not refused.
     type: str
+  tier_observations_var:
+    description:
+      - With O(observations_var), the variable each host registered its loop of C(cpucompat.cluster.cpu_observe) over its
+        tiers' C(<cpu>) in (one result per tier contract, C(group@tier), with O(cpucompat.cluster.cpu_observe#module:name)).
+        Each tier's hosts are judged by their observation of the tier's C(<cpu>) (their C(cpucompat_observations) fact
+        under the tier's name) as a group's are, and the tier's contract records its observed stacks.
+    type: str
   extra_stacks:
     description:
       - With V(contract), files of stacks beyond the group's (C(new-stack.json) of an upgrade check) - the

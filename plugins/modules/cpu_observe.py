@@ -33,7 +33,8 @@ attributes:
     description: Nothing is changed, so there is nothing to diff.
   facts:
     support: full
-    description: Returns the C(cpucompat_observation) fact, which Ansible's fact cache keeps between runs.
+    description: Returns the C(cpucompat_observation) fact (with O(cpus), C(cpucompat_observations)), which Ansible's fact
+      cache keeps between runs.
 options:
   cpu_xml:
     description:
@@ -70,8 +71,37 @@ options:
   key:
     description:
       - An opaque key the caller derives from what decides the observation (the host's probe fingerprint and the CPU);
-        returned in the fact, so that a later run can skip observing again what it observed already.
+        returned in the fact, so that a later run can skip observing again what it observed already. With O(cpus), what
+        decides the observations besides each CPU (the host's probe fingerprint, the machine type, the libvirt URI); each
+        CPU's key is derived from it, O(via) and the CPU.
     type: str
+  cpus:
+    description:
+      - Several CPUs at once, each observed as O(cpu_xml) or O(qemu_args) would be (O(via) says which) - name -> a dict
+        with C(xml) (a C(<cpu>)) and C(qemu_args) (a C(-cpu) value), as the contract step returns each contract
+        (C(contracts) of M(cpucompat.cluster.cpu_contract)); the site observes each tier's contract so (docs/tiers.md).
+      - The observations are returned in the fact C(cpucompat_observations), name -> observation, beside those of
+        O(observations); the fact C(cpucompat_observation) (one CPU, observed without O(cpus)) is left as it is, so
+        observing several CPUs on one host never overwrites one with another.
+      - A CPU whose cached observation (in O(observations)) has the key this call derives (O(key), O(via) and the CPU) is
+        not observed again unless O(force); one that does not start is returned in C(failures), the others still observed.
+      - Mutually exclusive with O(cpu_xml) and O(qemu_args).
+    type: dict
+  via:
+    description: With O(cpus), start each CPU's V(libvirt) C(<cpu>) (C(xml)) or its V(qemu) C(-cpu) (C(qemu_args)).
+    type: str
+    default: libvirt
+    choices: [libvirt, qemu]
+  observations:
+    description:
+      - With O(cpus), the host's C(cpucompat_observations) fact so far - kept in the returned one, and the cache O(cpus) are
+        looked up in.
+    type: dict
+    default: {}
+  force:
+    description: With O(cpus), observe every CPU again, cached or not.
+    type: bool
+    default: false
 requirements:
   - QEMU (C(qemu-system-x86), C(qemu-system-misc) or C(qemu-system-arm))
   - libvirt-python on the host (C(python3-libvirt)), with O(cpu_xml)
@@ -87,6 +117,12 @@ EXAMPLES = r"""
   cpucompat.cluster.cpu_observe:
     cpu_xml: "{{ cpucompat_contract_result.contracts['hypervisors'].xml }}"
     machine: pc-q35-7.2
+
+- name: Observe each tier's contract CPU, kept beside the host's other named observations
+  cpucompat.cluster.cpu_observe:
+    cpus: "{{ cpucompat_contract_result.contracts | dict2items | selectattr('key', 'search', '@') | items2dict }}"
+    observations: "{{ ansible_facts.cpucompat_observations | default({}) }}"
+    key: "{{ ansible_facts.cpucompat.fingerprint }}"
 
 - name: The same for a plain QEMU -cpu
   cpucompat.cluster.cpu_observe:
@@ -126,7 +162,27 @@ ansible_facts:
         cpu_digest: "sha256:9b1d3c0f5e0bd0b4f6a6f0c5a0e8c0d2f7c6e2b3a1d4c5b6a7f8e9d0c1b2a3f4"
         key: "0f3c..."
         duration_s: 0.58
+    cpucompat_observations:
+      description:
+        - With O(cpus) - name -> observation (as C(cpucompat_observation), with C(name)), those of O(observations) kept.
+      returned: success, with O(cpus)
+      type: dict
+observations:
+  description: With O(cpus), name -> the observation made by this call (the CPUs not cached).
+  returned: success, with O(cpus)
+  type: dict
+failures:
+  description: With O(cpus), name -> why the CPU could not be observed (it did not start, or has no C(<cpu>) to start).
+  returned: success, with O(cpus)
+  type: dict
+kept:
+  description: With O(cpus), the names whose cached observation was of the same CPU on the same stack (not observed again).
+  returned: success, with O(cpus)
+  type: list
+  elements: str
 """
+
+import hashlib
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -152,12 +208,18 @@ def main() -> None:
             "libvirt_uri": {"type": "str", "default": "qemu:///system"},
             "timeout": {"type": "float", "default": 10.0},
             "key": {"type": "str", "no_log": False},
+            "cpus": {"type": "dict"},
+            "via": {"type": "str", "default": "libvirt", "choices": ["libvirt", "qemu"]},
+            "observations": {"type": "dict", "default": {}},
+            "force": {"type": "bool", "default": False},
         },
-        mutually_exclusive=[("cpu_xml", "qemu_args")],
-        required_one_of=[("cpu_xml", "qemu_args")],
+        mutually_exclusive=[("cpu_xml", "qemu_args", "cpus")],
+        required_one_of=[("cpu_xml", "qemu_args", "cpus")],
         supports_check_mode=True,
     )
     params = module.params
+    if params["cpus"] is not None:
+        _many(module, params)
     if params["cpu_xml"] and not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"), exception=LIBVIRT_IMPORT_ERROR)
     req = ObserveRequest(cpu_xml=params["cpu_xml"], qemu_args=params["qemu_args"], machine=params["machine"],
@@ -170,6 +232,35 @@ def main() -> None:
     fact = {"schema": OBSERVATION_SCHEMA, **seen, "cpu_digest": cpu_digest(params["cpu_xml"] or params["qemu_args"]),
             "key": params["key"]}
     module.exit_json(changed=False, observation=fact, ansible_facts={"cpucompat_observation": fact})
+
+
+def _many(module: AnsibleModule, params: dict) -> None:
+    """Each CPU of ``cpus`` observed (or kept from the cache), in one call: the fact keyed by name, never overwritten."""
+    field = "xml" if params["via"] == "libvirt" else "qemu_args"
+    if params["via"] == "libvirt" and not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"), exception=LIBVIRT_IMPORT_ERROR)
+    cached = dict(params["observations"] or {})
+    made, failures, kept = {}, {}, []
+    for name, entry in sorted(params["cpus"].items()):
+        text = entry.get(field) if isinstance(entry, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            failures[name] = f"no contract CPU ({field}) to observe for {name}"
+            continue
+        key = hashlib.sha256(f"{params['key'] or ''}|{params['via']}|{text}".encode()).hexdigest()
+        if not params["force"] and isinstance(cached.get(name), dict) and cached[name].get("key") == key:
+            kept.append(name)  # observed earlier, of this CPU on this stack
+            continue
+        req = ObserveRequest(cpu_xml=text if field == "xml" else None, qemu_args=text if field == "qemu_args" else None,
+                             machine=params["machine"], emulator=params["emulator"], accel=params["accel"],
+                             libvirt_uri=params["libvirt_uri"], timeout=params["timeout"])
+        try:
+            seen = observe(req, libvirt)
+        except CpuCompatError as exc:
+            failures[name] = f"CPU observation failed: {exc}"
+            continue
+        made[name] = {"schema": OBSERVATION_SCHEMA, **seen, "cpu_digest": cpu_digest(text), "key": key, "name": name}
+    module.exit_json(changed=False, observations=made, failures=failures, kept=kept,
+                     ansible_facts={"cpucompat_observations": {**cached, **made}})
 
 
 if __name__ == "__main__":

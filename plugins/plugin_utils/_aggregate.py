@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ansible import constants as C
@@ -260,22 +260,49 @@ def observations_of(reader: GroupReader, names: list[str], var: str) -> dict[str
     out: dict[str, Any] = {}
     for name in names:
         registered = reader.raw(name).get(var)
-        registered = registered if isinstance(registered, Mapping) else {}
-        fact = reader.cached_fact(name, "cpucompat_observation")
-        probe = (reader.cached_fact(name, "cpucompat") or {}).get("probe") or {}
-        if registered.get("failed") or (registered.get("msg") and not registered.get("skipped") and "observation" not in registered):
-            out[name] = FAILED + str(registered.get("msg") or "cpu_observe failed")
-        elif isinstance(registered.get("observation"), Mapping):  # observed in this run
-            out[name] = dict(registered["observation"])
-        elif isinstance(fact, Mapping) and fact:  # observed earlier, of the same <cpu> or not (the digest says which)
-            out[name] = dict(fact)
-        elif isinstance(probe, Mapping) and probe.get("mode") == "socket":
-            out[name] = "probed through a QMP socket: no QEMU of its own to start here"
-        elif registered.get("skipped"):
-            out[name] = "not observed: " + str(registered.get("skip_reason") or registered.get("false_condition") or "skipped")
-        else:
-            out[name] = "not observed in this run"
+        out[name] = _observation(reader, name, registered if isinstance(registered, Mapping) else {},
+                                 reader.cached_fact(name, "cpucompat_observation"))
     return out
+
+
+def tier_observations_of(reader: GroupReader, tiers: Mapping[str, Sequence[str]], var: str) -> dict[str, dict[str, Any]]:
+    """Per tier contract (``group@tier`` -> its hosts): each host's observation of the tier's ``<cpu>``, or why it has
+    none - from the host's cpu_observe call over its tiers (``var``: ``observations`` and ``failures`` by the tier's
+    contract name) and its ``cpucompat_observations`` fact (the same names)."""
+    out: dict[str, dict[str, Any]] = {key: {} for key in tiers}
+    for name in sorted({h for hosts in tiers.values() for h in hosts}):
+        registered = reader.raw(name).get(var)
+        registered = registered if isinstance(registered, Mapping) else {}
+        made, failures = registered.get("observations"), registered.get("failures")
+        facts = reader.cached_fact(name, "cpucompat_observations")
+        facts = facts if isinstance(facts, Mapping) else {}
+        for key, hosts in tiers.items():
+            if name not in hosts:
+                continue
+            if isinstance(failures, Mapping) and key in failures:
+                here: Mapping[str, Any] = {"failed": True, "msg": failures[key]}
+            elif isinstance(made, Mapping) and isinstance(made.get(key), Mapping):
+                here = {"observation": made[key]}
+            else:  # kept from the cache, or not observed (the call skipped, or failed as a whole: its message)
+                here = {k: v for k, v in registered.items() if k in ("skipped", "skip_reason", "false_condition", "failed", "msg")}
+            out[key][name] = _observation(reader, name, here, facts.get(key))
+    return out
+
+
+def _observation(reader: GroupReader, name: str, registered: Mapping[str, Any], fact: Any) -> Any:
+    """One host's observation of one <cpu> from its registered cpu_observe result and its cached fact, or why none."""
+    probe = (reader.cached_fact(name, "cpucompat") or {}).get("probe") or {}
+    if registered.get("failed") or (registered.get("msg") and not registered.get("skipped") and "observation" not in registered):
+        return FAILED + str(registered.get("msg") or "cpu_observe failed")
+    if isinstance(registered.get("observation"), Mapping):  # observed in this run
+        return dict(registered["observation"])
+    if isinstance(fact, Mapping) and fact:  # observed earlier, of the same <cpu> or not (the digest says which)
+        return dict(fact)
+    if isinstance(probe, Mapping) and probe.get("mode") == "socket":
+        return "probed through a QMP socket: no QEMU of its own to start here"
+    if registered.get("skipped"):
+        return "not observed: " + str(registered.get("skip_reason") or registered.get("false_condition") or "skipped")
+    return "not observed in this run"
 
 
 def _write_json(path: str, data: Any) -> str:

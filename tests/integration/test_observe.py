@@ -6,6 +6,7 @@ outlives a fault; a 32-bit guest CPU starts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -147,3 +148,48 @@ def test_it_takes_little_time(me) -> None:
     xml = render(baseline_of({"me": me}).guest).xml
     assert _observe_xml(xml)["duration_s"] > 0
     assert _observe.observe(_observe.ObserveRequest(qemu_args="qemu64", machine=MACHINE))["duration_s"] > 0
+
+
+def test_several_cpus_are_kept_side_by_side_in_the_fact_cache(tmp_path) -> None:
+    """cpu_observe with cpus= (each tier's contract) beside a call with one CPU (the group's): the host's cached facts keep
+    each named observation under its name (cpucompat_observations), each of its own CPU, and the group's
+    (cpucompat_observation) as it is - no observation overwrites another. A second call observes only what changed,
+    keeps the rest from the cache, and names a CPU that does not start without failing the others."""
+    from integration.helpers import run_playbook  # pylint: disable=import-outside-toplevel
+
+    play = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: The group's CPU
+      cpucompat.cluster.cpu_observe: {qemu_args: "pentium2", machine: q35}
+    - name: Each tier's CPU, by name
+      cpucompat.cluster.cpu_observe:
+        cpus: "{{ tiers }}"
+        via: qemu
+        machine: q35
+        key: this-stack
+        observations: "{{ ansible_facts.cpucompat_observations | default({}) }}"
+      register: seen
+    - name: Show what the call did
+      ansible.builtin.debug:
+        msg: "SEEN {{ {'observed': seen.observations | list | sort, 'kept': seen.kept, 'failures': seen.failures | list} | to_json }}"
+"""
+
+    def run(tiers: dict) -> tuple[dict, dict]:
+        done = run_playbook(play, tmp_path, extra={"tiers": tiers})
+        assert done.returncode == 0, done.stdout[-3000:]
+        said = json.loads(next(ln for ln in done.stdout.splitlines() if "SEEN " in ln).split("SEEN ", 1)[1].rstrip('"').replace('\\"', '"'))
+        return said, json.loads(json.loads((tmp_path / "facts" / "s1_localhost").read_text())["__payload__"])
+
+    said, cached = run({"g@a": {"qemu_args": "pentium3"}, "g@b": {"qemu_args": "pentium"}})
+    assert said == {"observed": ["g@a", "g@b"], "kept": [], "failures": []}
+    named = cached["cpucompat_observations"]
+    assert sorted(named) == ["g@a", "g@b"] and named["g@a"]["name"] == "g@a"
+    assert named["g@a"]["cpuid"] != named["g@b"]["cpuid"] != cached["cpucompat_observation"]["cpuid"]
+    assert named["g@b"]["cpu_digest"] == "sha256:" + hashlib.sha256(b"pentium").hexdigest()
+    assert cached["cpucompat_observation"]["cpu_digest"] == "sha256:" + hashlib.sha256(b"pentium2").hexdigest()
+    assert "name" not in cached["cpucompat_observation"]
+    said, again = run({"g@a": {"qemu_args": "pentium3"}, "g@b": {"qemu_args": "cpucompat-no-such-model"}, "g@c": {"xml": "<cpu/>"}})
+    assert said == {"observed": [], "kept": ["g@a"], "failures": ["g@b", "g@c"]}, said
+    assert again["cpucompat_observations"]["g@a"] == named["g@a"], "kept as it was observed"

@@ -197,3 +197,60 @@ def test_tiers_each_get_a_preference_and_land_on_their_own_nodes_only() -> None:
     assert runs_on("base") == set(facts) and runs_on("avx512") == set(PAIRS[0])
     assert "cpu-feature.node.kubevirt.io/avx512f" in out["tiers"]["avx512"]["node_selector"] or \
         out["tiers"]["avx512"]["vm_cpu"]["model"].startswith("Skylake-Server")
+
+
+def test_a_two_tier_group_goes_through_the_kubevirt_role(tmp_path) -> None:
+    """The kubevirt role with the tiers of the test above: the base's files as without tiers, a preference and VM CPU
+    per other tier and the nodes' tier labels; each passes KubeVirt's schemas, and a tier's VMs, with the node labels
+    the role wrote and those KubeVirt's node labeller sets, land on the tier's nodes only."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._level import chosen_baseline, parse_level  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry  # pylint: disable=import-outside-toplevel
+    from integration.helpers import run_playbook  # pylint: disable=import-outside-toplevel
+
+    facts = {n: facts_of(n) for n in ("x86_64-xeon-e5-2650-v4", *PAIRS[0])}
+    base = baseline_of(facts).guest
+    high = chosen_baseline(parse_level("Skylake-Server"), [HostCpu.from_facts(n, facts[n]) for n in PAIRS[0]],
+                           BaselineOptions(), MapRegistry()).guest
+    tiers = [{"name": "base", "guest": base.to_dict(), "cpu": None, "hosts": list(facts)},
+             {"name": "avx512", "guest": high.to_dict(), "cpu": None, "hosts": list(PAIRS[0])}]
+    (tmp_path / "tiers.json").write_text(json.dumps(tiers))
+    play = """
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: cpucompat.cluster.kubevirt
+      vars:
+        cpucompat_guest_tiers: "{{ lookup('ansible.builtin.file', tiers_file) | from_json }}"
+        cpucompat_guest_cpu: "{{ cpucompat_guest_tiers[0].guest }}"
+"""
+    reports = tmp_path / "reports"
+    done = run_playbook(play, tmp_path, extra={"tiers_file": str(tmp_path / "tiers.json"), "cpucompat_report_dir": str(reports)})
+    assert done.returncode == 0, done.stdout[-3000:]
+    again = run_playbook(play, tmp_path, extra={"tiers_file": str(tmp_path / "tiers.json"), "cpucompat_report_dir": str(reports)})
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
+
+    def read(name: str):
+        return yaml.safe_load((reports / name).read_text())
+
+    assert read("kubevirt-cluster-preference.yaml") == _kubevirt.render(base).cluster_preference, "the base as without tiers"
+    assert read("kubevirt-cr-patch.yaml") == _kubevirt.render(base).kubevirt_cr_patch
+    selectors = {"base": _kubevirt.render(base).node_selector}
+    for tier, suffix in (("base", ""), ("avx512", "-avx512")):
+        preference = read(f"kubevirt-cluster-preference{suffix}.yaml")
+        assert not platform_judges.kubevirt_errors(PREFERENCE, preference), tier
+        spec = read(f"kubevirt-vm-cpu{suffix}.yaml")["spec"]["template"]["spec"]
+        selectors.setdefault(tier, spec.get("nodeSelector"))
+        vm = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": f"guest-{tier}", "namespace": "default"},
+              "spec": {"runStrategy": "Halted", "preference": {"kind": "VirtualMachineClusterPreference", "name": preference["metadata"]["name"]},
+                       "template": {"spec": {"nodeSelector": selectors[tier], "domain": {**spec["domain"], "devices": {}}}}}}
+        assert not platform_judges.kubevirt_errors(VM, vm), tier
+    assert read("kubevirt-cluster-preference-avx512.yaml")["metadata"]["name"] == "cpucompat-avx512"
+    written = read("kubevirt-node-labels.yaml")
+    labels = {n: {**platform_judges.node_labels(f, SYSTEM.cpu_map), **written.get(n, {})} for n, f in facts.items()}
+    runs_on = {tier: {n for n, have in labels.items() if all(have.get(k) == v for k, v in wanted.items())}
+               for tier, wanted in selectors.items()}
+    assert runs_on == {"base": set(facts), "avx512": set(PAIRS[0])}, runs_on
+    assert f"kubectl label node {PAIRS[0][0]} cpucompat.cluster/tier-base=true cpucompat.cluster/tier-avx512=true" in done.stdout

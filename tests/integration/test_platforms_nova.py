@@ -283,3 +283,48 @@ def test_nova_itself_gives_each_tiers_flavor_its_tiers_model(tmp_path) -> None:
     with pytest.raises(RenderError) as err:
         _nova_tiers.render_tiers([("base", base), ("avx512", auto)])
     assert "tier base (model" in str(err.value) and "+pku" in str(err.value)
+
+
+TIER_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: cpucompat.cluster.nova
+      vars:
+        cpucompat_guest_tiers: "{{ lookup('ansible.builtin.file', tiers_file) | from_json }}"
+        cpucompat_guest_cpu: "{{ cpucompat_guest_tiers[0].guest }}"
+        cpucompat_nova_conf: "{{ conf }}"
+        cpucompat_nova_restart: false
+"""
+
+
+def test_role_writes_each_compute_host_its_tiers_models_and_nova_picks_them(tmp_path) -> None:
+    """A two-tier group through the nova role: this machine at pentium2 (the base, with another host) and at pentium3
+    (tier high, this machine only), the same flags. The role checks both models with Nova's calls, writes them in order
+    (base first) and says the high tier's flavor traits; a second run changes nothing. Nova's own code then gives a
+    flavor with the high tier's extra specs pentium3, and a plain flavor pentium2, from the written nova.conf."""
+    ensure_libvirtd()
+    facts = dict(platform_judges.this_machine(("system",)))
+    hosts = [HostCpu.from_facts(n, f) for n, f in facts.items()]
+    low, high = (chosen_baseline(parse_level(level), hosts, BaselineOptions(), MapRegistry()).guest for level in ("pentium2", "pentium3"))
+    tiers = [{"name": "base", "guest": low.to_dict(), "cpu": None, "hosts": ["localhost", "base-only"]},
+             {"name": "high", "guest": high.to_dict(), "cpu": None, "hosts": ["localhost"]}]
+    (tmp_path / "tiers.json").write_text(json.dumps(tiers))
+    conf = tmp_path / "nova.conf"
+    conf.write_text("[DEFAULT]\ndebug = true\n")
+    extra = {"tiers_file": str(tmp_path / "tiers.json"), "conf": str(conf)}
+    if judges.ACCEL != "kvm":
+        extra["cpucompat_nova_virt_type"] = "qemu"
+    first = run_playbook(TIER_PLAY, tmp_path, extra=extra)
+    assert first.returncode == 0 and "changed=1" in first.stdout, first.stdout[-3000:]
+    options = get_options(conf.read_text(), "libvirt")
+    assert options == {"cpu_mode": "custom", "cpu_models": "pentium2, pentium3", "cpu_model_extra_flags": "+apic, +hypervisor, +x2apic"}
+    assert "Flavors of tier high (model pentium3) need the extra specs trait:HW_CPU_X86_SSE=required" in first.stdout, first.stdout[-3000:]
+    second = run_playbook(TIER_PLAY, tmp_path, extra=extra)
+    assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout[-3000:]
+    if platform_judges.nova_tier_blocked() is None:
+        made = _nova_tiers.render_tiers([("base", low), ("high", high)])
+        specs = {t.name: t.flavor_extra_specs for t in made.tiers}
+        (tmp_path / "nova").mkdir()
+        picked = _nova_on_tiers(options, specs, tmp_path / "nova")
+        assert picked["models"] == {"base": "pentium2", "high": "pentium3"}, picked["models"]

@@ -8,6 +8,7 @@ playbook on this machine - probe, contract, then every platform."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import yaml
@@ -139,4 +140,58 @@ def test_platforms_playbook_from_probe_to_every_platform(tmp_path) -> None:
     assert (tmp_path / "reports" / "incus-default.yaml").exists()
     assert contract["cpu"]["model"] if "cpu" in contract else contract
     second = run_playbook(play, tmp_path, extra=extra)
+    assert second.returncode == 0 and "changed=0" in second.stdout.split("PLAY RECAP")[1], second.stdout[-5000:]
+
+
+@pytest.mark.usefixtures("no_leftover_qemu")
+def test_platforms_playbook_renders_a_two_tier_group_at_once(tmp_path) -> None:
+    """This machine as a group with two tiers (the base at pentium2, tier high at pentium3 with the same flags): the
+    contract pins both, and the roles take every tier at once - Nova's cpu_models lists the base's model then the
+    tier's, whose flavors require its trait; one cpu-models.conf with a custom model per tier; a KubeVirt preference per
+    tier and the tier's node label. The contract report shows those renderings in the group's section, not the tier's."""
+    ensure_libvirtd()
+    nova_conf = tmp_path / "nova.conf"
+    nova_conf.write_text("[DEFAULT]\ndebug = true\n")
+    pve, reports, contracts = tmp_path / "cpu-models.conf", tmp_path / "reports", tmp_path / "contracts"
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump({"all": {"children": {"hypervisors": {
+        "hosts": {"this-machine": local},
+        "vars": {"cpucompat_tiers": {"base": {"level": "pentium2"}, "high": {"level": "pentium3", "hosts": "this-machine"}}}}}}}))
+    extra = {"cpucompat_group": "hypervisors", "cpucompat_platforms": ["proxmox", "nova", "kubevirt"],
+             "cpucompat_report_dir": str(reports), "cpucompat_contract_dir": str(contracts), "cpucompat_proxmox_path": str(pve),
+             "cpucompat_nova_conf": str(nova_conf), "cpucompat_nova_restart": False, "cpucompat_kubevirt_obsolete_models": ["486"]}
+    if judges.ACCEL != "kvm":
+        extra["cpucompat_nova_virt_type"] = "qemu"
+    first = run_playbook("cpucompat.cluster.platforms", tmp_path, inventory=str(inv), extra=extra)
+    assert first.returncode == 0, first.stdout[-5000:]
+    assert json.loads((contracts / "hypervisors@high.json").read_text())["cpu"]["model"] == "pentium3"
+    assert json.loads((contracts / "hypervisors.json").read_text())["cpu"]["model"] == "pentium2"
+
+    options = get_options(nova_conf.read_text(), "libvirt")
+    assert options["cpu_models"] == "pentium2, pentium3" and options["cpu_model_extra_flags"] == "+apic, +hypervisor, +x2apic", options
+    assert "trait:HW_CPU_X86_SSE" in first.stdout, "the high tier's flavors are told the trait that picks its model"
+    sections = {s.id: s for s in parse(pve.read_text())}
+    assert list(sections) == ["cpucompat", "cpucompat_high"] and not any(cpu_model_errors(s) for s in sections.values())
+    assert sections["cpucompat_high"].properties["reported-model"] != sections["cpucompat"].properties["reported-model"]
+    high = yaml.safe_load((reports / "kubevirt-cluster-preference-high.yaml").read_text())
+    assert high["metadata"]["name"] == "cpucompat-high"
+    assert not platform_judges.kubevirt_errors("instancetype.kubevirt.io/v1beta1/VirtualMachineClusterPreference", high)
+    vm = yaml.safe_load((reports / "kubevirt-vm-cpu-high.yaml").read_text())["spec"]["template"]["spec"]
+    assert vm["nodeSelector"]["cpucompat.cluster/tier-high"] == "true" and vm["domain"]["cpu"]["model"] == "pentium3"
+    labels = {"cpucompat.cluster/tier-base": "true", "cpucompat.cluster/tier-high": "true"}
+    assert yaml.safe_load((reports / "kubevirt-node-labels.yaml").read_text()) == {"this-machine": labels}
+    assert "kubectl label node this-machine cpucompat.cluster/tier-base=true cpucompat.cluster/tier-high=true" in first.stdout
+
+    report = json.loads((reports / "contract.json").read_text())
+    group, tier = report["groups"]["hypervisors"], report["groups"]["hypervisors@high"]
+    assert group["platforms"]["nova"]["tiers"] == ["base", "high"]
+    assert group["platforms"]["nova"]["rendering"]["cpu_models"] == ["pentium2", "pentium3"]
+    shown = parse(group["platforms"]["proxmox"]["rendering"]["cpu_models_conf"])
+    assert [(s.id, s.properties) for s in shown] == [(s.id, s.properties) for s in sections.values()], "the report shows what is written"
+    assert not set(tier.get("platforms") or {}) & {"nova", "kubevirt", "proxmox"}, "said once, in the group's section"
+    page = (reports / "contract.md").read_text()
+    assert "### The contract for nova, every tier at once (base, high)" in page and "## Tier high of group hypervisors" in page
+
+    second = run_playbook("cpucompat.cluster.platforms", tmp_path, inventory=str(inv), extra=extra)
     assert second.returncode == 0 and "changed=0" in second.stdout.split("PLAY RECAP")[1], second.stdout[-5000:]

@@ -14,6 +14,7 @@ import sys
 import pytest
 import yaml
 
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _observed
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import manager
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
@@ -76,6 +77,22 @@ def test_two_tiers_pin_two_levels_deploy_each_domain_its_tier_and_keep_moves_in_
     assert json.loads((store / "hypervisors.json").read_text())["cpu"]["features"] == base["features"]
     assert json.loads((store / "hypervisors@high.json").read_text())["cpu"]["features"] == high["features"]
 
+    # Each tier observed as the group is: this machine started the tier's <cpu> through its libvirt and read back the
+    # vCPU's CPUID; the tier's contract records that stack (with its first pin: generation 1), the replayed hosts have
+    # no QEMU of their own to start. The host keeps both observations, the group's and the tier's, side by side.
+    tier_doc = json.loads((store / "hypervisors@high.json").read_text())
+    assert tier_doc["generation"] == 1 and [h["action"] for h in tier_doc["history"]] == ["pin"]
+    (stack, record), = tier_doc["observed"].items()
+    assert record["hosts"] == ["this-machine"] and record["cpuid"], tier_doc["observed"]
+    assert high["observation"]["recorded"] == [stack] and high["observation"]["stacks"][stack]["hosts"] == ["this-machine"]
+    assert set(high["observation"]["not_observed"]) == {"rec-high"}, high["observation"]
+    base_doc = json.loads((store / "hypervisors.json").read_text())
+    assert [v["hosts"] for v in base_doc["observed"].values()] == [["this-machine"]]
+    assert record["cpuid"] != next(iter(base_doc["observed"].values()))["cpuid"], "the tier's vCPU is not the base's"
+    cached = json.loads(json.loads((tmp_path / "facts" / "s1_this-machine").read_text())["__payload__"])  # ansible-core 2.19's entry
+    assert cached["cpucompat_observation"]["cpu_digest"] == _observed.cpu_digest(base["xml"]), "the group's kept"
+    assert cached["cpucompat_observations"]["hypervisors@high"]["cpu_digest"] == _observed.cpu_digest(high["xml"])
+
     # Each domain got its tier's CPU, and its tier's stamp; the libvirt here took both definitions, and runs them.
     high_cpu, high_meta = _cpu_of(domains["high"])
     base_cpu, base_meta = _cpu_of(domains["base"])
@@ -108,6 +125,15 @@ def test_two_tiers_pin_two_levels_deploy_each_domain_its_tier_and_keep_moves_in_
     again = run_playbook("cpucompat.cluster.site", tmp_path, inventory=inv, extra={"cpucompat_report_dir": str(reports)})
     assert again.returncode == 0 and f"ok: [this-machine] => (item={domains['high']})" in again.stdout, again.stdout[-3000:]
     assert json.loads((store / "hypervisors@high.json").read_text())["generation"] == 1, "the tier is frozen"
+    # A warm run observes nothing again (the tier's cached observation is of the same <cpu> on the same stack: the
+    # very same record, made by the first run) and still admits the tier's hosts by it.
+    tier_task = again.stdout.split("Observe each tier's contract CPU", 1)[1].split("\n\n", 1)[0]
+    assert "skipping: [this-machine]" in tier_task, tier_task
+    warm_fact = json.loads(json.loads((tmp_path / "facts" / "s1_this-machine").read_text())["__payload__"])
+    assert warm_fact["cpucompat_observations"] == cached["cpucompat_observations"]
+    assert warm_fact["cpucompat_observation"] == cached["cpucompat_observation"]
+    warm = json.loads((reports / "contract.json").read_text())["groups"]["hypervisors@high"]["observation"]
+    assert warm["stacks"][stack]["hosts"] == ["this-machine"] and not warm["refused"] and not warm["recorded"], warm
 
     # The gate: the high tier's domain may not move to the base-only host, the base domain may.
     def gate(moves: str):

@@ -36,6 +36,7 @@ from ..render._libvirt import render
 from ..render._qemu import render as render_qemu
 from ._contract import Contract, ContractError, Level, pinned, upgraded
 from ._domains import compliance, status_counts
+from ._tiers import named
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ class Refusal:
             return (f"{self.host} is not identical to the hosts of group {contract.group}, whose aarch64 guests get "
                     f"host-passthrough over one pinned identity: " + "; ".join(d.text() for d in self.identity))
         if self.why:
-            return f"{self.host} cannot run the contract CPU of group {contract.group}: {self.why}"
-        return (f"{self.host} cannot run the contract CPU of group {contract.group} (lacks "
+            return f"{self.host} cannot run the contract CPU of {named(contract.group)}: {self.why}"
+        return (f"{self.host} cannot run the contract CPU of {named(contract.group)} (lacks "
                 f"{', '.join(self.missing) or 'its model ' + str(contract.cpu.model)})")
 
 
@@ -282,10 +283,10 @@ def _pin_or_stored(section: dict[str, Any], name: str, hosts: Sequence[HostCpu],
             try:
                 source, why = chosen_baseline(parse_level(level), hosts, opts, registry, today), f"first pin at the level {level}"
             except (BaselineError, CpuMapError, FactsError, InputError) as exc:
-                section["reasons"].append(f"group {name} cannot be pinned at the chosen level: {exc}")
+                section["reasons"].append(f"{named(name)} cannot be pinned at the chosen level: {exc}")
                 return GroupRun(_with_contract(section, None, None), None, today)
         if source.guest is None:
-            section["reasons"].append(f"no CPU to pin for group {name}: {source.guest_error}")
+            section["reasons"].append(f"no CPU to pin for {named(name)}: {source.guest_error}")
             return GroupRun(_with_contract(section, None, None), None, today)
         contract = pinned(name, source.guest, [h.name for h in hosts], why)
         section["pinned_now"] = True

@@ -21,6 +21,7 @@ from typing import Any
 
 from .._errors import ObservationError
 from ..cpu._cpuid import TCG_DEPENDENT, bit_names, diff_words
+from ._tiers import named
 
 OBSERVATION_SCHEMA = "cpucompat.observation/1"
 FAILED = "the observation failed: "  # the prefix of a host's reason when cpu_observe could not start the <cpu> there
@@ -206,7 +207,7 @@ def compare_move(domain: str, here: Any, target: str, there: Any) -> dict[str, A
 def refusal_reason(entry: Mapping[str, Any], group: str) -> str:
     """One line: which host, which words, what differs."""
     if entry.get("failed"):
-        return f"{entry['host']} does not start the contract CPU of group {group}: {entry['failed']}"
+        return f"{entry['host']} does not start the contract CPU of {named(group)}: {entry['failed']}"
     parts = []
     if entry["filtered"]:
         parts.append(f"its QEMU filtered {', '.join(entry['filtered'])} (asked for, not given)")
@@ -216,7 +217,7 @@ def refusal_reason(entry: Mapping[str, Any], group: str) -> str:
     if diff:
         said = [f"{k} {v['this_host']} (group: {', '.join(v['reference_hosts'])})" for k, v in diff.items()]
         parts.append("its stack differs in " + ", ".join(said))
-    return f"{entry['host']} does not give the contract CPU of group {group} as the group observes it: " + "; ".join(parts)
+    return f"{entry['host']} does not give the contract CPU of {named(group)} as the {'tier' if '@' in group else 'group'} observes it: " + "; ".join(parts)
 
 
 __all__ = ["OBSERVATION_SCHEMA", "Observation", "ObservationError", "ObservedCheck", "check", "cpu_digest",

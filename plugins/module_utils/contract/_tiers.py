@@ -37,7 +37,8 @@ BASE = "base"
 SEPARATOR = "@"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-__all__ = ["BASE", "SEPARATOR", "Placement", "Tier", "TierError", "Tiers", "base_group", "parse_tiers", "tier_key"]
+__all__ = ["BASE", "SEPARATOR", "Placement", "Tier", "TierError", "Tiers", "base_group", "contract_args", "named", "parse_tiers", "tier_key",
+           "title"]
 
 
 class TierError(InputError):
@@ -54,6 +55,25 @@ def base_group(key: str) -> str:
     return key.split(SEPARATOR, 1)[0]
 
 
+def title(key: str) -> str:
+    """How a page names a contract key: ``Group g``, or ``Tier t of group g`` for a tier beyond the base."""
+    group, _sep, tier = key.partition(SEPARATOR)
+    return f"Tier {tier} of group {group}" if tier else f"Group {group}"
+
+
+def named(key: str) -> str:
+    """A contract key in a sentence: ``group g``, or ``tier t of group g``."""
+    said = title(key)
+    return said[0].lower() + said[1:]
+
+
+def contract_args(key: str) -> str:
+    """The playbook variables that choose a contract key: ``-e cpucompat_group=g`` (and ``-e cpucompat_contract_tier=t``
+    for a tier beyond the base, which change_contract and rebuild_contract take)."""
+    group, _sep, tier = key.partition(SEPARATOR)
+    return f"-e cpucompat_group={group}" + (f" -e cpucompat_contract_tier={tier}" if tier else "")
+
+
 @dataclass(frozen=True)
 class Tier:
     group: str
@@ -64,6 +84,10 @@ class Tier:
     @property
     def key(self) -> str:
         return tier_key(self.group, self.name)
+
+    def describe(self) -> dict[str, Any]:
+        """What a report says of the tier beside its contract's section: its group, name, hosts and chosen level."""
+        return {"group": self.group, "name": self.name, "hosts": list(self.hosts), "level": self.level}
 
 
 @dataclass(frozen=True)

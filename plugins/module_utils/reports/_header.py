@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..contract._domains import SETTLED
+from ..contract._tiers import SEPARATOR, base_group, contract_args, named
 from ..cpu._features import SECURITY_FEATURES
 
 PLAYBOOK = "ansible-playbook -i <inventory> cpucompat.cluster.{name}"
@@ -32,6 +33,21 @@ def _when(stamp: Any) -> str | None:
 
 def _group_arg(report: Mapping[str, Any], group: str | None) -> str:
     return f"-e cpucompat_group={group}" if group and group != "hypervisors" else ""
+
+
+def said(key: str) -> str:
+    """A contract key where a page shows a group by its bare name: that name, or ``tier t of group g`` for a tier (a
+    group without tiers reads as before)."""
+    return named(key) if SEPARATOR in key else key
+
+
+def tier_words(section: Mapping[str, Any]) -> str | None:
+    """A tier's section beside its title: its hosts and its level (None for a group's own section)."""
+    tier = section.get("tier")
+    if not isinstance(tier, Mapping):
+        return None
+    level = tier.get("level") or "the best every host of the tier runs"
+    return f"The tier's hosts: {', '.join(tier.get('hosts') or []) or 'none'}; its level: {level}"
 
 
 def guest_features(base: Mapping[str, Any]) -> list[str]:
@@ -92,16 +108,19 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
     compliant = sum((g.get("status_counts") or {}).get("compliant", 0) for g in groups.values())
     reasons = (report.get("verdict") or {}).get("reasons") or []
     nxt: list[str] = []
-    one = next(iter(groups)) if len(groups) == 1 else None
+    bases = {base_group(n) for n in groups}  # a group and its tiers are one group's sections
+    one = next(iter(bases)) if len(bases) == 1 else None
     garg = _group_arg(report, one)
     if reasons:
         tone = "bad"
         words = f"Refused: {reasons[0]}" + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else "")
+        lost = [n for n, g in groups.items() if any("rebuild_contract" in r for r in g.get("reasons") or [])]
         if any("rebuild_contract" in r for r in reasons):
-            nxt.append(_cmd("rebuild_contract", f"-e cpucompat_group={one or '<group>'}"))
+            nxt.append(_cmd("rebuild_contract", contract_args(lost[0]) if lost else f"-e cpucompat_group={one or '<group>'}"))
         if refused:
             nxt.append(_cmd("site", garg, "-e cpucompat_contract_on_refusal=exclude") + "   # deploy the rest, quarantine the refused")
-            nxt.append(_cmd("change_contract", f"-e cpucompat_group={one or '<group>'}",
+            refusing = [n for n, g in groups.items() if (g.get("admission") or {}).get("refused")]
+            nxt.append(_cmd("change_contract", contract_args(refusing[0]) if len(refusing) == 1 else f"-e cpucompat_group={one or '<group>'}",
                             "-e cpucompat_contract_action=lower -e cpucompat_contract_allow_lower=true --check"))
     else:
         compliance = (report.get("verdict") or {}).get("compliance")
@@ -109,7 +128,7 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
                    domains - sum((g.get("status_counts") or {}).get(s, 0) for g in groups.values() for s in SETTLED))
         # In check mode the pending domains are the plan (nothing was deployed): no warning over an OK verdict.
         tone = "warn" if (quarantined or (pending > 0 and not check)) else "ok"
-        pinned = [n for n, g in groups.items() if g.get("pinned_now")]
+        pinned = [said(n) for n, g in groups.items() if g.get("pinned_now")]
         if pinned:
             words = (f"Would pin the contract of {', '.join(pinned)} (check mode: nothing written)" if check
                      else f"Pinned the contract of {', '.join(pinned)} in this run")
@@ -126,12 +145,12 @@ def _contract(report: Mapping[str, Any]) -> dict[str, Any]:
                        " (power_cycle.md)")
         raising = [n for n, g in groups.items() if g.get("could_raise")]
         if raising:
-            nxt.append(_cmd("change_contract", f"-e cpucompat_group={raising[0]}", "-e cpucompat_contract_action=raise --check"))
+            nxt.append(_cmd("change_contract", contract_args(raising[0]), "-e cpucompat_contract_action=raise --check"))
     numbers = [("hosts admitted", admitted), ("hosts refused", refused - quarantined), ("hosts quarantined", quarantined),
                ("domains compliant", f"{compliant} of {domains}")]
     first: Mapping[str, Any] = next(iter(groups.values()), {})
     could = first.get("could_raise")
-    context = [("groups", ", ".join(groups) or "-"), ("facts as of", _when(report.get("facts_as_of"))),
+    context = [("groups", ", ".join(said(n) for n in groups) or "-"), ("facts as of", _when(report.get("facts_as_of"))),
                ("check mode", "yes" if check else "no"), ("contract", first.get("contract_file") or "-"),
                ("pinned level", f"{first.get('model')} ({len(first.get('features') or [])} features the guest gets)"
                 if first.get("model") else "host-passthrough (identical hosts only)"
@@ -146,7 +165,7 @@ def _plan(report: Mapping[str, Any]) -> dict[str, Any]:
     domains = report.get("domains") or {}
     cycle = sum(1 for d in domains.values() if d.get("restart_required"))
     action, group = report.get("action"), report.get("group")
-    base = _cmd("change_contract", f"-e cpucompat_group={group}", f"-e cpucompat_contract_action={action}")
+    base = _cmd("change_contract", contract_args(str(group)), f"-e cpucompat_contract_action={action}")
     nxt: list[str] = []
     if not verdict.get("ok"):
         tone, words = "bad", f"{str(action).capitalize()} refused: {'; '.join(verdict.get('reasons') or [])}"
@@ -168,7 +187,7 @@ def _plan(report: Mapping[str, Any]) -> dict[str, Any]:
         tone, words = "ok", "Nothing to change: the contract is already at this level"
     numbers = [("features gained", len(change.get("gained") or [])), ("features lost", len(change.get("lost") or [])),
                ("security features lost", len(change.get("security_lost") or [])), ("domains to power-cycle", cycle)]
-    context = [("group", group), ("check mode", "yes" if report.get("check_mode") else "no"),
+    context = [("group", said(str(group))), ("check mode", "yes" if report.get("check_mode") else "no"),
                ("contract", report.get("contract_file")), ("from", (change.get("from") or {}).get("model") or "-"),
                ("to", (change.get("to") or {}).get("model") or "-")]
     return {"tone": tone, "words": words, "numbers": numbers, "next": nxt[:3], "context": context}
@@ -292,12 +311,12 @@ def _upgrade(report: Mapping[str, Any]) -> dict[str, Any]:
 
 def _rebuild(report: Mapping[str, Any]) -> dict[str, Any]:
     words = (f"Would rebuild generation {report.get('generation')} (check mode: nothing written)" if report.get("check_mode")
-             else f"Rebuilt generation {report.get('generation')} of group {report.get('group')}'s contract")
+             else f"Rebuilt generation {report.get('generation')} of {named(str(report.get('group')))}'s contract")
     return {"tone": "ok", "words": words,
             "numbers": [("stamped domains", (report.get("stamps") or {}).get("domains", 0)),
                         ("features", len(report.get("features") or []))],
-            "next": [_cmd("site", _group_arg(report, report.get("group")), "--check --diff")],
-            "context": [("group", report.get("group")), ("store", report.get("contract_file")),
+            "next": [_cmd("site", _group_arg(report, base_group(str(report.get("group")))), "--check --diff")],
+            "context": [("group", said(str(report.get("group")))), ("store", report.get("contract_file")),
                         ("check mode", "yes" if report.get("check_mode") else "no")]}
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from .._errors import CpuCompatError
 from ._html_templates import CSS, TEMPLATES
 from ..cpu._features import SECURITY_FEATURES
-from ._header import expansion_options, header
+from ..contract._tiers import title as tier_title
+from ._header import expansion_options, header, said, tier_words
 from ._markdown import platform_text
 from ._schema import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
 
@@ -174,7 +175,8 @@ def report_html(report: Any) -> str:
         raise CpuCompatError(f"no HTML rendering for report kind {kind!r}")
     context: dict[str, Any] = {"report": report, "css": CSS, "title": TITLES[kind], "limit": MAX_ROWS,
                                "verdict": report.get("verdict"), "problem_titles": PROBLEM_TITLES,
-                               "contract_words": CONTRACT_WORDS, "head": header(report), "platform_text": platform_text}
+                               "contract_words": CONTRACT_WORDS, "head": header(report), "platform_text": platform_text,
+                               "section_title": tier_title, "said": said, "tier_words": tier_words}
     if kind == "baseline":
         matrix = feature_matrix(report)
         if markupsafe is not None:
@@ -183,6 +185,8 @@ def report_html(report: Any) -> str:
             context.update(matrix=matrix)
         context.update(bars=bottleneck_bars(report), hosts=_hosts(report))
         context["title"] += f": {(report.get('baseline') or {}).get('model') or 'not computed'}"
+    elif kind in ("plan", "rebuild") and "@" in str(report.get("group")):
+        context["title"] += f": {said(str(report['group']))}"  # a tier's page says which
     elif kind == "migration":
         context.update(_migration(report))
     elif kind == "expansion":

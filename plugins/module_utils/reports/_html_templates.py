@@ -272,7 +272,8 @@ CONTRACT = """{% extends "base" %}{% import "macros" as m %}
 {% if v.compliance.pending %}<p>The power-cycle plan: <a href="power_cycle.html">power_cycle.html</a>
 (<code>ansible-playbook -i &lt;inventory&gt; cpucompat.cluster.power_cycle --check</code>)</p>{% endif %}{% endif %}
 {% for name, g in report.groups.items() %}
-<h2 id="group-{{ loop.index }}">Group {{ name }}</h2>
+<h2 id="group-{{ loop.index }}">{{ section_title(name) }}</h2>
+{% if tier_words(g) %}<p>{{ tier_words(g) }}</p>{% endif %}
 {{ m.cards([("model", g.model or "none"), ("features", g.features | length), ("pinned at", g.pinned_at or "not yet"),
             ("admitted hosts", g.admitted | length), ("domains", g.domains | length)]) }}
 <p class="muted">{{ g.contract_file }}{% if g.pinned_now %}{% if report.check_mode %} (check mode: a real run would pin it)
@@ -332,7 +333,8 @@ recorded in the contract in this run: {{ ob.recorded | join(', ') }}{% endif %}.
 <span class="{{ 'lacks' if n.loses else '' }}">loses {{ n.loses | join(', ') or 'nothing' }}</span>{% else %}{{ d.why | default('-') }}{% endif %}</td>
 <td>{{ d.action or '-' }}</td></tr>{% endfor %}
 </tbody></table></div>{{ m.collapsed([g.domains | length, limit] | min, g.domains | length, "domains") }}{% endif %}
-{% for platform, made in (g.platforms or {}).items() %}<h3>The contract for {{ platform }}</h3>
+{% for platform, made in (g.platforms or {}).items() %}<h3>The contract for {{ platform }}{% if made.tiers %}, every tier at once
+({{ made.tiers | join(', ') }}){% endif %}</h3>
 {% if made.ok %}<pre>{{ platform_text(platform, made.rendering) }}</pre>{% else %}
 <p><span class="verdict bad">Cannot say it exactly</span> {{ made.refused }}</p>{% endif %}{% endfor %}
 {% if g.history %}<h3>History</h3>
@@ -349,7 +351,8 @@ recorded in the contract in this run: {{ ob.recorded | join(', ') }}{% endif %}.
 PLAN = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
 {% set c = report.change %}
-{{ m.cards([("action", report.action), ("group", report.group), ("from", (c['from'].model if c else none) or "-"), ("to", (c.to.model if c else none) or "-"),
+{{ m.cards([("action", report.action), ("group", said(report.group | string)),
+            ("from", (c['from'].model if c else none) or "-"), ("to", (c.to.model if c else none) or "-"),
             ("features gained", (c.gained | length) if c else 0), ("features lost", (c.lost | length) if c else 0),
             ("applied", "yes" if report.applied else "no")]) }}
 {% if report.what_if %}<p><span class="verdict warn">What-if</span> without {{ report.without | join(', ') }}: planned, never applied.</p>{% endif %}
@@ -368,7 +371,8 @@ PLAN = """{% extends "base" %}{% import "macros" as m %}
 UPGRADE = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
 {% for name, g in report.groups.items() %}
-<h2 id="group-{{ loop.index }}">Group {{ name }}</h2>
+<h2 id="group-{{ loop.index }}">{{ section_title(name) }}</h2>
+{% if tier_words(g) %}<p>{{ tier_words(g) }}</p>{% endif %}
 {% set changing = g.domains | dictsort | selectattr('1.status', 'in', ['changes', 'refused']) | list %}
 {{ m.cards([("CPU judged", (g.level or {}).get('source', '-')), ("model", (g.level or {}).get('model') or "none"),
             ("exact on both stacks", "yes" if g.exact_on_both else "no"), ("domains that would change", changing | length),
@@ -388,7 +392,7 @@ on {{ host }}{% if not r.runnable %}: lacks {{ r.missing_features | join(', ') o
 
 REBUILD = """{% extends "base" %}{% import "macros" as m %}
 {% block body %}
-{{ m.cards([("group", report.group), ("model", report.model or "none"), ("features", report.features | length),
+{{ m.cards([("group", said(report.group | string)), ("model", report.model or "none"), ("features", report.features | length),
             ("generation", report.generation), ("stamped domains", report.stamps.domains),
             ("written", "no (check mode)" if report.check_mode else "yes")]) }}
 <p class="muted">{{ report.contract_file }}</p>

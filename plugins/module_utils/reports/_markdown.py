@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import CpuCompatError
+from ..contract._tiers import title as section_title
 from ..engine._arm_identity import describe
-from ._header import expansion_options, guest_features, header_markdown
+from ._header import expansion_options, guest_features, header_markdown, named, tier_words
 from ._schema import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
 
 
@@ -241,7 +242,8 @@ def _identity_text(section: Mapping[str, Any]) -> str | None:
 def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = False) -> list[str]:
     pinned = (" (check mode: a real run would pin it)" if check_mode else " (pinned in this run)") if section.get("pinned_now") \
         else f", pinned at {section['pinned_at']}" if section.get("pinned_at") else " (no contract pinned)"
-    out = ["", f"## Group {name}", "", f"- contract: `{section.get('contract_file')}`" + pinned,
+    out = ["", f"## {section_title(name)}", "", *([f"- {tier_words(section)}"] if tier_words(section) else []),
+           f"- contract: `{section.get('contract_file')}`" + pinned,
            f"- level: model `{section.get('model')}`, {len(section.get('features') or [])} features the guest gets" if section.get("model")
            else f"- level: host-passthrough, identical hosts only: {_identity_text(section)}" if _identity_text(section)
            else "- level: none"]
@@ -284,7 +286,8 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
         if not made.get("ok"):
             out += ["", f"**{platform}:** cannot say the contract exactly: {made.get('refused')}"]
             continue
-        out += ["", f"### The contract for {platform}", "", "```", platform_text(platform, made["rendering"]).rstrip(), "```"]
+        every = f", every tier at once ({', '.join(made['tiers'])})" if made.get("tiers") else ""
+        out += ["", f"### The contract for {platform}{every}", "", "```", platform_text(platform, made["rendering"]).rstrip(), "```"]
     if section.get("history"):
         out += ["", "| when | action | from | to | reason |", "|---|---|---|---|---|"]
         for h in section["history"]:
@@ -336,7 +339,8 @@ def contract_markdown(view: Mapping[str, Any]) -> str:
 def plan_markdown(view: Mapping[str, Any]) -> str:
     verdict = view.get("verdict") or {}
     change = view.get("change") or {}
-    out = [f"# Contract plan: {view.get('action')} group {view.get('group')}", "",
+    out = [f"# Contract plan: {view.get('action')} {named(str(view.get('group')))}", "",
+           *([f"- the tier's hosts: {', '.join(view.get('tier_hosts') or []) or 'none'}", ""] if view.get("tier") else []),
            f"Verdict: **{'OK' if verdict.get('ok') else 'REFUSED'}**" + (" (what-if: not applied)" if view.get("what_if") else "")
            + (" - applied" if view.get("applied") else "")]
     out += [f"- {reason}" for reason in verdict.get("reasons", [])]
@@ -380,7 +384,7 @@ def upgrade_markdown(view: Mapping[str, Any]) -> str:
 
 def rebuild_markdown(view: Mapping[str, Any]) -> str:
     stamps = view.get("stamps") or {}
-    out = [f"# Contract of group {view.get('group')} rebuilt from the domains' stamps", "",
+    out = [f"# Contract of {named(str(view.get('group')))} rebuilt from the domains' stamps", "",
            f"Generation {view.get('generation')}, model `{view.get('model')}`, {len(view.get('features') or [])} features, "
            f"pinned at {view.get('pinned_at')}" + (" - check mode: not written" if view.get("check_mode") else ""),
            f"- store: `{view.get('contract_file')}`"]

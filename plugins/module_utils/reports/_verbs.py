@@ -22,13 +22,14 @@ from ..contract import _tiers
 from ..contract._store import ContractStore
 from ..contract._file_store import FileStore
 from ..contract._stored import Stored
-from ..cpu._guest import level_of
+from ..cpu._guest import GuestCpu, level_of
 from ..cpu._libvirt_map import MapRegistry
 from ..contract._domains import SETTLED, compliance, status_counts
 from ..engine._cluster import BaselineOptions
 from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
+from ..render._platform_tiers import TIERED, render_tier_platforms
 from ..render._platforms import render_platforms
 from ._cluster import cluster_view, expansion_report, migration_report
 from ._planning import within_tiers
@@ -196,20 +197,25 @@ def _stacks(common: Common, group: GroupFacts) -> Any:
 
 def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], domains_var: str | None,
              carried: Mapping[str, Any] | None = None, extra: Sequence[HostCpu] = (),
-             observations: Mapping[str, Any] | None = None, tiers: Mapping[str, _tiers.Tiers] | None = None) -> Outcome:
+             observations: Mapping[str, Any] | None = None, tiers: Mapping[str, _tiers.Tiers] | None = None,
+             tier_observations: Mapping[str, Mapping[str, Any]] | None = None) -> Outcome:
     """Pin or admit every group, each against its own contract; ``carried``: the result of an earlier contract step of
     this run, whose admission and XML stand (only the domains' compliance is computed again); ``extra``: hosts of
     stacks beyond the groups' (a QEMU or libvirt about to be installed) on which the ``<cpu>`` must be exact too;
     ``observations`` (with ``carried``): host -> its observation of the carried ``<cpu>`` (or why there is none): the
     hosts are admitted by what their QEMU gives the vCPU too, and the contract records the group's observed CPU.
     ``tiers``: group -> its tiers (contract/_tiers): each tier beyond the base is a contract of its own (``group@tier``)
-    over the tier's hosts and the domains that chose it; the base keeps the group's other domains."""
+    over the tier's hosts and the domains that chose it; the base keeps the group's other domains. ``tier_observations``
+    (with ``observations``): per tier contract, host -> its observation of the tier's ``<cpu>``: the tier's hosts are
+    admitted by it too, and the tier's contract records its observed CPU (its first pin deferred like a group's)."""
     sections: dict[str, Any] = {}
     written: list[str] = []
     contracts: dict[str, Any] = {}
     guests: dict[str, Any] = {}
     side: dict[str, dict[str, Any]] = {}
     listed, levels, misplaced, assigned = _tiered(reader, groups, domains_var, tiers or {})
+    described = {t.key: t.describe() for g in groups for t in _tier_list(tiers, g)}
+    rendered: dict[str, GuestCpu] = {}
     for name, hosts in ((k, v) for g, members in groups.items()
                         for k, v in [(g, members), *((t.key, list(t.hosts)) for t in _tier_list(tiers, g))]):
         path = common.store.where(name)
@@ -218,8 +224,9 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
         earlier = (carried or {}).get(name)
         if earlier is not None:
             sections[name] = _compliance_only(earlier, group, domains, common.registry)
-            if observations is not None and _tiers.SEPARATOR not in name:  # a tier is admitted by its features (left: observed)
-                written += _observed_admission(common, name, sections[name], observations, group)
+            if observations is not None:  # a tier by its hosts' observations of its own <cpu> (none given: not observed)
+                seen = observations if _tiers.SEPARATOR not in name else (tier_observations or {}).get(name, {})
+                written += _observed_admission(common, name, sections[name], seen, group)
         else:
             stored = common.store.read(name)
             stamps = _stamps.found(name, domains or {})
@@ -231,7 +238,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             run.section["reasons"] += misplaced.get(name, [])
             moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
             to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
-            if to_write is not None and run.section["pinned_now"] and common.defer_pin and _tiers.SEPARATOR not in name:
+            if to_write is not None and run.section["pinned_now"] and common.defer_pin:
                 run.section["pin_deferred"] = True  # the observation step writes it, once, with what the hosts observe
                 to_write = None
             if to_write is not None and misplaced.get(_tiers.base_group(name)):
@@ -246,6 +253,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             if common.platforms and run.contract is not None and run.baseline is not None and run.baseline.stacks is not None:
                 guest = run.contract.guest(run.baseline.stacks)
                 guests[name] = guest.to_dict()  # the platforms playbook's roles render it
+                rendered[name] = guest
                 run.section["platforms"] = render_platforms(guest, common.platforms, common.form)
             run.section["moved_from"] = stored.moved_from
             run.section["stamps"] = _stamps.summary(stamps)
@@ -257,6 +265,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             if run.contract is not None:
                 side[stem]["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
         section = sections[name]
+        if name in described:
+            section["tier"] = described[name]  # the pages name it "Tier t of group g", with its hosts and level
         contracts[name] = {"model": section["model"], "xml": section["xml"], "qemu_args": section.get("qemu_args"),
                            "pinned_at": section["pinned_at"],
                            "admitted": section["admitted"], "cpu": section.get("cpu"), "generation": section.get("generation"),
@@ -265,6 +275,10 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             contracts[name]["guest"] = guests[name]
         if name in assigned:
             contracts[name]["tiers"] = assigned[name]  # host -> {domain: the tier's contract key}: the deploy's choice
+    for tiered, members in groups.items():
+        # A carried group (the observation step's call) keeps what the contract step rendered for it.
+        if _tier_list(tiers, tiered) and set(common.platforms) & set(TIERED) and (carried or {}).get(tiered) is None:
+            _tier_platforms(common, (tiers or {})[tiered], members, sections, contracts, rendered)
     reasons = [r for section in sections.values() for r in section["reasons"]]
     newest = [reader.group(hosts).facts_as_of for hosts in groups.values()]
     report = {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None),
@@ -272,6 +286,27 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
               "contract_files_changed": written, "check_mode": common.check_mode,
               "verdict": {"ok": not reasons, "reasons": reasons, **contract_verdict(sections)}}
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
+
+
+def _tier_platforms(common: Common, found: _tiers.Tiers, members: Sequence[str], sections: dict[str, Any],
+                    contracts: dict[str, Any], rendered: Mapping[str, GuestCpu]) -> None:
+    """A group with tiers, for Nova, KubeVirt and Proxmox: their rendering of every tier at once (Nova's ordered
+    cpu_models and flavor extra specs, a preference and node label per tier, a custom model per tier) in the group's
+    section, instead of each tier's own; the platforms playbook's roles take the tiers' guests (``tier_guests``)."""
+    keys = [t.key for t in found.tiers]
+    missing = [k for k in keys if k not in rendered]
+    for key in keys[1:]:
+        for platform in TIERED:
+            (sections[key].get("platforms") or {}).pop(platform, None)  # said once, with the group's other tiers
+    if missing:
+        why = f"no contract CPU for {', '.join(_tiers.named(k) for k in missing)}"
+        for platform in (p for p in common.platforms if p in TIERED):
+            sections[found.group].setdefault("platforms", {})[platform] = {"ok": False, "refused": why, "tiers": found.names}
+        return
+    listed = [(t.name, rendered[t.key], list(members) if t.name == _tiers.BASE else list(t.hosts)) for t in found.tiers]
+    sections[found.group].setdefault("platforms", {}).update(render_tier_platforms(listed, common.platforms, common.form))
+    contracts[found.group]["tier_guests"] = [{"name": t.name, "key": t.key, "hosts": hosts, "guest": contracts[t.key].get("guest"),
+                                              "cpu": contracts[t.key].get("cpu")} for t, (_n, _g, hosts) in zip(found.tiers, listed)]
 
 
 def _tier_list(tiers: Mapping[str, _tiers.Tiers] | None, group: str) -> list[_tiers.Tier]:

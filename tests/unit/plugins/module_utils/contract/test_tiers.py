@@ -6,11 +6,12 @@ the domains' choice, the stamps, the migration matrix."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _change, _stamps, _tiers
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _change, _observed, _stamps, _tiers
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._file_store import FileStore
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _domain
@@ -130,7 +131,7 @@ def test_a_level_a_tier_host_cannot_run_is_refused_naming_host_and_features(tmp_
     tiers = _tiers_of({"avx512": {"level": "Skylake-Server", "hosts": "bdw,gold"}})
     outcome, store = _run(tmp_path, tiers)
     reasons = " ".join(outcome.report["verdict"]["reasons"])
-    assert not outcome.report["verdict"]["ok"] and "group g@avx512 cannot be pinned at the chosen level" in reasons
+    assert not outcome.report["verdict"]["ok"] and "tier avx512 of group g cannot be pinned at the chosen level" in reasons
     assert "Skylake-Server" in reasons and "bdw" in reasons, reasons
     assert store.read("g@avx512").contract is None, "nothing pinned for the refused tier"
 
@@ -154,7 +155,7 @@ def test_admission_and_quarantine_per_tier(tmp_path) -> None:
     refused, _store = _run(tmp_path, wider)
     high = refused.report["groups"]["g@avx512"]
     assert [r["host"] for r in high["admission"]["refused"]] == ["bdw"] and "avx512f" in high["admission"]["refused"][0]["missing_features"]
-    assert any("bdw cannot run the contract CPU of group g@avx512" in r for r in high["reasons"])
+    assert any("bdw cannot run the contract CPU of tier avx512 of group g" in r for r in high["reasons"])
     assert refused.report["groups"]["g"]["admission"]["ok"] is True
     quarantined, _store = _run(tmp_path, wider, on_refusal="exclude")
     high = quarantined.report["groups"]["g@avx512"]
@@ -251,3 +252,42 @@ def test_the_expansion_plan_checks_a_candidate_joining_a_tier_against_the_tiers_
     outside = _tiers.parse_tiers("g", {"avx512": {"level": "Skylake-Server", "hosts": "gold"}}, [*two, "bdw"], {})
     report = _verbs.expansion(common, Reader(), two, ["bdw"], None, "incompatible", "g", outside).report
     assert report["tiers"] == {} and not any("tier" in r for r in report["verdict"]["reasons"]), "bdw joins the base only"
+
+
+def _seen(xml: str, words: dict) -> dict:
+    """A host's observation of ``xml`` (the cpu_observe fact) with the CPUID words ``words``."""
+    return {"schema": _observed.OBSERVATION_SCHEMA, "cpuid": words, "filtered": {}, "accel": "kvm", "machine": "pc-q35-7.2",
+            "qemu": {"version": "7.2.0", "package": None}, "kernel": "6.1.0", "cpu_digest": _observed.cpu_digest(xml)}
+
+
+def test_each_tier_is_admitted_by_its_hosts_observation_of_its_own_cpu(tmp_path) -> None:
+    """The site's two contract steps with tiers: the tier's first pin waits for the observation step like the group's;
+    a tier host whose QEMU gives the tier's <cpu> other words is refused from the tier (named as the tier), the base
+    keeps it; quarantined, the tier is pinned with the words its other hosts observe, recorded in the tier's contract."""
+    store = FileStore(str(tmp_path / "store"))
+    tiers = {"g": _tiers_of()}
+    first = _verbs.contract(_verbs.Common(OPTS, REGISTRY, store=store, defer_pin=True), Reader(), {"g": MEMBERS}, "found", tiers=tiers)
+    sections = first.report["groups"]
+    assert sections["g@avx512"]["pin_deferred"] and store.read("g@avx512").contract is None, "the tier waits for its observation"
+    base_xml, high_xml = sections["g"]["xml"], sections["g@avx512"]["xml"]
+    base_words, high_words = {"0x1.0x0.ECX": 1}, {"0x1.0x0.ECX": 1, "0x7.0x0.EBX": 0x10000}
+    observed = {h: _seen(base_xml, base_words) for h in MEMBERS}
+    by_tier = {"g@avx512": {"gold": _seen(high_xml, high_words), "platinum": _seen(high_xml, {**high_words, "0x7.0x0.EBX": 0})}}
+
+    def second(**common):
+        return _verbs.contract(_verbs.Common(OPTS, REGISTRY, store=store, defer_pin=True, **common), Reader(), {"g": MEMBERS}, "found",
+                               carried=copy.deepcopy(sections), observations=observed, tiers=tiers, tier_observations=by_tier)
+
+    refused = second()
+    high = refused.report["groups"]["g@avx512"]
+    assert not refused.report["verdict"]["ok"] and [r["host"] for r in high["admission"]["refused"]] == ["platinum"]
+    assert any(r.startswith("platinum does not give the contract CPU of tier avx512 of group g as the tier observes it") for r in high["reasons"])
+    assert refused.report["groups"]["g"]["admitted"] == MEMBERS and not refused.report["groups"]["g"]["reasons"]
+    assert store.read("g@avx512").contract is None, "a refused tier is not pinned"
+    kept = second(on_refusal="exclude")
+    high = kept.report["groups"]["g@avx512"]
+    assert kept.report["verdict"]["ok"] and list(high["quarantined"]) == ["platinum"] and high["admitted"] == ["gold"]
+    tier = store.read("g@avx512")
+    assert tier.generation == 1 and tier.contract is not None
+    assert [(v["hosts"], v["cpuid"]) for v in tier.contract.observed.values()] == [(["gold"], high_words)]
+    assert [v["cpuid"] for v in store.read("g").contract.observed.values()] == [base_words], "the group's words are its own"

@@ -41,7 +41,7 @@ def test_an_unknown_platform_is_an_error() -> None:
 def test_filters_take_a_baseline_and_a_pinned_level() -> None:
     base = _baseline().to_dict()
     registered = filters.FilterModule().filters()
-    assert set(registered) == {"cpu_qemu_args", "cpu_proxmox", "cpu_nova", "cpu_kubevirt", "cpu_incus"}
+    assert set(registered) == {"cpu_qemu_args", "cpu_proxmox", "cpu_nova", "cpu_kubevirt", "cpu_incus", "cpu_tiers"}
     assert registered["cpu_qemu_args"](base).startswith("Skylake-Server-v2,")
     lower = dict(base["guest"], features=[f for f in base["guest"]["features"] if f != "pku"])
     pinned = {k: lower[k] for k in ("arch", "vendor", "model", "features", "machine", "phys_bits", "left_out")}
@@ -62,3 +62,64 @@ def test_filters_take_a_baseline_and_a_pinned_level() -> None:
 def test_bad_input_is_named(call, message) -> None:
     with pytest.raises(AnsibleFilterError, match=message):
         call()
+
+
+def _tiers() -> list[dict]:
+    """A group of three recorded hosts (the base) with a tier of its two Skylake-SP hosts at Skylake-Server, as the contract
+    step returns them (tier_guests)."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._level import chosen_baseline, parse_level  # pylint: disable=import-outside-toplevel
+    facts = {n: facts_of(n) for n in ("x86_64-xeon-e5-2650-v4", *PAIR)}
+    base = baseline_of(facts).guest
+    high = chosen_baseline(parse_level("Skylake-Server"), [HostCpu.from_facts(n, facts[n]) for n in PAIR], BaselineOptions(),
+                           MapRegistry()).guest
+    return [{"name": "base", "guest": base.to_dict(), "cpu": None, "hosts": list(facts)},
+            {"name": "avx512", "guest": high.to_dict(), "cpu": None, "hosts": list(PAIR)}]
+
+
+def test_the_tiers_filter_renders_every_tier_at_once() -> None:
+    """cpu_tiers: KubeVirt's preference and node label per tier, Proxmox's model per tier in one cpu-models.conf, each
+    tier's rendering its platform's own for the tier's CPU; Nova's ordered cpu_models per compute host."""
+    tiers = _tiers()
+    kubevirt = filters.cpu_tiers(tiers, "kubevirt", preference="cluster-cpu")
+    assert [t["cluster_preference"]["metadata"]["name"] for t in kubevirt["tiers"].values()] == ["cluster-cpu", "cluster-cpu-avx512"]
+    assert kubevirt["tiers"]["avx512"]["node_selector"]["cpucompat.cluster/tier-avx512"] == "true"
+    assert set(kubevirt["node_labels"]) == {"x86_64-xeon-e5-2650-v4", *PAIR}
+    assert "cpucompat.cluster/tier-avx512" not in kubevirt["node_labels"]["x86_64-xeon-e5-2650-v4"]
+    proxmox = filters.cpu_tiers(tiers, "proxmox", name="cluster_cpu")
+    assert [t["name"] for t in proxmox["tiers"].values()] == ["cluster_cpu", "cluster_cpu_avx512"]
+    assert proxmox["tiers"]["avx512"]["nodes"] == list(PAIR)
+    assert proxmox["cpu_models_conf"].count("cpu-model: ") == 2
+    alone = filters.cpu_proxmox(tiers[1]["guest"], "cluster_cpu_avx512")
+    assert proxmox["tiers"]["avx512"]["cpu_models_conf"] == alone["cpu_models_conf"], "a tier's model is its own rendering"
+    with pytest.raises(AnsibleFilterError, match="cpu_tiers: OpenStack Nova: tier base .*cannot take the other tiers'"):
+        filters.cpu_tiers(tiers, "nova")
+    with pytest.raises(AnsibleFilterError, match="cpu_tiers: kubevirt: the tiers to render start with the base tier \\(got avx512\\)"):
+        filters.cpu_tiers(tiers[1:], "kubevirt")
+    with pytest.raises(AnsibleFilterError, match="no rendering of tiers for platform 'incus'"):
+        filters.cpu_tiers(tiers, "incus")
+    with pytest.raises(AnsibleFilterError, match="must be a list of tiers"):
+        filters.cpu_tiers({"base": {}}, "nova")
+
+
+def test_nova_tiers_give_each_compute_host_its_models() -> None:
+    """Nova's tiers per compute host: the base's model on every host, the tier's after it on the tier's hosts only; the
+    page's text has a section per set of hosts and each tier's flavor extra specs."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import HostCpu  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._level import chosen_baseline, parse_level  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.render._platform_tiers import nova_tiers  # pylint: disable=import-outside-toplevel
+    facts = {n: facts_of(n) for n in ("x86_64-xeon-e5-2650-v4", *PAIR)}
+    hosts = [HostCpu.from_facts(n, f) for n, f in facts.items()]
+    base = baseline_of(facts).guest
+    level = "Skylake-Server,+ss,+tsc-adjust,+arat,+vme,+pdpe1gb,+hypervisor,-pku,-clflushopt"
+    high = chosen_baseline(parse_level(level), hosts[1:], BaselineOptions(), MapRegistry()).guest
+    out = nova_tiers([("base", base, list(facts)), ("avx512", high, list(PAIR))])
+    low, top = out["cpu_models"]
+    assert out["hosts"]["x86_64-xeon-e5-2650-v4"]["cpu_models"] == [low]
+    assert all(out["hosts"][h]["cpu_models"] == [low, top] and out["hosts"][h]["tiers"] == ["base", "avx512"] for h in PAIR)
+    assert out["tiers"]["avx512"]["flavor_extra_specs"]["trait:HW_CPU_X86_AVX512F"] == "required"
+    assert f"cpu_models = {low}, {top}\n" in out["ini"] and f"# flavors of tier avx512 (model {top}) need the extra specs trait:HW_CPU_X86_" in out["ini"]

@@ -148,3 +148,35 @@ def test_values_are_escaped(baseline_report: dict) -> None:
 def test_bad_input(report: dict, message: str) -> None:
     with pytest.raises(CpuCompatError, match=message):
         _html.report_html(report)
+
+
+def _tiered_contract() -> dict:
+    """A contract report of group g with a tier avx512 over one of its hosts, as the contract step writes it."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._tiers import parse_tiers  # pylint: disable=import-outside-toplevel
+    gold, plat = facts_of(INTEL[0]), facts_of(INTEL[1])
+    tiers = parse_tiers("g", {"base": "auto", "avx512": {"level": "Cascadelake-Server", "hosts": "plat"}}, ["gold", "plat"], {})
+    base = _admission.group_contract("g", group_facts({"gold": gold, "plat": plat}), None, "/c/g.json", BaselineOptions(), MapRegistry(), None)
+    tier = _admission.group_contract("g@avx512", group_facts({"plat": plat}), None, "/c/g@avx512.json", BaselineOptions(), MapRegistry(),
+                                     None, level="Cascadelake-Server")
+    raise_to = {"model": "Cooperlake", "features_gained": ["avx512-bf16"]}
+    sections = {"g": base.section, "g@avx512": {**tier.section, "tier": tiers.tier("avx512").describe(), "could_raise": raise_to}}
+    return {"schema": REPORT_SCHEMA, "kind": "contract", "groups": sections, "verdict": {"ok": True, "reasons": []}}
+
+
+def test_a_tier_is_shown_as_a_tier_of_its_group() -> None:
+    """A tier's section is "Tier t of group g" with its hosts and level, never "Group g@t"; the next steps choose the
+    tier as change_contract takes it (-e cpucompat_contract_tier)."""
+    report = _tiered_contract()
+    checker = check(_html.report_html(report))
+    assert "Tier avx512 of group g" in checker.headings and "Group g" in checker.headings, checker.headings
+    text = " ".join(checker.text)
+    assert "g@avx512" not in " ".join(checker.headings)
+    assert "The tier's hosts: plat; its level: Cascadelake-Server" in text
+    assert "-e cpucompat_group=g -e cpucompat_contract_tier=avx512 -e cpucompat_contract_action=raise" in text
+    assert "Pinned the contract of g, tier avx512 of group g in this run" in text
+    plan = {"schema": REPORT_SCHEMA, "kind": "plan", "group": "g@avx512", "action": "raise", "tier": "avx512", "tier_hosts": ["plat"],
+            "applicable": True, "check_mode": True, "verdict": {"ok": True, "reasons": []},
+            "change": {"from": {"model": "Cascadelake-Server"}, "to": {"model": "Cooperlake"}, "gained": [], "lost": []}}
+    page = check(_html.report_html(plan))
+    assert "Contract plan: tier avx512 of group g" in page.headings, page.headings
+    assert "-e cpucompat_group=g -e cpucompat_contract_tier=avx512 -e cpucompat_contract_action=raise" in " ".join(page.text)

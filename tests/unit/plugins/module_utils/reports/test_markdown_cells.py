@@ -91,3 +91,32 @@ def test_the_migration_page_shows_the_cpu_a_running_domain_runs() -> None:
     gold = facts_of("x86_64-xeon-gold-6130")
     about = migration_matrix({"hv1": [dom]}, {"hv2": gold}, MapRegistry(), sources={"hv1": gold})["domains"]["hv1/web"]
     assert about["model"] == "Nehalem" and about["running_cpu"] and about["next_power_cycle_model"] == "Westmere"
+
+
+def test_a_tier_is_titled_as_a_tier_of_its_group() -> None:
+    """A tier's section is "Tier t of group g" with its hosts and level; its verdict and next steps name it so, and choose
+    it as the playbooks take it (-e cpucompat_contract_tier), never -e cpucompat_group=g@t."""
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._tiers import parse_tiers  # pylint: disable=import-outside-toplevel
+    tiers = parse_tiers("hv", {"base": "auto", "avx512": {"level": "Cascadelake-Server", "hosts": "hv[34]"}},
+                        ["hv1", "hv2", "hv3", "hv4"], {})
+    common = {"pinned_at": None, "pinned_now": True, "features": ["fpu"], "reasons": [], "history": []}
+    sections = {"hv": {**common, "contract_file": "/s/hv.json", "model": "Skylake-Server"},
+                "hv@avx512": {**common, "contract_file": "/s/hv@avx512.json", "model": "Cascadelake-Server",
+                              "tier": tiers.tier("avx512").describe(), "could_raise": {"model": "Cooperlake", "features_gained": []}}}
+    md = report_markdown({"schema": REPORT_SCHEMA, "kind": "contract", "groups": sections, "verdict": {"ok": True, "reasons": []}})
+    assert "## Tier avx512 of group hv\n\n- The tier's hosts: hv3, hv4; its level: Cascadelake-Server\n" in md, md
+    assert "## Group hv\n" in md and "Group hv@avx512" not in md
+    assert "Pinned the contract of hv, tier avx512 of group hv in this run" in md
+    assert "-e cpucompat_group=hv -e cpucompat_contract_tier=avx512 -e cpucompat_contract_action=raise --check" in md
+    assert "cpucompat_group=hv@" not in md
+    auto = {**sections["hv@avx512"], "tier": {**sections["hv@avx512"]["tier"], "level": None}}
+    assert "its level: the best every host of the tier runs" in contract_markdown({"groups": {"hv@avx512": auto}})
+    lost = {**common, "contract_file": "/s/hv@avx512.json", "model": None, "pinned_now": False,
+            "reasons": ["the contract of group hv@avx512 is lost: ... rebuild_contract -e cpucompat_group=hv -e cpucompat_contract_tier=avx512"]}
+    md = report_markdown({"schema": REPORT_SCHEMA, "kind": "contract", "groups": {"hv": sections["hv"], "hv@avx512": lost},
+                          "verdict": {"ok": False, "reasons": lost["reasons"]}})
+    assert "cpucompat.cluster.rebuild_contract -e cpucompat_group=hv -e cpucompat_contract_tier=avx512`" in md or \
+        "cpucompat.cluster.rebuild_contract -e cpucompat_group=hv -e cpucompat_contract_tier=avx512\n" in md, md
+    rebuilt = report_markdown({"schema": REPORT_SCHEMA, "kind": "rebuild", "group": "hv@avx512", "generation": 3, "features": [],
+                               "contract_file": "/s/hv@avx512.json"})
+    assert rebuilt.startswith("# Contract of tier avx512 of group hv rebuilt") and "of tier avx512 of group hv's contract" in rebuilt

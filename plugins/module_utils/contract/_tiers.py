@@ -32,10 +32,9 @@ from functools import cached_property
 from typing import Any
 
 from .._errors import InputError
+from ..deploy._stamp import SEPARATOR, TIER_NAME, base_group, contract_key
 
 BASE = "base"
-SEPARATOR = "@"
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 __all__ = ["BASE", "SEPARATOR", "Placement", "Tier", "TierError", "Tiers", "base_group", "parse_tiers", "tier_key"]
 
@@ -46,12 +45,7 @@ class TierError(InputError):
 
 def tier_key(group: str, tier: str) -> str:
     """The store key (and contract group) of a tier: the group's own for the base tier."""
-    return group if tier == BASE else f"{group}{SEPARATOR}{tier}"
-
-
-def base_group(key: str) -> str:
-    """The group a contract key belongs to (``g@avx512`` -> ``g``)."""
-    return key.split(SEPARATOR, 1)[0]
+    return contract_key(group, None if tier == BASE else tier)
 
 
 @dataclass(frozen=True)
@@ -208,7 +202,7 @@ def parse_tiers(group: str, value: Any, members: Sequence[str], inventory: Mappi
     for name, spec in value.items():
         if name == BASE:
             continue
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not TIER_NAME.match(name):
             raise TierError(f"tier name {name!r} of group {group}: letters, digits, _ and - only")
         if not isinstance(spec, Mapping) or "hosts" not in spec or not set(spec) <= {"level", "hosts"}:
             raise TierError(f"tier {name} of group {group} must be {{level: <model or x86-64-vN>, hosts: <group or "

@@ -24,11 +24,13 @@ from ..contract._file_store import FileStore
 from ..contract._stored import Stored
 from ..cpu._guest import level_of
 from ..cpu._libvirt_map import MapRegistry
+from ..contract._domain import Domain, domains_of
 from ..contract._domains import SETTLED, compliance, status_counts
 from ..engine._cluster import BaselineOptions
 from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
+from ..render._cpuspec import CpuSpec
 from ..render._platforms import render_platforms
 from ._cluster import cluster_view, expansion_report, migration_report
 from ._planning import within_tiers
@@ -153,12 +155,13 @@ def migration(common: Common, reader: Reader, names: list[str], sources: list[st
               verdicts_var: str | None, requested: list[Mapping[str, str]], group: str | None,
               observed: tuple[Mapping[str, Any], Mapping[Any, Any]] | None = None, tiers: _tiers.Tiers | None = None) -> Outcome:
     """The migration matrix; ``tiers`` (the group's): a domain in a tier beyond the base moves only to its tier's hosts."""
-    domains = reader.domains(sources, domains_var)
+    listing = reader.domains(sources, domains_var)
+    domains = domains_of(listing)
     targets, origin = reader.group(names), reader.group(sources)
-    report = migration_report(targets, domains, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
+    report = migration_report(targets, listing, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
     if tiers is not None:
-        allowed = {f"{host}/{dom['name']}": (tiers.group, found[0], found[1]) for host, entries in domains.items()
-                   for dom in entries if (found := tiers.allowed_targets(host, dom)) is not None}
+        allowed = {dom.key: (tiers.group, found[0], found[1]) for dom in domains
+                   if (found := tiers.allowed_targets(dom)) is not None}
         report = within_tiers(report, allowed)
     report["facts_as_of"] = max((n for n in (targets.facts_as_of, origin.facts_as_of) if n), default=None)
     report["group"] = group
@@ -222,8 +225,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                 written += _observed_admission(common, name, sections[name], observations, group)
         else:
             stored = common.store.read(name)
-            stamps = _stamps.found(name, domains or {})
-            held = _stamps.held_elsewhere(name, domains or {}, common.adopt)
+            stamps = _stamps.found(name, domains or [])
+            held = _stamps.held_elsewhere(name, domains or [], common.adopt)
             run = _admission.group_contract(name, group, stored.contract, path, common.policy, common.registry, domains,
                                             common.allow_partial, common.form, extra,
                                             "; ".join(held) or _stamps.refusal(name, stored, stamps, path, common.pin),
@@ -288,7 +291,7 @@ def _tiered(reader: Reader, groups: Mapping[str, list[str]], domains_var: str | 
     misplaced: dict[str, list[str]] = {}
     assigned: dict[str, dict[str, dict[str, str]]] = {}
     for name, hosts in groups.items():
-        domains = reader.domains(hosts, domains_var) if domains_var else {}
+        domains = domains_of(reader.domains(hosts, domains_var)) if domains_var else []
         found = tiers.get(name)
         if found is None:
             listed[name] = domains
@@ -317,11 +320,12 @@ def contract_verdict(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
             "compliant": not pending}
 
 
-def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Mapping[str, Any] | None,
+def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Sequence[Domain] | None,
                      registry: MapRegistry) -> dict[str, Any]:
     section = dict(earlier)
     if domains is not None and section.get("xml"):
-        section["domains"] = compliance(section["xml"], domains, _admission.host_maps(group, registry))
+        contract = CpuSpec.parse(section["xml"], "the contract's <cpu>")
+        section["domains"] = compliance(contract, domains, _admission.host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
     return section
 
@@ -396,7 +400,7 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
         chosen = tiers.tier(tier)
         group, hosts = chosen.key, list(chosen.hosts)
     path, stored = common.store.where(group), common.store.read(group)
-    domains = reader.domains(hosts, domains_var)
+    domains = domains_of(reader.domains(hosts, domains_var))
     if tiers is not None:
         domains = tiers.split(domains)[group]
     behind = _stamps.edited(group, stored, _stamps.found(group, domains), path)
@@ -420,7 +424,7 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
 def rebuild(common: Common, reader: Reader, group: str, hosts: list[str], domains_var: str | None) -> Outcome:
     """Rebuild a group's lost contract from the stamps its deployed domains carry; refused when the store has one."""
     where, stored = common.store.where(group), common.store.read(group)
-    stamps = _stamps.found(group, reader.domains(hosts, domains_var))
+    stamps = _stamps.found(group, domains_of(reader.domains(hosts, domains_var)))
     contract, generation, notes = _stamps.rebuilt(group, stamps, stored, where)
     contract = replace(contract, level_generation=generation)
     written = []

@@ -18,6 +18,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import Domain, domains_of
 from utils.recordings import facts_of
 
 FACTS = {"gold": facts_of("x86_64-xeon-gold-6130"), "platinum": facts_of("x86_64-xeon-platinum-9242"),
@@ -86,11 +87,11 @@ def test_malformed_tiers_are_refused_by_name(value, chosen, message) -> None:
 
 def test_a_domain_chooses_its_tier_by_the_operators_variable_else_its_metadata() -> None:
     tiers = _tiers_of(chosen={"gold/d1": "avx512", "d2": "base"})
-    assert tiers.tier_of("gold", {"name": "d1"}) == "avx512"
-    assert tiers.tier_of("gold", {"name": "d2", "tier": "avx512"}) == "base", "the operator's variable comes first"
-    assert tiers.tier_of("gold", {"name": "d3", "stamp": {"group": "g", "tier": "avx512"}}) == "avx512"
-    assert tiers.tier_of("gold", {"name": "d4", "tier": "avx512"}) == "avx512", "the operator's own <cpucompat:cpu tier=...>"
-    assert tiers.tier_of("gold", {"name": "d5"}) == "base"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d1"})) == "avx512"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d2", "tier": "avx512"})) == "base", "the operator's variable comes first"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d3", "stamp": {"group": "g", "tier": "avx512"}})) == "avx512"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d4", "tier": "avx512"})) == "avx512", "the operator's own <cpucompat:cpu tier=...>"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d5"})) == "base"
 
 
 def test_two_levels_are_pinned_in_one_group_and_frozen(tmp_path) -> None:
@@ -186,8 +187,8 @@ def test_tier_stamps_belong_to_the_tier_and_to_the_group() -> None:
     read = _stamp.manager(xml)
     assert read["stamp"]["tier"] == "avx512" and read["tier"] == "avx512"
     assert _stamp.manager("<domain><metadata><cpucompat:cpu xmlns:cpucompat='https://github.com/cpucompat/cluster/xmlns/1' "
-                           "tier='avx512'/></metadata></domain>")["tier"] == "avx512", "the operator's choice, no stamp yet"
-    domains = {"gold": [{"name": "d", "stamp": read["stamp"]}]}
+                          "tier='avx512'/></metadata></domain>")["tier"] == "avx512", "the operator's choice, no stamp yet"
+    domains = domains_of({"gold": [{"name": "d", "stamp": read["stamp"]}]})
     assert [s.domain for s in _stamps.found("g@avx512", domains)] == ["d"] and _stamps.found("g", domains) == []
     assert _stamps.held_elsewhere("g", domains) == [] and _stamps.held_elsewhere("g@avx512", domains) == []
     assert _stamps.held_elsewhere("other", domains), "another group's tier holds the host like its base"

@@ -451,7 +451,7 @@ def upgrade(common: Common, reader: Reader, groups: Mapping[str, list[str]], new
         _path, current = _contract_of(common, name)
         members = [h for h in hosts if h not in new_stack]
         section = sections[name] = upgrade_group(name, reader.group(members), new, current, common.policy, common.registry,
-                                                 reader.domains(members, domains_var), common.form, stack_file)
+                                                 domains_of(reader.domains(members, domains_var)), common.form, stack_file)
         observe[name] = section.get("xml_both") or section.get("xml_now")
         if observations is not None and observe[name]:
             _observed_canaries(name, section, current, observations, new_stack, observe[name])

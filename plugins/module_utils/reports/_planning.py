@@ -142,16 +142,8 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
         "lost_because_of": {f: [h for h in joined.lost.get(f, []) if h in names] for f in lost},
     }
     view["options"]["without"] = _without_costliest(current, candidates, view["delta"]["lost_because_of"], now, opts, registry)
-    if registry is not None and now.arch == "x86_64" and domains:
-        view["domains"] = _domains_after(joined, lost, domains_of(domains), {h.name: h for h in current}, _x86_judge(joined, registry))
-    elif now.arch == "s390x" and domains:
-        view["domains"] = _domains_after(joined, lost, domains_of(domains), {h.name: h for h in current}, _s390x_judge(joined))
-    elif domains and identity is not None:
-        view["domains_unjudged"] = ("aarch64 domains get host-passthrough: they can move to a candidate only when it is "
-                                    "identical to the group's hosts (each candidate's identity_differs says why not)")
-    elif domains:
-        view["domains_unjudged"] = (f"the domains' CPUs are not judged for {now.arch}: QEMU does not say which named "
-                                    f"{now.arch} models run on a host")
+    if domains:
+        view.update(_domains_judged(now, joined, lost, domains_of(domains), current, registry))
     reasons = []
     if fail_on in ("incompatible", "lowers_baseline"):
         reasons += [f"{n} cannot run the current baseline (lacks {', '.join(c['missing_features']) or 'its model'})"
@@ -229,6 +221,21 @@ def _s390x_judge(joined: Baseline) -> _Judge:
         _ok, result, responsible = s390x_verdict(guest, new_cpu)
         return responsible, {"comparison": result}
     return judge
+
+
+def _domains_judged(now: Baseline, joined: Baseline, lost: list[str], domains: Sequence[Domain], current: Sequence[HostCpu],
+                    registry: MapRegistry | None) -> dict[str, Any]:
+    """The expansion plan's ``domains`` (x86_64, s390x) or why they are not judged (``domains_unjudged``)."""
+    hosts = {h.name: h for h in current}
+    if registry is not None and now.arch == "x86_64":
+        return {"domains": _domains_after(joined, lost, domains, hosts, _x86_judge(joined, registry))}
+    if now.arch == "s390x":
+        return {"domains": _domains_after(joined, lost, domains, hosts, _s390x_judge(joined))}
+    if now.guest is not None and now.guest.identity is not None:
+        return {"domains_unjudged": ("aarch64 domains get host-passthrough: they can move to a candidate only when it is "
+                                     "identical to the group's hosts (each candidate's identity_differs says why not)")}
+    return {"domains_unjudged": (f"the domains' CPUs are not judged for {now.arch}: QEMU does not say which named "
+                                 f"{now.arch} models run on a host")}
 
 
 def _domains_after(joined: Baseline, lost: list[str], domains: Sequence[Domain], hosts: Mapping[str, HostCpu],

@@ -232,16 +232,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                                             "; ".join(held) or _stamps.refusal(name, stored, stamps, path, common.pin),
                                             common.on_refusal, levels.get(name, common.level))
             run.section["reasons"] += misplaced.get(name, [])
-            moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
-            to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
-            if to_write is not None and run.section["pinned_now"] and common.defer_pin and _tiers.SEPARATOR not in name:
-                run.section["pin_deferred"] = True  # the observation step writes it, once, with what the hosts observe
-                to_write = None
-            if to_write is not None and misplaced.get(_tiers.base_group(name)):
-                run.section["not_written"] = "a domain of the group cannot get its tier's CPU (the group's reasons say which)"
-                to_write = None  # a refused group writes nothing, its tiers neither
-            if to_write is not None:
-                to_write = replace(to_write, level_generation=stored.generation + 1)
+            to_write = _to_write(common, name, run, stored, bool(misplaced.get(_tiers.base_group(name))))
             if to_write is not None and _write(common, name, to_write, stored):
                 written.append(path)  # in check mode only predicted: the store stays as it is
             run.section["generation"] = stored.generation + 1 if to_write is not None or run.section.get("pin_deferred") \
@@ -255,19 +246,8 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             sections[name] = run.section
             # The baseline report beside the contract, from the same baseline (or naming why there is none).
             stem = "baseline" if len(groups) == 1 and name in groups else os.path.join(name, "baseline")
-            side[stem] = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
-            side[stem]["group"] = name
-            if run.contract is not None:
-                side[stem]["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
-        section = sections[name]
-        contracts[name] = {"model": section["model"], "xml": section["xml"], "qemu_args": section.get("qemu_args"),
-                           "pinned_at": section["pinned_at"],
-                           "admitted": section["admitted"], "cpu": section.get("cpu"), "generation": section.get("generation"),
-                           "digest": _contract.level_digest(section["cpu"]) if section.get("cpu") else None}
-        if name in guests:
-            contracts[name]["guest"] = guests[name]
-        if name in assigned:
-            contracts[name]["tiers"] = assigned[name]  # host -> {domain: the tier's contract key}: the deploy's choice
+            side[stem] = _baseline_beside(common, name, group, run, path)
+        contracts[name] = _contract_fact(sections[name], guests.get(name), assigned.get(name))
     reasons = [r for section in sections.values() for r in section["reasons"]]
     newest = [reader.group(hosts).facts_as_of for hosts in groups.values()]
     report = {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None),
@@ -275,6 +255,42 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
               "contract_files_changed": written, "check_mode": common.check_mode,
               "verdict": {"ok": not reasons, "reasons": reasons, **contract_verdict(sections)}}
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
+
+
+def _to_write(common: Common, name: str, run: _admission.GroupRun, stored: Stored, misplaced: bool) -> _contract.Contract | None:
+    """The contract a run writes for ``name``, its generation set (None: none); the section says why one is held back."""
+    moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
+    to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
+    if to_write is not None and run.section["pinned_now"] and common.defer_pin and _tiers.SEPARATOR not in name:
+        run.section["pin_deferred"] = True  # the observation step writes it, once, with what the hosts observe
+        return None
+    if to_write is not None and misplaced:
+        run.section["not_written"] = "a domain of the group cannot get its tier's CPU (the group's reasons say which)"
+        return None  # a refused group writes nothing, its tiers neither
+    return replace(to_write, level_generation=stored.generation + 1) if to_write is not None else None
+
+
+def _baseline_beside(common: Common, name: str, group: GroupFacts, run: _admission.GroupRun, path: str) -> dict[str, Any]:
+    """The baseline report beside a contract, from the run's baseline, with the contract against it."""
+    view = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
+    view["group"] = name
+    if run.contract is not None:
+        view["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
+    return view
+
+
+def _contract_fact(section: Mapping[str, Any], guest: Any, tiers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One contract in the cluster fact the deploy reads: its CPU, generation and digest, the guest CPU for the
+    platforms, and (``tiers``) host -> {domain: the tier's contract key}, the deploy's choice."""
+    fact = {"model": section["model"], "xml": section["xml"], "qemu_args": section.get("qemu_args"),
+            "pinned_at": section["pinned_at"], "admitted": section["admitted"], "cpu": section.get("cpu"),
+            "generation": section.get("generation"),
+            "digest": _contract.level_digest(section["cpu"]) if section.get("cpu") else None}
+    if guest is not None:
+        fact["guest"] = guest
+    if tiers is not None:
+        fact["tiers"] = tiers
+    return fact
 
 
 def _tier_list(tiers: Mapping[str, _tiers.Tiers] | None, group: str) -> list[_tiers.Tier]:

@@ -4,7 +4,7 @@
 """Domain stamps: the contract each deployed domain carries, and what they say about a lost store. Private.
 
 The deploy writes into every domain it puts on a contract CPU the group, the contract's generation, the digest of its
-level and the level itself (``deploy/_domain.py``). From them a run knows when the store it reads is not the one the
+level and the level itself (``deploy/_stamp.py``, its one format). From them a run knows when the store it reads is not the one the
 fleet was deployed from - lost (an AWX job's ephemeral folder), moved, or restored from an older copy - and refuses to
 pin a new contract over domains that run another; and a lost contract is rebuilt from them.
 """

@@ -159,20 +159,19 @@ class Domain:
 def domains_of(domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Domain]:
     """Every listed domain of every host (host -> domain_cpu_info entries), hosts sorted, each host's in its order."""
     read = _Seen()
-    pairs, out = read.cpus, []
+    pairs, out, new, set_all = read.cpus, [], _NEW, _SET
     for host, entries in sorted(domains.items()):
         for entry in entries:
             get = entry.get
             stamp = read.stamp(get("stamp")) if get("stamp") else None
             tier = (stamp.tier if stamp is not None else None) or get("tier")
             texts = (get("cpu_xml") or None, get("live_cpu_xml") or None)
-            fields = {"host": host, "name": str(entry["name"]), "active": bool(get("active")),
-                      "cpus": pairs.get(texts) or read.pair(*texts), "stamp": stamp, "tier": str(tier) if tier else None,
-                      "spared": spared(entry) if get("nova") or get("opted_out") or get("excluded") else None,
-                      "entry": entry}
             # 10,000 domains in a fleet of 1,000 hosts: each Domain's fields are set at once, where the generated
             # __init__ of a frozen dataclass sets them one by one
-            domain = _NEW(Domain)
-            _SET(domain, "__dict__", fields)
+            domain = new(Domain)
+            set_all(domain, "__dict__", {
+                "host": host, "name": str(entry["name"]), "active": bool(get("active")),
+                "cpus": pairs.get(texts) or read.pair(*texts), "stamp": stamp, "tier": str(tier) if tier else None,
+                "spared": spared(entry) if get("nova") or get("opted_out") or get("excluded") else None, "entry": entry})
             out.append(domain)
     return out

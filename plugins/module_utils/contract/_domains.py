@@ -127,8 +127,10 @@ def compliance(contract: CpuSpec, domains: Sequence[Domain], maps: Mapping[str, 
     # Domains share a few CPUs: a status depends on the domain's CPU texts, whether it runs, why it is spared and the
     # map it is read with, never on its name (which only errors name, and errors are not kept).
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    host, cpu_map = None, None
     for dom in domains:
-        cpu_map = maps.get(dom.host)
+        if dom.host != host:  # a host's domains come together
+            host, cpu_map = dom.host, maps.get(dom.host)
         alike = (dom.cpus, dom.active, dom.spared, id(cpu_map))  # domains of one listing share their DomainCpus
         known = seen.get(alike)
         if known is not None:

@@ -328,8 +328,10 @@ def contract_verdict(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
     admitted = len({h for g in sections.values() for h in g.get("admitted") or []})  # a host of a tier counts once
     refused = sorted({r["host"] if isinstance(r, Mapping) else str(r) for g in sections.values()
                       for r in (g.get("admission") or {}).get("refused") or []})
-    pending = {f"{k}": d.get("status") for g in sections.values() for k, d in sorted((g.get("domains") or {}).items())
-               if d.get("status") not in SETTLED}
+    # only the pending domains sorted (a fleet's are mostly settled)
+    pending = {f"{k}": status for g in sections.values()
+               for k, status in sorted((k, d.get("status")) for k, d in (g.get("domains") or {}).items()
+                                       if d.get("status") not in SETTLED)}
     domains = sum(len(g.get("domains") or {}) for g in sections.values())
     return {"admission": {"admitted": admitted, "refused": refused},
             "compliance": {"domains": domains, "settled": domains - len(pending), "pending": pending},

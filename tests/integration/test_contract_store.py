@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _domain
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _stamp
 from integration.helpers import ROOT, contract_file, run_playbook
 from integration.libvirt_helpers import cpu_element, define, ensure_libvirtd, remove, virsh
 from utils.redis_server import RedisServer
@@ -119,7 +119,7 @@ def test_a_lost_store_is_detected_from_the_stamps_and_rebuilt(tmp_path) -> None:
         assert first.returncode == 0, first.stdout[-3000:]
         stored = contract_file(tmp_path)
         pinned = json.loads(stored.read_text())
-        stamp = _domain.manager(virsh("dumpxml", "--inactive", name, check=True).stdout)["stamp"]
+        stamp = _stamp.manager(virsh("dumpxml", "--inactive", name, check=True).stdout)["stamp"]
         assert stamp["group"] == "hypervisors" and stamp["generation"] == pinned["generation"] == 1
         assert stamp["level"] == pinned["cpu"]
 

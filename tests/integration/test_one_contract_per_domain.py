@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _domain
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._stamp import manager
 from integration.helpers import run_playbook
 from integration.libvirt_helpers import define, ensure_libvirtd, remove, virsh
 
@@ -22,7 +22,7 @@ CPU = "<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>48
 
 
 def _stamp(name: str) -> dict:
-    return _domain.manager(virsh("dumpxml", "--inactive", name, check=True).stdout)["stamp"]
+    return manager(virsh("dumpxml", "--inactive", name, check=True).stdout)["stamp"]
 
 
 def test_a_run_for_another_group_never_restamps_a_domain(tmp_path) -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _observed
-from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import manager
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._stamp import manager
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _fingerprint
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from integration.helpers import ROOT, run_playbook

@@ -18,7 +18,7 @@ BELOW = {
     "probe": {"cpu"},
     "engine": {"probe", "cpu"},
     "render": {"cpu"},
-    "contract": {"engine", "render", "cpu"},
+    "contract": {"engine", "render", "deploy", "cpu"},
     "reports": {"contract", "engine", "render", "probe", "cpu"},
     "deploy": {"render"},
 }

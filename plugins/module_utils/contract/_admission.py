@@ -35,6 +35,7 @@ from ..render._cpuspec import RenderedCpu
 from ..render._libvirt import render
 from ..render._qemu import render as render_qemu
 from ._contract import Contract, ContractError, Level, pinned, upgraded
+from ._domain import Domain
 from ._domains import compliance, status_counts
 from ._tiers import named
 
@@ -219,7 +220,7 @@ def host_maps(group: GroupFacts, registry: MapRegistry) -> dict[str, Any]:
 
 
 def group_contract(name: str, group: GroupFacts, contract: Contract | None, path: str, opts: BaselineOptions,
-                   registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]] | None,
+                   registry: MapRegistry, domains: Sequence[Domain] | None,
                    allow_partial: bool = False, form: str = "minimal", extra: Sequence[HostCpu] = (),
                    store_refusal: str | None = None, on_refusal: str = "fail", level: str | None = None) -> GroupRun:
     """Pin a group's first contract, or admit its hosts against the pinned one; then the compliance of its domains.
@@ -338,12 +339,12 @@ def _admit(section: dict[str, Any], hosts: Sequence[HostCpu], contract: Contract
 
 
 def _report(section: dict[str, Any], group: GroupFacts, contract: Contract, stacks: GuestCpu | None, cpu: RenderedCpu | None,
-            refused: Sequence[Refusal], domains: Mapping[str, list[Mapping[str, Any]]] | None, registry: MapRegistry) -> None:
+            refused: Sequence[Refusal], domains: Sequence[Domain] | None, registry: MapRegistry) -> None:
     """The rest of the report section: the refusals' reasons with their hints, the QEMU arguments, the domains."""
     section["reasons"] += [r.reason(contract) + " - " + _hint(section, r.host) for r in refused]
     section["qemu_args"] = _qemu_args(contract, stacks) if cpu is not None else None
     if domains is not None and cpu is not None:
-        section["domains"] = compliance(cpu.xml, domains, host_maps(group, registry))
+        section["domains"] = compliance(cpu.spec, domains, host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
 
 

@@ -21,6 +21,7 @@ from ..engine._level import chosen_baseline, parse_level
 from ..render._libvirt import render
 from ._admission import PARTIAL_HINT, GroupRun, LevelChange, host_maps, level_change
 from ._contract import Contract, ContractError, changed, now_iso
+from ._domain import Domain
 from ._domains import domain_changes
 
 __all__ = ["ChangeRequest", "plan_change"]
@@ -37,7 +38,7 @@ class ChangeRequest:
 
 
 def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: str, req: ChangeRequest, opts: BaselineOptions,
-                registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]], form: str = "minimal") -> GroupRun:
+                registry: MapRegistry, domains: Sequence[Domain], form: str = "minimal") -> GroupRun:
     """The plan of raising or lowering a group's contract; the new contract when the plan may be applied."""
     if req.action not in ("raise", "lower"):
         raise ContractError(f"contract action must be raise or lower, got {req.action!r}")

@@ -15,6 +15,7 @@ from ..engine._cluster import BaselineOptions
 from ..engine._hostcpu import HostCpu
 from ._admission import admission, level_change, rendered
 from ._contract import Contract
+from ._domain import Domain
 from ._domains import compliance, status_counts
 
 __all__ = ["expansion_against", "migration_against"]
@@ -34,13 +35,13 @@ def expansion_against(contract: Contract, candidates: Sequence[HostCpu], joined:
     return out
 
 
-def migration_against(contract: Contract, stacks: GuestCpu | None, domains: Mapping[str, list[Mapping[str, Any]]],
+def migration_against(contract: Contract, stacks: GuestCpu | None, domains: Sequence[Domain],
                       maps: Mapping[str, Any]) -> dict[str, Any]:
     """The pre-migration check's view of a pinned group: every source domain's compliance with the contract."""
     cpu, refused = rendered(contract, stacks)
     if cpu is None:
         return {"group": contract.group, "contract_model": contract.cpu.model, "domains": {}, "status_counts": {},
                 "error": "; ".join(r.why or r.host for r in refused) or "the group's stacks are not known"}
-    statuses = compliance(cpu.xml, domains, maps)
+    statuses = compliance(cpu.spec, domains, maps)
     return {"group": contract.group, "contract_model": contract.cpu.model, "domains": statuses,
             "status_counts": status_counts(statuses)}

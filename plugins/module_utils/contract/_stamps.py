@@ -4,7 +4,7 @@
 """Domain stamps: the contract each deployed domain carries, and what they say about a lost store. Private.
 
 The deploy writes into every domain it puts on a contract CPU the group, the contract's generation, the digest of its
-level and the level itself (``deploy/_domain.py``). From them a run knows when the store it reads is not the one the
+level and the level itself (``deploy/_stamp.py``, its one format). From them a run knows when the store it reads is not the one the
 fleet was deployed from - lost (an AWX job's ephemeral folder), moved, or restored from an older copy - and refuses to
 pin a new contract over domains that run another; and a lost contract is rebuilt from them.
 """
@@ -19,14 +19,17 @@ from typing import Any
 from .._errors import InputError
 from ..cpu._guest import level_of
 from ._contract import Contract, ContractError, Level, level_digest, now_iso
+from ..deploy._stamp import base_group
+from ._domain import Domain
 from ._stored import Stored
-from ._tiers import base_group, tier_key
 
 REBUILD = "ansible-playbook -i <inventory> cpucompat.cluster.rebuild_contract -e cpucompat_group={group}"
 
 
 @dataclass(frozen=True)
 class Stamp:
+    """A stamp of a group's contract found on a domain (deploy/_stamp.Stamp, with where it was found)."""
+
     host: str
     domain: str
     generation: int
@@ -35,16 +38,10 @@ class Stamp:
     level: Mapping[str, Any]
 
 
-def found(group: str, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Stamp]:
+def found(group: str, domains: Sequence[Domain]) -> list[Stamp]:
     """The stamps of ``group`` on the listed domains (other groups' stamps are theirs)."""
-    out = []
-    for host, entries in sorted(domains.items()):
-        for dom in entries:
-            stamp = dom.get("stamp")
-            if isinstance(stamp, Mapping) and owner(stamp) == group:
-                out.append(Stamp(host, str(dom.get("name")), int(stamp["generation"]), str(stamp["digest"]),
-                                 stamp.get("pinned_at"), stamp.get("level") or {}))
-    return out
+    return [Stamp(d.host, d.name, d.stamp.generation, d.stamp.digest, d.stamp.pinned_at, d.stamp.level)
+            for d in domains if d.stamp is not None and d.stamp.owner == group]
 
 
 def rebuild_command(key: str) -> str:
@@ -53,23 +50,15 @@ def rebuild_command(key: str) -> str:
     return REBUILD.format(group=group) + (f" -e cpucompat_contract_tier={tier}" if tier else "")
 
 
-def owner(stamp: Mapping[str, Any]) -> str:
-    """The contract a stamp names: its group's, or (with ``tier``) the tier's, ``group@tier`` (contract/_tiers)."""
-    return tier_key(str(stamp.get("group")), str(stamp["tier"])) if stamp.get("tier") else str(stamp.get("group"))
-
-
-def held_elsewhere(group: str, domains: Mapping[str, Sequence[Mapping[str, Any]]],
-                   adopt: Sequence[str] = ()) -> list[str]:
+def held_elsewhere(group: str, domains: Sequence[Domain], adopt: Sequence[str] = ()) -> list[str]:
     """Why hosts of ``group`` cannot take its contract: their domains carry the stamp of another group's contract (a host
     belongs to one group's contract, whatever the inventory says, and across controllers: the stamps say). ``adopt``:
     hosts the operator moves on purpose."""
     others: dict[tuple[str, str], list[str]] = {}
-    for host, entries in sorted(domains.items()):
-        for dom in entries:
-            stamp = dom.get("stamp")
-            # A tier's stamp (group g, tier t: the contract g@t, contract/_tiers) is its group's.
-            if isinstance(stamp, Mapping) and stamp.get("group") not in (None, base_group(group)) and host not in adopt:
-                others.setdefault((host, str(stamp.get("group"))), []).append(str(dom.get("name")))
+    for dom in domains:
+        # A tier's stamp (group g, tier t: the contract g@t, contract/_tiers) is its group's.
+        if dom.stamp is not None and dom.stamp.group not in (None, base_group(group)) and dom.host not in adopt:
+            others.setdefault((dom.host, str(dom.stamp.group)), []).append(dom.name)
     return [f"{host} is held by the contract of group {other}: its domains {', '.join(sorted(names)[:5])}"
             f"{' ...' if len(names) > 5 else ''} carry that contract's stamp, and a host belongs to one group's contract "
             f"(group {group} leaves them as they are). To move {host} to group {group} on purpose: take it out of group "

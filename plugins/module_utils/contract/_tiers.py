@@ -32,10 +32,10 @@ from functools import cached_property
 from typing import Any
 
 from .._errors import InputError
+from ..deploy._stamp import SEPARATOR, TIER_NAME, base_group, contract_key
+from ._domain import Domain
 
 BASE = "base"
-SEPARATOR = "@"
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 __all__ = ["BASE", "SEPARATOR", "Placement", "Tier", "TierError", "Tiers", "base_group", "contract_args", "named", "parse_tiers", "tier_key",
            "title"]
@@ -47,12 +47,7 @@ class TierError(InputError):
 
 def tier_key(group: str, tier: str) -> str:
     """The store key (and contract group) of a tier: the group's own for the base tier."""
-    return group if tier == BASE else f"{group}{SEPARATOR}{tier}"
-
-
-def base_group(key: str) -> str:
-    """The group a contract key belongs to (``g@avx512`` -> ``g``)."""
-    return key.split(SEPARATOR, 1)[0]
+    return contract_key(group, None if tier == BASE else tier)
 
 
 def title(key: str) -> str:
@@ -92,10 +87,10 @@ class Tier:
 
 @dataclass(frozen=True)
 class Placement:
-    """The domains of a group sorted by tier: per tier key its listing (host -> entries), the reasons of those that
-    cannot get their tier's CPU, and host -> {domain: tier key} for the domains beyond the base."""
+    """The domains of a group sorted by tier: per tier key its domains, the reasons of those that cannot get their
+    tier's CPU, and host -> {domain: tier key} for the domains beyond the base."""
 
-    listed: dict[str, dict[str, list[Mapping[str, Any]]]]
+    listed: dict[str, list[Domain]]
     misplaced: list[str]
     assigned: dict[str, dict[str, str]]
 
@@ -124,29 +119,27 @@ class Tiers:
     def _runs(self, tier: str, host: str) -> bool:
         return tier in self._by_name and host in self._by_name[tier][1]
 
-    def sort(self, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> Placement:
+    def sort(self, domains: Sequence[Domain]) -> Placement:
         """:meth:`split`, :meth:`misplaced` and :meth:`assignments` at once, each domain's tier read once."""
-        listed: dict[str, dict[str, list[Mapping[str, Any]]]] = {t.key: {} for t in self.tiers}
+        listed: dict[str, list[Domain]] = {t.key: [] for t in self.tiers}
         reasons: list[str] = []
         assigned: dict[str, dict[str, str]] = {}
-        for host, entries in sorted(domains.items()):
-            listed[self.group].setdefault(host, [])  # the base listing keeps every host (one with no base domain too)
-            for dom in entries:
-                tier = self.tier_of(host, dom)
-                known, runs = tier in self._by_name, self._runs(tier, host)
-                if known and runs:
-                    listed[tier_key(self.group, tier)].setdefault(host, []).append(dom)
-                if known and tier != BASE:
-                    assigned.setdefault(host, {})[str(dom.get("name"))] = tier_key(self.group, tier)
-                if (not known or not runs) and not dom.get("excluded") and dom.get("persistent", True):
-                    reasons.append(self._why(host, dom, tier))
+        for dom in domains:
+            tier = self.tier_of(dom)
+            known, runs = tier in self._by_name, self._runs(tier, dom.host)
+            if known and runs:
+                listed[tier_key(self.group, tier)].append(dom)
+            if known and tier != BASE:
+                assigned.setdefault(dom.host, {})[dom.name] = tier_key(self.group, tier)
+            if (not known or not runs) and not dom.excluded and dom.persistent:
+                reasons.append(self._why(dom, tier))
         return Placement(listed, reasons, assigned)
 
-    def _why(self, host: str, dom: Mapping[str, Any], tier: str) -> str:
+    def _why(self, dom: Domain, tier: str) -> str:
         if tier not in self._by_name:
-            return (f"domain {dom.get('name')} on {host} chooses tier {tier!r}, which group {self.group} does not define "
+            return (f"domain {dom.name} on {dom.host} chooses tier {tier!r}, which group {self.group} does not define "
                     f"(its tiers: {', '.join(self.names)})")
-        return (f"domain {dom.get('name')} on {host} is in tier {tier} of group {self.group}, but {host} is not a host of "
+        return (f"domain {dom.name} on {dom.host} is in tier {tier} of group {self.group}, but {dom.host} is not a host of "
                 f"that tier (its hosts: {', '.join(self.tier(tier).hosts)}): it is not given a lower CPU; move it to a host "
                 "of the tier, or choose its tier with cpucompat_domain_tiers")
 
@@ -155,35 +148,31 @@ class Tiers:
         """The tiers beyond the base, each a contract of its own."""
         return [t for t in self.tiers if t.name != BASE]
 
-    def tier_of(self, host: str, domain: Mapping[str, Any]) -> str:
+    def tier_of(self, domain: Domain) -> str:
         """The tier a domain chose: the operator's variable, else its metadata's ``tier``, else the base."""
-        name = str(domain.get("name"))
-        for key in (f"{host}/{name}", name):
+        for key in (domain.key, domain.name):
             if key in self.chosen:
                 return self.chosen[key]
-        stamp = domain.get("stamp")
-        marked = (stamp.get("tier") if isinstance(stamp, Mapping) else None) or domain.get("tier")
-        return str(marked) if marked else BASE
+        return domain.tier or BASE
 
-    def split(self, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, list[Mapping[str, Any]]]]:
-        """The listed domains (host -> entries) per tier key; every tier key is present, a host with none of a tier's
-        domains is left out of that tier's listing. A domain naming an unknown tier, or on a host that is not its tier's,
-        stays in none (``misplaced`` names it)."""
+    def split(self, domains: Sequence[Domain]) -> dict[str, list[Domain]]:
+        """The listed domains per tier key; every tier key is present. A domain naming an unknown tier, or on a host that
+        is not its tier's, stays in none (``misplaced`` names it)."""
         return self.sort(domains).listed
 
-    def misplaced(self, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    def misplaced(self, domains: Sequence[Domain]) -> list[str]:
         """Why domains cannot get their tier's CPU: an unknown tier, or a host that is not a host of the tier. Each is
         named; such a domain is never given another tier's CPU."""
         return self.sort(domains).misplaced
 
-    def allowed_targets(self, host: str, domain: Mapping[str, Any]) -> tuple[str, tuple[str, ...]] | None:
+    def allowed_targets(self, domain: Domain) -> tuple[str, tuple[str, ...]] | None:
         """The tier of a domain beyond the base and the hosts it may move to; None for a base-tier domain."""
-        tier = self.tier_of(host, domain)
+        tier = self.tier_of(domain)
         if tier == BASE or tier not in self.names:
             return None
         return tier, self.tier(tier).hosts
 
-    def assignments(self, domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, str]]:
+    def assignments(self, domains: Sequence[Domain]) -> dict[str, dict[str, str]]:
         """host -> {domain: tier key} for the domains beyond the base tier (what the deploy gives them)."""
         return self.sort(domains).assigned
 
@@ -232,7 +221,7 @@ def parse_tiers(group: str, value: Any, members: Sequence[str], inventory: Mappi
     for name, spec in value.items():
         if name == BASE:
             continue
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not TIER_NAME.match(name):
             raise TierError(f"tier name {name!r} of group {group}: letters, digits, _ and - only")
         if not isinstance(spec, Mapping) or "hosts" not in spec or not set(spec) <= {"level", "hosts"}:
             raise TierError(f"tier {name} of group {group} must be {{level: <model or x86-64-vN>, hosts: <group or "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import BaselineError, CpuCompatError, FactsError, InputError
+from ..contract._domain import Domain, domains_of
 from ..cpu._libvirt_map import CpuMap, MapRegistry, require_map_arch
 from ..cpu import _catalog
 from ..engine import _arm_identity, _s390x
@@ -27,7 +28,12 @@ FAIL_ON = ("incompatible", "lowers_baseline", "never")
 
 def guest_features(cpu_xml: str, cpu_map: CpuMap, what: str = "<cpu>") -> frozenset[str] | None:
     """The features (QEMU's names) a domain's ``<cpu>`` gives its guest under ``cpu_map``, None when it follows its host."""
-    found = CpuSpec.parse(cpu_xml, what).guest_features(cpu_map)
+    return spec_features(CpuSpec.parse(cpu_xml, what), cpu_map)
+
+
+def spec_features(spec: CpuSpec, cpu_map: CpuMap) -> frozenset[str] | None:
+    """:func:`guest_features` of a parsed ``<cpu>``."""
+    found = spec.guest_features(cpu_map)
     return None if found is None else cpu_map.qemu_names(found)
 
 
@@ -52,7 +58,11 @@ def s390x_guest(cpu_xml: str, what: str, source: Mapping[str, Any] | None = None
     The model's features are its static definition (the catalogue's ``-base`` models) or, for a full model name, the
     source host's own expansion of it (its facts' ``model_features``); then the ``<feature>`` policies.
     """
-    spec = CpuSpec.parse(cpu_xml, what)
+    return s390x_guest_of(CpuSpec.parse(cpu_xml, what), what, source)
+
+
+def s390x_guest_of(spec: CpuSpec, what: str, source: Mapping[str, Any] | None = None) -> _s390x.S390Model | None:
+    """:func:`s390x_guest` of a parsed ``<cpu>``."""
     if spec.follows_host:
         return None
     if not spec.model:
@@ -132,16 +142,8 @@ def plan_expansion(current: Sequence[HostCpu], candidates: Sequence[HostCpu], do
         "lost_because_of": {f: [h for h in joined.lost.get(f, []) if h in names] for f in lost},
     }
     view["options"]["without"] = _without_costliest(current, candidates, view["delta"]["lost_because_of"], now, opts, registry)
-    if registry is not None and now.arch == "x86_64" and domains:
-        view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, _x86_judge(joined, registry))
-    elif now.arch == "s390x" and domains:
-        view["domains"] = _domains_after(joined, lost, domains, {h.name: h for h in current}, _s390x_judge(joined))
-    elif domains and identity is not None:
-        view["domains_unjudged"] = ("aarch64 domains get host-passthrough: they can move to a candidate only when it is "
-                                    "identical to the group's hosts (each candidate's identity_differs says why not)")
-    elif domains:
-        view["domains_unjudged"] = (f"the domains' CPUs are not judged for {now.arch}: QEMU does not say which named "
-                                    f"{now.arch} models run on a host")
+    if domains:
+        view.update(_domains_judged(now, joined, lost, domains_of(domains), current, registry))
     reasons = []
     if fail_on in ("incompatible", "lowers_baseline"):
         reasons += [f"{n} cannot run the current baseline (lacks {', '.join(c['missing_features']) or 'its model'})"
@@ -187,9 +189,9 @@ def _without_costliest(current: Sequence[HostCpu], candidates: Sequence[HostCpu]
     return out
 
 
-# A domain judge: (its <cpu> text, where, its host, the host's facts) -> None when the CPU follows its host, else what
-# the joined group's CPU lacks for it and what else the answer says.
-_Judge = Callable[[str, str, str, Any], "tuple[list[str], dict[str, Any]] | None"]
+# A domain judge: (its <cpu>, where, its host, the host's facts) -> None when the CPU follows its host, else what the
+# joined group's CPU lacks for it and what else the answer says.
+_Judge = Callable[[CpuSpec, str, str, Any], "tuple[list[str], dict[str, Any]] | None"]
 
 
 def _x86_judge(joined: Baseline, registry: MapRegistry) -> _Judge:
@@ -197,10 +199,10 @@ def _x86_judge(joined: Baseline, registry: MapRegistry) -> _Judge:
     new_cpu = joined.guest.features if joined.guest is not None else joined.features
     maps: dict[str, CpuMap] = {}
 
-    def judge(cpu_xml: str, what: str, host: str, facts: Any) -> tuple[list[str], dict[str, Any]] | None:
+    def judge(spec: CpuSpec, what: str, host: str, facts: Any) -> tuple[list[str], dict[str, Any]] | None:
         if host not in maps:
             maps[host] = _map_of(registry, host, facts)
-        needs = guest_features(cpu_xml, maps[host], what)
+        needs = spec_features(spec, maps[host])
         return None if needs is None else (sorted(needs - new_cpu), {})
     return judge
 
@@ -212,8 +214,8 @@ def _s390x_judge(joined: Baseline) -> _Judge:
     new_cpu = _s390x.S390Model(_s390x.definition_of(joined.model),
                                joined.guest.features if joined.guest is not None else joined.features)
 
-    def judge(cpu_xml: str, what: str, host: str, facts: Any) -> tuple[list[str], dict[str, Any]] | None:
-        guest = s390x_guest(cpu_xml, what, facts)
+    def judge(spec: CpuSpec, what: str, host: str, facts: Any) -> tuple[list[str], dict[str, Any]] | None:
+        guest = s390x_guest_of(spec, what, facts)
         if guest is None:
             return None
         _ok, result, responsible = s390x_verdict(guest, new_cpu)
@@ -221,23 +223,37 @@ def _s390x_judge(joined: Baseline) -> _Judge:
     return judge
 
 
-def _domains_after(joined: Baseline, lost: list[str], domains: Mapping[str, list[Mapping[str, Any]]],
-                   hosts: Mapping[str, HostCpu], judge: _Judge) -> dict[str, dict[str, Any]]:
+def _domains_judged(now: Baseline, joined: Baseline, lost: list[str], domains: Sequence[Domain], current: Sequence[HostCpu],
+                    registry: MapRegistry | None) -> dict[str, Any]:
+    """The expansion plan's ``domains`` (x86_64, s390x) or why they are not judged (``domains_unjudged``)."""
+    hosts = {h.name: h for h in current}
+    if registry is not None and now.arch == "x86_64":
+        return {"domains": _domains_after(joined, lost, domains, hosts, _x86_judge(joined, registry))}
+    if now.arch == "s390x":
+        return {"domains": _domains_after(joined, lost, domains, hosts, _s390x_judge(joined))}
+    if now.guest is not None and now.guest.identity is not None:
+        return {"domains_unjudged": ("aarch64 domains get host-passthrough: they can move to a candidate only when it is "
+                                     "identical to the group's hosts (each candidate's identity_differs says why not)")}
+    return {"domains_unjudged": (f"the domains' CPUs are not judged for {now.arch}: QEMU does not say which named "
+                                 f"{now.arch} models run on a host")}
+
+
+def _domains_after(joined: Baseline, lost: list[str], domains: Sequence[Domain], hosts: Mapping[str, HostCpu],
+                   judge: _Judge) -> dict[str, dict[str, Any]]:
     """Which domains' CPUs the joined group's guest CPU can no longer give, as ``judge`` reads each."""
     out: dict[str, dict[str, Any]] = {}
-    for host, entries in sorted(domains.items()):
-        facts = hosts[host].facts if host in hosts else None
-        for dom in entries:
-            key = f"{host}/{dom['name']}"
-            if not dom.get("cpu_xml"):
-                out[key] = {"status": "unknown", "why": "no <cpu> element: libvirt's default model"}
-                continue
-            verdict = judge(dom["cpu_xml"], f"domain {key}: <cpu>", host, facts)
-            if verdict is None:
-                out[key] = {"status": "follows-host", "why": "host-model/host-passthrough CPU"}
-                continue
-            missing, more = verdict
-            out[key] = ({"status": "must-change", **more, "missing": missing, "lost_by_expansion": sorted(set(missing) & set(lost))}
+    for dom in domains:
+        spec = dom.cpu
+        if spec is None:
+            out[dom.key] = {"status": "unknown", "why": "no <cpu> element: libvirt's default model"}
+            continue
+        host = hosts.get(dom.host)
+        verdict = judge(spec, f"domain {dom.key}: <cpu>", dom.host, host.facts if host is not None else None)
+        if verdict is None:
+            out[dom.key] = {"status": "follows-host", "why": "host-model/host-passthrough CPU"}
+            continue
+        missing, more = verdict
+        out[dom.key] = ({"status": "must-change", **more, "missing": missing, "lost_by_expansion": sorted(set(missing) & set(lost))}
                         if missing else {"status": "unchanged", **more})
     return out
 

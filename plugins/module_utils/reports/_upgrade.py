@@ -17,6 +17,7 @@ from typing import Any
 
 from .._errors import CpuCompatError, CpuXmlError
 from ..contract._contract import Contract
+from ..contract._domain import Domain
 from ..cpu._exact import InexactError, guest_view
 from ..cpu._guest import GuestCpu
 from ..cpu._libvirt_map import MapRegistry
@@ -69,42 +70,33 @@ def _domain(spec: CpuSpec, now: tuple[Any, Any], new: Sequence[tuple[str, Any, A
     return out
 
 
-def _domains(domains: Mapping[str, list[Mapping[str, Any]]], now: GuestCpu, new: GuestCpu, new_hosts: Sequence[str]) -> dict[str, Any]:
+def _domains(domains: Sequence[Domain], now: GuestCpu, new: GuestCpu, new_hosts: Sequence[str]) -> dict[str, Any]:
     stacks = [(f"{h}", *_stack_of(new, h)) for h in new_hosts]
     out: dict[str, Any] = {}
-    for host, entries in sorted(domains.items()):
-        for dom in entries:
-            key = f"{host}/{dom['name']}"
-            if not dom.get("cpu_xml"):
-                out[key] = {"status": "follows-host", "why": "no <cpu> element: libvirt's default model, which follows the host"}
-                continue
-            try:
-                spec = CpuSpec.parse(dom["cpu_xml"], f"domain {key}: <cpu>")
-            except CpuXmlError as exc:
-                out[key] = {"status": "unknown", "why": str(exc)}
-                continue
-            if spec.follows_host or not spec.model:
-                out[key] = {"status": "follows-host", "why": f"mode {spec.mode}: the guest gets whatever its host offers"}
-                continue
-            out[key] = _domain(spec, _stack_of(now, host), stacks)
+    for dom in domains:
+        if not dom.cpu_xml:
+            out[dom.key] = {"status": "follows-host", "why": "no <cpu> element: libvirt's default model, which follows the host"}
+            continue
+        try:
+            spec = dom.cpu
+        except CpuXmlError as exc:
+            out[dom.key] = {"status": "unknown", "why": str(exc)}
+            continue
+        if spec is None or spec.follows_host or not spec.model:
+            out[dom.key] = {"status": "follows-host", "why": f"mode {spec.mode if spec else None}: the guest gets whatever its "
+                            "host offers"}
+            continue
+        out[dom.key] = _domain(spec, _stack_of(now, dom.host), stacks)
     return out
 
 
-def _models(domains: Mapping[str, list[Mapping[str, Any]]]) -> set[str]:
-    found = set()
-    for entries in domains.values():
-        for dom in entries:
-            try:
-                spec = CpuSpec.parse(dom["cpu_xml"]) if dom.get("cpu_xml") else None
-            except CpuXmlError:
-                continue
-            if spec is not None and spec.model:
-                found.add(spec.model)
-    return found
+def _models(domains: Sequence[Domain]) -> set[str]:
+    """The models the domains' definitions name (a definition that does not read names none)."""
+    return {d.cpus.parsed.model for d in domains if d.cpus.parsed is not None and d.cpus.parsed.model}
 
 
 def upgrade_group(name: str, group: GroupFacts, new: GroupFacts, contract: Contract | None, opts: BaselineOptions,
-                  registry: MapRegistry, domains: Mapping[str, list[Mapping[str, Any]]], form: str = "minimal",
+                  registry: MapRegistry, domains: Sequence[Domain], form: str = "minimal",
                   stack_file: str | None = None) -> dict[str, Any]:
     """One group against the new stack: its CPU there, its domains there, and what to do."""
     section: dict[str, Any] = {"group": name, "new_stack": sorted([*new.usable, *new.incomplete]), "level": None,

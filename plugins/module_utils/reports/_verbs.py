@@ -24,12 +24,14 @@ from ..contract._file_store import FileStore
 from ..contract._stored import Stored
 from ..cpu._guest import GuestCpu, level_of
 from ..cpu._libvirt_map import MapRegistry
+from ..contract._domain import Domain, domains_of
 from ..contract._domains import SETTLED, compliance, status_counts
 from ..engine._cluster import BaselineOptions
 from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
 from ..render._platform_tiers import TIERED, render_tier_platforms
+from ..render._cpuspec import CpuSpec
 from ..render._platforms import render_platforms
 from ._cluster import cluster_view, expansion_report, migration_report
 from ._planning import within_tiers
@@ -154,12 +156,13 @@ def migration(common: Common, reader: Reader, names: list[str], sources: list[st
               verdicts_var: str | None, requested: list[Mapping[str, str]], group: str | None,
               observed: tuple[Mapping[str, Any], Mapping[Any, Any]] | None = None, tiers: _tiers.Tiers | None = None) -> Outcome:
     """The migration matrix; ``tiers`` (the group's): a domain in a tier beyond the base moves only to its tier's hosts."""
-    domains = reader.domains(sources, domains_var)
+    listing = reader.domains(sources, domains_var)
+    domains = domains_of(listing)
     targets, origin = reader.group(names), reader.group(sources)
-    report = migration_report(targets, domains, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
+    report = migration_report(targets, listing, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
     if tiers is not None:
-        allowed = {f"{host}/{dom['name']}": (tiers.group, found[0], found[1]) for host, entries in domains.items()
-                   for dom in entries if (found := tiers.allowed_targets(host, dom)) is not None}
+        allowed = {dom.key: (tiers.group, found[0], found[1]) for dom in domains
+                   if (found := tiers.allowed_targets(dom)) is not None}
         report = within_tiers(report, allowed)
     report["facts_as_of"] = max((n for n in (targets.facts_as_of, origin.facts_as_of) if n), default=None)
     report["group"] = group
@@ -229,23 +232,14 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                 written += _observed_admission(common, name, sections[name], seen, group)
         else:
             stored = common.store.read(name)
-            stamps = _stamps.found(name, domains or {})
-            held = _stamps.held_elsewhere(name, domains or {}, common.adopt)
+            stamps = _stamps.found(name, domains or [])
+            held = _stamps.held_elsewhere(name, domains or [], common.adopt)
             run = _admission.group_contract(name, group, stored.contract, path, common.policy, common.registry, domains,
                                             common.allow_partial, common.form, extra,
                                             "; ".join(held) or _stamps.refusal(name, stored, stamps, path, common.pin),
                                             common.on_refusal, levels.get(name, common.level))
             run.section["reasons"] += misplaced.get(name, [])
-            moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
-            to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
-            if to_write is not None and run.section["pinned_now"] and common.defer_pin:
-                run.section["pin_deferred"] = True  # the observation step writes it, once, with what the hosts observe
-                to_write = None
-            if to_write is not None and misplaced.get(_tiers.base_group(name)):
-                run.section["not_written"] = "a domain of the group cannot get its tier's CPU (the group's reasons say which)"
-                to_write = None  # a refused group writes nothing, its tiers neither
-            if to_write is not None:
-                to_write = replace(to_write, level_generation=stored.generation + 1)
+            to_write = _to_write(common, name, run, stored, bool(misplaced.get(_tiers.base_group(name))))
             if to_write is not None and _write(common, name, to_write, stored):
                 written.append(path)  # in check mode only predicted: the store stays as it is
             run.section["generation"] = stored.generation + 1 if to_write is not None or run.section.get("pin_deferred") \
@@ -260,21 +254,10 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             sections[name] = run.section
             # The baseline report beside the contract, from the same baseline (or naming why there is none).
             stem = "baseline" if len(groups) == 1 and name in groups else os.path.join(name, "baseline")
-            side[stem] = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
-            side[stem]["group"] = name
-            if run.contract is not None:
-                side[stem]["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
-        section = sections[name]
+            side[stem] = _baseline_beside(common, name, group, run, path)
         if name in described:
-            section["tier"] = described[name]  # the pages name it "Tier t of group g", with its hosts and level
-        contracts[name] = {"model": section["model"], "xml": section["xml"], "qemu_args": section.get("qemu_args"),
-                           "pinned_at": section["pinned_at"],
-                           "admitted": section["admitted"], "cpu": section.get("cpu"), "generation": section.get("generation"),
-                           "digest": _contract.level_digest(section["cpu"]) if section.get("cpu") else None}
-        if name in guests:
-            contracts[name]["guest"] = guests[name]
-        if name in assigned:
-            contracts[name]["tiers"] = assigned[name]  # host -> {domain: the tier's contract key}: the deploy's choice
+            sections[name]["tier"] = described[name]  # the pages name it "Tier t of group g", with its hosts and level
+        contracts[name] = _contract_fact(sections[name], guests.get(name), assigned.get(name))
     for tiered, members in groups.items():
         # A carried group (the observation step's call) keeps what the contract step rendered for it.
         if _tier_list(tiers, tiered) and set(common.platforms) & set(TIERED) and (carried or {}).get(tiered) is None:
@@ -309,6 +292,42 @@ def _tier_platforms(common: Common, found: _tiers.Tiers, members: Sequence[str],
                                               "cpu": contracts[t.key].get("cpu")} for t, (_n, _g, hosts) in zip(found.tiers, listed)]
 
 
+def _to_write(common: Common, name: str, run: _admission.GroupRun, stored: Stored, misplaced: bool) -> _contract.Contract | None:
+    """The contract a run writes for ``name``, its generation set (None: none); the section says why one is held back."""
+    moving = stored.moved_from and not run.section["reasons"]  # a contract from the former folder moves in
+    to_write = run.to_write if run.to_write is not None else (run.contract if moving else None)
+    if to_write is not None and run.section["pinned_now"] and common.defer_pin:
+        run.section["pin_deferred"] = True  # the observation step writes it, once, with what the hosts observe
+        return None
+    if to_write is not None and misplaced:
+        run.section["not_written"] = "a domain of the group cannot get its tier's CPU (the group's reasons say which)"
+        return None  # a refused group writes nothing, its tiers neither
+    return replace(to_write, level_generation=stored.generation + 1) if to_write is not None else None
+
+
+def _baseline_beside(common: Common, name: str, group: GroupFacts, run: _admission.GroupRun, path: str) -> dict[str, Any]:
+    """The baseline report beside a contract, from the run's baseline, with the contract against it."""
+    view = cluster_view(group, common.policy, common.registry, common.allow_partial, run.baseline, common.form)
+    view["group"] = name
+    if run.contract is not None:
+        view["contract"] = _contract.versus(run.contract, run.baseline.guest if run.baseline else None, path)
+    return view
+
+
+def _contract_fact(section: Mapping[str, Any], guest: Any, tiers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One contract in the cluster fact the deploy reads: its CPU, generation and digest, the guest CPU for the
+    platforms, and (``tiers``) host -> {domain: the tier's contract key}, the deploy's choice."""
+    fact = {"model": section["model"], "xml": section["xml"], "qemu_args": section.get("qemu_args"),
+            "pinned_at": section["pinned_at"], "admitted": section["admitted"], "cpu": section.get("cpu"),
+            "generation": section.get("generation"),
+            "digest": _contract.level_digest(section["cpu"]) if section.get("cpu") else None}
+    if guest is not None:
+        fact["guest"] = guest
+    if tiers is not None:
+        fact["tiers"] = tiers
+    return fact
+
+
 def _tier_list(tiers: Mapping[str, _tiers.Tiers] | None, group: str) -> list[_tiers.Tier]:
     found = (tiers or {}).get(group)
     return found.extra if found is not None else []
@@ -323,7 +342,7 @@ def _tiered(reader: Reader, groups: Mapping[str, list[str]], domains_var: str | 
     misplaced: dict[str, list[str]] = {}
     assigned: dict[str, dict[str, dict[str, str]]] = {}
     for name, hosts in groups.items():
-        domains = reader.domains(hosts, domains_var) if domains_var else {}
+        domains = domains_of(reader.domains(hosts, domains_var)) if domains_var else []
         found = tiers.get(name)
         if found is None:
             listed[name] = domains
@@ -344,19 +363,22 @@ def contract_verdict(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
     admitted = len({h for g in sections.values() for h in g.get("admitted") or []})  # a host of a tier counts once
     refused = sorted({r["host"] if isinstance(r, Mapping) else str(r) for g in sections.values()
                       for r in (g.get("admission") or {}).get("refused") or []})
-    pending = {f"{k}": d.get("status") for g in sections.values() for k, d in sorted((g.get("domains") or {}).items())
-               if d.get("status") not in SETTLED}
+    # only the pending domains sorted (a fleet's are mostly settled)
+    pending = {f"{k}": status for g in sections.values()
+               for k, status in sorted((k, d.get("status")) for k, d in (g.get("domains") or {}).items()
+                                       if d.get("status") not in SETTLED)}
     domains = sum(len(g.get("domains") or {}) for g in sections.values())
     return {"admission": {"admitted": admitted, "refused": refused},
             "compliance": {"domains": domains, "settled": domains - len(pending), "pending": pending},
             "compliant": not pending}
 
 
-def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Mapping[str, Any] | None,
+def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Sequence[Domain] | None,
                      registry: MapRegistry) -> dict[str, Any]:
     section = dict(earlier)
     if domains is not None and section.get("xml"):
-        section["domains"] = compliance(section["xml"], domains, _admission.host_maps(group, registry))
+        contract = CpuSpec.parse(section["xml"], "the contract's <cpu>")
+        section["domains"] = compliance(contract, domains, _admission.host_maps(group, registry))
         section["status_counts"] = status_counts(section["domains"])
     return section
 
@@ -431,7 +453,7 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
         chosen = tiers.tier(tier)
         group, hosts = chosen.key, list(chosen.hosts)
     path, stored = common.store.where(group), common.store.read(group)
-    domains = reader.domains(hosts, domains_var)
+    domains = domains_of(reader.domains(hosts, domains_var))
     if tiers is not None:
         domains = tiers.split(domains)[group]
     behind = _stamps.edited(group, stored, _stamps.found(group, domains), path)
@@ -455,7 +477,7 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
 def rebuild(common: Common, reader: Reader, group: str, hosts: list[str], domains_var: str | None) -> Outcome:
     """Rebuild a group's lost contract from the stamps its deployed domains carry; refused when the store has one."""
     where, stored = common.store.where(group), common.store.read(group)
-    stamps = _stamps.found(group, reader.domains(hosts, domains_var))
+    stamps = _stamps.found(group, domains_of(reader.domains(hosts, domains_var)))
     contract, generation, notes = _stamps.rebuilt(group, stamps, stored, where)
     contract = replace(contract, level_generation=generation)
     written = []
@@ -482,7 +504,7 @@ def upgrade(common: Common, reader: Reader, groups: Mapping[str, list[str]], new
         _path, current = _contract_of(common, name)
         members = [h for h in hosts if h not in new_stack]
         section = sections[name] = upgrade_group(name, reader.group(members), new, current, common.policy, common.registry,
-                                                 reader.domains(members, domains_var), common.form, stack_file)
+                                                 domains_of(reader.domains(members, domains_var)), common.form, stack_file)
         observe[name] = section.get("xml_both") or section.get("xml_now")
         if observations is not None and observe[name]:
             _observed_canaries(name, section, current, observations, new_stack, observe[name])

@@ -21,6 +21,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render import _qemu
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._platforms import PLATFORMS, render_platforms
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix, plan_expansion
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import domains_of
 from utils.arm_hosts import facts
 
 OPTS, REGISTRY = BaselineOptions(), MapRegistry()
@@ -30,7 +31,7 @@ PASSTHROUGH = "<cpu mode='host-passthrough' check='none'/>"
 
 def _run(names: list[str], contract: Contract | None = None, on_refusal: str = "fail") -> _admission.GroupRun:
     return _admission.group_contract("arm", group_facts({n: facts(n) for n in names}), contract, "c", OPTS, REGISTRY,
-                                     {names[0]: [{"name": "vm1", "cpu_xml": PASSTHROUGH, "active": False}]},
+                                     domains_of({names[0]: [{"name": "vm1", "cpu_xml": PASSTHROUGH, "active": False}]}),
                                      on_refusal=on_refusal)
 
 
@@ -107,7 +108,7 @@ def test_the_matrix_and_the_gate_allow_moves_only_between_hosts_of_one_identity(
         f"{N1[0]}/vm1 -> thunderx2: target is not identical to the source host (host-passthrough), it differs in "
         "MIDR part, ID registers (Features), firmware"]}
     contract = _pinned()
-    gate = migration_against(contract, baseline_of({n: facts(n) for n in N1}).stacks, domains, {})
+    gate = migration_against(contract, baseline_of({n: facts(n) for n in N1}).stacks, domains_of(domains), {})
     assert gate["domains"][f"{N1[0]}/vm1"]["status"] == "compliant"
 
 

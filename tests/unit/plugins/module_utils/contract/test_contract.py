@@ -17,6 +17,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import domains_of
 from utils import stacks
 from utils.recordings import facts_of
 
@@ -133,11 +134,11 @@ def test_compliance_statuses() -> None:
         {"name": "none", "active": False, "cpu_xml": None},
         {"name": "stale", "active": False, "cpu_xml": old},
     ]}
-    statuses = {k: v["status"] for k, v in _domains.compliance(xml, domains, {"hv": stacks.by_name("system").cpu_map}).items()}
+    statuses = {k: v["status"] for k, v in _domains.compliance(CpuSpec.parse(xml), domains_of(domains), {"hv": stacks.by_name("system").cpu_map}).items()}
     assert statuses == {"hv/ok": "compliant", "hv/ok-running": "compliant", "hv/restart": "restart-required",
                         "hv/above": "above-contract", "hv/pt": "follows-host", "hv/none": "no-cpu", "hv/stale": "not-deployed"}
     spec = render(contract.guest(baseline_of(hosts).stacks)).spec
-    changes = _domains.domain_changes(spec, domains)
+    changes = _domains.domain_changes(spec, domains_of(domains))
     assert changes["hv/stale"]["changes"] and not changes["hv/ok"]["changes"] and not changes["hv/pt"]["changes"]
     # One restart rule (issue 29): the contract page calls it restart-required (it runs its old CPU), and so does a
     # plan, although its definition already carries the target.
@@ -157,13 +158,13 @@ def test_compliance_says_what_each_guest_gains_and_loses_at_its_next_power_cycle
         {"name": "running-old", "active": True, "cpu_xml": xml, "live_cpu_xml": old},
         {"name": "ok", "active": False, "cpu_xml": xml},
     ]}
-    out = _domains.compliance(xml, domains, {"hv": cpu_map})
+    out = _domains.compliance(CpuSpec.parse(xml), domains_of(domains), {"hv": cpu_map})
     for key in ("hv/stale", "hv/running-old"):
         change = out[key]["next_power_cycle"]
         assert change == {"gains": sorted(want - nehalem), "loses": sorted(nehalem - want)}
         assert "avx2" in change["gains"] and not change["loses"], "Nehalem is below any Broadwell contract"
     assert "next_power_cycle" not in out["hv/ok"], "a compliant guest changes nothing"
-    assert "next_power_cycle" not in _domains.compliance(xml, domains, {"hv": None})["hv/stale"], "no map: no claim"
+    assert "next_power_cycle" not in _domains.compliance(CpuSpec.parse(xml), domains_of(domains), {"hv": None})["hv/stale"], "no map: no claim"
 
 
 @pytest.mark.parametrize("marks, why", [({"nova": True}, "OpenStack Nova"), ({"opted_out": True}, "opted out")])
@@ -171,7 +172,7 @@ def test_domains_managed_elsewhere_are_left_alone(marks: dict, why: str) -> None
     hosts = {"gold": GOLD, "bdw": BROADWELL}
     xml = _xml(_pin(hosts), hosts)
     domains = {"hv": [{"name": "d", "active": False, "cpu_xml": "<cpu mode='custom'><model>Nehalem</model></cpu>", **marks}]}
-    out = _domains.compliance(xml, domains, {"hv": stacks.by_name("system").cpu_map})["hv/d"]
+    out = _domains.compliance(CpuSpec.parse(xml), domains_of(domains), {"hv": stacks.by_name("system").cpu_map})["hv/d"]
     assert out["status"] == "left-alone" and why in out["why"]
     assert _domains.status_counts({"hv/d": out})["left-alone"] == 1
 

@@ -14,6 +14,7 @@ import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _contract, _stamps, _store
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import domains_of
 from utils.recordings import facts_of
 from utils.redis_server import RedisServer
 
@@ -129,17 +130,17 @@ def _stamped(contract: _contract.Contract, generation: int, host: str = "hv1", n
 
 def test_a_lost_store_with_stamped_domains_is_refused_and_named() -> None:
     contract = _pinned({"gold": GOLD})
-    stamps = _stamps.found("g", _stamped(contract, 3))
+    stamps = _stamps.found("g", domains_of(_stamped(contract, 3)))
     why = _stamps.refusal("g", _store.Stored(None, 0), stamps, "/store/g.json", pin=False)
     assert "no contract in the store (/store/g.json), but 1 of its domains (on hv1) carry the stamp" in why
     assert "cpucompat.cluster.rebuild_contract -e cpucompat_group=g" in why and "cpucompat_contract_pin=true" in why
     assert _stamps.refusal("g", _store.Stored(None, 0), stamps, "x", pin=True) is None
-    assert _stamps.refusal("g", _store.Stored(None, 0), _stamps.found("other", _stamped(contract, 3)), "x", False) is None
+    assert _stamps.refusal("g", _store.Stored(None, 0), _stamps.found("other", domains_of(_stamped(contract, 3))), "x", False) is None
 
 
 def test_an_older_store_than_the_stamps_is_refused() -> None:
     old, new = _pinned({"gold": GOLD, "bdw": BROADWELL}), _pinned({"gold": GOLD})
-    stamps = _stamps.found("g", _stamped(new, 5))
+    stamps = _stamps.found("g", domains_of(_stamped(new, 5)))
     why = _stamps.refusal("g", _store.Stored(old, 4), stamps, "s", pin=False)
     assert "holds generation 4" in why and "carry generation 5" in why
     assert _stamps.refusal("g", _store.Stored(new, 5), stamps, "s", pin=False) is None
@@ -148,14 +149,14 @@ def test_an_older_store_than_the_stamps_is_refused() -> None:
 def test_rebuild_takes_the_newest_stamps_and_checks_their_digest() -> None:
     old, new = _pinned({"gold": GOLD, "bdw": BROADWELL}), _pinned({"gold": GOLD})
     domains = {**_stamped(old, 2, "hv1"), **_stamped(new, 3, "hv2")}
-    contract, generation, notes = _stamps.rebuilt("g", _stamps.found("g", domains), _store.Stored(None, 0), "s")
+    contract, generation, notes = _stamps.rebuilt("g", _stamps.found("g", domains_of(domains)), _store.Stored(None, 0), "s")
     assert generation == 3 and contract.digest == new.digest and contract.cpu.features == new.cpu.features
     assert contract.history[-1]["action"] == "rebuild" and "older generations (2)" in notes[1]
     forged = _stamped(new, 4, "hv3")
     forged["hv3"][0]["stamp"]["level"] = old.cpu.level()
     with pytest.raises(_contract.ContractError, match="does not match its digest"):
-        _stamps.rebuilt("g", _stamps.found("g", forged), _store.Stored(None, 0), "s")
+        _stamps.rebuilt("g", _stamps.found("g", domains_of(forged)), _store.Stored(None, 0), "s")
     with pytest.raises(_contract.ContractError, match="as new as the domains' stamps"):
-        _stamps.rebuilt("g", _stamps.found("g", domains), _store.Stored(new, 3), "s")
+        _stamps.rebuilt("g", _stamps.found("g", domains_of(domains)), _store.Stored(new, 3), "s")
     with pytest.raises(_contract.ContractError, match="nothing to rebuild from"):
         _stamps.rebuilt("g", [], _store.Stored(None, 0), "s")

@@ -14,11 +14,12 @@ import pytest
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _change, _observed, _stamps, _tiers
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._file_store import FileStore
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
-from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _domain
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _stamp
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import Domain, domains_of
 from utils.recordings import facts_of
 
 FACTS = {"gold": facts_of("x86_64-xeon-gold-6130"), "platinum": facts_of("x86_64-xeon-platinum-9242"),
@@ -87,11 +88,11 @@ def test_malformed_tiers_are_refused_by_name(value, chosen, message) -> None:
 
 def test_a_domain_chooses_its_tier_by_the_operators_variable_else_its_metadata() -> None:
     tiers = _tiers_of(chosen={"gold/d1": "avx512", "d2": "base"})
-    assert tiers.tier_of("gold", {"name": "d1"}) == "avx512"
-    assert tiers.tier_of("gold", {"name": "d2", "tier": "avx512"}) == "base", "the operator's variable comes first"
-    assert tiers.tier_of("gold", {"name": "d3", "stamp": {"group": "g", "tier": "avx512"}}) == "avx512"
-    assert tiers.tier_of("gold", {"name": "d4", "tier": "avx512"}) == "avx512", "the operator's own <cpucompat:cpu tier=...>"
-    assert tiers.tier_of("gold", {"name": "d5"}) == "base"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d1"})) == "avx512"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d2", "tier": "avx512"})) == "base", "the operator's variable comes first"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d3", "stamp": {"group": "g", "tier": "avx512"}})) == "avx512"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d4", "tier": "avx512"})) == "avx512", "the operator's own <cpucompat:cpu tier=...>"
+    assert tiers.tier_of(Domain.of("gold", {"name": "d5"})) == "base"
 
 
 def test_two_levels_are_pinned_in_one_group_and_frozen(tmp_path) -> None:
@@ -181,19 +182,19 @@ def test_raise_and_lower_per_tier(tmp_path) -> None:
 def test_tier_stamps_belong_to_the_tier_and_to_the_group() -> None:
     stamp = {"group": "g", "tier": "avx512", "generation": 1, "digest": "sha256:" + "0" * 64, "pinned_at": None,
              "level": {"model": "Skylake-Server"}}
-    text = _domain.stamp_xml(stamp)
+    text = _stamp.stamp_xml(stamp)
     assert " tier='avx512'" in text or ' tier="avx512"' in text
     xml = f"<domain><name>d</name><metadata>{text}</metadata></domain>"
-    read = _domain.manager(xml)
+    read = _stamp.manager(xml)
     assert read["stamp"]["tier"] == "avx512" and read["tier"] == "avx512"
-    assert _domain.manager("<domain><metadata><cpucompat:cpu xmlns:cpucompat='https://github.com/cpucompat/cluster/xmlns/1' "
-                           "tier='avx512'/></metadata></domain>")["tier"] == "avx512", "the operator's choice, no stamp yet"
-    domains = {"gold": [{"name": "d", "stamp": read["stamp"]}]}
+    assert _stamp.manager("<domain><metadata><cpucompat:cpu xmlns:cpucompat='https://github.com/cpucompat/cluster/xmlns/1' "
+                          "tier='avx512'/></metadata></domain>")["tier"] == "avx512", "the operator's choice, no stamp yet"
+    domains = domains_of({"gold": [{"name": "d", "stamp": read["stamp"]}]})
     assert [s.domain for s in _stamps.found("g@avx512", domains)] == ["d"] and _stamps.found("g", domains) == []
     assert _stamps.held_elsewhere("g", domains) == [] and _stamps.held_elsewhere("g@avx512", domains) == []
     assert _stamps.held_elsewhere("other", domains), "another group's tier holds the host like its base"
     with pytest.raises(ValueError):
-        _domain.stamp_xml({**stamp, "tier": "bad tier"})
+        _stamp.stamp_xml({**stamp, "tier": "bad tier"})
 
 
 def test_the_migration_matrix_keeps_a_tier_domain_within_its_tier(tmp_path) -> None:
@@ -225,7 +226,7 @@ def test_a_tiers_contract_is_rebuilt_from_its_domains_stamps(tmp_path) -> None:
     high = pinned.extra["contracts"]["g@avx512"]
     stamp = {"group": "g", "tier": "avx512", "generation": high["generation"], "digest": high["digest"], "pinned_at": high["pinned_at"],
              "level": high["cpu"]}
-    read = _domain.manager(f"<domain><name>d-gold</name><metadata>{_domain.stamp_xml(stamp)}</metadata></domain>")["stamp"]
+    read = _stamp.manager(f"<domain><name>d-gold</name><metadata>{_stamp.stamp_xml(stamp)}</metadata></domain>")["stamp"]
     reader = Reader(domains={"gold": [{"name": "d-gold", "persistent": True, "cpu_xml": high["xml"], "stamp": read}]})
     (tmp_path / "store" / "g@avx512.json").unlink()  # the tier's contract lost
     lost, _store = _run(tmp_path, _tiers_of(chosen={"d-gold": "avx512"}), reader)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import LibvirtError
-from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _domain
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _stamp
 
 LEVEL = {"arch": "x86_64", "vendor": "GenuineIntel", "model": "Skylake-Server", "features": ["avx2", "pku"], "machine": "pc-q35",
          "phys_bits": None}
@@ -23,12 +23,12 @@ def _domain_xml(metadata: str = "") -> str:
 
 
 @pytest.mark.parametrize("metadata", ["", f"  <metadata>\n    {APP}\n  </metadata>\n", "  <metadata/>\n",
-                                      f"  <metadata>\n    {APP}\n    {_domain.stamp_xml({**STAMP, 'generation': 1})}\n  </metadata>\n"],
+                                      f"  <metadata>\n    {APP}\n    {_stamp.stamp_xml({**STAMP, 'generation': 1})}\n  </metadata>\n"],
                          ids=["none", "another-application", "empty", "an-older-stamp"])
 def test_the_stamp_is_written_read_back_and_nothing_else_changes(metadata: str) -> None:
     before = _domain_xml(metadata)
-    after = _domain.replace_stamp(before, STAMP, "web1")
-    found = _domain.manager(after)
+    after = _stamp.replace_stamp(before, STAMP, "web1")
+    found = _stamp.manager(after)
     assert found["stamp"] == STAMP and found["stamp_error"] is None and not found["opted_out"]
     if APP in before:
         assert APP in after, "another application's metadata stays byte for byte"
@@ -39,20 +39,20 @@ def test_the_stamp_is_written_read_back_and_nothing_else_changes(metadata: str) 
     else:
         added = after[after.index("\n  <metadata>"):after.index("</metadata>") + len("</metadata>")]
         assert after.replace(added, "") == before, "only a <metadata> was added"
-    assert _domain.replace_stamp(after, STAMP, "web1") == after, "the same stamp again: the same bytes"
+    assert _stamp.replace_stamp(after, STAMP, "web1") == after, "the same stamp again: the same bytes"
 
 
 def test_an_opt_out_mark_is_not_a_stamp_and_a_forged_stamp_does_not_read() -> None:
-    opted = _domain_xml(f"  <metadata><cpucompat:cpu xmlns:cpucompat='{_domain.CPUCOMPAT_NS}' manage='no'/></metadata>\n")
-    assert _domain.manager(opted)["opted_out"] is True and _domain.manager(opted)["stamp"] is None
-    forged = _domain_xml(f"  <metadata><cpucompat:cpu xmlns:cpucompat='{_domain.CPUCOMPAT_NS}' group='g' generation='x' "
+    opted = _domain_xml(f"  <metadata><cpucompat:cpu xmlns:cpucompat='{_stamp.CPUCOMPAT_NS}' manage='no'/></metadata>\n")
+    assert _stamp.manager(opted)["opted_out"] is True and _stamp.manager(opted)["stamp"] is None
+    forged = _domain_xml(f"  <metadata><cpucompat:cpu xmlns:cpucompat='{_stamp.CPUCOMPAT_NS}' group='g' generation='x' "
                          "digest='sha256:00'>{}</cpucompat:cpu></metadata>\n")
-    found = _domain.manager(forged)
+    found = _stamp.manager(forged)
     assert found["stamp"] is None and "does not read" in found["stamp_error"]
 
 
 def test_a_malformed_stamp_is_refused_before_anything_is_written() -> None:
     with pytest.raises(ValueError, match="malformed"):
-        _domain.stamp_xml({**STAMP, "group": "a group/with slash"})
+        _stamp.stamp_xml({**STAMP, "group": "a group/with slash"})
     with pytest.raises(LibvirtError, match="no <name>"):
-        _domain.replace_stamp("<domain/>", STAMP, "web1")
+        _stamp.replace_stamp("<domain/>", STAMP, "web1")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
-from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._domain import domain_cpu, replace_cpu
+from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._splice import domain_cpu, replace_cpu
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import CpuXmlError, LibvirtError
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import load_cpu_map
 

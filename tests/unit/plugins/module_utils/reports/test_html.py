@@ -21,6 +21,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._libvirt import render
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import migration_matrix, plan_expansion
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._schema import REPORT_SCHEMA
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import domains_of
 from utils.recordings import facts_of
 
 INTEL = ["x86_64-xeon-gold-6130", "x86_64-xeon-platinum-9242", "x86_64-xeon-e5-2650-v4", "x86_64-core-i7-8700"]
@@ -127,7 +128,7 @@ def test_every_kind_renders(baseline_report: dict) -> None:
     contract = {"schema": REPORT_SCHEMA, "kind": "contract", "groups": {"g": run.section}, "verdict": {"ok": True, "reasons": []}}
     plan = _change.plan_change("g", group_facts({"gold": gold, "bdw": bdw}), run.to_write, "/c/g.json",
                                _change.ChangeRequest("lower", allow_lower=True), BaselineOptions(), MapRegistry(),
-                               {"gold": [{"name": "vm", "cpu_xml": cpu, "active": True}]})
+                               domains_of({"gold": [{"name": "vm", "cpu_xml": cpu, "active": True}]}))
     plan_report = {"schema": REPORT_SCHEMA, "kind": "plan", **plan.section, "applied": False, "verdict": {"ok": True, "reasons": []}}
     for report, heading in ((migration, "Can each domain move to each target?"), (expansion, "Candidates and what each costs"),
                             (contract, "Group g"), (plan_report, "Domains")):

@@ -23,6 +23,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._plannin
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._header import header
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._files import write_reports
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _power_cycle as pc
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import domains_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _power_cycle
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._schema import REPORT_SCHEMA
 from utils.recordings import facts_of
@@ -45,9 +46,9 @@ def reports() -> dict[str, dict]:
     cpu = render(baseline_of({"gold": gold}).guest).xml
     domains = {"gold": [{"name": f"vm{i}", "cpu_xml": cpu, "live_cpu_xml": None} for i in range(3)]}
     run = _admission.group_contract("pool", group_facts({"gold": gold, "bdw": bdw}), None, "/c/pool.json", BaselineOptions(), cpu_map,
-                                    {"gold": [{"name": "vm0", "cpu_xml": cpu, "active": False}]})
+                                    domains_of({"gold": [{"name": "vm0", "cpu_xml": cpu, "active": False}]}))
     lower = _change.plan_change("pool", group_facts({"gold": gold, "bdw": bdw}), run.to_write, "/c/pool.json",
-                                _change.ChangeRequest("lower"), BaselineOptions(), cpu_map, domains)
+                                _change.ChangeRequest("lower"), BaselineOptions(), cpu_map, domains_of(domains))
     return {
         "baseline": {**cluster_view(group_facts(facts), BaselineOptions()), "group": "pool"},
         "plan": {"schema": REPORT_SCHEMA, "kind": "plan", **lower.section, "applied": False, "check_mode": True,

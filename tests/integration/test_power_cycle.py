@@ -28,9 +28,11 @@ import pytest
 import yaml
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _store
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import Domain
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domains import Specs, domain_status
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._cycle import CycleOptions, live_cpu, run_batch
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _power_cycle
+from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.modules import domain_power_cycle as module
 
 from .helpers import run_playbook
@@ -98,7 +100,7 @@ class Guests:
             dom = self.conn.lookupByName(name)
             entry = {"name": name, "active": bool(dom.isActive()), "cpu_xml": live_cpu_of(dom, inactive=True),
                      "live_cpu_xml": live_cpu(dom) if dom.isActive() else None}
-            domains[f"{HOST}/{name}"] = domain_status(NEW, entry, None, specs, name)
+            domains[f"{HOST}/{name}"] = domain_status(CpuSpec.parse(NEW, "the new <cpu>"), Domain.of(HOST, entry), None, specs)
         return {"model": "qemu64", "features": ["popcnt", "sse4.1", "sse4.2", "ssse3"], "domains": domains}
 
     def close(self) -> None:

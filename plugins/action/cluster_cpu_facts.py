@@ -6,7 +6,7 @@
 The verbs that only read: ``baseline``, ``expansion`` and ``migration``. The writing verbs have their own actions
 (``cpu_contract``, ``cpu_upgrade_check``); given here they still run, through those, with a deprecation warning, until
 0.4.0. What every aggregating action does is in ``plugin_utils/_aggregate.py``, each verb in
-``module_utils/reports/_verbs.py``.
+``module_utils/verbs/``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ansible.errors import AnsibleActionFail
 from ansible_collections.cpucompat.cluster.plugins.action.cpu_contract import ActionModule as ContractAction
 from ansible_collections.cpucompat.cluster.plugins.action.cpu_upgrade_check import ActionModule as UpgradeCheckAction
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._observed import FAILED
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
+from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _common, _reading
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import FAIL_ON
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
@@ -60,18 +60,18 @@ class ActionModule(AggregateAction, name="cluster_cpu_facts", kinds=("baseline",
 
     @classmethod
     def verb(cls, kind: str, args: Mapping[str, Any], reader: GroupReader, task_vars: Mapping[str, Any],
-             common: _verbs.Common) -> _verbs.Outcome:
+             common: _common.Common) -> _common.Outcome:
         names = _names(kind, args, task_vars)
         reader.check_known([*names, *args["candidates"], *(args["sources"] or [])])
         if kind == "baseline":
-            return _verbs.baseline(common, reader, names, args["group"])
+            return _reading.baseline(common, reader, names, args["group"])
         if kind == "expansion":
             inventory = task_vars.get("groups") or {}
             group = args["group"]
             # The tiers over the group's hosts and the candidates (a candidate may be named by a tier's hosts already).
             tiers = tiers_of(cls.NAME, reader, {group: [*inventory[group], *args["candidates"]]}, inventory,
                              task_vars) if group in inventory else {}
-            return _verbs.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], group,
+            return _reading.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], group,
                                     tiers.get(group))
         sources = args["sources"] if args["sources"] is not None else names
         observed = None
@@ -81,7 +81,7 @@ class ActionModule(AggregateAction, name="cluster_cpu_facts", kinds=("baseline",
         inventory = task_vars.get("groups") or {}
         group = args["group"]
         tiers = tiers_of(cls.NAME, reader, {group: list(inventory[group])}, inventory, task_vars) if group in inventory else {}
-        return _verbs.migration(common, reader, names, sources, args["domains_var"], args["verdicts_var"], args["requested"],
+        return _reading.migration(common, reader, names, sources, args["domains_var"], args["verdicts_var"], args["requested"],
                                 group, observed, tiers.get(group))
 
 
@@ -90,7 +90,7 @@ def _names(kind: str, args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> 
     if args["hosts"] is not None:
         names = list(args["hosts"])
     elif args["group"] and kind == "baseline":
-        names = _verbs.group_map(task_vars.get("groups") or {}, [args["group"]])[args["group"]]
+        names = _common.group_map(task_vars.get("groups") or {}, [args["group"]])[args["group"]]
     else:
         names = list(task_vars.get("ansible_play_hosts_all", []))
     if not names:

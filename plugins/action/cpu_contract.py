@@ -4,7 +4,7 @@
 """Action plugin behind cpucompat.cluster.cpu_contract (documentation in plugins/modules/cpu_contract.py).
 
 The verbs that write the contract store: ``contract``, ``plan`` and ``rebuild``; what every aggregating action does
-is in ``plugin_utils/_aggregate.py``, each verb in ``module_utils/reports/_verbs.py``.
+is in ``plugin_utils/_aggregate.py``, each verb in ``module_utils/verbs/``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change import ChangeRequest
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
+from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _common, _contracting
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import (AggregateAction, group_names, observations_of,
                                                                                    tier_observations_of)
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
@@ -56,10 +56,10 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
 
     @classmethod
     def verb(cls, kind: str, args: Mapping[str, Any], reader: GroupReader, task_vars: Mapping[str, Any],
-             common: _verbs.Common) -> _verbs.Outcome:
+             common: _common.Common) -> _common.Outcome:
         inventory = task_vars.get("groups") or {}
         if kind == "contract":
-            groups = _verbs.group_map(inventory, group_names(cls.NAME, kind, args))
+            groups = _common.group_map(inventory, group_names(cls.NAME, kind, args))
             carried = _carried(reader, args["carry_var"], task_vars)
             observations = None
             if args["observations_var"]:
@@ -73,23 +73,23 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
                 # Each tier's hosts by their observation of the tier's <cpu> (keyed by the tier's contract name).
                 by_tier = tier_observations_of(reader, {t.key: t.hosts for found in of_groups.values() for t in found.extra},
                                                args["tier_observations_var"])
-            return _verbs.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
+            return _contracting.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
                                    observations, of_groups, by_tier)
         if kind == "rebuild":
             if not args["group"]:
                 raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")
-            hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
+            hosts = _common.group_map(inventory, [args["group"]])[args["group"]]
             # A tier's contract is rebuilt from the stamps of the tier's domains on the group's hosts.
             key = f"{args['group']}@{args['tier']}" if args["tier"] and args["tier"] != "base" else args["group"]
-            return _verbs.rebuild(common, reader, key, hosts, args["domains_var"])
+            return _contracting.rebuild(common, reader, key, hosts, args["domains_var"])
         if not args["group"] or not args["change"]:
             raise AnsibleActionFail(f"{cls.NAME}: report=plan needs group and change (action: raise or lower)")
         change = args["change"]
         request = ChangeRequest(change["action"], tuple(change["without"]), change["allow_lower"],
                                 change["allow_security_loss"], change["reason"], change["level"] or None)
-        hosts = _verbs.group_map(inventory, [args["group"]])[args["group"]]
+        hosts = _common.group_map(inventory, [args["group"]])[args["group"]]
         tiers = tiers_of(cls.NAME, reader, {args["group"]: hosts}, inventory, task_vars).get(args["group"])
-        return _verbs.plan(common, reader, args["group"], hosts, request, args["domains_var"], tiers, args["tier"] or None)
+        return _contracting.plan(common, reader, args["group"], hosts, request, args["domains_var"], tiers, args["tier"] or None)
 
 
 def _carried(reader: GroupReader, var: str | None, task_vars: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -110,7 +110,7 @@ def _extra(paths: list[str]) -> list[Any]:
     for path in paths:
         try:
             with open(path, encoding="utf-8") as fh:
-                hosts += _verbs.extra_hosts(json.load(fh))
+                hosts += _common.extra_hosts(json.load(fh))
         except (OSError, ValueError) as exc:
             raise AnsibleActionFail(f"cpu_contract: extra stack file {path} cannot be read: {exc}") from exc
     return hosts

@@ -4,7 +4,7 @@
 """Action plugin behind cpucompat.cluster.cpu_power_cycle (documentation in plugins/modules/cpu_power_cycle.py).
 
 Plans a group's rolling power cycle from the contract step's domain statuses, and records each batch into the
-progress kept beside the contract (``module_utils/reports/_power_cycle.py``); the batches themselves run on the hosts
+progress kept beside the contract (``module_utils/verbs/_power_cycle.py``); the batches themselves run on the hosts
 (cpucompat.cluster.domain_power_cycle).
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _power_cycle, _verbs
+from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _common, _power_cycle
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
 
@@ -41,7 +41,7 @@ class ActionModule(AggregateAction, name="cpu_power_cycle", kinds=("power_cycle"
 
     @classmethod
     def verb(cls, kind: str, args: Mapping[str, Any], reader: GroupReader, task_vars: Mapping[str, Any],
-             common: _verbs.Common) -> _verbs.Outcome:
+             common: _common.Common) -> _common.Outcome:
         group = args["group"]
         if not group:
             raise AnsibleActionFail(f"{cls.NAME}: needs group")
@@ -54,7 +54,7 @@ class ActionModule(AggregateAction, name="cpu_power_cycle", kinds=("power_cycle"
             report, extra = _power_cycle.record(common.store, group, section, options, args["batch_index"], args["results"],
                                                 args["generation"], args["planned"], last=args["last"])
         files = [] if common.check_mode else [str(report["progress_file"])]
-        return _verbs.Outcome(report, files, extra)
+        return _common.Outcome(report, files, extra)
 
 
 def _section(reader: GroupReader, var: str, task_vars: Mapping[str, Any], group: str) -> Mapping[str, Any]:

@@ -4,7 +4,7 @@
 """Action plugin behind cpucompat.cluster.cpu_upgrade_check (documentation in plugins/modules/cpu_upgrade_check.py).
 
 The ``upgrade`` verb: each group against a new QEMU or libvirt; what every aggregating action does is in
-``plugin_utils/_aggregate.py``, the verb in ``module_utils/reports/_verbs.py``.
+``plugin_utils/_aggregate.py``, the verb in ``module_utils/verbs/``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
+from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _common, _upgrading
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction, beside_inventory, group_names, observations_of
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
 
@@ -32,13 +32,13 @@ class ActionModule(AggregateAction, name="cpu_upgrade_check", kinds=("upgrade",)
 
     @classmethod
     def verb(cls, kind: str, args: Mapping[str, Any], reader: GroupReader, task_vars: Mapping[str, Any],
-             common: _verbs.Common) -> _verbs.Outcome:
-        groups = _verbs.group_map(task_vars.get("groups") or {}, group_names(cls.NAME, kind, args))
+             common: _common.Common) -> _common.Outcome:
+        groups = _common.group_map(task_vars.get("groups") or {}, group_names(cls.NAME, kind, args))
         if not args["new_stack"]:
             raise AnsibleActionFail(f"{cls.NAME}: new_stack is needed (the hosts that stand for the new stack)")
         reader.check_known(args["new_stack"])
         observed = observations_of(reader, args["new_stack"], args["observations_var"]) if args["observations_var"] else None
-        return _verbs.upgrade(common, reader, groups, args["new_stack"], args["domains_var"], _stack_file(args, task_vars), observed)
+        return _upgrading.upgrade(common, reader, groups, args["new_stack"], args["domains_var"], _stack_file(args, task_vars), observed)
 
 
 def _stack_file(args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> str | None:

@@ -8,7 +8,7 @@ Three actions aggregate a group on the controller, one door per kind of verb: ``
 contract store) and ``cpu_upgrade_check`` (``upgrade``). Each declares only the options its verbs read and one
 :meth:`AggregateAction.verb`; :class:`AggregateAction` reads the hosts' facts and registered results where Ansible
 keeps them (untemplated), opens the contract store, writes the reports and gives the small cluster fact. Each verb is
-one function of ``module_utils/reports/_verbs.py``.
+one function of ``module_utils/verbs/``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._exact impor
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._cluster import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt import cached_cpu_map
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
+from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _common
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._files import mark_stale, write_reports
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown
@@ -102,7 +102,7 @@ def contract_store(args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> Con
     return store_of(options, former_contract_dirs(task_vars))
 
 
-def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode: bool) -> _verbs.Common:
+def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode: bool) -> _common.Common:
     """What every verb is given; an option the action does not have takes the verbs' default."""
     policy = args["policy"]
     options = BaselineOptions(migratable_only=policy["migratable_only"], allow_deprecated=policy["allow_deprecated"],
@@ -110,7 +110,7 @@ def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode:
                               exclude_features=tuple(policy["exclude_features"]), vendor_neutral=policy["vendor_neutral"])
     # The controller's map serves only hosts whose facts say nothing about libvirt, and only when asked for.
     path = args["cpu_map"]
-    return _verbs.Common(options, MapRegistry((lambda: cached_cpu_map(path)) if path else None), args["form"],
+    return _common.Common(options, MapRegistry((lambda: cached_cpu_map(path)) if path else None), args["form"],
                          args.get("allow_partial", False), contract_store(args, task_vars), check_mode, args.get("pin", False),
                          args.get("on_refusal", "fail"), args.get("level") or None, tuple(args.get("platforms", ())),
                          args.get("defer_pin", False), tuple(args.get("adopt", ())))
@@ -149,7 +149,7 @@ class AggregateAction(ActionBase):
 
     @classmethod
     def verb(cls, kind: str, args: Mapping[str, Any], reader: GroupReader, task_vars: Mapping[str, Any],
-             common: _verbs.Common) -> _verbs.Outcome:
+             common: _common.Common) -> _common.Outcome:
         """One verb, its hosts and options taken from the task."""
         raise NotImplementedError
 

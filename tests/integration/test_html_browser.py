@@ -24,7 +24,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._header 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._files import write_reports
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _power_cycle as pc
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import domains_of
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _power_cycle
+from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _power_cycle
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._schema import REPORT_SCHEMA
 from utils.recordings import facts_of
 

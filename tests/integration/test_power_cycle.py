@@ -31,7 +31,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import Domain
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domains import Specs, domain_status
 from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy._cycle import CycleOptions, live_cpu, run_batch
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _power_cycle
+from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _power_cycle
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
 from ansible_collections.cpucompat.cluster.plugins.modules import domain_power_cycle as module
 

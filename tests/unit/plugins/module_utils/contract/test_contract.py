@@ -287,7 +287,7 @@ def test_a_refusal_says_what_to_check_and_what_to_run() -> None:
 
 
 def test_the_contract_report_shows_each_configured_platform() -> None:
-    from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs  # pylint: disable=import-outside-toplevel
+    from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _common, _contracting  # pylint: disable=import-outside-toplevel
     from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown  # pylint: disable=import-outside-toplevel
     from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html  # pylint: disable=import-outside-toplevel
 
@@ -301,8 +301,8 @@ def test_the_contract_report_shows_each_configured_platform() -> None:
         def verdicts(self, names, var):
             return {}
 
-    common = _verbs.Common(OPTS, REGISTRY, check_mode=True, platforms=("qemu", "nova"))
-    outcome = _verbs.contract(common, Reader(), {"g": ["gold", "platinum"]}, None)
+    common = _common.Common(OPTS, REGISTRY, check_mode=True, platforms=("qemu", "nova"))
+    outcome = _contracting.contract(common, Reader(), {"g": ["gold", "platinum"]}, None)
     section = outcome.report["groups"]["g"]
     assert section["platforms"]["qemu"]["ok"] and section["platforms"]["nova"]["ok"]
     assert outcome.extra["contracts"]["g"]["guest"]["features"] == section["cpu"]["features"]

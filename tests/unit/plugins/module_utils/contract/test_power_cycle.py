@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _power_cycle as pc
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _progress_store, _store
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _power_cycle
+from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _power_cycle
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown
 from utils.redis_server import RedisServer

@@ -18,7 +18,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.deploy import _s
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.render._cpuspec import CpuSpec
-from ansible_collections.cpucompat.cluster.plugins.module_utils.reports import _verbs
+from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _common, _contracting, _reading
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._domain import Domain, domains_of
 from utils.recordings import facts_of
 
@@ -57,7 +57,7 @@ def _tiers_of(value=None, chosen=None, members=None) -> _tiers.Tiers:
 
 def _run(tmp_path, tiers, reader=None, **common):
     store = FileStore(str(tmp_path / "store"))
-    return _verbs.contract(_verbs.Common(OPTS, REGISTRY, store=store, **common), reader or Reader(), {"g": MEMBERS}, "found",
+    return _contracting.contract(_common.Common(OPTS, REGISTRY, store=store, **common), reader or Reader(), {"g": MEMBERS}, "found",
                            tiers={"g": tiers} if tiers else None), store
 
 
@@ -206,8 +206,8 @@ def test_the_migration_matrix_keeps_a_tier_domain_within_its_tier(tmp_path) -> N
                                       {"name": "d-base", "persistent": True, "cpu_xml": base_xml}]})
     moves = [{"domain": "gold/d-gold", "target": "platinum"}, {"domain": "gold/d-gold", "target": "bdw"},
              {"domain": "gold/d-base", "target": "bdw"}]
-    common = _verbs.Common(OPTS, REGISTRY, store=FileStore(str(tmp_path / "store")))
-    report = _verbs.migration(common, reader, MEMBERS, ["gold"], "found", None, moves, "g", tiers=tiers).report
+    common = _common.Common(OPTS, REGISTRY, store=FileStore(str(tmp_path / "store")))
+    report = _reading.migration(common, reader, MEMBERS, ["gold"], "found", None, moves, "g", tiers=tiers).report
     cell = report["matrix"]["gold/d-gold"]["bdw"]
     assert cell["ok"] is False and cell["tier"] == "avx512" and "avx512f" in cell["cpu_blocking"]
     assert report["matrix"]["gold/d-gold"]["platinum"]["ok"] is True and report["matrix"]["gold/d-base"]["bdw"]["ok"] is True
@@ -216,7 +216,7 @@ def test_the_migration_matrix_keeps_a_tier_domain_within_its_tier(tmp_path) -> N
         "within its tier"]
     # A domain the tier's hosts could all run, to a base host that could run it too: still refused, by the tier alone.
     lowered = Reader(domains={"gold": [{"name": "d-gold", "persistent": True, "cpu_xml": base_xml}]})
-    report = _verbs.migration(common, lowered, MEMBERS, ["gold"], "found", None, moves[1:2], "g", tiers=tiers).report
+    report = _reading.migration(common, lowered, MEMBERS, ["gold"], "found", None, moves[1:2], "g", tiers=tiers).report
     cell = report["matrix"]["gold/d-gold"]["bdw"]
     assert cell["ok"] is False and cell["cpu_ok"] is True and not report["verdict"]["ok"]
 
@@ -233,25 +233,25 @@ def test_a_tiers_contract_is_rebuilt_from_its_domains_stamps(tmp_path) -> None:
     reasons = " ".join(lost.report["groups"]["g@avx512"]["reasons"])
     assert "group g@avx512 has no contract in the store" in reasons
     assert "cpucompat.cluster.rebuild_contract -e cpucompat_group=g -e cpucompat_contract_tier=avx512" in reasons
-    common = _verbs.Common(OPTS, REGISTRY, store=store)
-    rebuilt = _verbs.rebuild(common, reader, "g@avx512", MEMBERS, "found")
+    common = _common.Common(OPTS, REGISTRY, store=store)
+    rebuilt = _contracting.rebuild(common, reader, "g@avx512", MEMBERS, "found")
     assert rebuilt.report["features"] == high["cpu"]["features"] and store.read("g@avx512").contract.cpu.level() == high["cpu"]
 
 
 def test_the_expansion_plan_checks_a_candidate_joining_a_tier_against_the_tiers_contract(tmp_path) -> None:
     two = ["gold", "platinum"]
     store = FileStore(str(tmp_path / "store"))
-    common = _verbs.Common(OPTS, REGISTRY, store=store)
+    common = _common.Common(OPTS, REGISTRY, store=store)
     tiers = _tiers.parse_tiers("g", {"avx512": {"level": "Skylake-Server", "hosts": "gold"}}, two, {})
-    pinned = _verbs.contract(common, Reader(), {"g": two}, None, tiers={"g": tiers})
+    pinned = _contracting.contract(common, Reader(), {"g": two}, None, tiers={"g": tiers})
     assert pinned.report["verdict"]["ok"] and store.read("g@avx512").contract is not None
     joining = _tiers.parse_tiers("g", {"avx512": {"level": "Skylake-Server", "hosts": "gold,bdw"}}, [*two, "bdw"], {})
-    report = _verbs.expansion(common, Reader(), two, ["bdw"], None, "incompatible", "g", joining).report
+    report = _reading.expansion(common, Reader(), two, ["bdw"], None, "incompatible", "g", joining).report
     tier = report["tiers"]["avx512"]["candidates"]["bdw"]
     assert tier["would_be_refused"] and "avx512f" in tier["missing_features"]
     assert "the contract of tier avx512 (g@avx512) would refuse bdw" in report["verdict"]["reasons"]
     outside = _tiers.parse_tiers("g", {"avx512": {"level": "Skylake-Server", "hosts": "gold"}}, [*two, "bdw"], {})
-    report = _verbs.expansion(common, Reader(), two, ["bdw"], None, "incompatible", "g", outside).report
+    report = _reading.expansion(common, Reader(), two, ["bdw"], None, "incompatible", "g", outside).report
     assert report["tiers"] == {} and not any("tier" in r for r in report["verdict"]["reasons"]), "bdw joins the base only"
 
 
@@ -267,7 +267,7 @@ def test_each_tier_is_admitted_by_its_hosts_observation_of_its_own_cpu(tmp_path)
     keeps it; quarantined, the tier is pinned with the words its other hosts observe, recorded in the tier's contract."""
     store = FileStore(str(tmp_path / "store"))
     tiers = {"g": _tiers_of()}
-    first = _verbs.contract(_verbs.Common(OPTS, REGISTRY, store=store, defer_pin=True), Reader(), {"g": MEMBERS}, "found", tiers=tiers)
+    first = _contracting.contract(_common.Common(OPTS, REGISTRY, store=store, defer_pin=True), Reader(), {"g": MEMBERS}, "found", tiers=tiers)
     sections = first.report["groups"]
     assert sections["g@avx512"]["pin_deferred"] and store.read("g@avx512").contract is None, "the tier waits for its observation"
     base_xml, high_xml = sections["g"]["xml"], sections["g@avx512"]["xml"]
@@ -276,7 +276,7 @@ def test_each_tier_is_admitted_by_its_hosts_observation_of_its_own_cpu(tmp_path)
     by_tier = {"g@avx512": {"gold": _seen(high_xml, high_words), "platinum": _seen(high_xml, {**high_words, "0x7.0x0.EBX": 0})}}
 
     def second(**common):
-        return _verbs.contract(_verbs.Common(OPTS, REGISTRY, store=store, defer_pin=True, **common), Reader(), {"g": MEMBERS}, "found",
+        return _contracting.contract(_common.Common(OPTS, REGISTRY, store=store, defer_pin=True, **common), Reader(), {"g": MEMBERS}, "found",
                                carried=copy.deepcopy(sections), observations=observed, tiers=tiers, tier_observations=by_tier)
 
     refused = second()

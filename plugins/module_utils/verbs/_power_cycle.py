@@ -16,7 +16,7 @@ from ..contract import _progress_store
 from ..contract._contract import now_iso
 from ..contract._stored import writer
 from ..cpu._cpuid import bit_names, diff_words
-from ._schema import REPORT_SCHEMA
+from ..reports._schema import REPORT_SCHEMA
 
 
 def _observed_change(result: Mapping[str, Any]) -> dict[str, list[str]] | None:

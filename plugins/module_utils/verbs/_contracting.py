@@ -1,201 +1,31 @@
 # Copyright (c) 2026 cpucompat.cluster contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The aggregation's verbs: one function per report kind, over a group read through a :class:`Reader`. Private.
-
-The aggregating actions (``cluster_cpu_facts``, ``cpu_contract``, ``cpu_upgrade_check``) read hosts' variables where
-Ansible keeps them and hand them in through the :class:`Reader` protocol; everything else (which baseline, which
-contract, which report) happens here, in one place per verb, and returns an :class:`Outcome`: the report, the contract
-files written, and what the action returns beside.
-"""
+"""The verbs that write the contract store: ``contract`` (pin or admit every group, each tier its own contract, the
+domains' compliance), ``plan`` (raise or lower) and ``rebuild`` (from the domains' stamps). Private."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 from .._errors import InputError
-from ..contract import _admission, _change, _contract, _observed, _planning_checks, _stamps
-from ..contract import _tiers
-from ..contract._store import ContractStore
-from ..contract._file_store import FileStore
+from ..contract import _admission, _change, _contract, _observed, _stamps, _tiers
+from ..contract._domain import Domain, domains_of
+from ..contract._domains import SETTLED, compliance, status_counts
 from ..contract._stored import Stored
 from ..cpu._guest import GuestCpu, level_of
 from ..cpu._libvirt_map import MapRegistry
-from ..contract._domain import Domain, domains_of
-from ..contract._domains import SETTLED, compliance, status_counts
-from ..engine._cluster import BaselineOptions
-from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
-from ..render._platform_tiers import TIERED, render_tier_platforms
 from ..render._cpuspec import CpuSpec
+from ..render._platform_tiers import TIERED, render_tier_platforms
 from ..render._platforms import render_platforms
-from ._cluster import cluster_view, expansion_report, migration_report
-from ._planning import within_tiers
-from ._schema import REPORT_SCHEMA
-from ._upgrade import upgrade_group, upgrade_report
-
-VERBS = ("baseline", "expansion", "migration", "contract", "plan", "upgrade", "rebuild")
-
-
-class Reader(Protocol):
-    """How a verb reads the hosts (the action reads them where Ansible keeps them, untemplated)."""
-
-    def group(self, names: list[str]) -> GroupFacts: ...
-
-    def domains(self, names: list[str], var: str | None) -> dict[str, list[Mapping[str, Any]]]: ...
-
-    def verdicts(self, names: list[str], var: str | None) -> dict[str, Mapping[str, str]]: ...
-
-
-@dataclass(frozen=True)
-class Common:
-    """What every verb is given: the one policy, which CPU map serves which host, the form of the XML, the store."""
-
-    policy: BaselineOptions
-    registry: MapRegistry
-    form: str = "minimal"
-    allow_partial: bool = False
-    store: ContractStore = field(default_factory=FileStore)
-    check_mode: bool = False
-    pin: bool = False  # pin a group's contract even though its domains carry the stamps of one the store lacks
-    on_refusal: str = "fail"  # a host that cannot run its group's contract: fail the group, or exclude (quarantine) it
-    level: str | None = None  # the level a first pin takes (engine/_level); None: the group's best of today
-    platforms: tuple[str, ...] = ()  # the platforms whose rendering of the contract the contract report shows
-    defer_pin: bool = False  # a first pin is written by the observation step that follows, with the observed words
-    adopt: tuple[str, ...] = ()  # hosts moved on purpose from another group's contract (their domains' stamps say which)
-
-
-@dataclass
-class Outcome:
-    """A verb's result: the report, the contract files it wrote (or would write, in check mode), and more."""
-
-    report: dict[str, Any]
-    contract_files: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    side_reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # file stem -> report (the baseline beside)
-    members: list[str] | None = None  # the one group whose baseline every host keeps as the small cluster fact
-
-
-def _contract_of(common: Common, group: str | None) -> tuple[str | None, _contract.Contract | None]:
-    if not group:
-        return None, None
-    return common.store.where(group), common.store.read(group).contract
-
-
-def _write(common: Common, group: str, contract: _contract.Contract, stored: Stored) -> bool:
-    """Write a group's contract unless in check mode (then only predicted); compare-and-swap on the generation read."""
-    if common.check_mode:
-        return True
-    return common.store.write(group, contract, stored.generation) != stored.generation
-
-
-# ------------------------------------------------------------------------------------------------ the verbs
-def baseline(common: Common, reader: Reader, names: list[str], group: str | None = None) -> Outcome:
-    """The baseline report; with the group's contract pinned, how today's baseline compares with it."""
-    view = cluster_view(reader.group(names), common.policy, common.registry, common.allow_partial, form=common.form)
-    view["group"] = group
-    path, pinned = _contract_of(common, group)
-    if pinned is not None:
-        view["contract"] = _contract.versus(pinned, _today(view), str(path))
-    return Outcome(view, members=names)
-
-
-def _today(view: Mapping[str, Any]) -> Any:
-    """The guest CPU of a baseline report (None when none was computed)."""
-    guest = (view.get("baseline") or {}).get("guest")
-    return level_of(guest, "today's guest CPU") if guest else None
-
-
-def expansion(common: Common, reader: Reader, names: list[str], candidates: list[str], domains_var: str | None,
-              fail_on: str, group: str | None, tiers: _tiers.Tiers | None = None) -> Outcome:
-    """The expansion plan; with the group's contract, which candidates it would refuse; ``tiers`` (the group's, its hosts
-    and the candidates): a candidate that joins a tier is checked against the tier's contract too."""
-    overlap = sorted(set(names) & set(candidates))
-    if overlap:
-        raise InputError(f"hosts both in the cluster and among the candidates: {', '.join(overlap)}")
-    cluster, new = reader.group(names), reader.group(candidates)
-    report = expansion_report(cluster, new, reader.domains(names, domains_var), common.policy, common.registry, fail_on)
-    report["facts_as_of"] = max((n for n in (cluster.facts_as_of, new.facts_as_of) if n), default=None)
-    _path, contract = _contract_of(common, group)
-    if contract is not None and not report["hosts_without_facts"]:
-        joining = new.hosts()
-        report["contract"] = _planning_checks.expansion_against(contract, joining, [*cluster.hosts(), *joining], common.policy,
-                                                                common.registry)
-        refused = [n for n, c in report["contract"]["candidates"].items() if c["would_be_refused"]]
-        if refused and fail_on != "never":
-            report["verdict"]["ok"] = False
-            report["verdict"]["reasons"].append(f"the group's contract would refuse {', '.join(refused)}")
-    if tiers is not None and not report["hosts_without_facts"]:
-        _tier_expansion(common, report, tiers, cluster.hosts(), new.hosts(), fail_on)
-    return Outcome(report)
-
-
-def _tier_expansion(common: Common, report: dict[str, Any], tiers: _tiers.Tiers, current: Sequence[HostCpu],
-                    joining: Sequence[HostCpu], fail_on: str) -> None:
-    """Each tier beyond the base that candidates join: what its contract says of them (``report["tiers"]``)."""
-    report["tiers"] = {}
-    for tier in tiers.extra:
-        entering = [h for h in joining if h.name in tier.hosts]
-        pinned = common.store.read(tier.key).contract
-        if not entering or pinned is None:
-            continue
-        staying = [h for h in current if h.name in tier.hosts]
-        view = _planning_checks.expansion_against(pinned, entering, [*staying, *entering], common.policy, common.registry)
-        report["tiers"][tier.name] = view
-        refused = [n for n, c in view["candidates"].items() if c["would_be_refused"]]
-        if refused and fail_on != "never":
-            report["verdict"]["ok"] = False
-            report["verdict"]["reasons"].append(f"the contract of tier {tier.name} ({tier.key}) would refuse {', '.join(refused)}")
-
-
-def migration(common: Common, reader: Reader, names: list[str], sources: list[str], domains_var: str | None,
-              verdicts_var: str | None, requested: list[Mapping[str, str]], group: str | None,
-              observed: tuple[Mapping[str, Any], Mapping[Any, Any]] | None = None, tiers: _tiers.Tiers | None = None) -> Outcome:
-    """The migration matrix; ``tiers`` (the group's): a domain in a tier beyond the base moves only to its tier's hosts."""
-    listing = reader.domains(sources, domains_var)
-    domains = domains_of(listing)
-    targets, origin = reader.group(names), reader.group(sources)
-    report = migration_report(targets, listing, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
-    if tiers is not None:
-        allowed = {dom.key: (tiers.group, found[0], found[1]) for dom in domains
-                   if (found := tiers.allowed_targets(dom)) is not None}
-        report = within_tiers(report, allowed)
-    report["facts_as_of"] = max((n for n in (targets.facts_as_of, origin.facts_as_of) if n), default=None)
-    report["group"] = group
-    path, contract = _contract_of(common, group)
-    if contract is not None:
-        stacks = _stacks(common, origin)
-        report["contract"] = _planning_checks.migration_against(contract, stacks, domains, _admission.host_maps(origin, common.registry))
-        report["contract"].update(contract_file=path, pinned_at=contract.pinned_at)
-    if observed is not None:
-        _observed_moves(report, *observed)
-    return Outcome(report)
-
-
-def _observed_moves(report: dict[str, Any], at_source: Mapping[str, Any], at_target: Mapping[Any, Any]) -> None:
-    """Each requested move: the domain's CPU as its source observes it against the same CPU as the target observes it.
-    A difference in any word blocks the move, named. ``at_source``: "host/domain" -> observation fact or why none;
-    ``at_target``: ("host/domain", target) -> the same."""
-    moves = report["observed"] = {}
-    keys = {str(pair.get("domain")) for pair in report.get("requested") or [] if "/" in str(pair.get("domain"))}
-    for (domain, host), there in sorted(at_target.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
-        if domain not in keys:  # the plan observes only requested moves (a group target: each of its hosts)
-            continue
-        here = at_source.get(domain, "not observed on its source")
-        entry = moves[f"{domain} -> {host}"] = _observed.compare_move(domain, here, host, there)
-        if not entry["ok"]:
-            report["verdict"]["ok"] = False
-            report["verdict"]["reasons"].append(entry["why"])
-
-
-def _stacks(common: Common, group: GroupFacts) -> Any:
-    """The group's stacks (the baseline computes them; hosts without usable facts are left out here)."""
-    hosts = group.hosts()
-    return compute_baseline(hosts, common.policy, common.registry).stacks if hosts else None
+from ..reports._cluster import cluster_view
+from ..reports._schema import REPORT_SCHEMA
+from ._common import Common, Outcome, Reader, write_contract
 
 
 def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], domains_var: str | None,
@@ -240,7 +70,7 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                                             common.on_refusal, levels.get(name, common.level))
             run.section["reasons"] += misplaced.get(name, [])
             to_write = _to_write(common, name, run, stored, bool(misplaced.get(_tiers.base_group(name))))
-            if to_write is not None and _write(common, name, to_write, stored):
+            if to_write is not None and write_contract(common, name, to_write, stored):
                 written.append(path)  # in check mode only predicted: the store stays as it is
             run.section["generation"] = stored.generation + 1 if to_write is not None or run.section.get("pin_deferred") \
                 else stamp_generation(run.contract, stored.generation)
@@ -434,7 +264,7 @@ def _observed_admission(common: Common, name: str, section: dict[str, Any], obse
         return []  # nothing to write, or no contract to record the observed stacks in (none stored, none pinned now)
     updated = replace(contract_now, observed={**contract_now.observed, **new},
                       level_generation=contract_now.level_generation or stored.generation)
-    if _write(common, name, updated, stored):
+    if write_contract(common, name, updated, stored):
         # A record of what the hosts observe changes no level: the domains keep the stamp of the generation that set
         # it (level_generation: a new stack observed must not restamp every domain); a deferred first pin is that one.
         section["store_generation"] = stored.generation + 1
@@ -462,7 +292,7 @@ def plan(common: Common, reader: Reader, group: str, hosts: list[str], request: 
     run = _change.plan_change(group, reader.group(hosts), stored.contract, path, request, common.policy, common.registry,
                               domains, common.form)
     written = []
-    if run.to_write is not None and _write(common, group, replace(run.to_write, level_generation=stored.generation + 1), stored):
+    if run.to_write is not None and write_contract(common, group, replace(run.to_write, level_generation=stored.generation + 1), stored):
         written.append(path)
     run.section["generation"] = stored.generation + 1 if written else stamp_generation(stored.contract, stored.generation)
     if run.contract is not None:
@@ -489,57 +319,3 @@ def rebuild(common: Common, reader: Reader, group: str, hosts: list[str], domain
               "pinned_at": contract.pinned_at, "history": [dict(h) for h in contract.history], "stamps": _stamps.summary(stamps),
               "notes": notes, "check_mode": common.check_mode, "verdict": {"ok": True, "reasons": []}}
     return Outcome(report, written)
-
-
-def upgrade(common: Common, reader: Reader, groups: Mapping[str, list[str]], new_stack: list[str], domains_var: str | None,
-            stack_file: str | None, observations: Mapping[str, Any] | None = None) -> Outcome:
-    """Before a QEMU or libvirt upgrade: each group's CPU and domains on the new stack (the hosts ``new_stack``: a
-    canary already upgraded, or the new QEMU and map probed as a host of their own). ``observations``: canary ->
-    its observation of the group's ``<cpu>`` (``observe`` of an earlier call says which), judged against the words the
-    contract records."""
-    new = reader.group(new_stack)
-    sections = {}
-    observe: dict[str, Any] = {}
-    for name, hosts in groups.items():
-        _path, current = _contract_of(common, name)
-        members = [h for h in hosts if h not in new_stack]
-        section = sections[name] = upgrade_group(name, reader.group(members), new, current, common.policy, common.registry,
-                                                 domains_of(reader.domains(members, domains_var)), common.form, stack_file)
-        observe[name] = section.get("xml_both") or section.get("xml_now")
-        if observations is not None and observe[name]:
-            _observed_canaries(name, section, current, observations, new_stack, observe[name])
-    return Outcome(upgrade_report(sections, stack_file), extra={"new_stack": dict(new.usable), "observe": observe})
-
-
-def _observed_canaries(name: str, section: dict[str, Any], current: Any, observations: Mapping[str, Any],
-                       canaries: list[str], xml: str) -> None:
-    """The canaries' observation of the group's <cpu> against the words the contract records for the group."""
-    if current is None or not current.observed:
-        section["observation"] = {"skipped": f"the contract of group {name} records no observation yet (run the site "
-                                             "playbook once before the upgrade)"}
-        return
-    judged = {h: (_observed.Observation.from_fact(h, o) if isinstance(o, Mapping) else str(o)) for h, o in observations.items()}
-    result = _observed.check(current.observed, judged, canaries, {_observed.cpu_digest(xml)})
-    section["observation"] = result.to_dict()
-    section["reasons"] += [_observed.refusal_reason(e, name) + " - the upgrade changes what guests get"
-                           for e in result.refused]
-
-
-def extra_hosts(stacks: Mapping[str, Any]) -> list[HostCpu]:
-    """The hosts of a new-stack file (host name -> cpucompat facts), validated."""
-    return [HostCpu.from_facts(str(name), facts) for name, facts in sorted(stacks.items())]
-
-
-def group_map(inventory: Mapping[str, Sequence[str]], names: list[str]) -> dict[str, list[str]]:
-    """Each named inventory group's hosts; a host in two of them is refused by name."""
-    unknown = [g for g in names if g not in inventory]
-    if unknown:
-        raise InputError(f"no such inventory group: {', '.join(unknown)}")
-    seen: dict[str, str] = {}
-    for group in names:
-        for host in inventory[group]:
-            if host in seen and seen[host] != group:
-                raise InputError(f"host {host} is in two of the groups, {seen[host]} and {group}; each host keeps one "
-                                 "group's contract")
-            seen[host] = group
-    return {g: list(inventory[g]) for g in names}

@@ -72,7 +72,7 @@ class ActionModule(AggregateAction, name="cluster_cpu_facts", kinds=("baseline",
             tiers = tiers_of(cls.NAME, reader, {group: [*inventory[group], *args["candidates"]]}, inventory,
                              task_vars) if group in inventory else {}
             return _reading.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], group,
-                                    tiers.get(group))
+                                      tiers.get(group))
         sources = args["sources"] if args["sources"] is not None else names
         observed = None
         if args["source_observations_var"] and args["target_observations_var"]:
@@ -82,7 +82,7 @@ class ActionModule(AggregateAction, name="cluster_cpu_facts", kinds=("baseline",
         group = args["group"]
         tiers = tiers_of(cls.NAME, reader, {group: list(inventory[group])}, inventory, task_vars) if group in inventory else {}
         return _reading.migration(common, reader, names, sources, args["domains_var"], args["verdicts_var"], args["requested"],
-                                group, observed, tiers.get(group))
+                                  group, observed, tiers.get(group))
 
 
 def _names(kind: str, args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> list[str]:

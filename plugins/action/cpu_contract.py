@@ -74,7 +74,7 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
                 by_tier = tier_observations_of(reader, {t.key: t.hosts for found in of_groups.values() for t in found.extra},
                                                args["tier_observations_var"])
             return _contracting.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
-                                   observations, of_groups, by_tier)
+                                         observations, of_groups, by_tier)
         if kind == "rebuild":
             if not args["group"]:
                 raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")

@@ -111,9 +111,9 @@ def common_of(args: Mapping[str, Any], task_vars: Mapping[str, Any], check_mode:
     # The controller's map serves only hosts whose facts say nothing about libvirt, and only when asked for.
     path = args["cpu_map"]
     return _common.Common(options, MapRegistry((lambda: cached_cpu_map(path)) if path else None), args["form"],
-                         args.get("allow_partial", False), contract_store(args, task_vars), check_mode, args.get("pin", False),
-                         args.get("on_refusal", "fail"), args.get("level") or None, tuple(args.get("platforms", ())),
-                         args.get("defer_pin", False), tuple(args.get("adopt", ())))
+                          args.get("allow_partial", False), contract_store(args, task_vars), check_mode, args.get("pin", False),
+                          args.get("on_refusal", "fail"), args.get("level") or None, tuple(args.get("platforms", ())),
+                          args.get("defer_pin", False), tuple(args.get("adopt", ())))
 
 
 def group_names(name: str, kind: str, args: Mapping[str, Any]) -> list[str]:

@@ -38,9 +38,9 @@ def test_an_unreadable_cpu_raises_naming_the_domain_only_where_it_is_read() -> N
                                    {"name": "good", "cpu_xml": NEHALEM, "live_cpu_xml": "<notcpu/>"}]})
     assert bad.cpu_xml == "<cpu><model>no such" and bad.cpus.parsed is None
     with pytest.raises(CpuXmlError, match="domain hv/bad: <cpu> is not well-formed"):
-        _ = bad.cpu
+        assert bad.cpu is None, "reading it raises"
     with pytest.raises(CpuXmlError, match="domain hv/good: live <cpu> must be a <cpu> element"):
-        _ = good.live_cpu
+        assert good.live_cpu is None, "reading it raises"
     assert good.cpu is not None and good.cpu.model == "Nehalem"
 
 

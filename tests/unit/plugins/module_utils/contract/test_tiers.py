@@ -58,7 +58,7 @@ def _tiers_of(value=None, chosen=None, members=None) -> _tiers.Tiers:
 def _run(tmp_path, tiers, reader=None, **common):
     store = FileStore(str(tmp_path / "store"))
     return _contracting.contract(_common.Common(OPTS, REGISTRY, store=store, **common), reader or Reader(), {"g": MEMBERS}, "found",
-                           tiers={"g": tiers} if tiers else None), store
+                                 tiers={"g": tiers} if tiers else None), store
 
 
 def test_tiers_parse_hosts_by_group_pattern_and_name() -> None:
@@ -277,7 +277,7 @@ def test_each_tier_is_admitted_by_its_hosts_observation_of_its_own_cpu(tmp_path)
 
     def second(**common):
         return _contracting.contract(_common.Common(OPTS, REGISTRY, store=store, defer_pin=True, **common), Reader(), {"g": MEMBERS}, "found",
-                               carried=copy.deepcopy(sections), observations=observed, tiers=tiers, tier_observations=by_tier)
+                                     carried=copy.deepcopy(sections), observations=observed, tiers=tiers, tier_observations=by_tier)
 
     refused = second()
     high = refused.report["groups"]["g@avx512"]

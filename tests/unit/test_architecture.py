@@ -191,3 +191,15 @@ def test_baseline_error_means_no_baseline() -> None:
     assert "BaselineError" not in _raised(os.path.join(MODULE_UTILS, "cpu", "_libvirt_map.py"))
     assert "BaselineError" not in _raised(os.path.join(MODULE_UTILS, "engine", "_hostcpu.py"))
     assert "BaselineError" in _raised(os.path.join(MODULE_UTILS, "engine", "_cluster.py"))  # the rule sees raises at all
+
+
+def test_no_function_over_sixty_lines() -> None:
+    """The algorithms stay readable: no function of module_utils is longer than 60 lines (docstring included)."""
+    long = []
+    for path in sorted(glob.glob(os.path.join(MODULE_UTILS, "**", "*.py"), recursive=True)):
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read(), path)
+        long += [f"{os.path.relpath(path, MODULE_UTILS)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+                 for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and (node.end_lineno or node.lineno) - node.lineno + 1 > 60]
+    assert not long, ", ".join(long)

@@ -579,33 +579,14 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
         for dom in entries:
             key = f"{host}/{dom['name']}"
             cpu_xml = dom.get("live_cpu_xml") or dom.get("cpu_xml")  # as domain_cpus() picks it
-            # The CPU the page shows is the one that moves: the running guest's where it runs, else its definition's.
-            if cpu_xml not in summaries:
-                summaries[cpu_xml] = _cpu_summary(cpu_xml)
-            about[key] = {"host": host, "active": bool(dom.get("active")), **summaries[cpu_xml],
-                          "running_cpu": bool(dom.get("active") and dom.get("live_cpu_xml"))}
-            if about[key]["running_cpu"] and dom.get("cpu_xml") != cpu_xml:
-                defined = summaries.setdefault(dom.get("cpu_xml"), _cpu_summary(dom.get("cpu_xml")))
-                if defined.get("model") != about[key]["model"]:
-                    about[key]["next_power_cycle_model"] = defined.get("model")
+            about[key] = _domain_about(host, dom, cpu_xml, summaries)
             if not cpu_xml:
                 matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in every_target}
                 continue
             source_arch = (source or {}).get("arch") or ("s390x" if s390x_targets and not target_sets else "x86_64")
-            if source_arch == "aarch64":
-                arm_key = ("aarch64", id(source))
-                if arm_key not in rows:
-                    rows[arm_key] = _arm_row(key, source, arm_targets, [*target_sets, *s390x_targets])
-                matrix[key] = dict(rows[arm_key])
-                _own_host(matrix[key], host)
-                continue
-            if source_arch == "s390x":
-                s390x_key = ("s390x", cpu_xml, id(source))
-                if s390x_key not in rows:
-                    rows[s390x_key] = _s390x_row(cpu_xml, key, source, s390x_targets, list(target_sets), libvirt_verdicts or {})
-                    rows[s390x_key].update({t: {"ok": False, "why": "the target is an aarch64 host; the domain's CPU is s390x"}
-                                            for t in arm_targets})
-                matrix[key] = dict(rows[s390x_key])
+            if source_arch in ("aarch64", "s390x"):
+                matrix[key] = _non_x86_row(rows, source_arch, key, cpu_xml, source, target_sets, s390x_targets, arm_targets,
+                                           libvirt_verdicts or {})
                 _own_host(matrix[key], host)
                 continue
             if source_map is None:
@@ -615,12 +596,7 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
                        source_frequency)
             if row_key not in rows:
                 guest = _guest(dom, cpu_xml, key, source_map, source)
-                rows[row_key] = {t: _cell(guest, have, targets[t], (libvirt_verdicts or {}).get(t, {}).get(cpu_xml))
-                                 for t, have in target_sets.items()}
-                rows[row_key].update({t: {"ok": False, "why": "the target is an s390x host; the domain's CPU is x86_64"}
-                                      for t in s390x_targets})
-                rows[row_key].update({t: {"ok": False, "why": "the target is an aarch64 host; the domain's CPU is x86_64"}
-                                      for t in arm_targets})
+                rows[row_key] = _x86_row(guest, cpu_xml, targets, target_sets, [*s390x_targets], [*arm_targets], libvirt_verdicts or {})
             matrix[key] = dict(rows[row_key])
             _own_host(matrix[key], host)
     disagreements = [{"domain": d, "target": t, "ours": c["ok"], "libvirt": c["libvirt"]}
@@ -630,6 +606,46 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     return {"schema": REPORT_SCHEMA, "kind": "migration", "targets": every_target, "target_problems": problems,
             "matrix": matrix, "domains": about, "disagreements": disagreements, "requested": resolved,
             "verdict": {"ok": not failures, "reasons": failures}}
+
+
+def _non_x86_row(rows: dict[Any, dict[str, Any]], arch: str, key: str, cpu_xml: str, source: Mapping[str, Any] | None,
+                 target_sets: Mapping[str, Any], s390x_targets: Mapping[str, Any], arm_targets: Mapping[str, Any],
+                 verdicts: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """An aarch64 domain (one row per source host: its identity) or an s390x one (one per CPU and source) against every
+    target, computed once into ``rows``; a copy for the domain."""
+    if arch == "aarch64":
+        row_key: tuple[Any, ...] = ("aarch64", id(source))
+        if row_key not in rows:
+            rows[row_key] = _arm_row(key, source, arm_targets, [*target_sets, *s390x_targets])
+        return dict(rows[row_key])
+    row_key = ("s390x", cpu_xml, id(source))
+    if row_key not in rows:
+        rows[row_key] = _s390x_row(cpu_xml, key, source, s390x_targets, list(target_sets), verdicts)
+        rows[row_key].update({t: {"ok": False, "why": "the target is an aarch64 host; the domain's CPU is s390x"} for t in arm_targets})
+    return dict(rows[row_key])
+
+
+def _domain_about(host: str, dom: Mapping[str, Any], cpu_xml: str | None, summaries: dict[str | None, dict[str, Any]]) -> dict[str, Any]:
+    """What the page says of a domain: the CPU that moves (the running guest's where it runs, else its definition's),
+    and the model its next power cycle brings when the definition says another."""
+    if cpu_xml not in summaries:
+        summaries[cpu_xml] = _cpu_summary(cpu_xml)
+    about = {"host": host, "active": bool(dom.get("active")), **summaries[cpu_xml],
+             "running_cpu": bool(dom.get("active") and dom.get("live_cpu_xml"))}
+    if about["running_cpu"] and dom.get("cpu_xml") != cpu_xml:
+        defined = summaries.setdefault(dom.get("cpu_xml"), _cpu_summary(dom.get("cpu_xml")))
+        if defined.get("model") != about["model"]:
+            about["next_power_cycle_model"] = defined.get("model")
+    return about
+
+
+def _x86_row(guest: Any, cpu_xml: str, targets: Mapping[str, Any], target_sets: Mapping[str, Any], s390x_targets: Sequence[str],
+             arm_targets: Sequence[str], verdicts: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """An x86_64 guest against every target: the x86 ones judged cell by cell, the others refused by architecture."""
+    row = {t: _cell(guest, have, targets[t], verdicts.get(t, {}).get(cpu_xml)) for t, have in target_sets.items()}
+    row.update({t: {"ok": False, "why": "the target is an s390x host; the domain's CPU is x86_64"} for t in s390x_targets})
+    row.update({t: {"ok": False, "why": "the target is an aarch64 host; the domain's CPU is x86_64"} for t in arm_targets})
+    return row
 
 
 def within_tiers(report: dict[str, Any], allowed: Mapping[str, tuple[str, str, Sequence[str]]]) -> dict[str, Any]:

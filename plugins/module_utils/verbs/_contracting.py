@@ -61,26 +61,13 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
                 seen = observations if _tiers.SEPARATOR not in name else (tier_observations or {}).get(name, {})
                 written += _observed_admission(common, name, sections[name], seen, group)
         else:
-            stored = common.store.read(name)
-            stamps = _stamps.found(name, domains or [])
-            held = _stamps.held_elsewhere(name, domains or [], common.adopt)
-            run = _admission.group_contract(name, group, stored.contract, path, common.policy, common.registry, domains,
-                                            common.allow_partial, common.form, extra,
-                                            "; ".join(held) or _stamps.refusal(name, stored, stamps, path, common.pin),
-                                            common.on_refusal, levels.get(name, common.level))
-            run.section["reasons"] += misplaced.get(name, [])
-            to_write = _to_write(common, name, run, stored, bool(misplaced.get(_tiers.base_group(name))))
-            if to_write is not None and write_contract(common, name, to_write, stored):
+            run, wrote, guest = _pin_or_admit(common, name, group, domains, extra, levels.get(name, common.level),
+                                              misplaced.get(name, []), bool(misplaced.get(_tiers.base_group(name))))
+            if wrote:
                 written.append(path)  # in check mode only predicted: the store stays as it is
-            run.section["generation"] = stored.generation + 1 if to_write is not None or run.section.get("pin_deferred") \
-                else stamp_generation(run.contract, stored.generation)
-            if common.platforms and run.contract is not None and run.baseline is not None and run.baseline.stacks is not None:
-                guest = run.contract.guest(run.baseline.stacks)
+            if guest is not None:
                 guests[name] = guest.to_dict()  # the platforms playbook's roles render it
                 rendered[name] = guest
-                run.section["platforms"] = render_platforms(guest, common.platforms, common.form)
-            run.section["moved_from"] = stored.moved_from
-            run.section["stamps"] = _stamps.summary(stamps)
             sections[name] = run.section
             # The baseline report beside the contract, from the same baseline (or naming why there is none).
             stem = "baseline" if len(groups) == 1 and name in groups else os.path.join(name, "baseline")
@@ -99,6 +86,32 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
               "contract_files_changed": written, "check_mode": common.check_mode,
               "verdict": {"ok": not reasons, "reasons": reasons, **contract_verdict(sections)}}
     return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
+
+
+def _pin_or_admit(common: Common, name: str, group: GroupFacts, domains: Sequence[Domain] | None, extra: Sequence[HostCpu],
+                  level: str | None, misplaced: list[str], base_misplaced: bool) -> tuple[_admission.GroupRun, bool, GuestCpu | None]:
+    """One group (or tier) pinned or admitted against its stored contract: the run, whether its contract was written
+    (predicted in check mode), and its guest CPU when the report shows platforms."""
+    path = common.store.where(name)
+    stored = common.store.read(name)
+    stamps = _stamps.found(name, domains or [])
+    held = _stamps.held_elsewhere(name, domains or [], common.adopt)
+    run = _admission.group_contract(name, group, stored.contract, path, common.policy, common.registry, domains,
+                                    common.allow_partial, common.form, extra,
+                                    "; ".join(held) or _stamps.refusal(name, stored, stamps, path, common.pin),
+                                    common.on_refusal, level)
+    run.section["reasons"] += misplaced
+    to_write = _to_write(common, name, run, stored, base_misplaced)
+    wrote = to_write is not None and write_contract(common, name, to_write, stored)
+    run.section["generation"] = stored.generation + 1 if to_write is not None or run.section.get("pin_deferred") \
+        else stamp_generation(run.contract, stored.generation)
+    guest = None
+    if common.platforms and run.contract is not None and run.baseline is not None and run.baseline.stacks is not None:
+        guest = run.contract.guest(run.baseline.stacks)
+        run.section["platforms"] = render_platforms(guest, common.platforms, common.form)
+    run.section["moved_from"] = stored.moved_from
+    run.section["stamps"] = _stamps.summary(stamps)
+    return run, wrote, guest
 
 
 def _tier_platforms(common: Common, found: _tiers.Tiers, members: Sequence[str], sections: dict[str, Any],

@@ -14,7 +14,6 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _power_cycle
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import report_html
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown
-from utils.redis_server import RedisServer
 
 RESTART = {"status": "restart-required", "active": True, "persistent": True, "next_power_cycle": {"gains": ["avx2"], "loses": []}}
 DOMAINS = {
@@ -97,18 +96,6 @@ def test_progress_resumes_for_the_same_contract_and_starts_anew_for_another() ->
     assert pc.cycled(pc.current(again, "g", "another")) == set()
     with pytest.raises(pc.PowerCycleError, match="host hv1: domain 'x' came back in state 'odd'"):
         pc.record(progress, "hv1", 0, [{"name": "x", "state": "odd"}], "now")
-
-
-@pytest.fixture(params=["file", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def]
-    if request.param == "file":
-        yield _store.FileStore(str(tmp_path / "contracts"))
-        return
-    server = RedisServer(str(tmp_path))
-    try:
-        yield _store.RedisStore(server.connection)
-    finally:
-        server.stop()
 
 
 def test_progress_store_compare_and_swap(store) -> None:  # type: ignore[no-untyped-def]

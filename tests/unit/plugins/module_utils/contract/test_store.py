@@ -26,18 +26,6 @@ def _pinned(hosts: dict) -> _contract.Contract:
     return _contract.pinned("g", baseline_of(hosts).guest, sorted(hosts), "test")
 
 
-@pytest.fixture(params=["file", "redis"])
-def store(request, tmp_path):
-    if request.param == "file":
-        yield _store.FileStore(str(tmp_path / "contracts"))
-        return
-    server = RedisServer(str(tmp_path))
-    try:
-        yield _store.RedisStore(server.connection)
-    finally:
-        server.stop()
-
-
 def test_compare_and_swap_names_the_winner_and_writes_nothing(store) -> None:
     first, second = _pinned({"gold": GOLD}), _pinned({"gold": GOLD, "bdw": BROADWELL})
     assert store.write("g", first, 0) == 1

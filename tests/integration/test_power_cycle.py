@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -257,17 +258,24 @@ def _wait(condition, what: str, timeout: float = 30) -> None:  # type: ignore[no
 LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
 
 
-def test_the_playbook_cycles_the_deployed_guests_and_a_rerun_finds_none_left(guests: Guests, tmp_path) -> None:
-    """End to end: site pins this machine's contract and deploys it into three running guests' definitions (they keep
-    their old CPU: restart-required), power_cycle --check plans, power_cycle now cycles them in two batches with an
-    anti-affinity pair, and a rerun finds nothing to do."""
-    names = [guests.add(r, cpu=OLD) for r in ("e1", "e2", "e3")]
+def _deployed(tmp_path, names: list[str]) -> tuple[Path, Path, dict]:
+    """A one-host inventory (this machine, these guests only) on which the site playbook has pinned and deployed the
+    contract: its path, the report folder and the extra vars every later run takes."""
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump({"hypervisors": {"hosts": {"hv1": {**LOCAL, "cpucompat_domains": {"names": names}}}}}))
     reports = tmp_path / "reports"
     extra = {"cpucompat_report_dir": str(reports)}
     site = run_playbook("cpucompat.cluster.site", tmp_path, inventory=str(inventory), extra=extra)
     assert site.returncode == 0, site.stdout[-3000:]
+    return inventory, reports, extra
+
+
+def test_the_playbook_cycles_the_deployed_guests_and_a_rerun_finds_none_left(guests: Guests, tmp_path) -> None:
+    """End to end: site pins this machine's contract and deploys it into three running guests' definitions (they keep
+    their old CPU: restart-required), power_cycle --check plans, power_cycle now cycles them in two batches with an
+    anti-affinity pair, and a rerun finds nothing to do."""
+    names = [guests.add(r, cpu=OLD) for r in ("e1", "e2", "e3")]
+    inventory, reports, extra = _deployed(tmp_path, names)
     contract = json.loads((reports / "contract.json").read_text())
     statuses = contract["groups"]["hypervisors"]["domains"]
     assert {statuses[f"hv1/{n}"]["status"] for n in names} == {"restart-required"}, statuses
@@ -295,6 +303,7 @@ def test_the_playbook_cycles_the_deployed_guests_and_a_rerun_finds_none_left(gue
     assert again.returncode == 0, again.stdout[-3000:]
     assert json.loads((reports / "power_cycle.json").read_text())["rows"] == []
     site = run_playbook("cpucompat.cluster.site", tmp_path, inventory=str(inventory), extra=extra)
+    assert site.returncode == 0, site.stdout[-3000:]
     statuses = json.loads((reports / "contract.json").read_text())["groups"]["hypervisors"]["domains"]
     assert {statuses[f"hv1/{n}"]["status"] for n in names} == {"compliant"}, statuses
 
@@ -303,12 +312,7 @@ def test_the_playbook_stops_at_a_failed_gate_and_a_rerun_resumes(guests: Guests,
     """The operator's health command fails for the second guest: the run stops there (the third keeps its old CPU), the
     playbook fails naming it; the rerun cycles only the third."""
     names = [guests.add(r, cpu=OLD) for r in ("g1", "g2", "g3")]
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"hypervisors": {"hosts": {"hv1": {**LOCAL, "cpucompat_domains": {"names": names}}}}}))
-    reports = tmp_path / "reports"
-    extra = {"cpucompat_report_dir": str(reports)}
-    site = run_playbook("cpucompat.cluster.site", tmp_path, inventory=str(inventory), extra=extra)
-    assert site.returncode == 0, site.stdout[-3000:]
+    inventory, reports, extra = _deployed(tmp_path, names)
     cycle = {**extra, "cpucompat_cycle_mode": "now", "cpucompat_cycle_timeout": 60,
              "cpucompat_cycle_health_command": ["sh", "-c", f'test "$CPUCOMPAT_DOMAIN" != {names[1]}']}
     stopped = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=cycle)
@@ -329,12 +333,7 @@ def test_the_playbook_next_shutdown_arms_and_a_reboot_inside_ends_the_domain(gue
     """The default mode through the playbook: nothing goes down; each guest's reboot now ends its domain; a rerun says
     what became of the one that ended, and its next start runs the contract CPU."""
     names = [guests.add(r, cpu=OLD) for r in ("s1", "s2")]
-    inventory = tmp_path / "inventory.yml"
-    inventory.write_text(yaml.safe_dump({"hypervisors": {"hosts": {"hv1": {**LOCAL, "cpucompat_domains": {"names": names}}}}}))
-    reports = tmp_path / "reports"
-    extra = {"cpucompat_report_dir": str(reports)}
-    site = run_playbook("cpucompat.cluster.site", tmp_path, inventory=str(inventory), extra=extra)
-    assert site.returncode == 0, site.stdout[-3000:]
+    inventory, reports, extra = _deployed(tmp_path, names)
     armed = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=extra)
     assert armed.returncode == 0, armed.stdout[-3000:]
     report = json.loads((reports / "power_cycle.json").read_text())

@@ -50,10 +50,12 @@ from ansible.plugins.loader import action_loader, connection_loader, init_plugin
 
 init_plugin_loader([SOURCE_COLLECTIONS])
 
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract import _store  # noqa: E402
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._fingerprint import kvm_usable  # noqa: E402
 from utils import judges, libvirtd_lock, stacks, xdist_groups  # noqa: E402
 from utils.qmp_replay import ReplayServer  # noqa: E402
 from utils.recordings import load  # noqa: E402
+from utils.redis_server import RedisServer  # noqa: E402
 
 KVM = pytest.mark.skipif(not kvm_usable(), reason="/dev/kvm is missing or not usable: KVM path not testable here")
 
@@ -190,3 +192,16 @@ def action_plugin():
                                  loader=loader, templar=Templar(loader=loader), shared_loader_obj=None)
 
     return make
+
+
+@pytest.fixture(params=["file", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """A contract store of each kind: a folder, and a real redis-server on a loopback port."""
+    if request.param == "file":
+        yield _store.FileStore(str(tmp_path / "contracts"))
+        return
+    server = RedisServer(str(tmp_path))
+    try:
+        yield _store.RedisStore(server.connection)
+    finally:
+        server.stop()

@@ -153,12 +153,13 @@ def _listed(libvirt: Any, dom: Any) -> dict[str, Any] | None:
     if not persistent and dom.name().startswith(OBSERVE_PREFIX):
         return None
     flags = libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0
-    cpu = domain_cpu(dom.XMLDesc(flags), f"domain {dom.name()} definition")
+    definition = dom.XMLDesc(flags)  # each definition asked of libvirt once
+    cpu = domain_cpu(definition, f"domain {dom.name()} definition")
     active = bool(dom.isActive())
     # A running guest has the CPU of its live definition (host-model expanded there).
-    live = domain_cpu(dom.XMLDesc(0), f"domain {dom.name()} live definition") if active else None
-    definition = dom.XMLDesc(flags)
-    extras = guest_timing(dom.XMLDesc(0 if active else flags))
+    live_xml = (definition if not flags else dom.XMLDesc(0)) if active else None
+    live = domain_cpu(live_xml, f"domain {dom.name()} live definition") if live_xml is not None else None
+    extras = guest_timing(live_xml if live_xml is not None else definition)
     return {"name": dom.name(), "uuid": dom.UUIDString(), "active": active,
             "persistent": persistent, "cpu_xml": _text(cpu) or None, "live_cpu_xml": _text(live) or None,
             "machine": machine_type(definition), **manager(definition), **extras}

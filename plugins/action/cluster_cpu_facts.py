@@ -102,7 +102,7 @@ def loop_observations(reader: GroupReader, names: list[str], var: str, key: Any)
     """The observations a cpu_observe loop registered on each host (``key(host, item)`` names each), or why none."""
     out: dict[Any, Any] = {}
     for name in names:
-        registered = reader.raw(name).get(var)
+        registered = reader.registered_var(name, var)
         for result in (registered.get("results") or []) if isinstance(registered, Mapping) else []:
             if not isinstance(result, Mapping) or not isinstance(result.get("item"), Mapping) or result.get("skipped"):
                 continue

@@ -60,12 +60,11 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
         inventory = task_vars.get("groups") or {}
         if kind == "contract":
             groups = _common.group_map(inventory, group_names(cls.NAME, kind, args))
-            carried = _carried(reader, args["carry_var"], task_vars)
+            carried, as_of = _carried(reader, args["carry_var"], task_vars)
             observations = None
             if args["observations_var"]:
-                if carried is None:
-                    raise AnsibleActionFail(f"{cls.NAME}: observations_var needs carry_var (the contract step whose <cpu> "
-                                            "the hosts observed)")
+                # Without carry_var: no host observes in this run; the observations made before it (their cached
+                # facts) are judged in this same step.
                 observations = observations_of(reader, [h for hosts in groups.values() for h in hosts], args["observations_var"])
             of_groups = tiers_of(cls.NAME, reader, groups, inventory, task_vars)
             by_tier = None
@@ -74,7 +73,7 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
                 by_tier = tier_observations_of(reader, {t.key: t.hosts for found in of_groups.values() for t in found.extra},
                                                args["tier_observations_var"])
             return _contracting.contract(common, reader, groups, args["domains_var"], carried, _extra(args["extra_stacks"]),
-                                         observations, of_groups, by_tier)
+                                         observations, of_groups, by_tier, as_of)
         if kind == "rebuild":
             if not args["group"]:
                 raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")
@@ -92,16 +91,18 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
         return _contracting.plan(common, reader, args["group"], hosts, request, args["domains_var"], tiers, args["tier"] or None)
 
 
-def _carried(reader: GroupReader, var: str | None, task_vars: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The group sections of an earlier contract step of this run (its registered result), read untemplated."""
+def _carried(reader: GroupReader, var: str | None, task_vars: Mapping[str, Any]) -> tuple[dict[str, Any] | None, int | None]:
+    """The group sections of an earlier contract step of this run (its registered result), read untemplated, and the
+    age of the facts it read."""
     if not var:
-        return None
+        return None, None
     host = task_vars.get("inventory_hostname")
-    registered = reader.raw(str(host)).get(var) if host else None
+    registered = reader.registered_var(str(host), var) if host else None
     report = registered.get("report") if isinstance(registered, Mapping) else None
     if not isinstance(report, Mapping) or not isinstance(report.get("groups"), Mapping):
         raise AnsibleActionFail(f"cpu_contract: carry_var {var} is not the registered result of a contract step")
-    return dict(report["groups"])
+    as_of = report.get("facts_as_of")
+    return dict(report["groups"]), as_of if isinstance(as_of, int) else None
 
 
 def _extra(paths: list[str]) -> list[Any]:

@@ -60,7 +60,7 @@ class ActionModule(AggregateAction, name="cpu_power_cycle", kinds=("power_cycle"
 def _section(reader: GroupReader, var: str, task_vars: Mapping[str, Any], group: str) -> Mapping[str, Any]:
     """The group's section of the contract step of this run (its registered result), read untemplated."""
     host = task_vars.get("inventory_hostname")
-    registered = reader.raw(str(host)).get(var) if host else None
+    registered = reader.registered_var(str(host), var) if host else None
     report = registered.get("report") if isinstance(registered, Mapping) else None
     groups = report.get("groups") if isinstance(report, Mapping) else None
     if not isinstance(groups, Mapping) or not isinstance(groups.get(group), Mapping):

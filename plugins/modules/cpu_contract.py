@@ -78,12 +78,15 @@ options:
     default: false
   observations_var:
     description:
-      - With V(contract) and O(carry_var), the variable each host registered its C(cpucompat.cluster.cpu_observe)
+      - With V(contract), the variable each host registered its C(cpucompat.cluster.cpu_observe)
         result in. Each admitted host's observation of the carried C(<cpu>) (its C(cpucompat_observation) fact) is compared
         with the group's observed CPU, and a host whose vCPU differs in any CPUID word, or whose QEMU filtered a feature,
         or where the C(<cpu>) did not start, is refused (quarantined with O(on_refusal=exclude)), naming the words and
         what differs between its stack and the group's. The contract records the observation of every new stack.
       - Hosts without an observation (probed through a QMP socket, observation disabled) are listed, not refused.
+      - Without O(carry_var), no host observes in this run - the observations made before it (each host's cached
+        C(cpucompat_observation) fact) are judged in this same step, and a deferred first pin (O(defer_pin)) is written
+        by it. The site playbook does this when no host of the run has a C(<cpu>) to observe, in one step instead of two.
     type: str
   tier_observations_var:
     description:

@@ -37,8 +37,10 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.probe._libvirt i
 from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _common
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._cluster import cluster_fact
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._files import mark_stale, write_reports
+from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._html import precompile
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._markdown import report_markdown
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._settings import deprecations
 
 POLICY_SPEC = {
     "migratable_only": {"type": "bool", "default": True},
@@ -66,6 +68,10 @@ SHARED_SPEC = {
     "return_report": {"type": "bool", "default": True},
 }
 CONSOLE_HOST_ROWS = 20
+
+# At import, which ansible-core's controller does before it forks each task's worker: the workers inherit the pages'
+# templates compiled (reports/_html.py).
+precompile()
 
 
 def beside_inventory(task_vars: Mapping[str, Any], name: str) -> str:
@@ -161,6 +167,9 @@ class AggregateAction(ActionBase):
         """Validate the task's options against ``spec`` and run ``door``'s verb."""
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
+        found = deprecations(frozenset(task_vars))  # the roles' old variable names, warned of here (no task of their own)
+        if found:
+            result["deprecations"] = found
         # A copy: validation fills a dict option's default ({}) with its suboptions' defaults, in place.
         _validation, args = self.validate_argument_spec(argument_spec=copy.deepcopy(dict(spec)))
         kind = args.get("report") or door.KINDS[0]
@@ -259,7 +268,7 @@ def observations_of(reader: GroupReader, names: list[str], var: str) -> dict[str
     message), was skipped (its reason), or the host was probed through a QMP socket (no QEMU to start there)."""
     out: dict[str, Any] = {}
     for name in names:
-        registered = reader.raw(name).get(var)
+        registered = reader.registered_var(name, var)
         out[name] = _observation(reader, name, registered if isinstance(registered, Mapping) else {},
                                  reader.cached_fact(name, "cpucompat_observation"))
     return out
@@ -271,7 +280,7 @@ def tier_observations_of(reader: GroupReader, tiers: Mapping[str, Sequence[str]]
     contract name) and its ``cpucompat_observations`` fact (the same names)."""
     out: dict[str, dict[str, Any]] = {key: {} for key in tiers}
     for name in sorted({h for hosts in tiers.values() for h in hosts}):
-        registered = reader.raw(name).get(var)
+        registered = reader.registered_var(name, var)
         registered = registered if isinstance(registered, Mapping) else {}
         made, failures = registered.get("observations"), registered.get("failures")
         facts = reader.cached_fact(name, "cpucompat_observations")

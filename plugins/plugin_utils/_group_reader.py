@@ -39,14 +39,18 @@ class GroupReader:
 
     def _read(self, name: str) -> Mapping[str, Any]:
         """A host's facts and registered variables (only these: the inventory's variables are not read here)."""
-        if self._fact_cache is not None and isinstance(self._registered, Mapping) and hasattr(self._fact_cache, "get"):
+        if self._direct():
             try:
-                facts = self._fact_cache.get(name)
+                facts = self._fact_cache.get(name)  # type: ignore[union-attr]
             except KeyError:
                 facts = None
-            return {**self._registered.get(name, {}), "ansible_facts": facts or {}}
+            return {**self._registered.get(name, {}), "ansible_facts": facts or {}}  # type: ignore[union-attr]
         raw_get = getattr(self._hostvars, "raw_get", None)
         return raw_get(name) if raw_get is not None else self._hostvars[name]
+
+    def _direct(self) -> bool:
+        """Whether the variable manager's own stores are at hand (ansible-core 2.19); else ``hostvars`` serves."""
+        return self._fact_cache is not None and isinstance(self._registered, Mapping) and hasattr(self._fact_cache, "get")
 
     def check_known(self, names: list[str]) -> None:
         unknown = sorted(n for n in names if n not in self._hostvars)
@@ -64,6 +68,13 @@ class GroupReader:
                 self._unreadable[name] = _reason(exc)
                 self._raw[name] = {}
         return self._raw[name]
+
+    def registered_var(self, name: str, var: str) -> Any:
+        """What the host registered in ``var`` in this run (None: nothing); its cache entry is not read for it (a
+        contract step that reads only the domains or the carried result decodes no host's facts)."""
+        if name not in self._raw and self._direct():
+            return (self._registered.get(name) or {}).get(var)  # type: ignore[union-attr]
+        return self.raw(name).get(var)
 
     def cached_fact(self, name: str, key: str) -> Any:
         """``ansible_facts[key]`` of a host as it stands (None when absent or unreadable)."""
@@ -84,7 +95,7 @@ class GroupReader:
             return {}
         out = {}
         for name in names:
-            registered = self.raw(name).get(var)
+            registered = self.registered_var(name, var)
             if isinstance(registered, Mapping) and isinstance(registered.get(key), kind):
                 out[name] = registered[key]
         return out

@@ -52,6 +52,17 @@ def _env() -> Any:
     return _ENV
 
 
+def precompile() -> None:
+    """Compile every page's template now, once per process. An action plugin's module is imported by ansible-core's
+    controller process before it forks the task's worker, so an action that calls this at import gives every worker
+    of the run the templates compiled (each aggregating task wrote its pages after compiling them anew: 0.07-0.12 s)."""
+    if jinja2 is None:
+        return  # the pages say why when one is written
+    env = _env()
+    for name in TEMPLATES:
+        env.get_template(name)
+
+
 COLLAPSED = ("vmx-", "kvm-")  # families of features one column stands for (VMX controls, KVM's paravirtual features)
 
 

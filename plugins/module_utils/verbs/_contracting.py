@@ -31,7 +31,7 @@ from ._common import Common, Outcome, Reader, write_contract
 def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], domains_var: str | None,
              carried: Mapping[str, Any] | None = None, extra: Sequence[HostCpu] = (),
              observations: Mapping[str, Any] | None = None, tiers: Mapping[str, _tiers.Tiers] | None = None,
-             tier_observations: Mapping[str, Mapping[str, Any]] | None = None) -> Outcome:
+             tier_observations: Mapping[str, Mapping[str, Any]] | None = None, carried_as_of: int | None = None) -> Outcome:
     """Pin or admit every group, each against its own contract; ``carried``: the result of an earlier contract step of
     this run, whose admission and XML stand (only the domains' compliance is computed again); ``extra``: hosts of
     stacks beyond the groups' (a QEMU or libvirt about to be installed) on which the ``<cpu>`` must be exact too;
@@ -40,7 +40,9 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
     ``tiers``: group -> its tiers (contract/_tiers): each tier beyond the base is a contract of its own (``group@tier``)
     over the tier's hosts and the domains that chose it; the base keeps the group's other domains. ``tier_observations``
     (with ``observations``): per tier contract, host -> its observation of the tier's ``<cpu>``: the tier's hosts are
-    admitted by it too, and the tier's contract records its observed CPU (its first pin deferred like a group's)."""
+    admitted by it too, and the tier's contract records its observed CPU (its first pin deferred like a group's).
+    ``observations`` without ``carried``: no host observes in this run; their earlier observations are judged in this
+    step. ``carried_as_of``: the carried step's ``facts_as_of`` (a carried step reads facts only where it needs them)."""
     sections: dict[str, Any] = {}
     written: list[str] = []
     contracts: dict[str, Any] = {}
@@ -52,16 +54,17 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
     for name, hosts in ((k, v) for g, members in groups.items()
                         for k, v in [(g, members), *((t.key, list(t.hosts)) for t in _tier_list(tiers, g))]):
         path = common.store.where(name)
-        group = reader.group(hosts)
+        group = _Lazy(reader, hosts)
         domains = listed.get(name) if domains_var else None
         earlier = (carried or {}).get(name)
+        # a tier by its hosts' observations of its own <cpu> (none given: not observed)
+        seen = observations if _tiers.SEPARATOR not in name else (tier_observations or {}).get(name, {})
         if earlier is not None:
             sections[name] = _compliance_only(earlier, group, domains, common.registry)
-            if observations is not None:  # a tier by its hosts' observations of its own <cpu> (none given: not observed)
-                seen = observations if _tiers.SEPARATOR not in name else (tier_observations or {}).get(name, {})
-                written += _observed_admission(common, name, sections[name], seen, group)
+            if observations is not None:
+                written += _observed_admission(common, name, sections[name], seen or {}, group)
         else:
-            run, wrote, guest = _pin_or_admit(common, name, group, domains, extra, levels.get(name, common.level),
+            run, wrote, guest = _pin_or_admit(common, name, group(), domains, extra, levels.get(name, common.level),
                                               misplaced.get(name, []), bool(misplaced.get(_tiers.base_group(name))))
             if wrote:
                 written.append(path)  # in check mode only predicted: the store stays as it is
@@ -71,7 +74,9 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
             sections[name] = run.section
             # The baseline report beside the contract, from the same baseline (or naming why there is none).
             stem = "baseline" if len(groups) == 1 and name in groups else os.path.join(name, "baseline")
-            side[stem] = _baseline_beside(common, name, group, run, path)
+            side[stem] = _baseline_beside(common, name, group(), run, path)
+            if observations is not None:  # observed before this run: judged here, the deferred pin written here
+                written += _observed_admission(common, name, sections[name], seen or {}, group)
         if name in described:
             sections[name]["tier"] = described[name]  # the pages name it "Tier t of group g", with its hosts and level
         contracts[name] = _contract_fact(sections[name], guests.get(name), assigned.get(name))
@@ -79,13 +84,17 @@ def contract(common: Common, reader: Reader, groups: Mapping[str, list[str]], do
         # A carried group (the observation step's call) keeps what the contract step rendered for it.
         if _tier_list(tiers, tiered) and set(common.platforms) & set(TIERED) and (carried or {}).get(tiered) is None:
             _tier_platforms(common, (tiers or {})[tiered], members, sections, contracts, rendered)
+    newest = [carried_as_of] if carried is not None else [reader.group(hosts).facts_as_of for hosts in groups.values()]
+    return Outcome(_contract_report(common, sections, written, newest), written, {"contracts": contracts}, side,
+                   next(iter(groups.values())) if len(groups) == 1 else None)
+
+
+def _contract_report(common: Common, sections: dict[str, Any], written: list[str], newest: list[int | None]) -> dict[str, Any]:
     reasons = [r for section in sections.values() for r in section["reasons"]]
-    newest = [reader.group(hosts).facts_as_of for hosts in groups.values()]
-    report = {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None),
-              "contract_store": common.store.where("GROUP").replace("GROUP", "<group>"), "groups": sections,
-              "contract_files_changed": written, "check_mode": common.check_mode,
-              "verdict": {"ok": not reasons, "reasons": reasons, **contract_verdict(sections)}}
-    return Outcome(report, written, {"contracts": contracts}, side, next(iter(groups.values())) if len(groups) == 1 else None)
+    return {"schema": REPORT_SCHEMA, "kind": "contract", "facts_as_of": max((n for n in newest if n), default=None),
+            "contract_store": common.store.where("GROUP").replace("GROUP", "<group>"), "groups": sections,
+            "contract_files_changed": written, "check_mode": common.check_mode,
+            "verdict": {"ok": not reasons, "reasons": reasons, **contract_verdict(sections)}}
 
 
 def _pin_or_admit(common: Common, name: str, group: GroupFacts, domains: Sequence[Domain] | None, extra: Sequence[HostCpu],
@@ -216,12 +225,26 @@ def contract_verdict(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
             "compliant": not pending}
 
 
-def _compliance_only(earlier: Mapping[str, Any], group: GroupFacts, domains: Sequence[Domain] | None,
+class _Lazy:
+    """A group's facts, read from the hosts when first asked for (once: the reader keeps what it read)."""
+
+    def __init__(self, reader: Reader, hosts: list[str]) -> None:
+        self._reader = reader
+        self._hosts = hosts
+        self._group: GroupFacts | None = None
+
+    def __call__(self) -> GroupFacts:
+        if self._group is None:
+            self._group = self._reader.group(self._hosts)
+        return self._group
+
+
+def _compliance_only(earlier: Mapping[str, Any], group: _Lazy, domains: Sequence[Domain] | None,
                      registry: MapRegistry) -> dict[str, Any]:
     section = dict(earlier)
     if domains is not None and section.get("xml"):
         contract = CpuSpec.parse(section["xml"], "the contract's <cpu>")
-        section["domains"] = compliance(contract, domains, _admission.host_maps(group, registry))
+        section["domains"] = compliance(contract, domains, _admission.host_maps(group(), registry))
         section["status_counts"] = status_counts(section["domains"])
     return section
 
@@ -232,7 +255,7 @@ def stamp_generation(contract: _contract.Contract | None, store_generation: int)
 
 
 def _observed_admission(common: Common, name: str, section: dict[str, Any], observations: Mapping[str, Any],
-                        group: GroupFacts) -> list[str]:
+                        group: _Lazy) -> list[str]:
     """Admit the group's admitted hosts by their observation of its ``<cpu>``; record new stacks in the contract."""
     stored = common.store.read(name)
     contract_now = stored.contract
@@ -250,7 +273,7 @@ def _observed_admission(common: Common, name: str, section: dict[str, Any], obse
         if isinstance(entry, str) or entry is None:
             judged[host] = entry or "not observed in this run"
             continue
-        facts = group.usable.get(host) or {}
+        facts = group().usable.get(host) or {}
         found = facts.get("versions")
         versions: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         judged[host] = _observed.Observation.from_fact(host, entry, versions.get("microcode"))

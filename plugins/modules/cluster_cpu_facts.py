@@ -146,13 +146,13 @@ report_files:
   elements: str
   sample: [/srv/reports/baseline.json, /srv/reports/baseline.md]
 markdown:
-  description: A short Markdown rendering of the report (the baseline's per-host table cut at 20 rows).
-  returned: when O(return_report=false)
+  description: A short Markdown rendering of the report, for the console (the baseline's per-host table cut at 20 rows).
+  returned: always
   type: str
   sample: "# CPU baseline report\n\n1000 host(s) with facts; ..."
 verdict:
   description: Whether the report is good (C(ok)) and the C(reasons) it is not.
-  returned: when O(return_report=false)
+  returned: always
   type: dict
   sample: {ok: false, reasons: ["the baseline is not computed from a partial group: no usable facts from hv5, hv6 ..."]}
 cluster:

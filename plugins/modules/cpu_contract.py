@@ -223,13 +223,13 @@ report_files:
   elements: str
   sample: [/srv/reports/contract.json, /srv/reports/contract.md, /srv/reports/baseline.json]
 markdown:
-  description: The report in short Markdown.
-  returned: when O(return_report=false)
+  description: The report in short Markdown, for the console (each per-host and per-domain list cut at 20 rows, the report files list them all).
+  returned: always
   type: str
   sample: "# CPU contract report\n..."
 verdict:
   description: C(ok) and the C(reasons) the contract, plan or rebuild was refused.
-  returned: when O(return_report=false)
+  returned: always
   type: dict
   sample: {ok: false, reasons: ["host hv3 cannot run the contract of group hypervisors: it lacks avx512f"]}
 cluster:

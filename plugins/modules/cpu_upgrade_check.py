@@ -82,13 +82,13 @@ report_files:
   elements: str
   sample: [/srv/reports/upgrade.json, /srv/reports/new-stack.json]
 markdown:
-  description: The upgrade report in short Markdown.
-  returned: when O(return_report=false)
+  description: The upgrade report in short Markdown, for the console.
+  returned: always
   type: str
   sample: "# Upgrade check\n..."
 verdict:
   description: C(ok) when no group would be hurt, else the C(reasons).
-  returned: when O(return_report=false)
+  returned: always
   type: dict
   sample: {ok: false, reasons: ["hold the upgrade"]}
 """

@@ -239,7 +239,15 @@ def _identity_text(section: Mapping[str, Any]) -> str | None:
     return describe(identity) if isinstance(identity, Mapping) else None
 
 
-def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = False) -> list[str]:
+def _more(rows: int, host_rows: int | None, what: str, cells: int = 0) -> list[str]:
+    """The line that says how many rows the console rendering left out (none when ``host_rows`` listed them all)."""
+    if host_rows is None or rows <= host_rows:
+        return []
+    said = f"... and {rows - host_rows} more {what} (the report files list them all)"
+    return [f"| {said} |" + " |" * (cells - 1)] if cells else [f"- {said}"]
+
+
+def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = False, host_rows: int | None = None) -> list[str]:
     pinned = (" (check mode: a real run would pin it)" if check_mode else " (pinned in this run)") if section.get("pinned_now") \
         else f", pinned at {section['pinned_at']}" if section.get("pinned_at") else " (no contract pinned)"
     out = ["", f"## {section_title(name)}", "", *([f"- {tier_words(section)}"] if tier_words(section) else []),
@@ -272,14 +280,16 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
     if table:
         out += ["", "| host | runs the contract | best model | x86-64 level | microcode |", "|---|---|---|---|---|"]
         out += [f"| {_c(h)} | {'yes' if t['runs_contract'] else 'no'} | {t.get('best_model') or '-'} | {t.get('psabi') or '-'} | "
-                f"{t.get('microcode') or '-'} |" for h, t in sorted(table.items())]
-    out += _observed_markdown(section.get("observation") or {})
+                f"{t.get('microcode') or '-'} |" for h, t in sorted(table.items())[:host_rows]]
+        out += _more(len(table), host_rows, "hosts", 5)
+    out += _observed_markdown(section.get("observation") or {}, host_rows)
     counts = {k: v for k, v in (section.get("status_counts") or {}).items() if v}
     if counts:
         out += ["", "| domain | status | persistent | live | at its next power cycle | what to do |", "|---|---|---|---|---|---|"]
         out += [f"| {_c(key)} | {d['status']} | {'yes' if d.get('persistent') else 'no'} | "
                 f"{'-' if d.get('live') is None else ('yes' if d['live'] else 'no')} | {_power_cycle(d)} | {d.get('action') or '-'} |"
-                for key, d in sorted((section.get("domains") or {}).items())]
+                for key, d in sorted((section.get("domains") or {}).items())[:host_rows]]
+        out += _more(len(section.get("domains") or {}), host_rows, "domains", 6)
         out.append("")
         out.append("Domains by status: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for platform, made in (section.get("platforms") or {}).items():
@@ -296,7 +306,7 @@ def _contract_group(name: str, section: Mapping[str, Any], check_mode: bool = Fa
     return out
 
 
-def _observed_markdown(ob: Mapping[str, Any]) -> list[str]:
+def _observed_markdown(ob: Mapping[str, Any], host_rows: int | None = None) -> list[str]:
     """The contract as each host's QEMU gives it to a vCPU: the stacks, their hosts, the refused and the unobserved."""
     if ob.get("skipped"):
         return ["", f"Observed: not observed ({ob['skipped']})."]
@@ -312,12 +322,13 @@ def _observed_markdown(ob: Mapping[str, Any]) -> list[str]:
     for entry in ob.get("refused") or []:
         said = [*entry.get("describe", []), *entry.get("filtered", []), *([entry["failed"]] if entry.get("failed") else [])]
         out.append(f"- **{entry['host']}** differs: " + "; ".join(said))
-    for host, why in sorted((ob.get("not_observed") or {}).items()):
-        out.append(f"- {host}: not observed ({why})")
-    return out
+    unobserved = sorted((ob.get("not_observed") or {}).items())
+    out += [f"- {host}: not observed ({why})" for host, why in unobserved[:host_rows]]
+    return out + _more(len(unobserved), host_rows, "hosts not observed")
 
 
-def contract_markdown(view: Mapping[str, Any]) -> str:
+def contract_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> str:
+    """The contract report in Markdown; ``host_rows`` cuts each per-host and per-domain list short (the console)."""
     verdict = view.get("verdict") or {}
     out = ["# Cluster CPU contract", "", f"Verdict: **{'OK' if verdict.get('ok') else 'NOT OK'}**"]
     out += [f"- {reason}" for reason in verdict.get("reasons", [])]
@@ -332,7 +343,7 @@ def contract_markdown(view: Mapping[str, Any]) -> str:
         out += ["", "The power-cycle plan: [power_cycle.md](power_cycle.md) (`ansible-playbook -i <inventory> "
                 "cpucompat.cluster.power_cycle --check`)"]
     for name, section in sorted((view.get("groups") or {}).items()):
-        out += _contract_group(name, section, bool(view.get("check_mode")))
+        out += _contract_group(name, section, bool(view.get("check_mode")), host_rows)
     return "\n".join(out) + "\n"
 
 
@@ -421,15 +432,17 @@ def power_cycle_markdown(view: Mapping[str, Any]) -> str:
 _RENDERINGS = {"power_cycle": power_cycle_markdown,
                "baseline": baseline_markdown, "upgrade": upgrade_markdown, "expansion": expansion_markdown, "migration": migration_markdown,
                "contract": contract_markdown, "plan": plan_markdown, "rebuild": rebuild_markdown}
+_ROWED = {"baseline": baseline_markdown, "contract": contract_markdown}  # the renderings that take host_rows
 
 
 def report_markdown(view: Mapping[str, Any], host_rows: int | None = None) -> str:
-    """Any report in Markdown; ``host_rows`` (the baseline's per-host table) as in :func:`baseline_markdown`."""
+    """Any report in Markdown; ``host_rows`` cuts the per-host lists of the baseline and the contract short (the
+    console), None lists all."""
     kind = view.get("kind")
     if view.get("schema") != REPORT_SCHEMA:
         raise CpuCompatError(f"not a cpucompat report (schema {view.get('schema')!r})")
     if kind not in _RENDERINGS:
         raise CpuCompatError(f"no Markdown rendering for report kind {kind!r}")
-    text = baseline_markdown(view, host_rows) if kind == "baseline" else _RENDERINGS[kind](view)
+    text = _ROWED[kind](view, host_rows) if kind in _ROWED else _RENDERINGS[kind](view)
     title, _sep, rest = text.partition("\n")
     return "\n".join([title, "", *header_markdown(view)]) + rest

@@ -120,3 +120,34 @@ def test_a_tier_is_titled_as_a_tier_of_its_group() -> None:
     rebuilt = report_markdown({"schema": REPORT_SCHEMA, "kind": "rebuild", "group": "hv@avx512", "generation": 3, "features": [],
                                "contract_file": "/s/hv@avx512.json"})
     assert rebuilt.startswith("# Contract of tier avx512 of group hv rebuilt") and "of tier avx512 of group hv's contract" in rebuilt
+
+
+def _fleet_section(hosts: int) -> dict:
+    names = [f"hv{i:04d}" for i in range(hosts)]
+    return {"contract_file": "/s/hv.json", "pinned_at": "2026-12-04T00:00:00Z", "model": "M", "features": ["fpu"], "reasons": [],
+            "admitted": names, "history": [],
+            "host_table": {n: {"runs_contract": True, "best_model": "M", "psabi": "x86-64-v2", "microcode": "0x1"} for n in names},
+            "observation": {"not_observed": {n: "not observed in this run" for n in names}},
+            "domains": {f"{n}/web": {"status": "compliant", "persistent": True, "live": None} for n in names},
+            "status_counts": {"compliant": hosts}}
+
+
+def test_the_console_rendering_of_a_fleet_cuts_every_per_host_list_and_says_how_many_it_left_out() -> None:
+    """The console (host_rows) shows 20 rows of each list and one line for the rest; the files (no host_rows) all."""
+    view = {"schema": REPORT_SCHEMA, "kind": "contract", "groups": {"hv": _fleet_section(1000)},
+            "verdict": {"ok": True, "reasons": []}}
+    short, whole = report_markdown(view, 20), report_markdown(view)
+    assert sum(1 for line in short.splitlines() if line.startswith("| hv")) == 40  # 20 hosts + 20 domains
+    assert sum(1 for line in short.splitlines() if line.startswith("- hv")) == 20  # 20 hosts not observed
+    assert "| ... and 980 more hosts (the report files list them all) | | | | |" in short.splitlines()
+    assert "| ... and 980 more domains (the report files list them all) | | | | | |" in short.splitlines()
+    assert "- ... and 980 more hosts not observed (the report files list them all)" in short.splitlines()
+    assert sum(1 for line in whole.splitlines() if line.startswith("| hv")) == 2000 and "more hosts" not in whole
+    for line in (x for x in short.splitlines() if x.startswith("| ...")):  # the cut row keeps the table's columns
+        headers = {h.count("|") for h in short.splitlines() if h.startswith("|---")}
+        assert _row_cells(line) + 1 in headers, line
+
+
+def test_the_console_rendering_of_a_small_group_is_the_whole_report() -> None:
+    view = {"schema": REPORT_SCHEMA, "kind": "contract", "groups": {"hv": _fleet_section(20)}, "verdict": {"ok": True, "reasons": []}}
+    assert report_markdown(view, 20) == report_markdown(view)

@@ -10,6 +10,8 @@ class ModuleDocFragment:
     cpu_upgrade_check); their argument spec is SHARED_SPEC in plugins/plugin_utils/_aggregate.py."""
 
     DOCUMENTATION = r"""
+author:
+  - cpucompat.cluster contributors (@cpucompat)
 attributes:
   action:
     support: full

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Attributes shared by the collection's modules."""
+    """Attributes shared by the collection's modules; and (DOCUMENTATION) the collection's authors, the same for every
+    module: they come with a fragment the module extends (this one, cpucompat.cluster.libvirt, cpucompat.cluster.qmp or
+    cpucompat.cluster.aggregate), not from each module's own documentation."""
 
     DOCUMENTATION = r"""
+author:
+  - cpucompat.cluster contributors (@cpucompat)
 options: {}
 """
 

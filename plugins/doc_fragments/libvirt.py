@@ -9,6 +9,8 @@ class ModuleDocFragment:
     """Options for reaching libvirt."""
 
     DOCUMENTATION = r"""
+author:
+  - cpucompat.cluster contributors (@cpucompat)
 options:
   uri:
     description:

@@ -9,6 +9,8 @@ class ModuleDocFragment:
     """Options for reaching a QEMU monitor."""
 
     DOCUMENTATION = r"""
+author:
+  - cpucompat.cluster contributors (@cpucompat)
 options:
   qemu_binary:
     description:

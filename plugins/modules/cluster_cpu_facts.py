@@ -36,8 +36,6 @@ description:
     (V(contract), V(plan), V(rebuild)); the upgrade check is M(cpucompat.cluster.cpu_upgrade_check). Given O(report) of
     one of those, this action still runs it, through the new action and with a deprecation warning naming it, until
     0.4.0.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.attributes.read_only
   - cpucompat.cluster.aggregate

@@ -28,8 +28,6 @@ description:
     generation, its digest checked - into the store, unless in check mode; refused when the store holds one as new.
   - Hosts without usable facts are named in the report (as by M(cpucompat.cluster.cluster_cpu_facts)); nothing is pinned
     or admitted from a partial group unless O(allow_partial=true).
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 attributes:
   facts:
     support: full

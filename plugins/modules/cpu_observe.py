@@ -22,8 +22,8 @@ description:
   - Returns the observation as the cacheable fact C(ansible_facts['cpucompat_observation']). Nothing stays running or
     defined after any fault - the domain is destroyed (and autodestroyed by libvirt should this process die), the QEMU
     process group killed, its socket directory removed.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
+extends_documentation_fragment:
+  - cpucompat.cluster.attributes
 attributes:
   check_mode:
     support: full

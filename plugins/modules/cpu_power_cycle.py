@@ -18,8 +18,6 @@ description:
     host by C(host) or by the loop's C(item.key)) into the progress, and says whether the run stops (a failed health gate).
   - Both write the C(power_cycle) report (batches, each guest's CPU before and after, what it gains and loses, the
     time it was down).
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.attributes.contract_store
   - cpucompat.cluster.aggregate

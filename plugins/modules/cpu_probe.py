@@ -22,8 +22,6 @@ description:
     collection's C(docs/facts.md).
   - The throwaway QEMU listens on nothing and runs no guest; it is killed, and its private socket directory removed,
     on every exit path, including timeouts.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.qmp
 attributes:

@@ -44,8 +44,6 @@ options:
     type: str
 seealso:
   - module: cpucompat.cluster.cpu_contract
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 """
 
 EXAMPLES = r"""

@@ -24,8 +24,6 @@ description:
   - libvirt replaces a definition atomically. When it refuses the new one, or the connection drops, the domain keeps
     exactly its old definition and the module fails naming the domain and libvirt's reason. A domain that disappears
     while it is being updated is not recreated.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.libvirt
 attributes:

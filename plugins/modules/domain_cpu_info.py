@@ -20,8 +20,6 @@ description:
   - And the contract a deploy stamped into its metadata (C(stamp) - group, generation, digest, pinned level; C(stamp_error)
     when a stamp does not read), from which a lost contract store is detected and rebuilt; and the tier the domain chose
     (C(tier), the C(tier=) attribute of the collection's element in its metadata; none for the group's base tier).
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.libvirt
   - cpucompat.cluster.attributes.read_only

@@ -25,8 +25,6 @@ description:
   - Each domain's CPU before and after - the C(<cpu>) of its live definition and, with O(observe), the CPUID words its
     vCPU has, read through the running QEMU's monitor (libvirt marks a domain so read as C(custom-monitor) tainted).
   - Used by the C(cpucompat.cluster.power_cycle) playbook, which plans the batches and keeps the progress.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.libvirt
 attributes:

@@ -13,8 +13,6 @@ description:
   - For each C(<cpu>) element, asks libvirt on the managed host (C(virConnectCompareHypervisorCPU), what
     C(virsh hypervisor-cpu-compare) does) whether the CPU the hypervisor provides is identical to, a superset of, or
     incompatible with it. Read-only; used as the second opinion of the pre-migration check.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.libvirt
   - cpucompat.cluster.attributes.read_only

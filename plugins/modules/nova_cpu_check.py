@@ -20,8 +20,6 @@ description:
     machine type or virtualization type given).
   - Fails, naming the model and libvirt's answer, unless every model passes as Nova needs (identical or superset; an
     error other than "not supported" fails too). Read-only.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
   - cpucompat.cluster.libvirt
   - cpucompat.cluster.attributes.read_only

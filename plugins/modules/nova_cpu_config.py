@@ -19,9 +19,8 @@ description:
   - The new text is compared with the file before anything is written, so check mode and the real run report the same
     C(changed), and a second run changes nothing. Nova reads the options when nova-compute starts - notify a handler that
     restarts it, after M(cpucompat.cluster.nova_cpu_check) has passed.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
+  - cpucompat.cluster.attributes
   - ansible.builtin.files
   - cpucompat.cluster.attributes.file_writer
 attributes:

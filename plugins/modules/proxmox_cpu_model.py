@@ -19,9 +19,8 @@ description:
   - The new text is compared with the file before anything is written, so check mode and the real run report the same
     C(changed), and a second run changes nothing. C(/etc/pve) is Proxmox's cluster file system - run the task once for
     the cluster (C(run_once)). VMs whose C(cpu) is C(custom-NAME) get the model at their next start.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
+  - cpucompat.cluster.attributes
   - cpucompat.cluster.attributes.file_writer
 attributes:
   platform:

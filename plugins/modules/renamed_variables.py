@@ -15,9 +15,8 @@ description:
     has, naming the new one.
   - Every role of the collection runs it first; a playbook rarely needs it.
   - Runs on the controller and changes nothing.
-author:
-  - cpucompat.cluster contributors (@cpucompat)
 extends_documentation_fragment:
+  - cpucompat.cluster.attributes
   - cpucompat.cluster.attributes.read_only
 attributes:
   action:

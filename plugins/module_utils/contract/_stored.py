@@ -14,6 +14,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from ..deploy._stamp import group_name_problem
 from ._contract import Contract, ContractError
 
 
@@ -51,8 +52,10 @@ def writer() -> str:
 
 
 def check_group(group: str) -> str:
-    if not group or "/" in group or group.startswith(".") or len(group) > 200:
-        raise ContractError(f"group name {group!r} cannot name a stored contract")
+    """``group``, when it can name a stored contract (the one group-name rule, deploy/_stamp.group_name_problem)."""
+    problem = group_name_problem(group)
+    if problem is not None:
+        raise ContractError(f"group name {group!r} cannot name a stored contract: {problem}")
     return group
 
 

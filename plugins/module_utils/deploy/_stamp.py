@@ -28,11 +28,38 @@ CPUCOMPAT_NS = "https://github.com/cpucompat/cluster/xmlns/1"
 # OpenStack Nova's namespaces (nova/virt/libvirt/config.py: http://openstack.org/xmlns/libvirt/nova/1.0, 1.1, ...).
 NOVA_NS_PREFIX = "http://openstack.org/xmlns/libvirt/nova/"
 
-# The one naming rule: a group as a stamp names it, a tier, and the contract key of a tier beyond the base (group@tier).
-GROUP_NAME = re.compile(r"^[A-Za-z0-9_.:@+-]{1,200}$")
+# The one naming rule, for a group (the contract store keys its contract by it, a stamp carries it), a tier, and the
+# contract key of a tier beyond the base (group@tier). A group name is any inventory group's name of at most 200
+# characters that does not start with '.' and has no '/' (a contract is a file of that name in the file store). A stamp
+# writes it as an XML attribute (escaped), so a stamp adds one constraint: no character XML 1.0 cannot carry (control
+# characters other than tab, newline and carriage return; surrogates; U+FFFE, U+FFFF).
+GROUP_NAME_MAX = 200
 TIER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SEPARATOR = "@"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def group_name_problem(group: Any) -> str | None:
+    """Why ``group`` cannot name a group (its contract in the store, its stamp); None when it can. The rule the contract
+    store and the stamps share (:func:`stamp_group_problem` adds the stamp's own constraint)."""
+    if not isinstance(group, str) or not group:
+        return "a group name is a non-empty string"
+    if len(group) > GROUP_NAME_MAX:
+        return f"a group name has at most {GROUP_NAME_MAX} characters"
+    if "/" in group:
+        return "a group name has no '/' (the file store keeps a contract in a file of the group's name)"
+    if group.startswith("."):
+        return "a group name does not start with '.' (the file store's own files and folders do)"
+    return None
+
+
+def stamp_group_problem(group: Any) -> str | None:
+    """:func:`group_name_problem`, and a stamp's own constraint: every character one XML 1.0 attribute can carry."""
+    problem = group_name_problem(group)
+    if problem is None and _NOT_XML.search(group):
+        problem = "a stamp cannot carry it: it has a character XML 1.0 cannot (a control character)"
+    return problem
 
 
 def contract_key(group: str, tier: str | None) -> str:
@@ -65,8 +92,11 @@ class Stamp:
             level = json.loads(text)
         except ValueError as exc:
             raise ValueError(f"the cpucompat stamp does not read: {exc}") from None
-        if not GROUP_NAME.match(group) or not _DIGEST.match(digest) or generation < 1 or not isinstance(level, dict):
-            raise ValueError("the cpucompat stamp does not read: group, generation, digest or level malformed")
+        problem = stamp_group_problem(group)
+        if problem is not None:
+            raise ValueError(f"the cpucompat stamp does not read: group {group!r} malformed ({problem})")
+        if not _DIGEST.match(digest) or generation < 1 or not isinstance(level, dict):
+            raise ValueError(f"the cpucompat stamp of group {group} does not read: generation, digest or level malformed")
         tier = attrs.get("tier")
         if tier is not None and not TIER_NAME.match(str(tier)):
             raise ValueError(f"the cpucompat stamp does not read: tier {tier!r} malformed")

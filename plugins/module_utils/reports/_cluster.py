@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._errors import CpuCompatError
+from ..contract._domain import Domain
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._axes import axes
 from ..engine._level import levels_view
@@ -160,7 +161,7 @@ def expansion_report(cluster: GroupFacts, candidates: GroupFacts, domains: Mappi
     return report
 
 
-def migration_report(targets: GroupFacts, domains: Mapping[str, list[Mapping[str, Any]]],
+def migration_report(targets: GroupFacts, domains: Mapping[str, Sequence[Mapping[str, Any]]] | Sequence[Domain],
                      libvirt_verdicts: Mapping[str, Mapping[str, str]], requested: list[Mapping[str, str]],
                      registry: MapRegistry | None = None, sources: GroupFacts | None = None) -> dict[str, Any]:
     """The migration matrix; a target without usable facts is named in ``target_problems`` with the reason."""

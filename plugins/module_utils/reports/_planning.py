@@ -258,25 +258,44 @@ def _domains_after(joined: Baseline, lost: list[str], domains: Sequence[Domain],
     return out
 
 
-def domain_cpus(domains: Mapping[str, list[Mapping[str, Any]]]) -> list[str]:
-    """The distinct CPUs the domains run (live <cpu> of running ones, else persistent), in a stable order."""
+def domain_cpus(domains: Mapping[str, Sequence[Mapping[str, Any]]] | Sequence[Domain]) -> list[str]:
+    """The distinct CPUs the domains run (live <cpu> of running ones, else persistent), in a stable order.
+    ``domains``: the listed :class:`Domain` values, or host -> domain_cpu_info entries."""
     seen: dict[str, None] = {}
-    for _host, entries in sorted(domains.items()):
-        for dom in entries:
-            cpu = dom.get("live_cpu_xml") or dom.get("cpu_xml")
-            if cpu:
-                seen.setdefault(cpu, None)
+    for dom in _typed(domains):
+        cpu = dom.moving_cpu_xml
+        if cpu:
+            seen.setdefault(cpu, None)
     return list(seen)
 
 
-def _guest(dom: Mapping[str, Any], cpu_xml: str, key: str, cpu_map: CpuMap, source: Mapping[str, Any] | None) -> _Guest:
+def _typed(domains: Mapping[str, Sequence[Mapping[str, Any]]] | Sequence[Domain]) -> Sequence[Domain]:
+    """The domains as :class:`Domain` values (host -> domain_cpu_info entries are read once here), hosts sorted."""
+    return domains_of(domains) if isinstance(domains, Mapping) else domains
+
+
+def _moving_spec(dom: Domain) -> CpuSpec | str:
+    """The parsed CPU that moves with the domain (:attr:`Domain.moving_cpu_xml`), or why it does not read (naming the
+    domain); a domain without one is never asked."""
+    cpus = dom.cpus
+    spec = cpus.live_parsed if cpus.live_cpu_xml else cpus.parsed
+    if spec is not None:
+        return spec
+    try:  # it does not read: the parser says why
+        return CpuSpec.parse(str(dom.moving_cpu_xml), f"domain {dom.key}: <cpu>")
+    except CpuCompatError as exc:
+        return str(exc)
+
+
+def _guest(dom: Domain, spec: CpuSpec | str, cpu_map: CpuMap, source: Mapping[str, Any] | None) -> _Guest:
     """What a domain carries: its CPU's features as its source host's libvirt reads them (QEMU's names)."""
     try:
-        needs: frozenset[str] | None | str = guest_features(cpu_xml, cpu_map, f"domain {key}: <cpu>")
+        needs: frozenset[str] | None | str = spec if isinstance(spec, str) else spec_features(spec, cpu_map)
     except CpuCompatError as exc:
         needs = str(exc)
-    hv = _mapping(dom.get("hyperv"))
-    frequency = dom.get("tsc_frequency") if isinstance(dom.get("tsc_frequency"), int) else None
+    entry = dom.entry
+    hv = _mapping(entry.get("hyperv"))
+    frequency = entry.get("tsc_frequency") if isinstance(entry.get("tsc_frequency"), int) else None
     if frequency is None and isinstance(needs, frozenset) and "invtsc" in needs:
         source_tsc = _mapping(source).get("tsc")
         frequency = source_tsc.get("frequency") if isinstance(source_tsc, Mapping) else None
@@ -308,11 +327,13 @@ def _target_features(targets: Mapping[str, Any]) -> tuple[dict[str, frozenset[st
     return target_sets, s390x_targets, problems
 
 
-def _s390x_row(cpu_xml: str, key: str, source: Mapping[str, Any] | None, s390x_targets: Mapping[str, _s390x.S390Model],
-               x86_targets: Sequence[str], verdicts: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
-    """An s390x domain against every target: QEMU's comparison of its CPU with each s390x target's, libvirt's beside."""
+def _s390x_row(cpu_xml: str, spec: CpuSpec | str, key: str, source: Mapping[str, Any] | None,
+               s390x_targets: Mapping[str, _s390x.S390Model], x86_targets: Sequence[str],
+               verdicts: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, Any]]:
+    """An s390x domain against every target: QEMU's comparison of its CPU (``spec``: parsed, or why it does not read)
+    with each s390x target's, libvirt's beside."""
     try:
-        guest: _s390x.S390Model | None | str = s390x_guest(cpu_xml, f"domain {key}: <cpu>", source)
+        guest: _s390x.S390Model | None | str = spec if isinstance(spec, str) else s390x_guest_of(spec, f"domain {key}: <cpu>", source)
     except CpuCompatError as exc:
         guest = str(exc)
     row: dict[str, dict[str, Any]] = {}
@@ -422,13 +443,12 @@ def _with_libvirt(cell: dict[str, Any], libvirt_result: str | None) -> dict[str,
     return cell
 
 
-def _cpu_summary(cpu_xml: str | None) -> dict[str, Any]:
-    """A domain's CPU in a few words for the report: its mode and model."""
+def _cpu_summary(cpu_xml: str | None, spec: CpuSpec | None) -> dict[str, Any]:
+    """A domain's CPU in a few words for the report: its mode and model (``spec``: the text parsed, None when it does
+    not read)."""
     if not cpu_xml:
         return {"mode": None, "model": None}
-    try:
-        spec = CpuSpec.parse(cpu_xml, "domain <cpu>")
-    except CpuCompatError:
+    if spec is None:
         return {"mode": "unreadable", "model": None}
     return {"mode": spec.mode, "model": spec.model}
 
@@ -502,9 +522,9 @@ def observation_plan(observed: Mapping[str, Any], requested: list[Mapping[str, s
         for result in results or []:
             item = result.get("item") if isinstance(result, Mapping) else None
             obs = result.get("observation") if isinstance(result, Mapping) else None
-            if isinstance(item, Mapping) and isinstance(obs, Mapping):
-                cpu = item.get("live_cpu_xml") or item.get("cpu_xml")
-                by_domain[f"{host}/{item.get('name')}"] = {"cpu_xml": cpu, "machine": obs.get("machine")}
+            if isinstance(item, Mapping) and item.get("name") is not None and isinstance(obs, Mapping):
+                dom = Domain.of(host, item)
+                by_domain[dom.key] = {"cpu_xml": dom.moving_cpu_xml, "machine": obs.get("machine")}
     plan = []
     for pair in requested:
         domain, target = str(pair.get("domain", "")), str(pair.get("target", ""))
@@ -546,13 +566,14 @@ def _own_host(row: dict[str, Any], host: str) -> None:
         row[host] = own
 
 
-def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Mapping[str, Any], registry: MapRegistry,
-                     libvirt_verdicts: Mapping[str, Mapping[str, str]] | None = None,
+def migration_matrix(domains: Mapping[str, Sequence[Mapping[str, Any]]] | Sequence[Domain], targets: Mapping[str, Any],
+                     registry: MapRegistry, libvirt_verdicts: Mapping[str, Mapping[str, str]] | None = None,
                      requested: list[Mapping[str, str]] | None = None,
                      sources: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Can each domain's current CPU run on each target? Our answer, libvirt's where it was asked, and every disagreement.
 
-    ``domains``: source host -> domain_cpu_info entries. ``targets``: host -> cpucompat facts. x86_64: a domain's CPU is
+    ``domains``: the source hosts' listed :class:`Domain` values (a host's together, as :func:`domains_of` gives them),
+    or source host -> domain_cpu_info entries. ``targets``: host -> cpucompat facts. x86_64: a domain's CPU is
     read with its source host's libvirt CPU map, from ``sources`` or ``targets`` facts, else the registry's fallback.
     s390x: QEMU's comparison of the domain's CPU with the target's; it runs there when identical or a subset, else the
     properties QEMU names as responsible block it. ``libvirt_verdicts``: target -> {cpu_xml: libvirt's
@@ -564,41 +585,14 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
     problems.update(arm_problems)
     facts_of = {**(sources or {}), **targets}
     every_target = sorted([*target_sets, *s390x_targets, *arm_targets])
-    # Domains share a few distinct CPUs: each distinct guest's row is computed once and stands for all of them.
-    # A row depends on the CPU text, the Hyper-V and TSC settings, the map the source host reads the text with and
-    # (for an invariant TSC without a frequency) the source's TSC frequency: not on the host's name.
-    rows: dict[Any, dict[str, Any]] = {}
-    summaries: dict[str | None, dict[str, Any]] = {}
+    walk = _Walk(facts_of, registry, targets, target_sets, s390x_targets, arm_targets, libvirt_verdicts or {})
     matrix: dict[str, dict[str, Any]] = {}
     about: dict[str, dict[str, Any]] = {}
-    for host, entries in sorted(domains.items()):
-        source = facts_of.get(host) if isinstance(facts_of.get(host), Mapping) else None
-        source_map: CpuMap | None = None
-        source_tsc = _mapping(source).get("tsc")
-        source_frequency = source_tsc.get("frequency") if isinstance(source_tsc, Mapping) else None
-        for dom in entries:
-            key = f"{host}/{dom['name']}"
-            cpu_xml = dom.get("live_cpu_xml") or dom.get("cpu_xml")  # as domain_cpus() picks it
-            about[key] = _domain_about(host, dom, cpu_xml, summaries)
-            if not cpu_xml:
-                matrix[key] = {t: {"ok": None, "why": "no <cpu>: libvirt's default model"} for t in every_target}
-                continue
-            source_arch = (source or {}).get("arch") or ("s390x" if s390x_targets and not target_sets else "x86_64")
-            if source_arch in ("aarch64", "s390x"):
-                matrix[key] = _non_x86_row(rows, source_arch, key, cpu_xml, source, target_sets, s390x_targets, arm_targets,
-                                           libvirt_verdicts or {})
-                _own_host(matrix[key], host)
-                continue
-            if source_map is None:
-                source_map = _map_of(registry, host, source)
-            hv = _mapping(dom.get("hyperv"))
-            row_key = (cpu_xml, hv.get("mode"), tuple(hv.get("features") or ()), dom.get("tsc_frequency"), id(source_map),
-                       source_frequency)
-            if row_key not in rows:
-                guest = _guest(dom, cpu_xml, key, source_map, source)
-                rows[row_key] = _x86_row(guest, cpu_xml, targets, target_sets, [*s390x_targets], [*arm_targets], libvirt_verdicts or {})
-            matrix[key] = dict(rows[row_key])
-            _own_host(matrix[key], host)
+    for dom in _typed(domains):
+        key = dom.key
+        about[key] = walk.about(dom)
+        matrix[key] = walk.row(dom) if dom.moving_cpu_xml else {t: {"ok": None, "why": "no <cpu>: libvirt's default model"}
+                                                                for t in every_target}
     disagreements = [{"domain": d, "target": t, "ours": c["ok"], "libvirt": c["libvirt"]}
                      for d, row in matrix.items() for t, c in row.items() if c.get("disagreement")]
     resolved, unresolved = resolve_moves(list(requested or []), matrix)
@@ -608,7 +602,73 @@ def migration_matrix(domains: Mapping[str, list[Mapping[str, Any]]], targets: Ma
             "verdict": {"ok": not failures, "reasons": failures}}
 
 
-def _non_x86_row(rows: dict[Any, dict[str, Any]], arch: str, key: str, cpu_xml: str, source: Mapping[str, Any] | None,
+class _Walk:
+    """The migration matrix's walk over the listed domains, a host's together. Domains share a few distinct CPUs: each
+    distinct guest's row is computed once and stands for all of them. A row depends on the CPU text, the Hyper-V and
+    TSC settings, the map the source host reads the text with and (for an invariant TSC without a frequency) the
+    source's TSC frequency: not on the host's name."""
+
+    def __init__(self, facts_of: Mapping[str, Any], registry: MapRegistry, targets: Mapping[str, Any],
+                 target_sets: Mapping[str, frozenset[str]], s390x_targets: Mapping[str, _s390x.S390Model],
+                 arm_targets: Mapping[str, Any], verdicts: Mapping[str, Mapping[str, str]]) -> None:
+        self.facts_of, self.registry, self.targets, self.verdicts = facts_of, registry, targets, verdicts
+        self.target_sets, self.s390x_targets, self.arm_targets = target_sets, s390x_targets, arm_targets
+        self.rows: dict[Any, dict[str, Any]] = {}
+        self.summaries: dict[str | None, dict[str, Any]] = {}
+        self.host: str | None = None
+        self.source: Mapping[str, Any] | None = None
+        self.source_map: CpuMap | None = None
+        self.source_frequency: Any = None
+
+    def _at(self, host: str) -> None:
+        """The source host of the domains that follow: its facts, its TSC frequency; its CPU map when first needed."""
+        if host == self.host:
+            return
+        found = self.facts_of.get(host)
+        self.host, self.source, self.source_map = host, found if isinstance(found, Mapping) else None, None
+        source_tsc = _mapping(self.source).get("tsc")
+        self.source_frequency = source_tsc.get("frequency") if isinstance(source_tsc, Mapping) else None
+
+    def row(self, dom: Domain) -> dict[str, Any]:
+        """The domain's row (it has a moving ``<cpu>``): a copy of its guest's, its own host's cell set apart."""
+        self._at(dom.host)
+        cpu_xml = str(dom.moving_cpu_xml)
+        source_arch = (self.source or {}).get("arch") or ("s390x" if self.s390x_targets and not self.target_sets else "x86_64")
+        if source_arch in ("aarch64", "s390x"):
+            row = _non_x86_row(self.rows, source_arch, dom, cpu_xml, self.source, self.target_sets, self.s390x_targets,
+                               self.arm_targets, self.verdicts)
+        else:
+            if self.source_map is None:
+                self.source_map = _map_of(self.registry, dom.host, self.source)
+            hv = _mapping(dom.entry.get("hyperv"))
+            row_key = (cpu_xml, hv.get("mode"), tuple(hv.get("features") or ()), dom.entry.get("tsc_frequency"),
+                       id(self.source_map), self.source_frequency)
+            if row_key not in self.rows:
+                guest = _guest(dom, _moving_spec(dom), self.source_map, self.source)
+                self.rows[row_key] = _x86_row(guest, cpu_xml, self.targets, self.target_sets, [*self.s390x_targets],
+                                              [*self.arm_targets], self.verdicts)
+            row = dict(self.rows[row_key])
+        _own_host(row, dom.host)
+        return row
+
+    def about(self, dom: Domain) -> dict[str, Any]:
+        """What the page says of a domain: the CPU that moves (the running guest's where it runs, else its
+        definition's), and the model its next power cycle brings when the definition says another."""
+        cpus, summaries = dom.cpus, self.summaries
+        cpu_xml = dom.moving_cpu_xml
+        if cpu_xml not in summaries:
+            summaries[cpu_xml] = _cpu_summary(cpu_xml, cpus.live_parsed if cpus.live_cpu_xml else cpus.parsed)
+        about = {"host": dom.host, "active": dom.active, **summaries[cpu_xml], "running_cpu": dom.runs_live_cpu}
+        if about["running_cpu"] and cpus.cpu_xml != cpu_xml:
+            if cpus.cpu_xml not in summaries:
+                summaries[cpus.cpu_xml] = _cpu_summary(cpus.cpu_xml, cpus.parsed)
+            defined = summaries[cpus.cpu_xml]
+            if defined.get("model") != about["model"]:
+                about["next_power_cycle_model"] = defined.get("model")
+        return about
+
+
+def _non_x86_row(rows: dict[Any, dict[str, Any]], arch: str, dom: Domain, cpu_xml: str, source: Mapping[str, Any] | None,
                  target_sets: Mapping[str, Any], s390x_targets: Mapping[str, Any], arm_targets: Mapping[str, Any],
                  verdicts: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     """An aarch64 domain (one row per source host: its identity) or an s390x one (one per CPU and source) against every
@@ -616,27 +676,13 @@ def _non_x86_row(rows: dict[Any, dict[str, Any]], arch: str, key: str, cpu_xml: 
     if arch == "aarch64":
         row_key: tuple[Any, ...] = ("aarch64", id(source))
         if row_key not in rows:
-            rows[row_key] = _arm_row(key, source, arm_targets, [*target_sets, *s390x_targets])
+            rows[row_key] = _arm_row(dom.key, source, arm_targets, [*target_sets, *s390x_targets])
         return dict(rows[row_key])
     row_key = ("s390x", cpu_xml, id(source))
     if row_key not in rows:
-        rows[row_key] = _s390x_row(cpu_xml, key, source, s390x_targets, list(target_sets), verdicts)
+        rows[row_key] = _s390x_row(cpu_xml, _moving_spec(dom), dom.key, source, s390x_targets, list(target_sets), verdicts)
         rows[row_key].update({t: {"ok": False, "why": "the target is an aarch64 host; the domain's CPU is s390x"} for t in arm_targets})
     return dict(rows[row_key])
-
-
-def _domain_about(host: str, dom: Mapping[str, Any], cpu_xml: str | None, summaries: dict[str | None, dict[str, Any]]) -> dict[str, Any]:
-    """What the page says of a domain: the CPU that moves (the running guest's where it runs, else its definition's),
-    and the model its next power cycle brings when the definition says another."""
-    if cpu_xml not in summaries:
-        summaries[cpu_xml] = _cpu_summary(cpu_xml)
-    about = {"host": host, "active": bool(dom.get("active")), **summaries[cpu_xml],
-             "running_cpu": bool(dom.get("active") and dom.get("live_cpu_xml"))}
-    if about["running_cpu"] and dom.get("cpu_xml") != cpu_xml:
-        defined = summaries.setdefault(dom.get("cpu_xml"), _cpu_summary(dom.get("cpu_xml")))
-        if defined.get("model") != about["model"]:
-            about["next_power_cycle_model"] = defined.get("model")
-    return about
 
 
 def _x86_row(guest: Any, cpu_xml: str, targets: Mapping[str, Any], target_sets: Mapping[str, Any], s390x_targets: Sequence[str],

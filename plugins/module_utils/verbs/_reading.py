@@ -81,10 +81,9 @@ def migration(common: Common, reader: Reader, names: list[str], sources: list[st
               verdicts_var: str | None, requested: list[Mapping[str, str]], group: str | None,
               observed: tuple[Mapping[str, Any], Mapping[Any, Any]] | None = None, tiers: _tiers.Tiers | None = None) -> Outcome:
     """The migration matrix; ``tiers`` (the group's): a domain in a tier beyond the base moves only to its tier's hosts."""
-    listing = reader.domains(sources, domains_var)
-    domains = domains_of(listing)
+    domains = domains_of(reader.domains(sources, domains_var))
     targets, origin = reader.group(names), reader.group(sources)
-    report = migration_report(targets, listing, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
+    report = migration_report(targets, domains, reader.verdicts(names, verdicts_var), requested, common.registry, origin)
     if tiers is not None:
         allowed = {dom.key: (tiers.group, found[0], found[1]) for dom in domains
                    if (found := tiers.allowed_targets(dom)) is not None}

@@ -105,8 +105,8 @@ def probed(tmp_path_factory) -> Iterator[dict[str, Any]]:
     try:
         local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
         path = tmp / "inventory.yml"
-        path.write_text(yaml.safe_dump({"hypervisors": {"hosts": {h: {**local, "cpucompat_probe_qmp_socket": s.path}
-                                                                   for h, s in zip(HOSTS, servers)}}}))
+        hosts = {h: {**local, "cpucompat_probe_qmp_socket": s.path} for h, s in zip(HOSTS, servers)}
+        path.write_text(yaml.safe_dump({"hypervisors": {"hosts": hosts}}))
         jsonfile = Cache("jsonfile", tmp)
         _probe(tmp, str(path), jsonfile, "hypervisors")
         redis = Cache("redis", tmp, server)

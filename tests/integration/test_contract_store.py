@@ -74,6 +74,26 @@ class Output:
         return rc
 
 
+def _openers(path) -> set[int]:
+    """The processes, other than this one, that have ``path`` open."""
+    target, found = os.path.realpath(path), set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry.name}/fd/{fd}") == target:
+                    found.add(int(entry.name))
+                    break
+            except OSError:
+                continue
+    return found
+
+
 def test_two_runs_race_to_change_one_group_one_wins_the_other_names_its_generation(tmp_path, replay) -> None:
     inv = _recorded_inventory(tmp_path, replay)
     reports = str(tmp_path / "reports")
@@ -91,7 +111,12 @@ def test_two_runs_race_to_change_one_group_one_wins_the_other_names_its_generati
                 for i in (1, 2)]
         for run in runs:
             run.wait_for("TASK [cpucompat.cluster.contract : Plan the change")
-        time.sleep(5)  # both are past their read, polling the lock
+        # Both are past their read, polling the lock: each holds the lock file open while it waits for it.
+        deadline = time.monotonic() + 240
+        while len(_openers(stored.parent / ".hypervisors.lock")) < 2:
+            assert all(r.proc.poll() is None for r in runs), "a run ended while the lock was held"
+            assert time.monotonic() < deadline, f"the runs never waited for the lock:\n{runs[0].text[-2000:]}\n{runs[1].text[-2000:]}"
+            time.sleep(0.1)
         assert all(r.proc.poll() is None for r in runs), "a run ended while the lock was held"
         assert json.loads(stored.read_text())["generation"] == 1, "nothing written while the lock is held"
     codes = [r.finish() for r in runs]

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,8 @@ import pytest
 import yaml
 
 from integration.helpers import run_playbook
+from utils.qmp_replay import ReplayServer
+from utils.recordings import load
 from utils.redis_server import RedisServer as Redis
 
 pytestmark = pytest.mark.usefixtures("no_leftover_qemu")
@@ -88,6 +91,47 @@ def inventory(tmp_path, replay) -> str:
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump({"hypervisors": {"hosts": hosts}}))
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """The whole group probed once into each kind of cache, for the tests that start from a probed group and then take
+    its cache apart (test_slices_then_one_aggregation shows how the probe fills it): the jsonfile folder, and the Redis
+    keys as DUMPed (value and time to live), which each test RESTOREs into a server of its own."""
+    tmp = tmp_path_factory.mktemp("probed")
+    sockets = tempfile.TemporaryDirectory(prefix="cpucompat-test-")  # a short path: a socket's is at most 107 bytes
+    servers = [ReplayServer(load(rec), os.path.join(sockets.name, f"{i}.sock")).start() for i, rec in enumerate(RECORDINGS)]
+    server = Redis(str(tmp))
+    try:
+        local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        path = tmp / "inventory.yml"
+        hosts = {h: {**local, "cpucompat_probe_qmp_socket": s.path} for h, s in zip(HOSTS, servers)}
+        path.write_text(yaml.safe_dump({"hypervisors": {"hosts": hosts}}))
+        jsonfile = Cache("jsonfile", tmp)
+        _probe(tmp, str(path), jsonfile, "hypervisors")
+        redis = Cache("redis", tmp, server)
+        _probe(tmp, str(path), redis, "hypervisors")
+        keys = {key: (server.client.pttl(key), server.client.dump(key)) for key in server.client.keys("*")}
+        assert all(redis.raw(h) for h in HOSTS) and all(jsonfile.raw(h) for h in HOSTS)
+        yield {"jsonfile": jsonfile.folder, "redis": keys}
+    finally:
+        server.stop()
+        for replayed in servers:
+            replayed.stop()
+        sockets.cleanup()
+
+
+def _restored(kind: str, probed: dict[str, Any], tmp_path, server: Redis | None = None) -> Cache:
+    """A cache of its own holding what the group's probe wrote (``probed``)."""
+    cache = Cache(kind, tmp_path, server)
+    if kind == "redis":
+        assert server is not None
+        for key, (ttl, dumped) in probed["redis"].items():
+            server.client.restore(key, max(ttl, 0), dumped)
+    else:
+        shutil.copytree(probed["jsonfile"], cache.folder)
+    assert all(cache.raw(h) for h in HOSTS)
+    return cache
 
 
 def _probe(tmp_path, inventory: str, cache: Cache, limit: str) -> None:
@@ -158,12 +202,11 @@ OUTAGE = """
 
 
 @pytest.mark.parametrize("partial", [False, True], ids=["whole-group", "partial-allowed"])
-def test_redis_going_away_mid_run(tmp_path, inventory: str, partial: bool) -> None:
+def test_redis_going_away_mid_run(tmp_path, inventory: str, probed: dict[str, Any], partial: bool) -> None:
     """In one run hv1's facts are read, the server stops, then the group is aggregated: the others are named."""
     server = Redis(str(tmp_path))
     try:
-        cache = Cache("redis", tmp_path, server)
-        _probe(tmp_path, inventory, cache, "hypervisors")
+        cache = _restored("redis", probed, tmp_path, server)
         play = OUTAGE.format(redis_cli=shutil.which("redis-cli"), port=server.port)
         reports = tmp_path / "reports"
         proc = run_playbook(play, tmp_path, inventory=inventory, env=cache.env,
@@ -187,9 +230,8 @@ def test_redis_going_away_mid_run(tmp_path, inventory: str, partial: bool) -> No
     (json.dumps({"__payload__": json.dumps({"cpucompat": {"schema_version": 1, "arch": "x86_64"}})}).encode(),
      "other_schema"),
 ], ids=["not-json", "payload-not-json", "other-schema"])
-def test_bad_jsonfile_entries(tmp_path, inventory: str, entry: bytes, expected: str) -> None:
-    cache = Cache("jsonfile", tmp_path)
-    _probe(tmp_path, inventory, cache, "hypervisors")
+def test_bad_jsonfile_entries(tmp_path, inventory: str, probed: dict[str, Any], entry: bytes, expected: str) -> None:
+    cache = _restored("jsonfile", probed, tmp_path)
     cache.put("hv3", entry)
     others = {h: cache.raw(h) for h in HOSTS if h != "hv3"}
     proc, report = _aggregate(tmp_path, inventory, cache)

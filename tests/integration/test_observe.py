@@ -45,6 +45,7 @@ def _leftovers() -> tuple[list[str], list[str]]:
     return names, procs
 
 
+@pytest.mark.xdist_group("libvirt")  # a persistent domain of its own, of machine type pc-q35-7.2, for a moment
 def test_the_words_are_those_of_the_running_vcpu(me, tmp_path) -> None:
     """A domain of the same <cpu> and machine type, started by libvirt and read with virsh qemu-monitor-command (not
     the collection's code): cpu_observe returns exactly its CPUID words."""

@@ -113,6 +113,7 @@ def test_kubevirt_and_incus_roles_write_files_and_apply_nothing(tmp_path) -> Non
     assert "incus cluster group set hypervisors instances.vm.cpu.x86_64.baseline=" in script
 
 
+@pytest.mark.xdist_group("libvirt")  # the platforms playbook probes this machine: its domains' machine type
 @pytest.mark.usefixtures("no_leftover_qemu")
 def test_platforms_playbook_from_probe_to_every_platform(tmp_path) -> None:
     """This machine as a one-host group: probed, its contract pinned, then every platform configured (Nova checked
@@ -143,6 +144,7 @@ def test_platforms_playbook_from_probe_to_every_platform(tmp_path) -> None:
     assert second.returncode == 0 and "changed=0" in second.stdout.split("PLAY RECAP")[1], second.stdout[-5000:]
 
 
+@pytest.mark.xdist_group("libvirt")  # the platforms playbook probes this machine: its domains' machine type
 @pytest.mark.usefixtures("no_leftover_qemu")
 def test_platforms_playbook_renders_a_two_tier_group_at_once(tmp_path) -> None:
     """This machine as a group with two tiers (the base at pentium2, tier high at pentium3 with the same flags): the

@@ -87,6 +87,8 @@ PARALLEL_SAFE = frozenset({
     # QEMU only (their vCPUs are plain QEMU processes; the mixed-version site run deploys nothing, and the observation's
     # transient domains are never listed: deploy._domain skips them)
     "test_cpuid_names.py", "test_observe_stacks.py",
+    # A playbook over names in an inventory and a fact cache of its own: no libvirt, no QEMU
+    "test_run_groups.py",
     # No playbook that lists or deploys domains, and no persistent domain a probe of this machine follows: a domain
     # defined beside a probe of its QEMU binary may change the machine type the probe follows (the majority of the
     # definitions), which is why test_exact_cpu's live test, test_libvirt_judges_xml (x86_64) and

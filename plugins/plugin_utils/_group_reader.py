@@ -41,10 +41,10 @@ class GroupReader:
         """A host's facts and registered variables (only these: the inventory's variables are not read here)."""
         if self._direct():
             try:
-                facts = self._fact_cache.get(name)  # type: ignore[union-attr]
+                facts = self._fact_cache.get(name)
             except KeyError:
                 facts = None
-            return {**self._registered.get(name, {}), "ansible_facts": facts or {}}  # type: ignore[union-attr]
+            return {**self._registered.get(name, {}), "ansible_facts": facts or {}}
         raw_get = getattr(self._hostvars, "raw_get", None)
         return raw_get(name) if raw_get is not None else self._hostvars[name]
 
@@ -73,7 +73,7 @@ class GroupReader:
         """What the host registered in ``var`` in this run (None: nothing); its cache entry is not read for it (a
         contract step that reads only the domains or the carried result decodes no host's facts)."""
         if name not in self._raw and self._direct():
-            return (self._registered.get(name) or {}).get(var)  # type: ignore[union-attr]
+            return (self._registered.get(name) or {}).get(var)
         return self.raw(name).get(var)
 
     def cached_fact(self, name: str, key: str) -> Any:

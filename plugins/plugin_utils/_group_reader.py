@@ -34,23 +34,23 @@ class GroupReader:
         self._raw: dict[str, Mapping[str, Any]] = {}
         self._unreadable: dict[str, str] = {}
         manager = getattr(self._hostvars, "_variable_manager", None)
-        self._fact_cache = getattr(manager, "_fact_cache", None)
-        self._registered = getattr(manager, "_nonpersistent_fact_cache", None)
+        fact_cache = getattr(manager, "_fact_cache", None)
+        registered = getattr(manager, "_nonpersistent_fact_cache", None)
+        # The variable manager's own stores (ansible-core 2.19), when at hand; else hostvars serves.
+        self._stores: tuple[Any, Mapping[str, Any]] | None = \
+            (fact_cache, registered) if hasattr(fact_cache, "get") and isinstance(registered, Mapping) else None
 
     def _read(self, name: str) -> Mapping[str, Any]:
         """A host's facts and registered variables (only these: the inventory's variables are not read here)."""
-        if self._direct():
+        if self._stores is not None:
+            fact_cache, registered = self._stores
             try:
-                facts = self._fact_cache.get(name)
+                facts = fact_cache.get(name)
             except KeyError:
                 facts = None
-            return {**self._registered.get(name, {}), "ansible_facts": facts or {}}
+            return {**registered.get(name, {}), "ansible_facts": facts or {}}
         raw_get = getattr(self._hostvars, "raw_get", None)
         return raw_get(name) if raw_get is not None else self._hostvars[name]
-
-    def _direct(self) -> bool:
-        """Whether the variable manager's own stores are at hand (ansible-core 2.19); else ``hostvars`` serves."""
-        return self._fact_cache is not None and isinstance(self._registered, Mapping) and hasattr(self._fact_cache, "get")
 
     def check_known(self, names: list[str]) -> None:
         unknown = sorted(n for n in names if n not in self._hostvars)
@@ -72,8 +72,8 @@ class GroupReader:
     def registered_var(self, name: str, var: str) -> Any:
         """What the host registered in ``var`` in this run (None: nothing); its cache entry is not read for it (a
         contract step that reads only the domains or the carried result decodes no host's facts)."""
-        if name not in self._raw and self._direct():
-            return (self._registered.get(name) or {}).get(var)
+        if name not in self._raw and self._stores is not None:
+            return (self._stores[1].get(name) or {}).get(var)
         return self.raw(name).get(var)
 
     def cached_fact(self, name: str, key: str) -> Any:

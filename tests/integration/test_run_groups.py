@@ -58,7 +58,7 @@ def test_each_host_decides_by_its_own_variables_templated_where_the_inventory_wr
     proc = run_playbook(PLAY, tmp_path, inventory=str(tmp_path / "inventory.yml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     line = next(x for x in proc.stdout.splitlines() if "RUN_GROUPS=" in x)
-    found = {host: groups for host, groups in json.loads(line.split("RUN_GROUPS=", 1)[1].rstrip('"').replace('\\"', '"'))}
+    found = dict(json.loads(line.split("RUN_GROUPS=", 1)[1].rstrip('"').replace('\\"', '"')))
     assert found == {"hv3": ["cpucompat_deploy_hosts"],
                      "hv4": ["cpucompat_probe_due", "cpucompat_deploy_hosts", "cpucompat_observe_hosts"],
                      "hv5": ["cpucompat_probe_due"]}, proc.stdout

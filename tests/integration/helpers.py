@@ -47,3 +47,15 @@ def run_playbook(playbook: str, tmp_path, inventory: str = "localhost,", extra: 
                 # The contract store's default folder is under XDG_DATA_HOME: each test its own.
                 "XDG_DATA_HOME": str(tmp_path / "data"), **(env or {})}
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=600, check=False)
+
+
+def settled(proc: subprocess.CompletedProcess[str], tmp_path, host: str, domain: str,
+            group: str = "hypervisors") -> tuple[dict[str, Any], dict[str, Any]]:
+    """A second site run changed nothing: it passed, left ``host``'s one domain as it was ("ok") and reports it
+    compliant in ``tmp_path/reports/contract.json``. The report and the group's section."""
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    assert f"ok: [{host}] => (item={domain})" in proc.stdout, "a second run changes nothing"
+    report = json.loads((tmp_path / "reports" / "contract.json").read_text())
+    section = report["groups"][group]
+    assert {k: v["status"] for k, v in section["domains"].items()} == {f"{host}/{domain}": "compliant"}
+    return report, section

@@ -17,7 +17,7 @@ import uuid
 import pytest
 import yaml
 
-from integration.helpers import ROOT, contract_file, run_playbook
+from integration.helpers import ROOT, contract_file, run_playbook, settled
 from integration.libvirt_helpers import domain_xml, ensure_libvirtd, remove, virsh
 from ansible_collections.cpucompat.cluster.plugins.module_utils.probe import _probe
 from utils.arm_hosts import recording, tree
@@ -88,12 +88,7 @@ def test_an_aarch64_group_of_identical_hosts_end_to_end(tmp_path, serve, arm_dom
     level = json.loads(contract_file(tmp_path).read_text())["cpu"]
     assert level["arch"] == "aarch64" and level["model"] is None and level["identity"]["midr"] == ["0x413fd0c1"], level
     assert _cpu(arm_domain) == "<cpu mode='host-passthrough' check='none'/>"
-    proc = _site(tmp_path, inv)
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    assert f"ok: [a-{GROUP[0]}] => (item={arm_domain})" in proc.stdout, "a second run changes nothing"
-    report = json.loads((tmp_path / "reports" / "contract.json").read_text())
-    group = report["groups"]["hypervisors"]
-    assert {k: v["status"] for k, v in group["domains"].items()} == {f"a-{GROUP[0]}/{arm_domain}": "compliant"}
+    report, group = settled(_site(tmp_path, inv), tmp_path, f"a-{GROUP[0]}", arm_domain)
     assert report["verdict"]["admission"] == {"admitted": 2, "refused": []} and group["qemu_args"] == "host"
 
     # Hosts that are not identical: refused, naming what differs; nothing deployed. Then quarantined on request.

@@ -65,12 +65,6 @@ def live_differs(target: CpuSpec, dom: Domain, cpu_map: CpuMap | None, specs: Sp
     return not _same_cpu(live, target)
 
 
-def restart_required(target: CpuSpec, dom: Domain, cpu_map: CpuMap | None, specs: Specs) -> bool:
-    """One restart rule for the contract page and every plan: a running guest must be shut down and started again when
-    the CPU it runs is not the target's (only a power cycle applies a definition's <cpu>)."""
-    return bool(live_differs(target, dom, cpu_map, specs))
-
-
 def domain_status(contract: CpuSpec, dom: Domain, cpu_map: CpuMap | None, specs: Specs) -> dict[str, Any]:
     """One domain against the contract's ``<cpu>``: its persistent definition, its live CPU, and a status (COMPLIANCE)."""
     active = dom.active

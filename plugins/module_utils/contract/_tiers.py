@@ -120,7 +120,8 @@ class Tiers:
         return tier in self._by_name and host in self._by_name[tier][1]
 
     def sort(self, domains: Sequence[Domain]) -> Placement:
-        """:meth:`split`, :meth:`misplaced` and :meth:`assignments` at once, each domain's tier read once."""
+        """The domains per tier key, the misplaced ones named, and host -> {domain: tier key} beyond the base tier (what
+        the deploy gives them), at once: each domain's tier read once."""
         listed: dict[str, list[Domain]] = {t.key: [] for t in self.tiers}
         reasons: list[str] = []
         assigned: dict[str, dict[str, str]] = {}
@@ -157,13 +158,8 @@ class Tiers:
 
     def split(self, domains: Sequence[Domain]) -> dict[str, list[Domain]]:
         """The listed domains per tier key; every tier key is present. A domain naming an unknown tier, or on a host that
-        is not its tier's, stays in none (``misplaced`` names it)."""
+        is not its tier's, stays in none (:meth:`sort` names it)."""
         return self.sort(domains).listed
-
-    def misplaced(self, domains: Sequence[Domain]) -> list[str]:
-        """Why domains cannot get their tier's CPU: an unknown tier, or a host that is not a host of the tier. Each is
-        named; such a domain is never given another tier's CPU."""
-        return self.sort(domains).misplaced
 
     def allowed_targets(self, domain: Domain) -> tuple[str, tuple[str, ...]] | None:
         """The tier of a domain beyond the base and the hosts it may move to; None for a base-tier domain."""
@@ -172,9 +168,6 @@ class Tiers:
             return None
         return tier, self.tier(tier).hosts
 
-    def assignments(self, domains: Sequence[Domain]) -> dict[str, dict[str, str]]:
-        """host -> {domain: tier key} for the domains beyond the base tier (what the deploy gives them)."""
-        return self.sort(domains).assigned
 
 
 def _hosts_of(tier: str, pattern: Any, group: str, members: Sequence[str], inventory: Mapping[str, Sequence[str]]) -> tuple[str, ...]:

@@ -156,11 +156,6 @@ class GuestCpu:
         """host-passthrough over a pinned host identity (aarch64 groups of identical hosts)."""
         return self.identity is not None
 
-    @property
-    def identity_digest(self) -> str | None:
-        """``sha256:`` of the pinned host identity's canonical JSON (None without one)."""
-        return identity_digest(self.identity) if self.identity is not None else None
-
     def with_level(self, level: Mapping[str, Any], where: str) -> GuestCpu:
         """This group's stacks and candidates with a pinned level (a contract's) instead of today's."""
         pinned = level_of(level, where)

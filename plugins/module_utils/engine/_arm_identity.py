@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import FactsError, InputError
-from ..cpu._guest import IDENTITY_LABEL_KEY, identity_digest, identity_label
+from .._errors import FactsError
+from ..cpu._guest import identity_digest
 from ..probe._armhost import Midr
 
 # (field, what the refusal calls it), in the order a refusal names them.
@@ -29,7 +29,6 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("pmu", "PMU"), ("pauth", "pointer authentication"), ("page_size", "page size"), ("kernel", "kernel"), ("qemu", "QEMU"),
     ("machine", "machine type"), ("firmware", "firmware"),
 )
-LABEL_KEY = IDENTITY_LABEL_KEY
 
 
 def identity_of(facts: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -60,22 +59,6 @@ def _strings(value: Any) -> list[str]:
 
 def _text(value: Any) -> str | None:
     return str(value) if isinstance(value, str) and value else None
-
-
-def check(identity: Any, where: str) -> dict[str, Any]:
-    """A pinned identity read back (a contract's): every field present, nothing else."""
-    if not isinstance(identity, Mapping) or set(identity) != {f for f, _label in FIELDS}:
-        raise InputError(f"{where}: an arm64 identity must have exactly the fields {', '.join(f for f, _label in FIELDS)}")
-    return {f: identity[f] for f, _label in FIELDS}
-
-
-def digest(identity: Mapping[str, Any]) -> str:
-    return identity_digest(identity)
-
-
-def label(identity: Mapping[str, Any]) -> str:
-    """A Kubernetes label value for the identity: what a nodeSelector matches (``LABEL_KEY``)."""
-    return identity_label(identity)
 
 
 def describe(identity: Mapping[str, Any]) -> str:
@@ -197,7 +180,7 @@ def grouped(identities: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]
     """Hosts by identity digest (each list sorted)."""
     out: dict[str, list[str]] = {}
     for host, ident in identities.items():
-        out.setdefault(digest(ident), []).append(host)
+        out.setdefault(identity_digest(ident), []).append(host)
     return {d: sorted(hosts) for d, hosts in sorted(out.items())}
 
 

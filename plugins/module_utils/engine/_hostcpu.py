@@ -69,11 +69,8 @@ class HostCpu:
         # Aliases stay: QEMU before 4.1 knows "Broadwell" only, newer QEMU both "Broadwell" (alias of Broadwell-v1)
         # and "Broadwell-v1". Mixed clusters meet on the alias.
         runnable = _names(name, facts.get("runnable_models"), "runnable_models")
-        try:
-            models = read_models(facts, f"host {name}") or _NO_MODEL
-            aliases = read_aliases(facts, f"host {name}") or _NO_MODEL
-        except FactsError as exc:
-            raise FactsError(str(exc)) from None
+        models = read_models(facts, f"host {name}") or _NO_MODEL
+        aliases = read_aliases(facts, f"host {name}") or _NO_MODEL
         qemu = facts.get("qemu") or _NO_MODEL
         vendor, base, version = facts.get("vendor"), facts.get("base_model"), qemu.get("version") if _is_map(qemu) else None
         machine = _machine if _is_map(_machine := facts.get("machine")) else _NO_MODEL

@@ -26,13 +26,9 @@ from ._schema import REPORT_SCHEMA
 FAIL_ON = ("incompatible", "lowers_baseline", "never")
 
 
-def guest_features(cpu_xml: str, cpu_map: CpuMap, what: str = "<cpu>") -> frozenset[str] | None:
-    """The features (QEMU's names) a domain's ``<cpu>`` gives its guest under ``cpu_map``, None when it follows its host."""
-    return spec_features(CpuSpec.parse(cpu_xml, what), cpu_map)
-
-
 def spec_features(spec: CpuSpec, cpu_map: CpuMap) -> frozenset[str] | None:
-    """:func:`guest_features` of a parsed ``<cpu>``."""
+    """The features (QEMU's names) a domain's parsed ``<cpu>`` gives its guest under ``cpu_map``, None when it follows
+    its host."""
     found = spec.guest_features(cpu_map)
     return None if found is None else cpu_map.qemu_names(found)
 
@@ -52,17 +48,12 @@ def _map_of(registry: MapRegistry, host: str, facts: Any) -> CpuMap:
 _RUNS = ("identical", "subset")
 
 
-def s390x_guest(cpu_xml: str, what: str, source: Mapping[str, Any] | None = None) -> _s390x.S390Model | None:
-    """The CPU model an s390x domain's ``<cpu>`` gives its guest, None for one that follows its host.
+def s390x_guest_of(spec: CpuSpec, what: str, source: Mapping[str, Any] | None = None) -> _s390x.S390Model | None:
+    """The CPU model an s390x domain's parsed ``<cpu>`` gives its guest, None for one that follows its host.
 
     The model's features are its static definition (the catalogue's ``-base`` models) or, for a full model name, the
     source host's own expansion of it (its facts' ``model_features``); then the ``<feature>`` policies.
     """
-    return s390x_guest_of(CpuSpec.parse(cpu_xml, what), what, source)
-
-
-def s390x_guest_of(spec: CpuSpec, what: str, source: Mapping[str, Any] | None = None) -> _s390x.S390Model | None:
-    """:func:`s390x_guest` of a parsed ``<cpu>``."""
     if spec.follows_host:
         return None
     if not spec.model:

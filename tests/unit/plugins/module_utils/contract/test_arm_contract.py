@@ -14,7 +14,8 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._contract import Contract, render_text
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._planning_checks import migration_against
 from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._libvirt_map import MapRegistry
-from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._arm_identity import identity_of, label
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import identity_label as label
+from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._arm_identity import identity_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import BaselineOptions, baseline_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._group import group_facts
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._hostcpu import host_cpus

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils._errors import FactsError
-from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import level_of
+from ansible_collections.cpucompat.cluster.plugins.module_utils.cpu._guest import identity_digest, identity_label, level_of
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine import _arm_identity
 from ansible_collections.cpucompat.cluster.plugins.module_utils.engine._baseline import baseline_of
 from utils.arm_hosts import facts
@@ -23,9 +23,9 @@ def _identity(name: str) -> dict:
 
 def test_identical_hosts_have_one_identity_and_one_digest() -> None:
     a, b = _identity(N1[0]), _identity(N1[1])
-    assert a == b and _arm_identity.digest(a) == _arm_identity.digest(b) and _arm_identity.differences(a, b) == []
+    assert a == b and identity_digest(a) == identity_digest(b) and _arm_identity.differences(a, b) == []
     assert a["midr"] == ["0x413fd0c1"] and a["page_size"] == 4096 and a["qemu"] == "8.2.0" and a["machine"] == "virt-8.2"
-    label = _arm_identity.label(a)
+    label = identity_label(a)
     assert len(label) == 40 and label.isalnum() and label.islower()
     assert _arm_identity.describe(a).startswith("Neoverse-N1 r3p1 (MIDR 0x413fd0c1); 4 KiB pages; kernel 6.12.48")
 

@@ -76,6 +76,11 @@ class GroupReader:
             return (self._stores[1].get(name) or {}).get(var)
         return self.raw(name).get(var)
 
+    def host_var(self, name: str, key: str) -> Any:
+        """A variable of the host as its plays see it (the inventory's and the run's, templated), asked of ``hostvars``
+        for this one host: :meth:`raw` holds only its facts and registered results."""
+        return self._hostvars[name].get(key)
+
     def cached_fact(self, name: str, key: str) -> Any:
         """``ansible_facts[key]`` of a host as it stands (None when absent or unreadable)."""
         facts = self.raw(name).get("ansible_facts")

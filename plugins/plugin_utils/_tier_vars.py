@@ -21,10 +21,13 @@ def tiers_of(action: str, reader: GroupReader, groups: Mapping[str, list[str]], 
     out = {}
     me = task_vars.get("inventory_hostname")
     for name, hosts in groups.items():
-        where = task_vars if me in hosts else (reader.raw(hosts[0]) if hosts else {})
+        if me in hosts or not hosts:
+            value, chosen = task_vars.get("cpucompat_tiers") if hosts else None, task_vars.get("cpucompat_domain_tiers")
+        else:
+            value = reader.host_var(hosts[0], "cpucompat_tiers")
+            chosen = reader.host_var(hosts[0], "cpucompat_domain_tiers") or task_vars.get("cpucompat_domain_tiers")
         try:
-            found = parse_tiers(name, where.get("cpucompat_tiers"), hosts, inventory,
-                                where.get("cpucompat_domain_tiers") or task_vars.get("cpucompat_domain_tiers"))
+            found = parse_tiers(name, value, hosts, inventory, chosen)
         except TierError as exc:
             raise AnsibleActionFail(f"{action}: {exc}") from None
         if found is not None:

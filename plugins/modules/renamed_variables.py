@@ -13,7 +13,9 @@ description:
     C(cpucompat_domains), C(cpucompat_group), C(cpucompat_allow_partial) and the C(cpucompat_policy_*) baseline policy). The
     names they replace keep working for one release; this action emits a deprecation warning for each old name the host
     has, naming the new one.
-  - Every role of the collection runs it first; a playbook rarely needs it.
+  - The roles without an aggregating action (C(probe), C(deploy)) run it first; the aggregating actions
+    (C(cluster_cpu_facts), C(cpu_contract), C(cpu_upgrade_check), C(cpu_power_cycle)) warn the same way themselves. A
+    playbook rarely needs it.
   - Runs on the controller and changes nothing.
 extends_documentation_fragment:
   - cpucompat.cluster.attributes

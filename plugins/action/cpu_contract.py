@@ -16,6 +16,7 @@ from typing import Any
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._change import ChangeRequest
+from ansible_collections.cpucompat.cluster.plugins.module_utils.contract._tiers import BASE, tier_key
 from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _common, _contracting
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import (AggregateAction, group_names, observations_of,
                                                                                    tier_observations_of)
@@ -79,7 +80,7 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
                 raise AnsibleActionFail(f"{cls.NAME}: report=rebuild needs group")
             hosts = _common.group_map(inventory, [args["group"]])[args["group"]]
             # A tier's contract is rebuilt from the stamps of the tier's domains on the group's hosts.
-            key = f"{args['group']}@{args['tier']}" if args["tier"] and args["tier"] != "base" else args["group"]
+            key = tier_key(args["group"], args["tier"] or BASE)
             return _contracting.rebuild(common, reader, key, hosts, args["domains_var"])
         if not args["group"] or not args["change"]:
             raise AnsibleActionFail(f"{cls.NAME}: report=plan needs group and change (action: raise or lower)")

@@ -21,7 +21,7 @@ from typing import Any
 
 from .._errors import ObservationError
 from ..cpu._cpuid import TCG_DEPENDENT, bit_names, diff_words
-from ._tiers import named
+from ._tiers import SEPARATOR, named
 
 OBSERVATION_SCHEMA = "cpucompat.observation/1"
 FAILED = "the observation failed: "  # the prefix of a host's reason when cpu_observe could not start the <cpu> there
@@ -217,7 +217,8 @@ def refusal_reason(entry: Mapping[str, Any], group: str) -> str:
     if diff:
         said = [f"{k} {v['this_host']} (group: {', '.join(v['reference_hosts'])})" for k, v in diff.items()]
         parts.append("its stack differs in " + ", ".join(said))
-    return f"{entry['host']} does not give the contract CPU of {named(group)} as the {'tier' if '@' in group else 'group'} observes it: " + "; ".join(parts)
+    kind = "tier" if SEPARATOR in group else "group"
+    return f"{entry['host']} does not give the contract CPU of {named(group)} as the {kind} observes it: " + "; ".join(parts)
 
 
 __all__ = ["OBSERVATION_SCHEMA", "Observation", "ObservationError", "ObservedCheck", "check", "cpu_digest",

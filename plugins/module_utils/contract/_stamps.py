@@ -21,9 +21,10 @@ from ..cpu._guest import level_of
 from ._contract import Contract, ContractError, Level, level_digest, now_iso
 from ..deploy._stamp import base_group
 from ._domain import Domain
+from ._tiers import contract_args
 from ._stored import Stored
 
-REBUILD = "ansible-playbook -i <inventory> cpucompat.cluster.rebuild_contract -e cpucompat_group={group}"
+REBUILD = "ansible-playbook -i <inventory> cpucompat.cluster.rebuild_contract"
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,7 @@ def found(group: str, domains: Sequence[Domain]) -> list[Stamp]:
 
 def rebuild_command(key: str) -> str:
     """The command that rebuilds the contract ``key`` (a group, or a tier's ``group@tier``) from the stamps."""
-    group, _sep, tier = key.partition("@")
-    return REBUILD.format(group=group) + (f" -e cpucompat_contract_tier={tier}" if tier else "")
+    return f"{REBUILD} {contract_args(key)}"
 
 
 def held_elsewhere(group: str, domains: Sequence[Domain], adopt: Sequence[str] = ()) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 from .._errors import CpuCompatError
 from ._html_templates import CSS, TEMPLATES
 from ..cpu._features import SECURITY_FEATURES
-from ..contract._tiers import title as tier_title
+from ..contract._tiers import SEPARATOR, title as tier_title
 from ._header import expansion_options, header, said, tier_words
 from ._markdown import platform_text
 from ._schema import CONTRACT_WORDS, PROBLEM_TITLES, REPORT_SCHEMA
@@ -196,7 +196,7 @@ def report_html(report: Any) -> str:
             context.update(matrix=matrix)
         context.update(bars=bottleneck_bars(report), hosts=_hosts(report))
         context["title"] += f": {(report.get('baseline') or {}).get('model') or 'not computed'}"
-    elif kind in ("plan", "rebuild") and "@" in str(report.get("group")):
+    elif kind in ("plan", "rebuild") and SEPARATOR in str(report.get("group")):
         context["title"] += f": {said(str(report['group']))}"  # a tier's page says which
     elif kind == "migration":
         context.update(_migration(report))

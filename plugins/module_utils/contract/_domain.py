@@ -159,7 +159,7 @@ class Domain:
 def domains_of(domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Domain]:
     """Every listed domain of every host (host -> domain_cpu_info entries), hosts sorted, each host's in its order."""
     read = _Seen()
-    pairs, out, new, set_all = read.cpus, [], _NEW, _SET
+    out, new, set_all = [], _NEW, _SET
     for host, entries in sorted(domains.items()):
         for entry in entries:
             get = entry.get
@@ -171,7 +171,7 @@ def domains_of(domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Domai
             domain = new(Domain)
             set_all(domain, "__dict__", {
                 "host": host, "name": str(entry["name"]), "active": bool(get("active")),
-                "cpus": pairs.get(texts) or read.pair(*texts), "stamp": stamp, "tier": str(tier) if tier else None,
-                "spared": spared(entry) if get("nova") or get("opted_out") or get("excluded") else None, "entry": entry})
+                "cpus": read.pair(*texts), "stamp": stamp, "tier": str(tier) if tier else None,
+                "spared": spared(entry), "entry": entry})
             out.append(domain)
     return out

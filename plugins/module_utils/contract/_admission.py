@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .._errors import BaselineError, CpuCompatError, CpuMapError, FactsError, InputError, RenderError
+from .._errors import CpuCompatError, CpuMapError, FactsError, InputError, RenderError
 from ..cpu._exact import InexactError
 from ..cpu._features import SECURITY_FEATURES
 from ..cpu._guest import GuestCpu
@@ -29,7 +29,7 @@ from ..engine._arm_identity import Difference, differences, identity_of
 from ..engine._baseline import compute_baseline
 from ..engine._group import GroupFacts
 from ..engine._guest import exact, extended
-from ..engine._level import chosen_baseline, levels_view, parse_level
+from ..engine._level import LEVEL_ERRORS, chosen_baseline, levels_view, parse_level
 from ..engine._hostcpu import HostCpu
 from ..render._cpuspec import RenderedCpu
 from ..render._libvirt import render
@@ -283,7 +283,7 @@ def _pin_or_stored(section: dict[str, Any], name: str, hosts: Sequence[HostCpu],
         if level:
             try:
                 source, why = chosen_baseline(parse_level(level), hosts, opts, registry, today), f"first pin at the level {level}"
-            except (BaselineError, CpuMapError, FactsError, InputError) as exc:
+            except LEVEL_ERRORS as exc:
                 section["reasons"].append(f"{named(name)} cannot be pinned at the chosen level: {exc}")
                 return GroupRun(_with_contract(section, None, None), None, today)
         if source.guest is None:

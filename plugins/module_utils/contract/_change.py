@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import BaselineError, CpuMapError, FactsError, InputError
 from ..cpu._libvirt_map import MapRegistry
 from ..engine._arm_identity import differences
 from ..engine._baseline import without
@@ -17,7 +16,7 @@ from ..engine._cluster import BaselineOptions
 from ..engine._compare import compare
 from ..engine._group import GroupFacts
 from ..engine._hostcpu import HostCpu
-from ..engine._level import chosen_baseline, parse_level
+from ..engine._level import LEVEL_ERRORS, chosen_baseline, parse_level
 from ..render._libvirt import render
 from ._admission import PARTIAL_HINT, GroupRun, LevelChange, host_maps, level_change
 from ._contract import Contract, ContractError, changed, now_iso
@@ -59,7 +58,7 @@ def plan_change(name: str, group: GroupFacts, contract: Contract | None, path: s
     staying = [h for h in hosts if h.name not in req.without]
     try:
         new = chosen_baseline(parse_level(req.level), staying, opts, registry) if req.level else without(hosts, req.without, opts, registry)
-    except (BaselineError, CpuMapError, FactsError, InputError) as exc:
+    except LEVEL_ERRORS as exc:
         raise ContractError(f"group {name}: {exc}") from None
     plan["level"] = req.level
     if new.guest is None:

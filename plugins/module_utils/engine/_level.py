@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .._errors import BaselineError
+from .._errors import BaselineError, CpuMapError, FactsError, InputError
 from ..cpu import _catalog
 from ..cpu._features import FEATURE_NAME_RE
 from ..cpu._libvirt_map import MapRegistry
@@ -36,6 +36,9 @@ PSABI["x86-64-v2"] = PSABI["x86-64-v1"] | {"cx16", "lahf-lm", "popcnt", "pni", "
 PSABI["x86-64-v3"] = PSABI["x86-64-v2"] | {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}
 PSABI["x86-64-v4"] = PSABI["x86-64-v3"] | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
 
+# What choosing a group's CPU at a level can raise (parse_level, chosen_baseline): a malformed level, hosts' facts or
+# CPU map, or no baseline; callers that name the group catch these.
+LEVEL_ERRORS = (BaselineError, CpuMapError, FactsError, InputError)
 _TEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(,[+-][A-Za-z0-9][A-Za-z0-9_.-]*)*$")
 
 

@@ -181,6 +181,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return out
         try:
             store = store_of(self.get_option("contract_store") or {})
+            every: dict[str, list[str]] | None = None
             for group in names:
                 if group not in inventory.groups:
                     self.display.warning(f"cpu_groups: contract group {group} is not in the inventory (list this source last)")
@@ -197,12 +198,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 refused = _refused(contract, hosts)
                 for host in refused:
                     out.setdefault(host, []).extend([f"{prefix}quarantine", f"{prefix}quarantine_{_safe(group)}"])
-                tiers = parse_tiers(group, inventory.groups[group].get_vars().get("cpucompat_tiers"), members,
-                                    {name: [h.name for h in g.get_hosts()] for name, g in inventory.groups.items()})
+                declared = inventory.groups[group].get_vars().get("cpucompat_tiers")
+                if declared is not None and every is None:  # every inventory group's hosts, once and only for tiers
+                    every = {name: [h.name for h in g.get_hosts()] for name, g in inventory.groups.items()}
+                tiers = parse_tiers(group, declared, members, every or {}) if declared is not None else None
                 for tier in tiers.tiers if tiers is not None else ():
                     # A group per tier: the tier's hosts that run its contract (all of them before its first pin); a
                     # host that cannot is in the tier's quarantine group, not in the group's (the base may keep it).
-                    in_tier = [h for h in hosts if h.name in tier.hosts]
+                    of_tier = set(tier.hosts)
+                    in_tier = [h for h in hosts if h.name in of_tier]
                     tier_refused = refused if tier.name == BASE else _refused(store.read(tier.key).contract, in_tier)
                     for host in tier.hosts:
                         if host in tier_refused:

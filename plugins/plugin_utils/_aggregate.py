@@ -282,13 +282,14 @@ def tier_observations_of(reader: GroupReader, tiers: Mapping[str, Sequence[str]]
     none - from the host's cpu_observe call over its tiers (``var``: ``observations`` and ``failures`` by the tier's
     contract name) and its ``cpucompat_observations`` fact (the same names)."""
     out: dict[str, dict[str, Any]] = {key: {} for key in tiers}
+    members = {key: set(hosts) for key, hosts in tiers.items()}  # a host's tiers found in constant time
     for name in sorted({h for hosts in tiers.values() for h in hosts}):
         registered = reader.registered_var(name, var)
         registered = registered if isinstance(registered, Mapping) else {}
         made, failures = registered.get("observations"), registered.get("failures")
         facts = reader.cached_fact(name, "cpucompat_observations")
         facts = facts if isinstance(facts, Mapping) else {}
-        for key, hosts in tiers.items():
+        for key, hosts in members.items():
             if name not in hosts:
                 continue
             if isinstance(failures, Mapping) and key in failures:

@@ -155,6 +155,11 @@ class Domain:
         """The CPU that moves with the guest: the live ``<cpu>`` where it runs, else its definition's."""
         return self.cpus.live_cpu_xml or self.cpus.cpu_xml
 
+    @property
+    def moving_cpu(self) -> CpuSpec | None:
+        """:attr:`moving_cpu_xml`, parsed (None where it does not read)."""
+        return self.cpus.live_parsed if self.cpus.live_cpu_xml else self.cpus.parsed
+
 
 def domains_of(domains: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Domain]:
     """Every listed domain of every host (host -> domain_cpu_info entries), hosts sorted, each host's in its order."""

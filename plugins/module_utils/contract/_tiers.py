@@ -169,7 +169,6 @@ class Tiers:
         return tier, self.tier(tier).hosts
 
 
-
 def _hosts_of(tier: str, pattern: Any, group: str, members: Sequence[str], inventory: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     """The hosts a tier's ``hosts`` names: inventory groups, host names or glob patterns, separated by ``,`` or ``:``;
     every host must be a host of the group."""

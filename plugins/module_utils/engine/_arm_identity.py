@@ -83,7 +83,7 @@ def _midr_name(text: str) -> str:
 
 def _cpu_of(midrs: Sequence[str]) -> set[tuple[int, int]]:
     values = [_midr(m) for m in midrs]
-    return {(v >> 24 & 0xFF, v >> 4 & 0xFFF) for v in values if v is not None}
+    return {(Midr(v).implementer, Midr(v).part) for v in values if v is not None}
 
 
 @dataclass(frozen=True)

@@ -69,9 +69,13 @@ class NovaTier:
 class NovaTiers:
     tiers: tuple[NovaTier, ...]  # the base first, then each tier in the order given (less advanced earlier)
 
+    def chosen(self, names: Sequence[str]) -> list[NovaTier]:
+        """The tiers of a compute host of the tiers ``names``, in order: the base always, first."""
+        return [t for t in self.tiers if t.name in names or t is self.tiers[0]]
+
     def options(self, names: Sequence[str]) -> dict[str, str]:
         """nova.conf's ``[libvirt]`` options on a compute host of the tiers ``names`` (the base is always there)."""
-        models = [t.model for t in self.tiers if t.name in names or t is self.tiers[0]]
+        models = [t.model for t in self.chosen(names)]
         return {"cpu_mode": "custom", "cpu_models": ", ".join(models),
                 "cpu_model_extra_flags": ", ".join(self.tiers[0].cpu.extra_flags)}
 

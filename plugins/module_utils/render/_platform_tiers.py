@@ -74,9 +74,9 @@ def nova_tiers(tiers: Sequence[tuple[str, GuestCpu, Sequence[str]]], form: str =
             of_host.setdefault(host, []).append(name)
     hosts_out: dict[str, Any] = {}
     for host, names in of_host.items():
-        models = [t.model for t in made.tiers if t.name in names or t is made.tiers[0]]
-        hosts_out[host] = {"cpu_mode": "custom", "cpu_models": models, "cpu_model_extra_flags": first.extra_flags,
-                           "tiers": [t.name for t in made.tiers if t.name in names or t is made.tiers[0]],
+        picked = made.chosen(names)
+        hosts_out[host] = {"cpu_mode": "custom", "cpu_models": [t.model for t in picked], "cpu_model_extra_flags": first.extra_flags,
+                           "tiers": [t.name for t in picked],
                            "requires": first.requires, "flavor_extra_specs": first.flavor_extra_specs}
     sets: dict[tuple[str, ...], list[str]] = {}
     for host, options in hosts_out.items():

@@ -268,8 +268,7 @@ def _typed(domains: Mapping[str, Sequence[Mapping[str, Any]]] | Sequence[Domain]
 def _moving_spec(dom: Domain) -> CpuSpec | str:
     """The parsed CPU that moves with the domain (:attr:`Domain.moving_cpu_xml`), or why it does not read (naming the
     domain); a domain without one is never asked."""
-    cpus = dom.cpus
-    spec = cpus.live_parsed if cpus.live_cpu_xml else cpus.parsed
+    spec = dom.moving_cpu
     if spec is not None:
         return spec
     try:  # it does not read: the parser says why
@@ -648,7 +647,7 @@ class _Walk:
         cpus, summaries = dom.cpus, self.summaries
         cpu_xml = dom.moving_cpu_xml
         if cpu_xml not in summaries:
-            summaries[cpu_xml] = _cpu_summary(cpu_xml, cpus.live_parsed if cpus.live_cpu_xml else cpus.parsed)
+            summaries[cpu_xml] = _cpu_summary(cpu_xml, dom.moving_cpu)
         about = {"host": dom.host, "active": dom.active, **summaries[cpu_xml], "running_cpu": dom.runs_live_cpu}
         if about["running_cpu"] and cpus.cpu_xml != cpu_xml:
             if cpus.cpu_xml not in summaries:

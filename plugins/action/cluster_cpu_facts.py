@@ -23,7 +23,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _co
 from ansible_collections.cpucompat.cluster.plugins.module_utils.reports._planning import FAIL_ON
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import AggregateAction
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
-from ansible_collections.cpucompat.cluster.plugins.plugin_utils._tier_vars import tiers_of
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._tier_vars import group_tiers
 
 # The writing verbs this action took before 0.3.0 -> the action that has them now.
 MOVED: dict[str, type[AggregateAction]] = {**{kind: ContractAction for kind in ContractAction.KINDS},
@@ -66,23 +66,15 @@ class ActionModule(AggregateAction, name="cluster_cpu_facts", kinds=("baseline",
         if kind == "baseline":
             return _reading.baseline(common, reader, names, args["group"])
         if kind == "expansion":
-            inventory = task_vars.get("groups") or {}
-            group = args["group"]
-            # The tiers over the group's hosts and the candidates (a candidate may be named by a tier's hosts already).
-            tiers = tiers_of(cls.NAME, reader, {group: [*inventory[group], *args["candidates"]]}, inventory,
-                             task_vars) if group in inventory else {}
-            return _reading.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"], group,
-                                      tiers.get(group))
+            return _reading.expansion(common, reader, names, args["candidates"], args["domains_var"], args["fail_on"],
+                                      args["group"], group_tiers(cls.NAME, reader, args["group"], task_vars, args["candidates"]))
         sources = args["sources"] if args["sources"] is not None else names
         observed = None
         if args["source_observations_var"] and args["target_observations_var"]:
             observed = (loop_observations(reader, sources, args["source_observations_var"], lambda h, item: f"{h}/{item.get('name')}"),
                         loop_observations(reader, names, args["target_observations_var"], lambda h, item: (item.get("key"), h)))
-        inventory = task_vars.get("groups") or {}
-        group = args["group"]
-        tiers = tiers_of(cls.NAME, reader, {group: list(inventory[group])}, inventory, task_vars) if group in inventory else {}
         return _reading.migration(common, reader, names, sources, args["domains_var"], args["verdicts_var"], args["requested"],
-                                  group, observed, tiers.get(group))
+                                  args["group"], observed, group_tiers(cls.NAME, reader, args["group"], task_vars))
 
 
 def _names(kind: str, args: Mapping[str, Any], task_vars: Mapping[str, Any]) -> list[str]:

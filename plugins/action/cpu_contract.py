@@ -21,7 +21,7 @@ from ansible_collections.cpucompat.cluster.plugins.module_utils.verbs import _co
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._aggregate import (AggregateAction, group_names, observations_of,
                                                                                    tier_observations_of)
 from ansible_collections.cpucompat.cluster.plugins.plugin_utils._group_reader import GroupReader
-from ansible_collections.cpucompat.cluster.plugins.plugin_utils._tier_vars import tiers_of
+from ansible_collections.cpucompat.cluster.plugins.plugin_utils._tier_vars import group_tiers, tiers_of
 
 CHANGE_SPEC = {
     "action": {"type": "str", "required": True, "choices": ["raise", "lower"]},
@@ -88,7 +88,7 @@ class ActionModule(AggregateAction, name="cpu_contract", kinds=("contract", "pla
         request = ChangeRequest(change["action"], tuple(change["without"]), change["allow_lower"],
                                 change["allow_security_loss"], change["reason"], change["level"] or None)
         hosts = _common.group_map(inventory, [args["group"]])[args["group"]]
-        tiers = tiers_of(cls.NAME, reader, {args["group"]: hosts}, inventory, task_vars).get(args["group"])
+        tiers = group_tiers(cls.NAME, reader, args["group"], task_vars)
         return _contracting.plan(common, reader, args["group"], hosts, request, args["domains_var"], tiers, args["tier"] or None)
 
 

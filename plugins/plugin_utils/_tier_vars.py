@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
@@ -33,3 +33,13 @@ def tiers_of(action: str, reader: GroupReader, groups: Mapping[str, list[str]], 
         if found is not None:
             out[name] = found
     return out
+
+
+def group_tiers(action: str, reader: GroupReader, group: str | None, task_vars: Mapping[str, Any],
+                extra: Sequence[str] = ()) -> Tiers | None:
+    """One inventory group's tiers (None: it has none, or is no inventory group) over its hosts and ``extra`` hosts
+    (an expansion's candidates, which a tier's hosts may name already)."""
+    inventory = task_vars.get("groups") or {}
+    if not group or group not in inventory:
+        return None
+    return tiers_of(action, reader, {group: [*inventory[group], *extra]}, inventory, task_vars).get(group)

@@ -97,7 +97,8 @@ def inventory(tmp_path, replay) -> str:
 def probed(tmp_path_factory) -> Iterator[dict[str, Any]]:
     """The whole group probed once into each kind of cache, for the tests that start from a probed group and then take
     its cache apart (test_slices_then_one_aggregation shows how the probe fills it): the jsonfile folder, and the Redis
-    keys as DUMPed (value and time to live), which each test RESTOREs into a server of its own."""
+    keys as DUMPed (value and time to live), which each test RESTOREs into a server of its own; and the group's
+    inventory, which those tests, never probing, take as it is (its replay servers stay up for the module)."""
     tmp = tmp_path_factory.mktemp("probed")
     sockets = tempfile.TemporaryDirectory(prefix="cpucompat-test-")  # a short path: a socket's is at most 107 bytes
     servers = [ReplayServer(load(rec), os.path.join(sockets.name, f"{i}.sock")).start() for i, rec in enumerate(RECORDINGS)]
@@ -113,7 +114,7 @@ def probed(tmp_path_factory) -> Iterator[dict[str, Any]]:
         _probe(tmp, str(path), redis, "hypervisors")
         keys = {key: (server.client.pttl(key), server.client.dump(key)) for key in server.client.keys("*")}
         assert all(redis.raw(h) for h in HOSTS) and all(jsonfile.raw(h) for h in HOSTS)
-        yield {"jsonfile": jsonfile.folder, "redis": keys}
+        yield {"jsonfile": jsonfile.folder, "redis": keys, "inventory": str(path)}
     finally:
         server.stop()
         for replayed in servers:
@@ -202,14 +203,14 @@ OUTAGE = """
 
 
 @pytest.mark.parametrize("partial", [False, True], ids=["whole-group", "partial-allowed"])
-def test_redis_going_away_mid_run(tmp_path, inventory: str, probed: dict[str, Any], partial: bool) -> None:
+def test_redis_going_away_mid_run(tmp_path, probed: dict[str, Any], partial: bool) -> None:
     """In one run hv1's facts are read, the server stops, then the group is aggregated: the others are named."""
     server = Redis(str(tmp_path))
     try:
         cache = _restored("redis", probed, tmp_path, server)
         play = OUTAGE.format(redis_cli=shutil.which("redis-cli"), port=server.port)
         reports = tmp_path / "reports"
-        proc = run_playbook(play, tmp_path, inventory=inventory, env=cache.env,
+        proc = run_playbook(play, tmp_path, inventory=probed["inventory"], env=cache.env,
                             extra={"cpucompat_report_dir": str(reports), "cpucompat_group": "hypervisors",
                                    "cpucompat_allow_partial": partial})
         report = json.loads((reports / "baseline.json").read_text())
@@ -230,16 +231,16 @@ def test_redis_going_away_mid_run(tmp_path, inventory: str, probed: dict[str, An
     (json.dumps({"__payload__": json.dumps({"cpucompat": {"schema_version": 1, "arch": "x86_64"}})}).encode(),
      "other_schema"),
 ], ids=["not-json", "payload-not-json", "other-schema"])
-def test_bad_jsonfile_entries(tmp_path, inventory: str, probed: dict[str, Any], entry: bytes, expected: str) -> None:
+def test_bad_jsonfile_entries(tmp_path, probed: dict[str, Any], entry: bytes, expected: str) -> None:
     cache = _restored("jsonfile", probed, tmp_path)
     cache.put("hv3", entry)
     others = {h: cache.raw(h) for h in HOSTS if h != "hv3"}
-    proc, report = _aggregate(tmp_path, inventory, cache)
+    proc, report = _aggregate(tmp_path, probed["inventory"], cache)
     assert proc.returncode != 0 and "hv3" in report["error"]
     assert report[expected] == ["hv3"] and report["baseline"] is None
     if expected == "unreadable":
         assert report["unreadable_errors"]["hv3"]
     assert {h: cache.raw(h) for h in HOSTS if h != "hv3"} == others, "another host's entry was touched"
     # With a partial group allowed the others get their baseline (and the fact) while hv3 stays named.
-    proc, report = _aggregate(tmp_path, inventory, cache, cpucompat_allow_partial=True)
+    proc, report = _aggregate(tmp_path, probed["inventory"], cache, cpucompat_allow_partial=True)
     assert report["baseline"] is not None and "hv3" not in report["hosts"]

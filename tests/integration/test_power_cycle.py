@@ -243,12 +243,16 @@ def test_next_shutdown_makes_a_reboot_inside_the_guest_end_the_domain(guests: Gu
     assert "<on_reboot>restart</on_reboot>" in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)  # the definition is untouched
     [again] = _run(guests, batch, CycleOptions())
     assert again["state"] == "armed" and not again["changed"]
-    _wait(lambda: _power_button_enabled(name), "the guest's code to run (it enables the power button)")
-    # The guest resets itself on a key: a reboot from inside (pressed again until it ends: a key that comes while
-    # SeaBIOS still sets up the keyboard is lost).
-    _wait(lambda: not dom.isActive() or virsh("send-key", name, "KEY_R").returncode != 0 or time.sleep(0.5), "the domain to end")
+    _reboot_inside(name, dom)
     dom.create()  # the next start
     assert "sse4.2" in live_cpu(dom) and "<on_reboot>restart</on_reboot>" in dom.XMLDesc(0)
+
+
+def _reboot_inside(name: str, dom) -> None:  # type: ignore[no-untyped-def]
+    """A reboot from inside the guest, once its code runs (it enables the power button): it resets itself on a key,
+    pressed again until the domain ends (a key that comes while SeaBIOS still sets up the keyboard is lost)."""
+    _wait(lambda: _power_button_enabled(name), f"{name}'s code to run (it enables the power button)")
+    _wait(lambda: not dom.isActive() or virsh("send-key", name, "KEY_R").returncode != 0 or time.sleep(0.5), "the domain to end")
 
 
 def _old(dom) -> bool:  # type: ignore[no-untyped-def]
@@ -355,8 +359,7 @@ def test_the_playbook_next_shutdown_arms_and_a_reboot_inside_ends_the_domain(gue
     assert [(r["batch"], r["state"]) for r in report["rows"]] == [(1, "armed"), (1, "armed")]
     doms = [guests.conn.lookupByName(n) for n in names]
     assert all(d.isActive() and "<on_reboot>destroy</on_reboot>" in d.XMLDesc(0) for d in doms)
-    _wait(lambda: _power_button_enabled(names[0]), "the guest's code to run")
-    _wait(lambda: not doms[0].isActive() or virsh("send-key", names[0], "KEY_R").returncode != 0 or time.sleep(0.5), "the domain to end")
+    _reboot_inside(names[0], doms[0])
     again = run_playbook("cpucompat.cluster.power_cycle", tmp_path, inventory=str(inventory), extra=extra)
     assert again.returncode == 0, again.stdout[-3000:]
     report = json.loads((reports / "power_cycle.json").read_text())
